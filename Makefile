@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make run` (set up and serve the dev gateway) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEV    := var/dev
+
+.PHONY: run test lint venv clean bench
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: venv
+	@test -f $(DEV)/gateway.toml || $(BIN)/c4f-gateway init --dir $(DEV) --demo
+	$(BIN)/c4f-gateway serve --config $(DEV)/gateway.toml
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python bench/relay_throughput.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,1 @@
+"""Policy filters: one policy per module, each exposing ``create(options, context)``."""

@@ -1,0 +1,61 @@
+"""The ``c4f-gateway`` command.
+
+Each sub-command lives in its own module in this package and exposes
+``add_parser(subparsers)``, which registers the command and sets ``func(args) -> int``
+as its handler. Errors a user can fix are raised as :class:`CLIError` and printed as
+one line on stderr with exit status 2 (1 for config errors found by check-config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gateway.errors import ConfigError
+
+# One line per sub-command module, in the order --help lists them.
+COMMANDS = [
+    "init",
+    "serve",
+    "check_config",
+    "staff",
+    "queue",
+]
+
+
+class CLIError(Exception):
+    """A mistake the user can fix: printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="c4f-gateway",
+        description=(
+            "Secure outbound email gateway for child contact centres. Staff mail clients "
+            "submit through it; it relays only to approved contacts, over verified TLS, "
+            "with the mandatory confidentiality notice, and records every disclosure."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"gateway.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (CLIError, ConfigError) as exc:
+        print(f"c4f-gateway {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

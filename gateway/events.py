@@ -1,0 +1,80 @@
+"""What the engine tells the disclosure register (or any other recorder) as mail moves.
+
+The spool and the delivery worker call a :class:`Recorder` *inside* the same SQLite
+transaction that changes the queue, so a message is never accepted, or marked
+delivered, without its record (and a failing record undoes the change: fail closed).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Accepted:
+    queue_id: str
+    received_at: float  # epoch seconds
+    staff: str  # authenticated login ("" for messages the gateway generates, e.g. bounces)
+    peer: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes  # the exact bytes that will be relayed
+    sha256: str  # hex digest of content
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefusedEvent:
+    queue_id: str
+    at: float
+    staff: str
+    peer: str
+    phase: Literal["mail", "rcpt", "data"]
+    mail_from: str
+    rcpt_tos: tuple[str, ...]  # recipients accepted so far in the transaction
+    address: str  # the address refused (rcpt phase) or ""
+    reply: str  # the full SMTP reply sent, e.g. "550 5.7.1 ... [ref R-1A2B]"
+    reference: str
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How a delivery attempt left: enough for a manager to trust the register."""
+
+    host: str = ""
+    tls_version: str = ""
+    cipher: str = ""
+    cert_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    queue_id: str
+    at: float
+    attempt: int
+    status: Literal["delivered", "deferred", "bounced"]
+    recipients: tuple[str, ...]
+    reply: str  # the upstream's reply (or our reason when there was none)
+    evidence: Evidence = field(default_factory=Evidence)
+
+
+class Recorder(Protocol):
+    def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None: ...
+    def refused(self, conn: sqlite3.Connection, event: RefusedEvent) -> None: ...
+    def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None: ...
+
+
+class NullRecorder:
+    """Records nothing (used until a register is configured, and in unit tests)."""
+
+    def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:
+        return None
+
+    def refused(self, conn: sqlite3.Connection, event: RefusedEvent) -> None:
+        return None
+
+    def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None:
+        return None

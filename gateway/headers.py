@@ -1,0 +1,88 @@
+"""Byte-exact access to a message's header section.
+
+The gateway relays the exact bytes it was given apart from the changes policy makes,
+so header edits (removing Bcc:, adding Received:) work on the raw fields instead of
+re-serialising through ``email``, which can re-fold or re-encode what it touches.
+Input is CRLF-terminated (the SMTP layer refuses bare CR and LF before this runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+CRLF = b"\r\n"
+
+
+class MalformedHeader(ValueError):
+    """The header section cannot be split into fields safely."""
+
+
+@dataclass(frozen=True)
+class HeaderField:
+    name: bytes  # as written, without the colon (may carry trailing blanks: "From ")
+    raw: bytes  # the whole field: first line, continuation lines, final CRLF
+
+    @property
+    def key(self) -> str:
+        """The field name for comparisons: blanks removed, lower case."""
+        return self.name.strip().decode("ascii", "replace").lower()
+
+    @property
+    def value(self) -> bytes:
+        """The unfolded value without the name, colon and final CRLF."""
+        _, _, rest = self.raw.partition(b":")
+        return rest.replace(CRLF + b" ", b" ").replace(CRLF + b"\t", b"\t").rstrip(b"\r\n")
+
+
+def split_message(content: bytes) -> tuple[list[HeaderField], bytes]:
+    """Split into header fields and the body (the bytes after the blank line).
+
+    A message with no blank line is all header and has an empty body.
+    """
+    end = content.find(CRLF + CRLF)
+    if content.startswith(CRLF):
+        head, body = b"", content[2:]
+    elif end < 0:
+        head, body = content, b""
+        if head and not head.endswith(CRLF):
+            head += CRLF
+    else:
+        head, body = content[: end + 2], content[end + 4 :]
+    fields: list[HeaderField] = []
+    lines = head.split(CRLF)[:-1] if head else []
+    current: list[bytes] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if not current:
+                raise MalformedHeader("continuation line before the first header field")
+            current.append(line)
+            continue
+        if current:
+            fields.append(_field(current))
+        current = [line]
+    if current:
+        fields.append(_field(current))
+    return fields, body
+
+
+def _field(lines: list[bytes]) -> HeaderField:
+    first = lines[0]
+    name, colon, _ = first.partition(b":")
+    if not colon or not name.strip():
+        raise MalformedHeader("header line without a field name and colon")
+    if any(c < 33 or c > 126 for c in name.rstrip(b" \t")):
+        raise MalformedHeader("header field name with invalid characters")
+    return HeaderField(name=name, raw=CRLF.join(lines) + CRLF)
+
+
+def join_message(fields: Iterable[HeaderField], body: bytes) -> bytes:
+    return b"".join(f.raw for f in fields) + CRLF + body
+
+
+def fields_named(fields: Iterable[HeaderField], key: str) -> list[HeaderField]:
+    return [f for f in fields if f.key == key]
+
+
+def without(fields: Iterable[HeaderField], *keys: str) -> list[HeaderField]:
+    return [f for f in fields if f.key not in keys]

@@ -1,0 +1,102 @@
+"""The filter shape and the plain loop that runs filters in order.
+
+A filter is a small class with its options in ``__init__`` and async methods for
+the phases it cares about:
+
+- ``on_mail(tx)``: judge the sender (``tx.mail_from`` is set);
+- ``on_rcpt(tx, address)``: judge one recipient before it is added to ``tx.rcpt_tos``;
+- ``on_data(tx, content) -> bytes``: read or change the message; return the bytes
+  that continue down the chain (return ``content`` unchanged to only observe).
+
+A filter refuses by raising :class:`gateway.errors.Refused`. Any other exception is
+a fault we cannot judge: the pipeline turns it into ``451 4.3.0`` (fail closed),
+never into an acceptance.
+
+Each filter module exposes ``create(options, context) -> Filter``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from gateway.envelope import Transaction
+from gateway.errors import ConfigError, Refused, TempFailure
+
+log = structlog.get_logger("gateway.pipeline")
+
+
+class Filter(Protocol):
+    """Marker protocol: a filter has a ``name`` and any of the phase methods above."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class FilterContext:
+    """What a filter may use besides its own options."""
+
+    settings: Any  # gateway.settings.Settings (Any here to avoid an import cycle)
+    store: Any  # gateway.store.Store
+
+
+class Pipeline:
+    def __init__(self, filters: Sequence[Filter]) -> None:
+        self.filters = list(filters)
+
+    async def on_mail(self, tx: Transaction) -> None:
+        for f in self.filters:
+            hook = getattr(f, "on_mail", None)
+            if hook is not None:
+                await _guard(f, hook(tx), tx)
+
+    async def on_rcpt(self, tx: Transaction, address: str) -> None:
+        for f in self.filters:
+            hook = getattr(f, "on_rcpt", None)
+            if hook is not None:
+                await _guard(f, hook(tx, address), tx)
+
+    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+        for f in self.filters:
+            hook = getattr(f, "on_data", None)
+            if hook is not None:
+                result = await _guard(f, hook(tx, content), tx)
+                if not isinstance(result, bytes):
+                    log.error("filter_bad_result", filter=f.name, queue_id=tx.queue_id)
+                    raise TempFailure("Local policy check failed; try again later")
+                content = result
+        return content
+
+
+async def _guard(f: Filter, awaitable: Any, tx: Transaction) -> Any:
+    try:
+        return await awaitable
+    except (Refused, TempFailure):
+        raise
+    except Exception as exc:
+        # Fail closed: a crashed check must never let mail through.
+        log.exception(
+            "filter_crashed", filter=f.name, queue_id=tx.queue_id, error=type(exc).__name__
+        )
+        raise TempFailure("Local policy check failed; try again later") from exc
+
+
+def load_filters(
+    names: Sequence[str], options: Mapping[str, Mapping[str, Any]], context: FilterContext
+) -> list[Filter]:
+    """Import ``filters.NAME`` for each configured name and build it with its options."""
+    built: list[Filter] = []
+    for name in names:
+        try:
+            module = importlib.import_module(f"filters.{name}")
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"pipeline.filters: no filter named {name!r}") from exc
+        try:
+            built.append(module.create(dict(options.get(name, {})), context))
+        except TypeError as exc:
+            raise ConfigError(f"filter.{name}: {exc}") from exc
+    return built
