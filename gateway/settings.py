@@ -126,7 +126,7 @@ def load(path: Path) -> Settings:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    settings = _build(Settings, raw, str(path), "", path.resolve().parent)
+    settings: Settings = _build(Settings, raw, str(path), "", path.resolve().parent)
     settings = dataclasses.replace(settings, source=path.resolve())
     _check(settings, str(path))
     return settings
@@ -162,7 +162,7 @@ def _resolve(obj: Any, base: Path) -> Any:
 
 def _convert(tp: Any, value: Any, file: str, key: str, base: Path) -> Any:
     origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, file, key + ".", base)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
@@ -231,8 +231,10 @@ def _check(s: Settings, file: str) -> None:
     if s.auth.max_failures_per_account > 100:
         # NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts per account.
         raise ConfigError(f"{file}: auth.max_failures_per_account: must be at most 100")
-    for key, addrs in (("listen.starttls", s.listen.starttls),
-                       ("listen.implicit_tls", s.listen.implicit_tls)):
+    for key, addrs in (
+        ("listen.starttls", s.listen.starttls),
+        ("listen.implicit_tls", s.listen.implicit_tls),
+    ):
         for a in addrs:
             parse_hostport(a, f"{file}: {key}")
     if not s.listen.starttls and not s.listen.implicit_tls:

@@ -3,7 +3,7 @@
 Each sub-command lives in its own module in this package and exposes
 ``add_parser(subparsers)``, which registers the command and sets ``func(args) -> int``
 as its handler. Errors a user can fix are raised as :class:`CLIError` and printed as
-one line on stderr with exit status 2 (1 for config errors found by check-config).
+one line on stderr with exit status 2; configuration errors exit with status 1.
 """
 
 from __future__ import annotations
@@ -49,9 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except (CLIError, ConfigError) as exc:
+    except CLIError as exc:
         print(f"c4f-gateway {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:
+        print(f"c4f-gateway {args.command}: config error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code

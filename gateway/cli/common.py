@@ -1,0 +1,56 @@
+"""Small pieces every sub-command shares."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import sys
+from pathlib import Path
+
+from gateway import settings as settings_mod
+from gateway.cli import CLIError
+from gateway.settings import Settings
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("gateway.toml"),
+        metavar="PATH",
+        help="the gateway's config file (default: ./gateway.toml)",
+    )
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    path: Path = args.config
+    if not path.exists():
+        raise CLIError(f"{path}: no such config file (create one with 'c4f-gateway init')")
+    return settings_mod.load(path)
+
+
+def read_password(args: argparse.Namespace, prompt: str = "Password") -> str:
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        if not sys.stdin.isatty():
+            raise CLIError("no terminal to ask for the password: use --password-stdin")
+        password = getpass.getpass(f"{prompt}: ")
+        if getpass.getpass(f"{prompt} again: ") != password:
+            raise CLIError("the two passwords differ")
+    if len(password) < 12:
+        raise CLIError("a password needs at least 12 characters")
+    return password
+
+
+def local_time(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)

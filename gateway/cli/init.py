@@ -1,0 +1,105 @@
+"""``c4f-gateway init``: a complete working setup in one folder."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from pathlib import Path
+
+from gateway.cli import CLIError
+from gateway.crypto import Keyring
+from gateway.settings import load
+from gateway.staff import StaffDirectory
+from gateway.store import Store
+from gateway.tls import write_dev_certificate
+
+DEV_CONFIG = """\
+# c4f-gateway configuration written by 'c4f-gateway init'.
+# Every key is explained in config/gateway.example.toml. Paths are relative to this file.
+hostname = "localhost"
+
+[organisation]
+name = "C4F - Child Contact Centre (dev)"
+domains = ["{domain}"]
+
+[listen]
+starttls = ["127.0.0.1:{port}"]
+implicit_tls = ["127.0.0.1:{implicit_port}"]
+
+[tls]
+cert_file = "tls/cert.pem"
+key_file = "tls/key.pem"
+
+[storage]
+database = "gateway.db"
+spool_key_file = "keys/spool.key"
+
+[delivery]
+# Dev: each relayed message is written as a file into delivered/new/ instead of being
+# sent to a smarthost. Production uses transport = "smtp" and an [upstream] section.
+transport = "maildir"
+maildir = "delivered"
+
+[pipeline]
+filters = ["sender"]
+
+[log]
+format = "console"
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "init",
+        help="write a complete dev setup (config, TLS certificate, keys, database) into a folder",
+        description=(
+            "Create DIR/gateway.toml, a self-signed TLS certificate for localhost, the spool "
+            "encryption key (mode 0600), the SQLite database and a local delivery folder, so "
+            "that 'c4f-gateway serve --config DIR/gateway.toml' runs at once."
+        ),
+    )
+    p.add_argument("--dir", type=Path, required=True, help="folder to create (must be empty)")
+    p.add_argument("--port", type=int, default=1587, help="STARTTLS submission port (1587)")
+    p.add_argument(
+        "--implicit-port", type=int, default=1465, help="implicit-TLS submission port (1465)"
+    )
+    p.add_argument("--domain", default="c4f.example", help="the centre's mail domain")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="also create a demo staff account and print how to send a test message",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    d: Path = args.dir
+    config = d / "gateway.toml"
+    if config.exists():
+        raise CLIError(f"{config} already exists; choose another --dir or remove it")
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config.write_text(
+        DEV_CONFIG.format(domain=args.domain, port=args.port, implicit_port=args.implicit_port),
+        encoding="utf-8",
+    )
+    settings = load(config)
+    write_dev_certificate(settings.tls.cert_file, settings.tls.key_file, ["localhost", "127.0.0.1"])
+    Keyring.create(settings.storage.spool_key_file)
+    settings.delivery.maildir.mkdir(mode=0o700, exist_ok=True)
+    store = Store(settings.storage.database)
+    staff = StaffDirectory(store)
+    print(f"Created {config} (with TLS certificate, spool key and database in {d}).")
+    if args.demo:
+        login = f"demo@{args.domain}"
+        password = secrets.token_urlsafe(12)
+        staff.add(login, password)
+        print(
+            f"\nDemo staff account: {login}\nPassword: {password}\n\n"
+            "Send a test message (in another terminal) with:\n"
+            f"  swaks --server 127.0.0.1:{args.port} --tls "
+            f"--auth PLAIN --auth-user {login} --auth-password '{password}' "
+            f"--from {login} --to colleague@{args.domain}\n\n"
+            f"The relayed message appears as a file in {settings.delivery.maildir}/new/\n"
+        )
+    store.close()
+    return 0

@@ -1,0 +1,129 @@
+"""``c4f-gateway queue``: what waits for delivery, and what was set aside."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway.cli import CLIError
+from gateway.cli.common import add_config_arg, load_settings, local_time, table
+from gateway.crypto import Keyring
+from gateway.errors import SpoolCorrupt
+from gateway.spool import Spool
+from gateway.store import Store
+
+STATE_WORDS = {"queued": "waiting", "corrupt": "SET ASIDE (failed integrity check)"}
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "queue",
+        help="list, show, retry or delete queued messages",
+        description="Messages accepted but not yet delivered, and messages set "
+        "aside because they failed their integrity check. Message content is "
+        "never shown.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = actions.add_parser("list", help="one line per queued message")
+    show = actions.add_parser("show", help="one message's envelope and delivery state")
+    show.add_argument("queue_id")
+    retry = actions.add_parser("retry", help="try delivering now")
+    retry.add_argument("queue_id", nargs="?")
+    retry.add_argument("--all", action="store_true", help="every waiting message")
+    delete = actions.add_parser("delete", help="remove a message from the queue for good")
+    delete.add_argument("queue_id")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for a in (ls, show, retry, delete):
+        add_config_arg(a)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    store = Store(settings.storage.database)
+    try:
+        return _run(args, Spool(store, Keyring.load(settings.storage.spool_key_file)))
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace, spool: Spool) -> int:
+    if args.action == "list":
+        rows = spool.rows()
+        if not rows:
+            print("the queue is empty")
+            return 0
+        print(
+            table(
+                [
+                    "Queue ID",
+                    "Received",
+                    "Staff",
+                    "Size",
+                    "Recipients left",
+                    "Attempts",
+                    "State",
+                    "Next try",
+                    "Last error",
+                ],
+                [
+                    [
+                        r.queue_id,
+                        local_time(r.created),
+                        r.staff or "(gateway)",
+                        str(r.size),
+                        str(r.pending),
+                        str(r.attempts),
+                        STATE_WORDS.get(r.state, r.state),
+                        local_time(r.next_attempt) if r.state == "queued" else "-",
+                        r.last_error.splitlines()[0][:60] if r.last_error else "",
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+        return 0
+    if args.action == "show":
+        row = next((r for r in spool.rows() if r.queue_id == args.queue_id.upper()), None)
+        if row is None:
+            raise CLIError(f"{args.queue_id}: not in the queue (delivered or deleted)")
+        print(
+            f"Queue ID:   {row.queue_id}\nState:      {STATE_WORDS.get(row.state, row.state)}\n"
+            f"Received:   {local_time(row.created)}\nStaff:      {row.staff or '(gateway)'}\n"
+            f"Size:       {row.size} bytes\nAttempts:   {row.attempts}\n"
+            f"Last error: {row.last_error or '-'}"
+        )
+        if row.state == "queued":
+            try:
+                msg = spool.load(row.queue_id)
+            except SpoolCorrupt as exc:
+                print(f"Integrity:  FAILED ({exc}); set aside")
+                return 1
+            if msg is not None:
+                print(f"Sender:     {msg.mail_from or '<>'}")
+                for i, rcpt in enumerate(msg.rcpt_tos):
+                    print(f"Recipient:  {rcpt} ({'waiting' if i in msg.pending else 'done'})")
+        return 0
+    if args.action == "retry":
+        if args.all:
+            n = sum(spool.retry_now(r.queue_id) for r in spool.rows())
+            print(f"{n} message(s) will be tried now")
+            return 0
+        if not args.queue_id:
+            raise CLIError("name a queue ID or use --all")
+        if not spool.retry_now(args.queue_id.upper()):
+            raise CLIError(f"{args.queue_id}: not waiting in the queue")
+        print(f"{args.queue_id.upper()} will be tried now")
+        return 0
+    # delete
+    qid = args.queue_id.upper()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CLIError("deleting needs confirmation: add --yes")
+        if input(f"Delete {qid} for good? It will not be delivered. [y/N] ").lower() != "y":
+            print("nothing deleted")
+            return 1
+    if not spool.delete(qid):
+        raise CLIError(f"{qid}: not in the queue")
+    print(f"deleted {qid}")
+    return 0

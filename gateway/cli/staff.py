@@ -1,0 +1,103 @@
+"""``c4f-gateway staff``: the accounts staff mail clients log in with."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+
+from gateway.cli import CLIError
+from gateway.cli.common import add_config_arg, load_settings, local_time, read_password, table
+from gateway.staff import StaffDirectory
+from gateway.store import Store
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "staff",
+        help="add, remove, list staff accounts; change passwords",
+        description="Staff log in with their own mail address and may send only "
+        "as that address or its aliases.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    add = actions.add_parser("add", help="create an account")
+    add.add_argument("login", help="the staff member's own mail address")
+    add.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="another address this person may send as (repeatable)",
+    )
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+
+    rm = actions.add_parser("remove", help="delete an account")
+    rm.add_argument("login")
+
+    actions.add_parser("list", help="list accounts")
+
+    pw = actions.add_parser("passwd", help="set a new password")
+    pw.add_argument("login")
+    pw.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+
+    al = actions.add_parser("aliases", help="replace the addresses an account may send as")
+    al.add_argument("login")
+    al.add_argument("aliases", nargs="*", metavar="ADDRESS")
+
+    for a in (add, rm, pw, al, actions.choices["list"]):
+        add_config_arg(a)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    store = Store(settings.storage.database)
+    try:
+        return _run(args, StaffDirectory(store))
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
+    if args.action == "add":
+        if "@" not in args.login:
+            raise CLIError("the login is the staff member's mail address (name@domain)")
+        password = read_password(args)
+        try:
+            staff.add(args.login, password, tuple(a.lower() for a in args.alias))
+        except sqlite3.IntegrityError:
+            raise CLIError(f"{args.login} already exists") from None
+        print(f"added {args.login.lower()}")
+    elif args.action == "remove":
+        if not staff.remove(args.login):
+            raise CLIError(f"no account {args.login}")
+        print(f"removed {args.login.lower()}")
+    elif args.action == "passwd":
+        if staff.get(args.login) is None:
+            raise CLIError(f"no account {args.login}")
+        staff.set_password(args.login, read_password(args, "New password"))
+        print(f"password changed for {args.login.lower()}")
+    elif args.action == "aliases":
+        if not staff.set_aliases(args.login, tuple(args.aliases)):
+            raise CLIError(f"no account {args.login}")
+        print(f"aliases of {args.login.lower()}: {', '.join(args.aliases) or '(none)'}")
+    else:
+        members = staff.list()
+        if not members:
+            print("no staff accounts yet: add one with 'c4f-gateway staff add ADDRESS'")
+            return 0
+        print(
+            table(
+                ["Login", "Aliases", "Created"],
+                [[m.login, ", ".join(m.aliases), local_time(m.created)] for m in members],
+            )
+        )
+    return 0

@@ -1,0 +1,37 @@
+"""structlog set-up: JSON lines on stdout by default (journald friendly).
+
+What may be logged: queue IDs, staff logins, client addresses, counts, sizes, reply codes.
+What never is: message bodies, subjects, passwords, keys, AUTH exchanges.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure(fmt: str = "json", level: str = "info") -> None:
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    # aiosmtpd logs every command line at INFO through the stdlib ('mail.log'), including
+    # AUTH continuation lines in some paths: keep it quiet; our own events say what matters.
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)

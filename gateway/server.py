@@ -1,0 +1,140 @@
+"""Composition root: settings -> store -> filters -> listeners + delivery worker.
+
+Parts start in order and stop in reverse. Tests build a :class:`Gateway` on port 0 with
+the same code the ``serve`` command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.crypto import Keyring
+from gateway.delivery import DeliveryWorker
+from gateway.events import NullRecorder, Recorder
+from gateway.pipeline import FilterContext, Pipeline, load_filters
+from gateway.settings import Settings, parse_hostport
+from gateway.smtp import ConnectionLimiter, GatewaySMTP, ListenerContext
+from gateway.smtp_handler import Handler
+from gateway.spool import Spool
+from gateway.staff import StaffDirectory
+from gateway.store import Store
+from gateway.throttle import LoginThrottle
+from gateway.tls import server_context
+from gateway.transports import MaildirTransport, SmtpTransport, Transport
+
+log = structlog.get_logger("gateway.server")
+
+
+@dataclass(frozen=True)
+class Bound:
+    kind: str  # "starttls" | "implicit_tls"
+    host: str
+    port: int
+
+
+def make_transport(settings: Settings) -> Transport:
+    if settings.delivery.transport == "maildir":
+        return MaildirTransport(settings.delivery.maildir)
+    return SmtpTransport(settings.upstream, settings.hostname)
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        recorder: Recorder | None = None,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = Store(settings.storage.database)
+        self.keyring = Keyring.load(settings.storage.spool_key_file)
+        self.recorder = recorder or NullRecorder()
+        self.spool = Spool(self.store, self.keyring, self.recorder, clock=clock)
+        self.staff = StaffDirectory(self.store)
+        self.pipeline = Pipeline(
+            load_filters(
+                settings.pipeline.filters,
+                settings.filter,
+                FilterContext(settings=settings, store=self.store),
+            )
+        )
+        self.worker = DeliveryWorker(
+            settings, self.spool, transport or make_transport(settings), clock=clock
+        )
+        self.handler = Handler(settings, self.pipeline, self.spool, on_queued=self.worker.wake)
+        self.tls = server_context(settings.tls.cert_file, settings.tls.key_file)
+        a = settings.auth
+        self.listener_ctx = ListenerContext(
+            settings=settings,
+            staff=self.staff,
+            throttle=LoginThrottle(
+                per_client=a.max_failures_per_client,
+                per_account=a.max_failures_per_account,
+                window=a.lockout_seconds,
+            ),
+            limiter=ConnectionLimiter(
+                settings.limits.max_connections, settings.limits.max_connections_per_client
+            ),
+        )
+        self.bound: list[Bound] = []
+        self._servers: list[asyncio.Server] = []
+        self._worker_task: asyncio.Task[None] | None = None
+
+    async def start(self, *, deliver: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        for kind, addrs in (
+            ("starttls", self.settings.listen.starttls),
+            ("implicit_tls", self.settings.listen.implicit_tls),
+        ):
+            for text in addrs:
+                host, port = parse_hostport(text, f"listen.{kind}")
+                implicit = kind == "implicit_tls"
+                server = await loop.create_server(
+                    self._factory(implicit),
+                    host,
+                    port,
+                    ssl=self.tls if implicit else None,
+                    ssl_handshake_timeout=self.settings.limits.idle_timeout if implicit else None,
+                )
+                self._servers.append(server)
+                sockname = server.sockets[0].getsockname()
+                self.bound.append(Bound(kind, sockname[0], sockname[1]))
+                log.info("listening", kind=kind, host=sockname[0], port=sockname[1])
+        if deliver:
+            self._worker_task = asyncio.create_task(self.worker.run())
+
+    def _factory(self, implicit: bool) -> Callable[[], GatewaySMTP]:
+        tls: ssl.SSLContext | None = None if implicit else self.tls
+
+        def build() -> GatewaySMTP:
+            return GatewaySMTP(
+                self.handler, self.listener_ctx, implicit_tls=implicit, tls_context=tls
+            )
+
+        return build
+
+    def port(self, kind: str) -> int:
+        return next(b.port for b in self.bound if b.kind == kind)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        await self.worker.stop()
+        if self._worker_task is not None:
+            self._worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        self.store.close()
+        log.info("stopped")

@@ -1,0 +1,136 @@
+"""Staff accounts: a login (the staff member's own address), a scrypt password hash, aliases.
+
+Passwords are only ever hashed here; they are never stored, logged or echoed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from gateway.store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS staff (
+    login TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL
+);
+"""
+
+# scrypt parameters: 32 MiB of memory per check; about 0.1 s on one core.
+_N, _R, _P = 2**15, 8, 1
+_MAXMEM = 64 * 1024 * 1024
+
+
+def hash_password(password: str, *, n: int = _N) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=_R, p=_P, maxmem=_MAXMEM)
+    b64 = base64.b64encode
+    return f"scrypt${n}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(password: str, encoded: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        actual = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=_MAXMEM,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, base64.b64decode(digest))
+
+
+# Checked when the login is unknown, so an unknown user costs as much as a wrong password (AUTH-2).
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    login: str
+    aliases: tuple[str, ...]
+    created: float
+
+    def owns(self, address: str) -> bool:
+        """True when ``address`` is the member's own address or one of their aliases."""
+        a = address.lower()
+        return a == self.login.lower() or a in (x.lower() for x in self.aliases)
+
+
+class StaffDirectory:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.ensure(SCHEMA)
+
+    def add(self, login: str, password: str, aliases: tuple[str, ...] = ()) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO staff (login, password_hash, aliases, created) VALUES (?, ?, ?, ?)",
+                (login.lower(), hash_password(password), json.dumps(list(aliases)), time.time()),
+            )
+
+    def set_password(self, login: str, password: str) -> bool:
+        return (
+            self.store.execute(
+                "UPDATE staff SET password_hash = ? WHERE login = ?",
+                (hash_password(password), login.lower()),
+            )
+            == 1
+        )
+
+    def set_aliases(self, login: str, aliases: tuple[str, ...]) -> bool:
+        return (
+            self.store.execute(
+                "UPDATE staff SET aliases = ? WHERE login = ?",
+                (json.dumps([a.lower() for a in aliases]), login.lower()),
+            )
+            == 1
+        )
+
+    def remove(self, login: str) -> bool:
+        return self.store.execute("DELETE FROM staff WHERE login = ?", (login.lower(),)) == 1
+
+    def get(self, login: str) -> StaffMember | None:
+        rows = self.store.query(
+            "SELECT login, aliases, created FROM staff WHERE login = ?", (login.lower(),)
+        )
+        return _member(rows[0]) if rows else None
+
+    def list(self) -> list[StaffMember]:
+        rows = self.store.query("SELECT login, aliases, created FROM staff ORDER BY login")
+        return [_member(r) for r in rows]
+
+    def authenticate(self, login: str, password: str) -> StaffMember | None:
+        """Blocking (scrypt): call from a worker thread. Same cost for unknown logins."""
+        rows = self.store.query(
+            "SELECT login, password_hash, aliases, created FROM staff WHERE login = ?",
+            (login.lower(),),
+        )
+        if not rows:
+            check_password(password, _DUMMY_HASH)
+            return None
+        if not check_password(password, rows[0]["password_hash"]):
+            return None
+        return _member(rows[0])
+
+
+def _member(row: object) -> StaffMember:
+    r = row  # sqlite3.Row
+    return StaffMember(
+        login=r["login"],  # type: ignore[index]
+        aliases=tuple(json.loads(r["aliases"])),  # type: ignore[index]
+        created=r["created"],  # type: ignore[index]
+    )
