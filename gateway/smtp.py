@@ -213,6 +213,12 @@ class GatewaySMTP(SMTP):
             await self.push("554 5.5.1 TLS already active")
             return
         await super().smtp_STARTTLS(arg)
+        if self._tls_protocol is not None and self.session is not None and not self.session.ssl:
+            # The connection closed before the handshake finished (say, the idle timer fired).
+            # asyncio then wakes the handshake waiter without an error and never tells us the
+            # connection is gone, so the session would hang forever: end it here (INJ-5).
+            log.info("starttls_abandoned", client=self.client_ip)
+            self.connection_lost(None)
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         if len(args) == 1:

@@ -50,15 +50,42 @@ class RawSMTP:
         token = base64.b64encode(f"\0{login}\0{password}".encode()).decode()
         return await self.cmd(f"AUTH PLAIN {token}")
 
+    async def silent(self, seconds: float = 0.3) -> bool:
+        """True when the server sends nothing more for ``seconds`` (no stray replies)."""
+        try:
+            data = await asyncio.wait_for(self.reader.read(1), seconds)
+        except TimeoutError:
+            return True
+        return data == b""
+
     async def closed(self, timeout: float = 5.0) -> bool:
-        """True when the server has closed the connection (EOF) within ``timeout``."""
+        """True when the server has closed the connection (EOF) within ``timeout``.
+
+        The client side is closed too, then.
+        """
         try:
             data = await asyncio.wait_for(self.reader.read(1), timeout)
         except (TimeoutError, ConnectionResetError):
             return False
-        return data == b""
+        if data == b"":
+            await self.close()
+            return True
+        return False
 
     async def close(self) -> None:
         self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
+
+
+async def authenticated(port: int, tls: ssl.SSLContext, login: str, password: str) -> RawSMTP:
+    """EHLO, STARTTLS, EHLO, AUTH PLAIN: a session ready for MAIL."""
+    c = await RawSMTP.connect(port)
+    assert (await c.reply()).startswith("220")
+    assert (await c.cmd("EHLO client.test")).startswith("250")
+    assert (await c.cmd("STARTTLS")).startswith("220")
+    await c.starttls(tls)
+    assert (await c.cmd("EHLO client.test")).startswith("250")
+    reply = await c.login(login, password)
+    assert reply.startswith("235"), reply
+    return c
