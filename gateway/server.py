@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -88,6 +88,23 @@ class Gateway:
         self.bound: list[Bound] = []
         self._servers: list[asyncio.Server] = []
         self._worker_task: asyncio.Task[None] | None = None
+        self._jobs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
+        self._job_tasks: list[asyncio.Task[None]] = []
+
+    def every(self, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` soon after start, then every ``interval`` seconds (daily sweeps)."""
+        self._jobs.append((name, interval, job))
+
+    async def _run_job(
+        self, name: str, interval: float, job: Callable[[], Awaitable[object]]
+    ) -> None:
+        while True:
+            try:
+                await job()
+                log.info("job_done", job=name)
+            except Exception as exc:
+                log.exception("job_failed", job=name, error=type(exc).__name__)
+            await asyncio.sleep(interval)
 
     async def start(self, *, deliver: bool = True) -> None:
         loop = asyncio.get_running_loop()
@@ -111,6 +128,7 @@ class Gateway:
                 log.info("listening", kind=kind, host=sockname[0], port=sockname[1])
         if deliver:
             self._worker_task = asyncio.create_task(self.worker.run())
+        self._job_tasks = [asyncio.create_task(self._run_job(*j)) for j in self._jobs]
 
     def _factory(self, implicit: bool) -> Callable[[], GatewaySMTP]:
         tls: ssl.SSLContext | None = None if implicit else self.tls
@@ -128,6 +146,9 @@ class Gateway:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
+        for task in self._job_tasks:
+            task.cancel()
+        await asyncio.gather(*self._job_tasks, return_exceptions=True)
         await self.worker.stop()
         if self._worker_task is not None:
             self._worker_task.cancel()

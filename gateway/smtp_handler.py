@@ -19,7 +19,7 @@ import email.utils
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -33,6 +33,7 @@ from gateway.spool import Spool, new_queue_id
 
 log = structlog.get_logger("gateway.smtp")
 
+Phase = Literal["mail", "rcpt", "data"]
 _SMUGGLING = re.compile(rb"\r(?!\n)|(?<!\r)\n|\x00")
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x20\x7f]")
 _HELO_NAME = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
@@ -200,7 +201,7 @@ class Handler:
         ).encode("ascii")
         return join_message([HeaderField(b"Received", received), *fields], body)
 
-    async def _refuse(self, tx: Transaction, phase: str, r: Refused, address: str = "") -> str:
+    async def _refuse(self, tx: Transaction, phase: Phase, r: Refused, address: str = "") -> str:
         reply = r.reply()
         log.info(
             "refused",
@@ -215,7 +216,7 @@ class Handler:
             at=time.time(),
             staff=tx.session.user,
             peer=tx.session.peer,
-            phase=phase,  # type: ignore[arg-type]
+            phase=phase,
             mail_from=tx.mail_from,
             rcpt_tos=tuple(tx.rcpt_tos),
             address=address,
