@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -20,9 +21,20 @@ CREATE TABLE IF NOT EXISTS staff (
     login TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
     aliases TEXT NOT NULL DEFAULT '[]',
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    role TEXT NOT NULL DEFAULT 'staff',
+    managers TEXT NOT NULL DEFAULT '[]'
 );
 """
+# Columns added after the first release: (name, definition) for databases created before.
+_ADDED_COLUMNS = [
+    ("role", "TEXT NOT NULL DEFAULT 'staff'"),
+    ("managers", "TEXT NOT NULL DEFAULT '[]'"),
+]
+
+# staff: sends mail; manager: also reviews the register and approves held messages;
+# admin: also keeps the contacts list and the staff accounts.
+ROLES = ("staff", "manager", "admin")
 
 # scrypt parameters: 32 MiB of memory per check; about 0.1 s on one core.
 _N, _R, _P = 2**15, 8, 1
@@ -63,6 +75,8 @@ class StaffMember:
     login: str
     aliases: tuple[str, ...]
     created: float
+    role: str = "staff"
+    managers: tuple[str, ...] = ()  # line managers' logins
 
     def owns(self, address: str) -> bool:
         """True when ``address`` is the member's own address or one of their aliases."""
@@ -74,13 +88,52 @@ class StaffDirectory:
     def __init__(self, store: Store) -> None:
         self.store = store
         store.ensure(SCHEMA)
+        have = {r["name"] for r in store.query("PRAGMA table_info(staff)")}
+        for name, definition in _ADDED_COLUMNS:
+            if name not in have:
+                store.execute(f"ALTER TABLE staff ADD COLUMN {name} {definition}")
 
-    def add(self, login: str, password: str, aliases: tuple[str, ...] = ()) -> None:
+    def add(
+        self,
+        login: str,
+        password: str,
+        aliases: tuple[str, ...] = (),
+        *,
+        role: str = "staff",
+        managers: tuple[str, ...] = (),
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO staff (login, password_hash, aliases, created) VALUES (?, ?, ?, ?)",
-                (login.lower(), hash_password(password), json.dumps(list(aliases)), time.time()),
+                "INSERT INTO staff (login, password_hash, aliases, created, role, managers)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    login.lower(),
+                    hash_password(password),
+                    json.dumps(list(aliases)),
+                    time.time(),
+                    role,
+                    json.dumps([m.lower() for m in managers]),
+                ),
             )
+
+    def set_role(self, login: str, role: str) -> bool:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        return (
+            self.store.execute("UPDATE staff SET role = ? WHERE login = ?", (role, login.lower()))
+            == 1
+        )
+
+    def set_managers(self, login: str, managers: tuple[str, ...]) -> bool:
+        return (
+            self.store.execute(
+                "UPDATE staff SET managers = ? WHERE login = ?",
+                (json.dumps([m.lower() for m in managers]), login.lower()),
+            )
+            == 1
+        )
 
     def set_password(self, login: str, password: str) -> bool:
         return (
@@ -104,19 +157,17 @@ class StaffDirectory:
         return self.store.execute("DELETE FROM staff WHERE login = ?", (login.lower(),)) == 1
 
     def get(self, login: str) -> StaffMember | None:
-        rows = self.store.query(
-            "SELECT login, aliases, created FROM staff WHERE login = ?", (login.lower(),)
-        )
+        rows = self.store.query("SELECT * FROM staff WHERE login = ?", (login.lower(),))
         return _member(rows[0]) if rows else None
 
     def list(self) -> list[StaffMember]:
-        rows = self.store.query("SELECT login, aliases, created FROM staff ORDER BY login")
+        rows = self.store.query("SELECT * FROM staff ORDER BY login")
         return [_member(r) for r in rows]
 
     def authenticate(self, login: str, password: str) -> StaffMember | None:
         """Blocking (scrypt): call from a worker thread. Same cost for unknown logins."""
         rows = self.store.query(
-            "SELECT login, password_hash, aliases, created FROM staff WHERE login = ?",
+            "SELECT * FROM staff WHERE login = ?",
             (login.lower(),),
         )
         if not rows:
@@ -127,10 +178,11 @@ class StaffDirectory:
         return _member(rows[0])
 
 
-def _member(row: object) -> StaffMember:
-    r = row  # sqlite3.Row
+def _member(r: sqlite3.Row) -> StaffMember:
     return StaffMember(
-        login=r["login"],  # type: ignore[index]
-        aliases=tuple(json.loads(r["aliases"])),  # type: ignore[index]
-        created=r["created"],  # type: ignore[index]
+        login=r["login"],
+        aliases=tuple(json.loads(r["aliases"])),
+        created=r["created"],
+        role=r["role"],
+        managers=tuple(json.loads(r["managers"])),
     )
