@@ -16,14 +16,16 @@ from typing import Literal
 
 import structlog
 
-from gateway.dsn import build_bounce
+from gateway.dsn import build_bounce, permanent_status
 from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Evidence, Outcome
 from gateway.settings import Settings
 from gateway.spool import Spool, Spooled, new_queue_id
-from gateway.transports import AttemptResult, Transport
+from gateway.transports import AttemptResult, Transport, not_sent
 
 log = structlog.get_logger("gateway.delivery")
+
+Status = Literal["delivered", "deferred", "bounced"]
 
 
 class DeliveryWorker:
@@ -95,33 +97,59 @@ class DeliveryWorker:
         try:
             result = await self.transport.send(msg.mail_from, rcpts, msg.content)
         except TempFailure as t:
-            reason = f"{t.enhanced} {t.text}"
-            result = AttemptResult({r: (451, reason) for r in rcpts}, reason)
+            result = not_sent(rcpts, f"{t.enhanced} {t.text}")
+        except Exception as exc:
+            # A fault we did not foresee: the message waits like any deferral (backoff,
+            # then a bounce at max_queue_age) rather than being retried in a tight loop.
+            log.exception("transport_failed", queue_id=qid, error=type(exc).__name__)
+            result = not_sent(rcpts, f"4.3.0 delivery failed ({type(exc).__name__}); see the log")
         await self._record(msg, result)
+
+    def _judge(
+        self, msg: Spooled, result: AttemptResult, now: float
+    ) -> tuple[dict[int, tuple[Status, str]], dict[int, tuple[str, str]]]:
+        """Per pending recipient: its status and the reply that decided it (the register's
+        evidence); and, for those that failed for good, the DSN's (status, diagnostic)."""
+        expired = now - msg.created >= self.delivery.max_queue_age
+        verdicts: dict[int, tuple[Status, str]] = {}
+        failed: dict[int, tuple[str, str]] = {}
+        for i in msg.pending:
+            code, text = result.replies.get(msg.rcpt_tos[i], (451, result.final_reply))
+            reply = f"{code} {text}"
+            if 200 <= code < 300:
+                verdicts[i] = ("delivered", reply)
+            elif code >= 500:
+                verdicts[i] = ("bounced", reply)
+                failed[i] = (permanent_status(reply), reply)
+            elif expired:
+                # RFC 5321 4.5.4.1: give up after the configured age; RFC 3463 5.4.7.
+                reply = (
+                    f"gave up after {_duration(self.delivery.max_queue_age)}; last reply: {reply}"
+                )
+                verdicts[i] = ("bounced", reply)
+                failed[i] = ("5.4.7", reply)
+            else:
+                verdicts[i] = ("deferred", reply)
+        return verdicts, failed
 
     async def _record(self, msg: Spooled, result: AttemptResult) -> None:
         now = self.clock()
-        expired = now - msg.created >= self.delivery.max_queue_age
-        delivered: list[int] = []
-        bounced: dict[int, str] = {}
-        deferred: list[int] = []
-        for i in msg.pending:
-            code, text = result.replies.get(msg.rcpt_tos[i], (451, result.final_reply))
-            if 200 <= code < 300:
-                delivered.append(i)
-            elif code >= 500:
-                bounced[i] = f"{code} {text}"
-            elif expired:
-                bounced[i] = f"gave up after {self.delivery.max_queue_age / 86400:g} days: "
-                bounced[i] += f"{code} {text}"
-            else:
-                deferred.append(i)
+        verdicts, failed = self._judge(msg, result, now)
+        if failed and msg.mail_from not in ("", "<>"):  # RFC 5321 4.5.5: no DSN of a DSN
+            try:
+                # Queued before the attempt is recorded: a crash in between gives a
+                # second notice, never none (at-least-once, like the delivery itself).
+                await self.spool.store.run(self._queue_bounce, msg, failed)
+            except Exception as exc:
+                # The notice must not be lost, nor the delivered recipients sent twice:
+                # those that failed stay queued and are judged again at the next try.
+                log.exception("bounce_not_queued", queue_id=msg.queue_id, error=type(exc).__name__)
+                verdicts.update({i: ("deferred", verdicts[i][1]) for i in failed})
+                failed = {}
         attempt = msg.attempts + 1
-        groups: list[tuple[Literal["delivered", "deferred", "bounced"], list[int]]] = [
-            ("delivered", delivered),
-            ("deferred", deferred),
-            ("bounced", list(bounced)),
-        ]
+        groups: dict[tuple[Status, str], list[int]] = {}
+        for i, verdict in verdicts.items():
+            groups.setdefault(verdict, []).append(i)
         outcomes = [
             Outcome(
                 queue_id=msg.queue_id,
@@ -129,23 +157,23 @@ class DeliveryWorker:
                 attempt=attempt,
                 status=status,
                 recipients=tuple(msg.rcpt_tos[i] for i in idxs),
-                reply=result.final_reply,
+                reply=reply,
                 evidence=result.evidence,
             )
-            for status, idxs in groups
-            if idxs
+            for (status, reply), idxs in groups.items()
         ]
+        delivered = [i for i, (status, _) in verdicts.items() if status == "delivered"]
+        deferred = [i for i, (status, _) in verdicts.items() if status == "deferred"]
         retry_at = None
         if deferred:
-            backoff = min(self.delivery.retry_initial * 2**msg.attempts, self.delivery.retry_max)
-            retry_at = now + backoff
-        if bounced and msg.mail_from not in ("", "<>"):
-            await self.spool.store.run(self._queue_bounce, msg, bounced)
+            # Exponential backoff (exponent capped so the float cannot overflow).
+            backoff = self.delivery.retry_initial * 2 ** min(msg.attempts, 32)
+            retry_at = now + min(backoff, self.delivery.retry_max)
         await self.spool.store.run(
             lambda: self.spool.finish(
                 msg,
                 delivered=delivered,
-                bounced=list(bounced),
+                bounced=list(failed),
                 outcomes=outcomes,
                 retry_at=retry_at,
                 error=result.final_reply,
@@ -159,7 +187,7 @@ class DeliveryWorker:
             attempt=attempt,
             delivered=len(delivered),
             deferred=len(deferred),
-            bounced=len(bounced),
+            bounced=len(failed),
             reply=_first_line(result.final_reply),
             upstream=ev.host,
             tls=ev.tls_version,
@@ -167,12 +195,12 @@ class DeliveryWorker:
             cert_sha256=ev.cert_sha256,
         )
 
-    def _queue_bounce(self, msg: Spooled, bounced: dict[int, str]) -> None:
+    def _queue_bounce(self, msg: Spooled, failed: dict[int, tuple[str, str]]) -> None:
         dsn = build_bounce(
             hostname=self.settings.hostname,
             queue_id=msg.queue_id,
             original_sender=msg.mail_from,
-            failed={msg.rcpt_tos[i]: reply for i, reply in bounced.items()},
+            failed={msg.rcpt_tos[i]: verdict for i, verdict in failed.items()},
             original=msg.content,
             include_body=self.delivery.bounce_includes_body,
             arrival=msg.created,
@@ -188,6 +216,13 @@ class DeliveryWorker:
             annotations={"bounce_for": msg.queue_id},
         )
         log.info("bounce_queued", queue_id=qid, bounce_for=msg.queue_id, staff=msg.staff)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} seconds"
 
 
 def _first_line(text: str) -> str:

@@ -84,6 +84,11 @@ class Upstream:
     credentials_file: Path | None = None  # two lines: user, password (mode 0600)
     timeout: float = 60.0
     helo_name: str = ""
+    # The name the upstream's certificate must carry; "" means ``host``. It comes from
+    # this file, never from DNS (Postfix "secure" semantics, reliability-tests.md TLS-3),
+    # so ``host`` may be an IP address or an internal alias while the certificate is
+    # checked against the smarthost's public name (e.g. "smtp.office365.com").
+    tls_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,8 @@ class Handler:
     def _finish_headers(self, tx: Transaction, content: bytes) -> bytes:
         fields, body = split_message(content)
         # Bcc: must not travel (RFC 5322 3.6.3): its recipients are in the envelope.
-        fields = without(fields, "bcc")
+        # TLS-Required: No (RFC 8689 5) would ask later hops to relax TLS; we never do (TLS-7).
+        fields = without(fields, "bcc", "tls-required")
         # RFC 5321 4.4; "ESMTPSA" = ESMTP with TLS and AUTH (RFC 3848).
         received = (
             f"Received: from {tx.session.helo} ([{tx.session.peer}])\r\n"

@@ -1,14 +1,18 @@
 """How a message leaves: the smarthost over verified TLS, or a local folder for dev.
 
 A transport returns one :class:`AttemptResult` per attempt: per recipient a reply code and
-text, plus the evidence of how the message left. A failure before any recipient was
-answered (no TLS, bad certificate, connection lost) raises :class:`TempFailure`: the
-caller defers the whole message. Nothing is ever sent in clear (TLS-1, TLS-2, TLS-3).
+text, plus the evidence of how the message left. A failure before TLS is verified (no
+connection, no STARTTLS, bad certificate) raises :class:`TempFailure`: the caller defers
+the whole message. A failure after it (the line dies, a timeout) is a result too, with
+the evidence. Nothing is ever sent in clear (TLS-1, TLS-2, TLS-3).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import re
 import socket
 import ssl
 import time
@@ -17,24 +21,48 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
-import structlog
 
 from gateway.errors import ConfigError, TempFailure
 from gateway.events import Evidence
 from gateway.settings import Upstream
 from gateway.tls import client_context, peer_evidence
 
-log = structlog.get_logger("gateway.delivery")
+_VERSION = re.compile(r"(\d+(?:\.\d+)*)(.*)")
 
 
-def _version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split(".")[:3] if p.isdigit())
+def version_at_least(version: str, minimum: tuple[int, ...]) -> bool:
+    """True when ``version`` (PEP 440 text) is a release at or above ``minimum``.
+
+    A pre-release ("5.1.2rc1", "5.1.2.dev3") counts as below its release: it may not
+    carry the fix yet. Text we cannot read counts as too old (fail closed).
+    """
+    m = _VERSION.fullmatch(version.strip())
+    if m is None:
+        return False
+    release = _trim(tuple(int(p) for p in m[1].split(".")))
+    wanted = _trim(minimum)
+    if release != wanted:
+        return release > wanted
+    suffix = m[2].lower().lstrip(".-_")
+    return not suffix or suffix.startswith(("post", "+"))
+
+
+def _trim(release: tuple[int, ...]) -> tuple[int, ...]:
+    while release and release[-1] == 0:
+        release = release[:-1]
+    return release
 
 
 # TLS-5: 5.1.2 fixed GHSA-vxj7-4xrp-5vr4 (responses buffered before the TLS handshake were
 # trusted); older releases must not run this gateway.
-if _version_tuple(aiosmtplib.__version__) < (5, 1, 2):  # pragma: no cover
+MIN_AIOSMTPLIB = (5, 1, 2)
+if not version_at_least(aiosmtplib.__version__, MIN_AIOSMTPLIB):  # pragma: no cover
     raise ImportError("aiosmtplib >= 5.1.2 is required (GHSA-vxj7-4xrp-5vr4)")
+
+# What may not appear in an address we put on a command line ourselves. Submission
+# already refuses these (smtp_handler); checked again because a bounce or an admin tool
+# could queue an address by another way.
+_UNSAFE_ADDRESS = re.compile(r"[\x00-\x20\x7f<>]")
 
 
 @dataclass(frozen=True)
@@ -44,86 +72,265 @@ class AttemptResult:
     evidence: Evidence = field(default_factory=Evidence)
 
 
+def not_sent(rcpts: list[str], reason: str, evidence: Evidence | None = None) -> AttemptResult:
+    """No reply that settles anything: every recipient is deferred with ``reason`` (451)."""
+    return AttemptResult({r: (451, reason) for r in rcpts}, f"451 {reason}", evidence or Evidence())
+
+
 class Transport(Protocol):
     async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult: ...
 
 
 class SmtpTransport:
+    """The smarthost over verified TLS (Postfix ``smtp_tls_security_level = secure``).
+
+    The certificate is checked against ``upstream.tls_name`` (default ``upstream.host``);
+    EHLO is the only command sent before TLS, and AUTH follows only once the certificate
+    is verified (RFC 4954 4). Nothing of the envelope or the message is sent otherwise.
+    """
+
     def __init__(self, upstream: Upstream, hostname: str) -> None:
         self.upstream = upstream
         self.helo = upstream.helo_name or hostname
+        self.tls_name = upstream.tls_name or upstream.host
         self.context = client_context(upstream.ca_file)
+        # RFC 6125 6.4.4 / CA/B BR 7.1.4.3: the name must be in subjectAltName; a
+        # certificate naming the host only in its CN is not verified (TLS-3).
+        self.context.hostname_checks_common_name = False
         self.credentials = _read_credentials(upstream.credentials_file)
 
     async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult:
         up = self.upstream
-        client = aiosmtplib.SMTP(
-            hostname=up.host,
-            port=up.port,
-            local_hostname=self.helo,
-            timeout=up.timeout,
-            tls_context=self.context,
-            # Never start_tls=None: that silently sends in clear when STARTTLS is missing.
-            use_tls=up.tls == "implicit",
-            start_tls=up.tls == "starttls",
-        )
+        client = await self._open()
+        evidence = _evidence(client, f"{up.host}:{up.port}")
         try:
-            await client.connect()
-        except aiosmtplib.SMTPException as exc:
-            raise TempFailure(
-                f"upstream {up.host}: TLS or connection failed: {exc}",
-                enhanced="4.7.5" if _is_cert_error(exc) else "4.4.2",
-            ) from exc
-        except (OSError, ssl.SSLError, TimeoutError) as exc:
-            raise TempFailure(
-                f"upstream {up.host}: connection failed: {exc}", enhanced="4.4.1"
-            ) from exc
+            return await self._session(client, mail_from, rcpt_tos, content, evidence)
+        except TempFailure as t:
+            # TLS was up: the record keeps how far the attempt got (TLS-6).
+            return not_sent(rcpt_tos, f"{t.enhanced} {t.text}", evidence)
+        finally:
+            client.close()
+
+    async def _session(
+        self,
+        client: aiosmtplib.SMTP,
+        mail_from: str,
+        rcpt_tos: list[str],
+        content: bytes,
+        evidence: Evidence,
+    ) -> AttemptResult:
+        up = self.upstream
         try:
-            ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
-            if ssl_object is None:  # defence in depth: the options above already require TLS
+            await client.ehlo()  # RFC 3207 4.2: forget what was said before TLS
+            if self.credentials:
+                try:
+                    await client.login(*self.credentials)
+                except aiosmtplib.SMTPResponseException as exc:
+                    # Our credentials are a setting, not the message's fault: defer.
+                    raise TempFailure(
+                        f"upstream {up.host} refused our login: {exc.code} {exc.message}",
+                        enhanced="4.7.8",
+                    ) from exc
+            result = await _transaction(client, mail_from, rcpt_tos, content, evidence)
+        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+            raise TempFailure(f"upstream {up.host}: {_describe(exc)}", enhanced="4.4.2") from exc
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit(timeout=min(up.timeout, 5.0))
+        return result
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        """Connected, TLS negotiated and the certificate verified; else TempFailure."""
+        up = self.upstream
+        implicit = up.tls == "implicit"
+        sock = await _tcp_connect(up.host, up.port, up.timeout)
+        client: aiosmtplib.SMTP | None = None
+        try:
+            # Our own socket, so that aiosmtplib verifies the certificate against
+            # ``tls_name``: it uses the hostname it is given as the TLS server name.
+            client = aiosmtplib.SMTP(
+                hostname=self.tls_name,
+                sock=sock,
+                local_hostname=self.helo,
+                timeout=up.timeout,
+                tls_context=self.context,
+                use_tls=implicit,
+                # Never start_tls=None: that sends in clear when STARTTLS is missing.
+                # We send STARTTLS ourselves (below) and defer when it is not offered.
+                start_tls=False,
+            )
+            try:
+                await client.connect()  # the greeting (after the handshake, when implicit)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                # The TCP connection is already up: when implicit, what failed here is
+                # the handshake, unless the greeting itself was a refusal.
+                if implicit and not isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+                    raise _tls_failure(up.host, exc) from exc
+                raise TempFailure(
+                    f"upstream {up.host}: no greeting: {_describe(exc)}", enhanced="4.4.2"
+                ) from exc
+            if not implicit:
+                await self._starttls(client)
+            if client.get_transport_info("ssl_object") is None:  # defence in depth
                 raise TempFailure(
                     f"upstream {up.host}: TLS is required, but was not established",
                     enhanced="4.7.4",
                 )
-            version, cipher, fingerprint = peer_evidence(ssl_object)
-            evidence = Evidence(
-                host=f"{up.host}:{up.port}",
-                tls_version=version,
-                cipher=cipher,
-                cert_sha256=fingerprint,
+        except BaseException:
+            if client is not None:
+                client.close()
+            sock.close()
+            raise
+        return client
+
+    async def _starttls(self, client: aiosmtplib.SMTP) -> None:
+        host = self.upstream.host
+        try:
+            await client.ehlo()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise TempFailure(
+                f"upstream {host}: EHLO failed: {_describe(exc)}", enhanced="4.4.2"
+            ) from exc
+        if not client.supports_extension("starttls"):
+            # Postfix smtp_tls_security_level=encrypt wording; TLS-1.
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit(timeout=min(self.upstream.timeout, 5.0))
+            raise TempFailure(
+                f"TLS is required, but was not offered by host {host}", enhanced="4.7.4"
             )
-            if self.credentials:
-                await client.login(*self.credentials)
-            try:
-                errors, message = await client.sendmail(mail_from, rcpt_tos, content)
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                replies = {r.recipient: (r.code, r.message) for r in exc.recipients}
-                return AttemptResult(replies, "all recipients refused", evidence)
-            except aiosmtplib.SMTPResponseException as exc:
-                code = exc.code
-                return AttemptResult(
-                    {r: (code, exc.message) for r in rcpt_tos}, f"{code} {exc.message}", evidence
-                )
-            replies = {r: (250, message) for r in rcpt_tos}
-            for rcpt, resp in errors.items():
-                replies[rcpt] = (resp.code, resp.message)
-            return AttemptResult(replies, f"250 {message}", evidence)
-        except aiosmtplib.SMTPException as exc:
-            raise TempFailure(f"upstream {up.host}: {exc}", enhanced="4.4.2") from exc
-        finally:
-            client.close()
+        try:
+            await client.starttls()
+        except aiosmtplib.SMTPResponseException as exc:
+            raise TempFailure(
+                f"TLS is required, but host {host} refused to start TLS: {exc.code} {exc.message}",
+                enhanced="4.7.4",
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise _tls_failure(host, exc) from exc
 
 
-def _is_cert_error(exc: BaseException) -> bool:
+def _tls_failure(host: str, exc: BaseException) -> TempFailure:
+    """TLS-3/TLS-4: a bad certificate or a failed handshake; both defer, 4.7.5."""
+    cert = _cert_error(exc)
+    if cert is not None:
+        return TempFailure(
+            f"Server certificate not verified (host {host}): {cert.verify_message}",
+            enhanced="4.7.5",
+        )
+    return TempFailure(f"Cannot start TLS with host {host}: {_describe(exc)}", enhanced="4.7.5")
+
+
+def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     e: BaseException | None = exc
     while e is not None:
         if isinstance(e, ssl.SSLCertVerificationError):
-            return True
+            return e
         e = e.__cause__ or e.__context__
-    return False
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    """The error and its cause: aiosmtplib wraps e.g. a bare ConnectionResetError."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return f"{exc.code} {exc.message}"
+    text = str(exc).strip() or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause) not in text:
+        text += f" ({type(cause).__name__}{': ' if str(cause) else ''}{cause})"
+    return text
+
+
+async def _tcp_connect(host: str, port: int, limit: float) -> socket.socket:
+    """A connected non-blocking socket to the first address of ``host`` that answers."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), limit)
+    except (OSError, TimeoutError) as exc:
+        raise TempFailure(f"upstream {host}: cannot resolve: {exc}", enhanced="4.4.3") from exc
+    errors: list[str] = []
+    for family, kind, proto, _, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, addr), limit)
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            errors.append(f"{addr[0]}: {exc or type(exc).__name__}")
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise TempFailure(
+        f"upstream {host} port {port}: connection failed: {'; '.join(errors)}", enhanced="4.4.1"
+    )
+
+
+def _evidence(client: aiosmtplib.SMTP, host: str) -> Evidence:
+    version, cipher, fingerprint = peer_evidence(client.get_transport_info("ssl_object"))
+    return Evidence(host=host, tls_version=version, cipher=cipher, cert_sha256=fingerprint)
+
+
+async def _transaction(
+    client: aiosmtplib.SMTP,
+    mail_from: str,
+    rcpt_tos: list[str],
+    content: bytes,
+    evidence: Evidence,
+) -> AttemptResult:
+    """MAIL, RCPT per recipient, DATA: one reply per recipient (RFC 5321 3.3).
+
+    The envelope addresses go out exactly as stored, never re-parsed: what the policy
+    compared is what the upstream gets (REL-3). aiosmtplib's ``sendmail`` would run them
+    through ``email.utils.parseaddr``, which turns ``"a@x"<b@y>`` into ``b@y``.
+    """
+    if _UNSAFE_ADDRESS.search(mail_from):
+        reason = "553 5.1.7 sender address cannot be sent safely"
+        return AttemptResult({r: (553, reason[4:]) for r in rcpt_tos}, reason, evidence)
+    options = []
+    if client.supports_extension("size"):
+        options.append(f"SIZE={len(content)}".encode())
+    if not content.isascii() and client.supports_extension("8bitmime"):
+        options.append(b"BODY=8BITMIME")  # RFC 6152
+    if not all(a.isascii() for a in (mail_from, *rcpt_tos)):
+        if not client.supports_extension("smtputf8"):
+            reason = "553 5.6.7 upstream does not support SMTPUTF8 (RFC 6531 3.5)"
+            return AttemptResult({r: (553, reason[4:]) for r in rcpt_tos}, reason, evidence)
+        options.append(b"SMTPUTF8")
+    reply = await client.execute_command(b"MAIL", b"FROM:" + _path(mail_from), *options)
+    if reply.code != 250:
+        text = f"{reply.code} {reply.message}"
+        return AttemptResult({r: (reply.code, reply.message) for r in rcpt_tos}, text, evidence)
+    replies: dict[str, tuple[int, str]] = {}
+    accepted: list[str] = []
+    for rcpt in rcpt_tos:
+        if _UNSAFE_ADDRESS.search(rcpt):
+            replies[rcpt] = (553, "5.1.3 address cannot be sent safely")
+            continue
+        reply = await client.execute_command(b"RCPT", b"TO:" + _path(rcpt))
+        replies[rcpt] = (reply.code, reply.message)
+        if 200 <= reply.code < 300:  # 250 or 251 (RFC 5321 4.2.2)
+            accepted.append(rcpt)
+    if not accepted:
+        return AttemptResult(replies, "no recipient accepted", evidence)
+    try:
+        reply = await client.data(content)
+    except aiosmtplib.SMTPDataError as exc:
+        if 200 <= exc.code < 300:  # a 2xx where 354 belongs: the replies are out of step
+            raise TempFailure(f"upstream answered DATA with {exc.code}", enhanced="4.5.0") from exc
+        for rcpt in accepted:
+            replies[rcpt] = (exc.code, exc.message)
+        return AttemptResult(replies, f"{exc.code} {exc.message}", evidence)
+    for rcpt in accepted:
+        replies[rcpt] = (reply.code, reply.message)
+    return AttemptResult(replies, f"{reply.code} {reply.message}", evidence)
+
+
+def _path(address: str) -> bytes:
+    return b"<" + address.encode("utf-8") + b">"
 
 
 def _read_credentials(path: Path | None) -> tuple[str, str] | None:
+    """User and password for the upstream: never in the main config (issue 2)."""
     if path is None:
         env_user, env_pass = (
             os.environ.get("C4F_UPSTREAM_USER"),
