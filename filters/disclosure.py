@@ -1,0 +1,250 @@
+"""Disclosure details from any mail client: subject tags and ``X-Disclosure-*`` headers.
+
+Policy, "Inter-agency working": for every transfer the centre records whether consent
+was obtained, refused or not sought, the reason when it was not obtained, and whether
+the person was informed. Staff give these with the message itself:
+
+- subject tags: ``[consent:obtained]``, ``[consent:refused]``, ``[consent:not-sought]``,
+  ``[reason:TEXT]``, ``[family:REF]``, ``[nature:TEXT]``, ``[safeguarding]``;
+- headers, for clients that can set them: ``X-Disclosure-Consent``, ``-Reason``,
+  ``-Family``, ``-Nature``, ``-Safeguarding`` (yes/no), ``-Informed`` (yes/no).
+
+Tags and headers are removed before relaying (they are for the register, not the
+recipient), byte-exactly: nothing else in the message changes. Outlook copies the
+subject into ``Thread-Topic``, so tags are removed there too. The result is left in
+``tx.annotations["disclosure"]`` for the register. An external message without a
+consent status is accepted and marked incomplete, or refused with a reply that says
+how to tag it (``[register] missing_consent``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from email.header import Header, decode_header, make_header
+from typing import Any
+
+import structlog
+
+from gateway.envelope import Transaction
+from gateway.errors import ConfigError, Refused
+from gateway.headers import CRLF, HeaderField, join_message, split_message
+from gateway.pipeline import FilterContext
+from gateway.register_fields import FAMILY_REF
+from gateway.register_settings import MissingConsent, register_settings
+
+log = structlog.get_logger("gateway.filters.disclosure")
+
+_WS = rb"(?:[ \t]|\r\n[ \t])*"  # blanks, including folding (RFC 5322 2.2.3)
+_TAG = re.compile(
+    rb"\["
+    + _WS
+    + rb"(consent|reason|family|nature|safeguarding)"
+    + _WS
+    + rb"(?::((?:[^\]\r\n]|\r\n[ \t])*))?\]",
+    re.IGNORECASE,
+)
+_TRAILING = re.compile(_WS)
+_TAG_TEXT = re.compile(
+    r"\[\s*(consent|reason|family|nature|safeguarding)\s*(?::([^\]]*))?\]", re.IGNORECASE
+)
+_HEADER_PREFIX = "x-disclosure-"
+_HEADER_KEYS = ("consent", "reason", "family", "nature", "safeguarding", "informed")
+_CONSENT = {
+    "obtained": "obtained",
+    "refused": "refused",
+    "not-sought": "not-sought",
+    "not sought": "not-sought",
+    "not_sought": "not-sought",
+    "notsought": "not-sought",
+}
+_YES = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+_MAX_TEXT = 1000
+HOW_TO_TAG = (
+    "add [consent:obtained], [consent:refused] or [consent:not-sought] to the subject, "
+    "with [reason:why] when consent was refused or not sought"
+)
+
+
+def create(options: dict[str, Any], context: FilterContext) -> DisclosureFilter:
+    if options:
+        raise ConfigError(f"filter.disclosure: unknown option(s): {', '.join(sorted(options))}")
+    return DisclosureFilter(
+        own_domains=context.settings.organisation.domains,
+        missing_consent=register_settings(context.settings).missing_consent,
+    )
+
+
+class DisclosureFilter:
+    name = "disclosure"
+
+    def __init__(self, own_domains: Sequence[str], missing_consent: MissingConsent) -> None:
+        self.own_domains = {d.lower().rstrip(".") for d in own_domains}
+        self.missing_consent = missing_consent
+
+    def is_external(self, address: str) -> bool:
+        return address.rpartition("@")[2].lower().rstrip(".") not in self.own_domains
+
+    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+        fields, body = split_message(content)
+        found: list[tuple[str, str]] = []
+        kept: list[HeaderField] = []
+        for f in fields:
+            if f.key.startswith(_HEADER_PREFIX):
+                key = f.key[len(_HEADER_PREFIX) :]
+                if key in _HEADER_KEYS:
+                    found.append((key, _decoded(f.value)))
+                else:
+                    log.info("disclosure_unknown_header", queue_id=tx.queue_id, field=f.key)
+                continue  # every X-Disclosure-* field is for us, never for the recipient
+            if f.key in ("subject", "thread-topic"):
+                f, tags = _strip_tags(f)
+                if f.key == "subject":
+                    found += tags
+            kept.append(f)
+        details = self._details(tx, found)
+        tx.annotations["disclosure"] = details
+        log.info(
+            "disclosure_details",
+            queue_id=tx.queue_id,
+            given=sorted({k for k, _ in found}),
+            complete=details["complete"],
+        )
+        if len(kept) == len(fields) and all(a is b for a, b in zip(kept, fields, strict=True)):
+            return content  # nothing to remove: relay the very same bytes
+        return join_message(kept, body)
+
+    def _details(self, tx: Transaction, found: list[tuple[str, str]]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, raw in found:
+            value = _normalise(key, raw)
+            if key in values and values[key] != value:
+                raise Refused(
+                    550,
+                    "5.7.1",
+                    f"The message gives two different {key} values; "
+                    "give each disclosure detail once",
+                    reference="DISC-CONFLICT",
+                )
+            values[key] = value
+        external = any(self.is_external(a) for a in tx.rcpt_tos)
+        consent = values.get("consent", "not-recorded")
+        missing = []
+        if external and consent == "not-recorded":
+            missing.append("consent")
+        if external and consent in ("refused", "not-sought") and not values.get("reason"):
+            missing.append("reason")
+        if missing and self.missing_consent == "refuse":
+            what = (
+                "Consent status missing"
+                if "consent" in missing
+                else (f"Consent {consent.replace('-', ' ')}: the reason for sharing is missing")
+            )
+            raise Refused(
+                550, "5.7.1", f"{what}; {HOW_TO_TAG}. Nothing was sent", reference="DISC-CONSENT"
+            )
+        return {
+            "consent": consent,
+            "reason": values.get("reason", ""),
+            "family": values.get("family", ""),
+            "nature": values.get("nature", ""),
+            "safeguarding": values.get("safeguarding", False),
+            "informed": values.get("informed", ""),
+            "external": external,
+            "complete": not missing,
+            "missing": missing,
+        }
+
+
+def _normalise(key: str, raw: str) -> Any:
+    text = " ".join(raw.split())
+    bad = Refused(
+        550, "5.7.1", f"Disclosure detail {key} not understood: {HOW_TO_TAG}", reference="DISC-TAG"
+    )
+    if key == "consent":
+        if text.lower() not in _CONSENT:
+            raise bad
+        return _CONSENT[text.lower()]
+    if key in ("safeguarding", "informed"):
+        if key == "safeguarding" and not text:
+            return True  # the bare [safeguarding] tag
+        if text.lower() not in _YES:
+            raise Refused(
+                550, "5.7.1", f"Disclosure detail {key} must be yes or no", reference="DISC-TAG"
+            )
+        flag = _YES[text.lower()]
+        return flag if key == "safeguarding" else ("yes" if flag else "no")
+    if key == "family":
+        if not FAMILY_REF.match(text):
+            raise Refused(
+                550,
+                "5.7.1",
+                "Family reference must be letters, digits and . _ / - "
+                "(for example [family:F-1042])",
+                reference="DISC-TAG",
+            )
+        return text
+    if not text or len(text) > _MAX_TEXT:
+        raise Refused(
+            550,
+            "5.7.1",
+            f"Disclosure detail {key} must be 1 to {_MAX_TEXT} characters",
+            reference="DISC-TAG",
+        )
+    return text
+
+
+def _decoded(value: bytes) -> str:
+    text = value.decode("utf-8", "replace")
+    if "=?" not in text:
+        return text
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError):
+        return text
+
+
+def _strip_tags(f: HeaderField) -> tuple[HeaderField, list[tuple[str, str]]]:
+    """The field without its tags (byte-exact elsewhere), and the tags it carried."""
+    head, colon, rest = f.raw.partition(b":")
+    value = rest[: -len(CRLF)] if rest.endswith(CRLF) else rest
+    if b"=?" in value:
+        return _strip_encoded(f, value)
+    matches = list(_TAG.finditer(value))
+    if not matches:
+        return f, []
+    spans: list[list[int]] = []
+    for m in matches:
+        start, end = m.span()
+        after = _TRAILING.match(value, end)
+        end = after.end() if after else end
+        if end == len(value):  # a tag at the end takes the blanks before it instead
+            while start > 0 and value[start - 1 : start] in (b" ", b"\t"):
+                start -= 1
+                if value[start - 2 : start] == CRLF:
+                    start -= 2
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    out, pos = bytearray(), 0
+    for start, end in spans:
+        out += value[pos:start]
+        pos = end
+    out += value[pos:]
+    tags = [(m.group(1).decode().lower(), _decoded(m.group(2) or b"")) for m in matches]
+    return HeaderField(f.name, head + colon + bytes(out) + CRLF), tags
+
+
+def _strip_encoded(f: HeaderField, value: bytes) -> tuple[HeaderField, list[tuple[str, str]]]:
+    # RFC 2047 encoded words (a subject with non-ASCII text): the tags may sit inside
+    # them, so this one field is decoded, cleaned and encoded again.
+    text = _decoded(value.replace(CRLF, b""))
+    matches = list(_TAG_TEXT.finditer(text))
+    if not matches:
+        return f, []
+    cleaned = " ".join(_TAG_TEXT.sub(" ", text).split())
+    name = f.name.decode("ascii").strip()
+    encoded = Header(cleaned, charset="utf-8", header_name=name).encode(linesep="\r\n")
+    raw = f.name + b": " + encoded.encode("ascii") + CRLF
+    return HeaderField(f.name, raw), [(m.group(1).lower(), m.group(2) or "") for m in matches]

@@ -1,0 +1,270 @@
+"""``c4f-gateway register``: review, annotate, verify, purge and checkpoint the register.
+
+list, show, export and report are the line manager's disclosure log review (policy,
+"Inter-agency working"); annotate adds follow-ups (never edits); verify needs only the
+MAC key, so an auditor can run it without being able to read personal fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+from gateway import register_format as fmt
+from gateway.cli import CLIError
+from gateway.cli.common import add_config_arg, load_settings
+from gateway.register import Register, RegisterError
+from gateway.register_codec import MacKey
+from gateway.register_settings import RegisterSettings, register_settings
+from gateway.register_verify import verify
+from gateway.register_view import CONSENT_VALUES, Filters
+from gateway.settings import Settings
+from gateway.store import Store
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("register", help="review and check the disclosure register")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    ls = _with_filters(_common(sub.add_parser("list", help="list entries, newest last")))
+    ls.add_argument("--admin", action="store_true", help="list admin actions and purges")
+    ls.set_defaults(func=cmd_list)
+
+    show = _common(sub.add_parser("show", help="one entry with its follow-ups"))
+    show.add_argument("entry", type=int)
+    show.set_defaults(func=cmd_show)
+
+    export = _with_filters(_common(sub.add_parser("export", help="CSV or JSON for review")))
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--output", type=Path, help="write to this file (default: stdout)")
+    export.set_defaults(func=cmd_export)
+
+    report = _common(sub.add_parser("report", help="everything shared about one family"))
+    report.add_argument("--family", required=True, metavar="REF")
+    report.add_argument("--output", type=Path)
+    report.set_defaults(func=cmd_report)
+
+    ann = _common(sub.add_parser("annotate", help="add a follow-up to an entry"))
+    ann.add_argument("entry", type=int)
+    ann.add_argument("--informed", choices=("yes", "no"), help="was the person informed")
+    ann.add_argument("--on", dest="informed_on", metavar="DATE", help="when (YYYY-MM-DD)")
+    ann.add_argument("--reason", help="why it was shared without consent")
+    ann.add_argument("--concern", help="a concern discussed with the line manager")
+    ann.add_argument("--consent", choices=CONSENT_VALUES[:3])
+    ann.add_argument("--family", metavar="REF")
+    ann.add_argument("--nature", help="the nature of the information shared")
+    ann.add_argument("--safeguarding", choices=("yes", "no"))
+    hold = ann.add_mutually_exclusive_group()
+    hold.add_argument("--hold", action="store_true", help="keep past the retention period")
+    hold.add_argument("--release-hold", action="store_true")
+    ann.add_argument("--by", default=_whoami(), help="who records this (default: you)")
+    ann.set_defaults(func=cmd_annotate)
+
+    ver = _common(sub.add_parser("verify", help="check the chain and the checkpoints"))
+    ver.add_argument(
+        "--mac-key-file",
+        type=Path,
+        help="an earlier MAC key (kept offline) to check older entries too",
+    )
+    ver.set_defaults(func=cmd_verify)
+
+    pg = _common(sub.add_parser("purge", help="destroy entries past the retention period"))
+    pg.add_argument("--dry-run", action="store_true", help="only say what would be purged")
+    pg.add_argument("--entry", type=int, help="purge this record now, whatever its age")
+    pg.add_argument("--by", default=_whoami())
+    pg.set_defaults(func=cmd_purge)
+
+    cp = _common(sub.add_parser("checkpoint", help="write today's signed head file"))
+    cp.set_defaults(func=cmd_checkpoint)
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    add_config_arg(p)
+    return p
+
+
+def _with_filters(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--since", metavar="DATE", help="from this local date (YYYY-MM-DD)")
+    p.add_argument("--until", metavar="DATE", help="up to and including this local date")
+    p.add_argument("--staff", metavar="LOGIN")
+    p.add_argument("--recipient", metavar="TEXT", help="address contains TEXT")
+    p.add_argument("--organisation", metavar="TEXT", help="organisation contains TEXT")
+    p.add_argument("--family", metavar="REF")
+    p.add_argument("--consent", choices=CONSENT_VALUES)
+    p.add_argument("--incomplete", action="store_true", help="details still missing")
+    p.add_argument("--refused", action="store_true", help="refused messages only")
+    p.add_argument("--held", action="store_true", help="on hold only")
+    return p
+
+
+def _day(text: str | None, *, end: bool = False) -> float | None:
+    if not text:
+        return None
+    try:
+        d = date.fromisoformat(text)
+    except ValueError:
+        raise CLIError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    start = datetime(d.year, d.month, d.day).astimezone().timestamp()
+    return start + 86400.0 if end else start
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    kinds = ("admin", "purge") if getattr(args, "admin", False) else ("accepted", "refused")
+    return Filters(
+        since=_day(args.since),
+        until=_day(args.until, end=True),
+        staff=args.staff or "",
+        recipient=args.recipient or "",
+        organisation=args.organisation or "",
+        family=args.family or "",
+        consent=args.consent or "",
+        incomplete=args.incomplete,
+        refused=args.refused,
+        held=args.held,
+        kinds=kinds,
+    )
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, RegisterSettings, Store]:
+    settings = load_settings(args)
+    database = settings.storage.database
+    if not database.exists():
+        raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
+    return settings, register_settings(settings), Store(database)
+
+
+def _open(args: argparse.Namespace) -> Register:
+    _, rs, store = _settings(args)
+    return Register.from_settings(store, rs)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8", newline="")
+        output.chmod(0o600)  # it holds personal data
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    records = _open(args).records(_filters(args))
+    if not records:
+        print("No entries match.")
+        return 0
+    print((fmt.admin_table if args.admin else fmt.list_table)(records), end="")
+    print(f"{len(records)} entr{'y' if len(records) == 1 else 'ies'}; times are local.")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    record = _open(args).record(args.entry)
+    if record is None:
+        raise CLIError(f"there is no register entry {args.entry}")
+    print(fmt.show_text(record), end="")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    records = _open(args).records(_filters(args))
+    if args.format == "csv":
+        text = fmt.csv_text(records)
+    else:
+        text = (
+            json.dumps([fmt.json_record(r) for r in records], indent=1, ensure_ascii=False) + "\n"
+        )
+    _write(text, args.output)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    register = _open(args)
+    records = register.records(Filters(family=args.family))
+    _write(fmt.report_text(args.family, records, time.time()), args.output)
+    return 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    hold = True if args.hold else (False if args.release_hold else None)
+    safeguarding = None if args.safeguarding is None else args.safeguarding == "yes"
+    try:
+        seq = _open(args).annotate(
+            args.entry,
+            args.by,
+            informed=args.informed,
+            informed_on=args.informed_on,
+            reason=args.reason,
+            concern=args.concern,
+            consent=args.consent,
+            family=args.family,
+            nature=args.nature,
+            safeguarding=safeguarding,
+            hold=hold,
+        )
+    except RegisterError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"Recorded follow-up {seq} to entry {args.entry}.")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    _, rs, store = _settings(args)
+    mac_key = MacKey.load(args.mac_key_file or rs.mac_key_file)
+    result = verify(store, mac_key, rs.checkpoint_dir, time.time())
+    for note in result.notes:
+        print(f"Note: {note}")
+    if result.ok:
+        print(
+            f"Register verified: {result.count} entries, chain intact, "
+            f"{result.checkpoints} checkpoint(s) agree."
+        )
+        return 0
+    first = result.first
+    assert first is not None
+    print(f"REGISTER FAILED VERIFICATION: {first.text}")
+    for p in result.problems[1:20]:
+        print(f"  also: {p.text}")
+    if len(result.problems) > 20:
+        print(f"  ... and {len(result.problems) - 20} more problems")
+    return 1
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    register = _open(args)
+    try:
+        result = register.purge(actor=args.by, dry_run=args.dry_run, only=args.entry)
+    except RegisterError as exc:
+        raise CLIError(str(exc)) from exc
+    verb = "Would purge" if result.dry_run else "Purged"
+    print(
+        f"{verb} {len(result.records)} record(s) ({len(result.entries)} entries) older "
+        f"than {fmt.local_time(result.cutoff)}."
+    )
+    if result.kept_on_hold:
+        print(
+            f"Kept {len(result.kept_on_hold)} record(s) on hold: "
+            + ", ".join(map(str, result.kept_on_hold))
+        )
+    if result.entry:
+        print(f"The purge is recorded as entry {result.entry}.")
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    try:
+        path = _open(args).checkpoint()
+    except RegisterError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"Checkpoint written: {path}")
+    return 0

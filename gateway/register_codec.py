@@ -1,0 +1,201 @@
+"""The register's canonical encoding, its MAC key and the per-entry encryption.
+
+Canonical encoding: every field is a 4-byte big-endian length followed by its bytes
+(integers as 8-byte big-endian signed, text as UTF-8), so ("ab", "c") and ("a", "bc")
+encode differently (REG-5). An entry's MAC is HMAC-SHA-256 over the encoding of its
+plain fields, the digest of its encrypted part and the previous entry's MAC, so any
+edit, deletion, insertion or reordering breaks the chain (Schneier & Kelsey 1999).
+
+The MAC key file holds one line ``EPOCH HEX``. When keys evolve, the next key is
+``HMAC(key, "c4f-register-evolve")`` and the old one is overwritten: whoever steals the
+current key cannot forge entries of earlier epochs (forward integrity, Bellare & Yee
+1997), while a verifier holding an earlier key can derive every later one.
+
+Personal fields are sealed per entry: a fresh AES-256-GCM data key encrypts them and is
+itself sealed by the register master key (:class:`gateway.crypto.Keyring`). Destroying
+the wrapped data key and the ciphertext purges the entry (crypto-shredding); the digest
+of both stays in the chain so it still verifies (as Amazon QLDB's redaction keeps its
+data hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gateway.crypto import Keyring
+from gateway.errors import ConfigError, SpoolCorrupt
+
+DOMAIN = b"c4f-register-entry/1"
+GENESIS = bytes(32)  # the "previous MAC" of entry 1
+_EVOLVE = b"c4f-register-evolve"
+_NONCE = 12
+
+
+class KeyUnavailable(Exception):
+    """The key for an earlier epoch cannot be derived from the key held (by design)."""
+
+
+class EntryPurged(Exception):
+    """The entry's data key and ciphertext were destroyed by a purge."""
+
+
+def encode(*fields: bytes | str | int) -> bytes:
+    """Length-prefixed concatenation; the only input to MACs and signatures."""
+    out = bytearray()
+    for f in fields:
+        if isinstance(f, bool):
+            raise TypeError("booleans are not encoded; use 0 or 1")
+        if isinstance(f, int):
+            b = f.to_bytes(8, "big", signed=True)
+        elif isinstance(f, str):
+            b = f.encode("utf-8")
+        else:
+            b = bytes(f)
+        out += len(b).to_bytes(4, "big") + b
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class EntryFields:
+    """The plain part of an entry: everything the MAC covers."""
+
+    seq: int
+    epoch: int
+    at_us: int  # microseconds since the epoch, so the encoding has no float in it
+    kind: str
+    ref: int  # the original entry's seq for a follow-up, 0 for an original
+    queue_id: str
+    size: int
+    sha256: str  # of the message bytes relayed ("" when there are none)
+    public: str  # canonical JSON of non-personal details (a purge's list of entries)
+    data_sha256: bytes  # of encode(sealed, wrapped key): kept after a purge
+
+    def mac_input(self, prev_mac: bytes) -> bytes:
+        return encode(
+            DOMAIN,
+            self.seq,
+            self.epoch,
+            self.at_us,
+            self.kind,
+            self.ref,
+            self.queue_id,
+            self.size,
+            self.sha256,
+            self.public,
+            self.data_sha256,
+            prev_mac,
+        )
+
+
+def entry_mac(key: bytes, fields: EntryFields, prev_mac: bytes) -> bytes:
+    return hmac.new(key, fields.mac_input(prev_mac), hashlib.sha256).digest()
+
+
+def data_digest(sealed: bytes, wrapped: bytes) -> bytes:
+    return hashlib.sha256(encode(sealed, wrapped)).digest()
+
+
+# -- the MAC key --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MacKey:
+    epoch: int
+    key: bytes
+
+    def for_epoch(self, epoch: int) -> bytes:
+        """The key of ``epoch``, derived forward; earlier epochs raise KeyUnavailable."""
+        if epoch < self.epoch:
+            raise KeyUnavailable(f"epoch {epoch} is not derivable from epoch {self.epoch}")
+        key = self.key
+        for _ in range(epoch - self.epoch):
+            key = _next(key)
+        return key
+
+    def evolved(self) -> MacKey:
+        return MacKey(self.epoch + 1, _next(self.key))
+
+    @classmethod
+    def load(cls, path: Path) -> MacKey:
+        try:
+            text = path.read_text(encoding="ascii")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read register MAC key: {exc.strerror}") from exc
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(f"{path}: key file must not be readable by group or others")
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        try:
+            epoch_text, hexkey = lines[0].split()
+            key = bytes.fromhex(hexkey)
+            epoch = int(epoch_text)
+        except (IndexError, ValueError) as exc:
+            raise ConfigError(f"{path}: expected one line 'EPOCH HEX'") from exc
+        if len(key) != 32 or epoch < 0 or len(lines) != 1:
+            raise ConfigError(f"{path}: expected one line 'EPOCH HEX' with a 32-byte key")
+        return cls(epoch, key)
+
+    @staticmethod
+    def create(path: Path) -> None:
+        """A new epoch-0 key file (mode 0600); refuses to overwrite."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"0 {secrets.token_hex(32)}\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def save(self, path: Path) -> None:
+        """Replace the key file atomically: the earlier key is gone from it afterwards."""
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"{self.epoch} {self.key.hex()}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _next(key: bytes) -> bytes:
+    return hmac.new(key, _EVOLVE, hashlib.sha256).digest()
+
+
+# -- per-entry encryption -----------------------------------------------------------------
+
+
+def _aad(seq: int) -> bytes:
+    return b"c4f-register-data:" + str(seq).encode()
+
+
+def _key_aad(seq: int) -> bytes:
+    return b"c4f-register-key:" + str(seq).encode()
+
+
+def seal_entry(master: Keyring, seq: int, plaintext: bytes) -> tuple[bytes, bytes]:
+    """(ciphertext, wrapped data key), both bound to ``seq`` so they cannot be moved."""
+    data_key = AESGCM.generate_key(bit_length=256)
+    nonce = os.urandom(_NONCE)
+    sealed = nonce + AESGCM(data_key).encrypt(nonce, plaintext, _aad(seq))
+    return sealed, master.seal(data_key, _key_aad(seq))
+
+
+def open_entry(master: Keyring, seq: int, sealed: bytes | None, wrapped: bytes | None) -> bytes:
+    if sealed is None or wrapped is None:
+        raise EntryPurged(f"entry {seq} was purged")
+    data_key = master.open(wrapped, _key_aad(seq))
+    try:
+        return AESGCM(data_key).decrypt(sealed[:_NONCE], sealed[_NONCE:], _aad(seq))
+    except (InvalidTag, ValueError) as exc:
+        raise SpoolCorrupt(f"entry {seq}: encrypted data fails its check") from exc

@@ -1,0 +1,39 @@
+"""The [register] settings section: defaults, paths, checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.register_settings import RegisterSettings, register_settings
+from gateway.settings import Settings, _build
+
+
+def test_defaults_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    rs = register_settings(Settings(source=tmp_path / "gateway.toml"))
+    assert rs.key_file == tmp_path / "keys" / "register.key"
+    assert rs.mac_key_file == tmp_path / "keys" / "register-mac.key"
+    assert rs.checkpoint_dir == tmp_path / "register-checkpoints"
+    assert (rs.retention_days, rs.missing_consent, rs.evolve_mac_key) == (
+        1095,
+        "accept-incomplete",
+        False,
+    )
+
+
+def test_section_loads_through_the_settings_loader(tmp_path: Path) -> None:
+    raw = {"missing_consent": "refuse", "retention_days": 30, "key_file": "k/r.key"}
+    rs = _build(RegisterSettings, raw, "gateway.toml", "register.", tmp_path)
+    assert (rs.missing_consent, rs.retention_days, rs.key_file) == (
+        "refuse",
+        30,
+        tmp_path / "k" / "r.key",
+    )
+    with pytest.raises(ConfigError, match=r"register\.missing_consent: must be one of"):
+        _build(RegisterSettings, {"missing_consent": "no"}, "gateway.toml", "register.", tmp_path)
+    with pytest.raises(ConfigError, match=r"register\.retention_days: must be at least 1"):
+        RegisterSettings(retention_days=0)
+    with pytest.raises(ConfigError, match=r"register\.colour: unknown key"):
+        _build(RegisterSettings, {"colour": "red"}, "gateway.toml", "register.", tmp_path)
