@@ -1,0 +1,249 @@
+"""gateway.contacts: the contact list on a real SQLite file, its audit trail and CSV."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.contacts import (
+    CSV_COLUMNS,
+    Contact,
+    ContactCache,
+    ContactError,
+    ContactRepository,
+    CSVImportError,
+    review_date,
+)
+from gateway.store import Store
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def contact(address: str, **kw: object) -> Contact:
+    values: dict[str, object] = {
+        "id": 0,
+        "kind": "address",
+        "address": address,
+        "display_name": "Jane Whitaker",
+        "organisation": "Cafcass",
+        "role": "Family court adviser",
+        "approved_by": "Sam Admin",
+        "approved_on": "2026-03-01",
+        "verified_how": "phoned back on a known number",
+        "review_due": "2027-03-01",
+    }
+    values.update(kw)
+    return Contact(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> ContactRepository:
+    return ContactRepository(Store(tmp_path / "gateway.db"), lambda: NOW)
+
+
+def test_add_find_remove(repo: ContactRepository) -> None:
+    c = repo.add(contact("J.Whitaker@CAFCASS.GOV.UK"), "Sam Admin")
+    assert c.ref == "C-001"
+    assert c.address == "J.Whitaker@cafcass.gov.uk"  # domain lower-cased, local part kept
+    for text in ("C-001", "c-1", "1", "j.whitaker@cafcass.gov.uk", "J.WHITAKER@cafcass.gov.uk"):
+        found = repo.find(text)
+        assert found is not None and found.id == c.id
+    with pytest.raises(ContactError, match="already approved as C-001"):
+        repo.add(contact("j.whitaker@cafcass.gov.uk"), "Sam Admin")
+    removed = repo.remove(c.id, "Kim")
+    assert removed.address == c.address
+    assert repo.find("C-001") is None and repo.all() == []
+    with pytest.raises(ContactError, match="no contact C-001"):
+        repo.remove(c.id, "Kim")
+
+
+def test_whole_domain_entries_are_explicit_and_separate(repo: ContactRepository) -> None:
+    d = repo.add(contact("Family-Court.ORG.UK", kind="domain", display_name=""), "Sam")
+    a = repo.add(contact("clerk@family-court.org.uk"), "Sam")
+    assert (d.kind, d.address) == ("domain", "family-court.org.uk")
+    assert repo.find("family-court.org.uk") == d  # the domain, not an address
+    assert repo.find("clerk@family-court.org.uk") == a
+    snap = ContactCache(repo.store).current()
+    assert snap.domains == {"family-court.org.uk": d}
+    assert list(snap.by_key) == ["clerk@family-court.org.uk"]
+    with pytest.raises(ContactError, match="domain"):
+        repo.add(contact("[192.0.2.1]", kind="domain"), "Sam")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"organisation": " "}, "organisation is required"),
+        ({"approved_by": ""}, "approved by is required"),
+        ({"verified_how": ""}, "verified how is required"),
+        ({"display_name": ""}, "display name is required"),
+        ({"review_due": "2026-03-01"}, "review date must be after"),
+        ({"approved_on": "1 March"}, "YYYY-MM-DD"),
+        ({"address": "postmaster"}, "address is not valid"),
+        ({"address": '"o k"@x.example'}, "unusual form"),
+        ({"address": "ok%evil.example@x.example"}, "unusual form"),
+    ],
+)
+def test_bad_entries_are_refused(
+    repo: ContactRepository, change: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ContactError, match=message):
+        values = dict(change)
+        repo.add(contact(values.pop("address", "j.whitaker@cafcass.gov.uk"), **values), "Sam")
+    assert repo.all() == []
+    assert repo.history() == []
+
+
+def test_unusual_address_only_when_asked_and_matched_exactly(repo: ContactRepository) -> None:
+    c = repo.add(contact("records@[192.0.2.10]", unusual=True), "Sam")
+    assert c.address == "records@[192.0.2.10]"
+    snap = ContactCache(repo.store).current()
+    assert snap.exact == {"records@[192.0.2.10]": c}
+    assert snap.by_key == {}
+
+
+def test_every_change_is_audited_with_before_and_after(repo: ContactRepository) -> None:
+    c = repo.add(contact("j.whitaker@cafcass.gov.uk"), "Sam Admin")
+    repo.update(c.id, "Kim", "renew", approved_on="2026-03-02", review_due="2027-03-02")
+    repo.update(c.id, "Kim", "renew", approved_on="2026-03-02")  # no change: no row
+    repo.remove(c.id, "Lee")
+    rows = repo.history(c.id)
+    assert [(r["action"], r["actor"]) for r in rows] == [
+        ("add", "Sam Admin"),
+        ("renew", "Kim"),
+        ("remove", "Lee"),
+    ]
+    assert all(r["at"] == "2026-03-02T09:30:00+00:00" and r["os_user"] for r in rows)
+    assert rows[0]["before"] is None
+    assert json.loads(rows[0]["after"])["address"] == "j.whitaker@cafcass.gov.uk"
+    before, after = json.loads(rows[1]["before"]), json.loads(rows[1]["after"])
+    assert (before["review_due"], after["review_due"]) == ("2027-03-01", "2027-03-02")
+    assert json.loads(rows[2]["before"])["review_due"] == "2027-03-02"
+    assert rows[2]["after"] is None
+
+
+def test_changes_move_the_generation_so_snapshots_reload(repo: ContactRepository) -> None:
+    cache = ContactCache(repo.store)
+    first = cache.current()
+    assert first.by_key == {}
+    assert cache.current() is first  # nothing changed: the same snapshot
+    c = repo.add(contact("j.whitaker@cafcass.gov.uk"), "Sam")
+    second = cache.current()
+    assert second is not first and "j.whitaker@cafcass.gov.uk" in second.by_key
+    repo.record_mx(c.id, ("mx.cafcass.gov.uk",), "2026-03-02T00:00:00")
+    assert cache.current() is second  # operational data only: no reload
+
+
+def test_review_date_is_twelve_months_later() -> None:
+    assert review_date(date(2026, 3, 1)) == date(2027, 3, 1)
+    assert review_date(date(2028, 2, 29)) == date(2029, 2, 28)
+    assert review_date(date(2026, 8, 31), months=6) == date(2027, 2, 28)
+
+
+def test_expiry_is_on_the_review_date() -> None:
+    c = contact("x@y.example", review_due="2027-03-01")
+    assert not c.expired(date(2027, 2, 28))
+    assert c.expired(date(2027, 3, 1))
+
+
+def test_hint_allowance_per_user_per_day(tmp_path: Path) -> None:
+    now = [NOW]
+    repo = ContactRepository(Store(tmp_path / "g.db"), lambda: now[0])
+    assert [repo.take_hint("alice", 2) for _ in range(3)] == [True, True, False]
+    assert repo.take_hint("bob", 2)
+    now[0] = datetime(2026, 3, 3, tzinfo=UTC)
+    assert repo.take_hint("alice", 2)
+
+
+# -- CSV --------------------------------------------------------------------------------
+
+
+def _fill(repo: ContactRepository) -> None:
+    repo.add(contact("j.whitaker@cafcass.gov.uk", notes='said "call first", then email'), "S")
+    repo.add(contact("family-court.org.uk", kind="domain", display_name=""), "S")
+    repo.add(contact("records@[192.0.2.10]", unusual=True, display_name="Records, legacy"), "S")
+    repo.add(
+        contact(
+            "=sum@x.example",
+            display_name="=cmd|' /C calc'!A0",
+            not_fax_by="Sam",
+            not_fax_on="2026-03-01",
+            role="+44 20 7946",
+        ),
+        "S",
+    )
+
+
+def test_csv_round_trips(tmp_path: Path, repo: ContactRepository) -> None:
+    _fill(repo)
+    exported = repo.export_csv()
+    assert exported.splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert "'=cmd|" in exported  # a spreadsheet will not run it as a formula
+    other = ContactRepository(Store(tmp_path / "other.db"), lambda: NOW)
+    imported = other.import_csv(exported, "Kim")
+    assert len(imported) == 4
+    assert other.export_csv() == exported
+    strip = [replace(c, id=0) for c in repo.all()]
+    assert [replace(c, id=0) for c in other.all()] == strip
+    assert [r["action"] for r in other.history()] == ["import"] * 4
+
+
+def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepository) -> None:
+    repo.add(contact("already@there.example"), "S")
+    header = ",".join(CSV_COLUMNS)
+    text = "\r\n".join(
+        [
+            header,
+            "address,good@one.example,Good One,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
+            "address,postmaster,No Domain,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
+            "person,x@y.example,X,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
+            "address,z@y.example,Z,Org,,Sam,01/03/2026,phoned,2027-03-01,,,,",
+            "address,already@there.example,A,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
+            "address,good@one.example,Twice,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
+            "address,q@y.example,Q,Org,,Sam,2026-03-01,,2027-03-01,,,,",
+            "address,w@y.example,W,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,,extra",
+            "address,fax=+44123@y.example,F,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
+            "",
+        ]
+    )
+    with pytest.raises(CSVImportError) as err:
+        repo.import_csv(text, "Kim", reject=lambda a: "a fax route" if "fax=" in a else None)
+    problems = err.value.problems
+    assert [p.split(":")[0] for p in problems] == [
+        "line 3",
+        "line 4",
+        "line 5",
+        "line 6",
+        "line 7",
+        "line 8",
+        "line 9",
+        "line 10",
+    ]
+    assert "address is not valid" in problems[0]
+    assert "kind must be" in problems[1]
+    assert "YYYY-MM-DD" in problems[2]
+    assert "already approved as C-001" in problems[3]
+    assert "already approved" in problems[4]  # the same address twice in one file
+    assert "verified how is required" in problems[5]
+    assert "more cells than columns" in problems[6]
+    assert "a fax route" in problems[7]
+    assert [c.address for c in repo.all()] == ["already@there.example"]  # nothing half-done
+    assert len(repo.history()) == 1
+
+
+def test_csv_header_must_match(repo: ContactRepository) -> None:
+    with pytest.raises(CSVImportError) as err:
+        repo.import_csv("kind,address,colour\r\naddress,a@b.example,red\r\n", "Kim")
+    assert err.value.problems[0].startswith("line 1: header: missing")
+    assert "colour" in err.value.problems[0]
+
+
+def test_csv_defaults_review_date_to_twelve_months(repo: ContactRepository) -> None:
+    header = ",".join(CSV_COLUMNS)
+    row = "address,a@b.example,A B,Org,,Sam,2026-05-31,phoned,,,,,"
+    [c] = repo.import_csv(f"{header}\r\n{row}\r\n", "Kim")
+    assert c.review_due == "2027-05-31"
