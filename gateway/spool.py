@@ -18,6 +18,7 @@ Queue states (the only moves allowed are in ``_MOVES``)::
     queued  --delivered to every recipient-->  (row removed; the register keeps the record)
     queued  --some recipient bounced-------->  (row removed after the DSN is queued)
     queued  --integrity check failed-------->  corrupt
+    corrupt --admin retries, check passes--->  queued   (e.g. a lost key file was restored)
     corrupt --admin deletes----------------->  (row removed)
 """
 
@@ -63,7 +64,7 @@ CREATE TABLE IF NOT EXISTS queue_rcpt (
 );
 """
 
-_MOVES = {("queued", "corrupt")}
+_MOVES = {("queued", "corrupt"), ("corrupt", "queued")}
 
 
 def new_queue_id() -> str:
@@ -197,7 +198,7 @@ class Spool:
             n = int.from_bytes(plain[:4], "big")
             env = json.loads(plain[4 : 4 + n])
             content = plain[4 + n :]
-        except (SpoolCorrupt, ValueError, KeyError) as exc:
+        except (SpoolCorrupt, ValueError, KeyError, TypeError) as exc:
             self.quarantine(queue_id, str(exc))
             raise SpoolCorrupt(str(exc)) from exc
         pending = tuple(
@@ -224,8 +225,29 @@ class Spool:
         self._move(queue_id, "queued", "corrupt", reason)
         log.error("spool_corrupt", queue_id=queue_id, reason=reason)
 
+    def recheck(self, queue_id: str) -> bool:
+        """Put a set-aside message back in the queue if it now passes its check.
+
+        For the admin who restored a lost key file (``queue retry``); a message that
+        still fails stays set aside, untouched.
+        """
+        rows = self.store.query(
+            "SELECT blob FROM queue WHERE id = ? AND state = 'corrupt'", (queue_id,)
+        )
+        if not rows:
+            return False
+        try:
+            self.keyring.open(rows[0]["blob"], queue_id.encode())
+        except SpoolCorrupt:
+            return False
+        self._move(queue_id, "corrupt", "queued", "passed its integrity check again")
+        self.retry_now(queue_id)
+        log.info("spool_recovered", queue_id=queue_id)
+        return True
+
     def _move(self, queue_id: str, old: str, new: str, reason: str) -> None:
-        assert (old, new) in _MOVES, (old, new)
+        if (old, new) not in _MOVES:  # the table above is the whole state machine
+            raise ValueError(f"no move from {old} to {new}")
         self.store.execute(
             "UPDATE queue SET state = ?, last_error = ? WHERE id = ? AND state = ?",
             (new, self._seal_note(queue_id, reason), queue_id, old),

@@ -1,15 +1,27 @@
-"""``c4f-gateway check-config``: validate everything ``serve`` would load, then exit."""
+"""``c4f-gateway check-config``: validate everything ``serve`` would load, then exit.
+
+Every problem is reported as ``FILE: KEY: REASON`` (the config file, the setting that
+leads to the problem, what is wrong), so an admin knows which line to fix.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
 
 from gateway.cli.common import add_config_arg, load_settings
 from gateway.crypto import Keyring
+from gateway.errors import ConfigError
 from gateway.pipeline import FilterContext, load_filters
 from gateway.server import make_transport
 from gateway.store import Store
 from gateway.tls import server_context
+
+T = TypeVar("T")
+_NAMES_KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)*: ")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,18 +36,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args)
-    Keyring.load(settings.storage.spool_key_file)
-    server_context(settings.tls.cert_file, settings.tls.key_file)
-    make_transport(settings)
-    store = Store(settings.storage.database)
+    settings = load_settings(args)  # its errors already read "FILE: KEY: REASON"
+    config = str(args.config)
+
+    def check(key: str, step: Callable[[], T]) -> T:
+        try:
+            return step()
+        except (ConfigError, sqlite3.Error, OSError) as exc:
+            reason = str(exc)
+            # Some errors already name their key ("filter.NAME: ...", "tls: ...").
+            if not _NAMES_KEY.match(reason):
+                reason = f"{key}: {reason}"
+            raise ConfigError(f"{config}: {reason}") from exc
+
+    check("storage.spool_key_file", lambda: Keyring.load(settings.storage.spool_key_file))
+    check("tls", lambda: server_context(settings.tls.cert_file, settings.tls.key_file))
+    key = "upstream" if settings.delivery.transport == "smtp" else "delivery.maildir"
+    check(key, lambda: make_transport(settings))
+    store = check("storage.database", lambda: Store(settings.storage.database))
     try:
-        load_filters(
-            settings.pipeline.filters,
-            settings.filter,
-            FilterContext(settings=settings, store=store),
+        context = FilterContext(settings=settings, store=store)
+        check(
+            "filter",
+            lambda: load_filters(settings.pipeline.filters, settings.filter, context),
         )
     finally:
         store.close()
-    print(f"{args.config}: ok")
+    print(f"{config}: ok")
     return 0

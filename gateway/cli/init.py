@@ -8,6 +8,8 @@ from pathlib import Path
 
 from gateway.cli import CLIError
 from gateway.crypto import Keyring
+from gateway.register import Register
+from gateway.register_settings import register_settings
 from gateway.settings import load
 from gateway.staff import StaffDirectory
 from gateway.store import Store
@@ -54,11 +56,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="write a complete dev setup (config, TLS certificate, keys, database) into a folder",
         description=(
             "Create DIR/gateway.toml, a self-signed TLS certificate for localhost, the spool "
-            "encryption key (mode 0600), the SQLite database and a local delivery folder, so "
-            "that 'c4f-gateway serve --config DIR/gateway.toml' runs at once."
+            "and register keys (mode 0600), the SQLite database and a local delivery folder, "
+            "so that 'c4f-gateway serve --config DIR/gateway.toml' runs at once. Key files "
+            "already in DIR are kept."
         ),
     )
-    p.add_argument("--dir", type=Path, required=True, help="folder to create (must be empty)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        required=True,
+        help="folder to set up (it must not hold a gateway.toml yet)",
+    )
     p.add_argument("--port", type=int, default=1587, help="STARTTLS submission port (1587)")
     p.add_argument(
         "--implicit-port", type=int, default=1465, help="implicit-TLS submission port (1465)"
@@ -83,12 +91,28 @@ def run(args: argparse.Namespace) -> int:
         encoding="utf-8",
     )
     settings = load(config)
-    write_dev_certificate(settings.tls.cert_file, settings.tls.key_file, ["localhost", "127.0.0.1"])
-    Keyring.create(settings.storage.spool_key_file)
+    # Keys already in DIR are kept, never replaced: messages and register entries sealed
+    # with them would otherwise be unreadable.
+    kept = []
+    if settings.tls.cert_file.exists() or settings.tls.key_file.exists():
+        kept.append(settings.tls.cert_file)
+    else:
+        write_dev_certificate(
+            settings.tls.cert_file, settings.tls.key_file, ["localhost", "127.0.0.1"]
+        )
+    if settings.storage.spool_key_file.exists():
+        kept.append(settings.storage.spool_key_file)
+    else:
+        Keyring.create(settings.storage.spool_key_file)
+    register = register_settings(settings)
+    created = Register.create_keys(register)
+    kept += [p for p in (register.key_file, register.mac_key_file) if p not in created]
     settings.delivery.maildir.mkdir(mode=0o700, exist_ok=True)
     store = Store(settings.storage.database)
     staff = StaffDirectory(store)
-    print(f"Created {config} (with TLS certificate, spool key and database in {d}).")
+    print(f"Created {config} (with TLS certificate, keys and database in {d}).")
+    for path in kept:
+        print(f"Kept the existing {path}")
     if args.demo:
         login = f"demo@{args.domain}"
         password = secrets.token_urlsafe(12)

@@ -27,7 +27,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ls = actions.add_parser("list", help="one line per queued message")
     show = actions.add_parser("show", help="one message's envelope and delivery state")
     show.add_argument("queue_id")
-    retry = actions.add_parser("retry", help="try delivering now")
+    retry = actions.add_parser(
+        "retry",
+        help="try delivering now (a set-aside message is checked again first)",
+    )
     retry.add_argument("queue_id", nargs="?")
     retry.add_argument("--all", action="store_true", help="every waiting message")
     delete = actions.add_parser("delete", help="remove a message from the queue for good")
@@ -111,10 +114,17 @@ def _run(args: argparse.Namespace, spool: Spool) -> int:
             return 0
         if not args.queue_id:
             raise CLIError("name a queue ID or use --all")
-        if not spool.retry_now(args.queue_id.upper()):
-            raise CLIError(f"{args.queue_id}: not waiting in the queue")
-        print(f"{args.queue_id.upper()} will be tried now")
-        return 0
+        qid = args.queue_id.upper()
+        if spool.retry_now(qid):
+            print(f"{qid} will be tried now")
+            return 0
+        if spool.recheck(qid):
+            print(f"{qid} passes its integrity check again and will be tried now")
+            return 0
+        row = next((r for r in spool.rows() if r.queue_id == qid), None)
+        if row is not None and row.state == "corrupt":
+            raise CLIError(f"{qid}: still fails its integrity check; it stays set aside")
+        raise CLIError(f"{qid}: not in the queue")
     # delete
     qid = args.queue_id.upper()
     if not args.yes:

@@ -7,7 +7,7 @@ import sqlite3
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, local_time, read_password, table
-from gateway.staff import StaffDirectory
+from gateway.staff import ROLES, StaffDirectory
 from gateway.store import Store
 
 
@@ -28,6 +28,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=[],
         metavar="ADDRESS",
         help="another address this person may send as (repeatable)",
+    )
+    add.add_argument("--role", choices=ROLES, default="staff", help="what else they may do")
+    add.add_argument(
+        "--manager",
+        action="append",
+        default=[],
+        metavar="LOGIN",
+        help="their line manager's login (repeatable)",
     )
     add.add_argument(
         "--password-stdin",
@@ -52,7 +60,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     al.add_argument("login")
     al.add_argument("aliases", nargs="*", metavar="ADDRESS")
 
-    for a in (add, rm, pw, al, actions.choices["list"]):
+    role = actions.add_parser("role", help="set an account's role (staff, manager, admin)")
+    role.add_argument("login")
+    role.add_argument("role", choices=ROLES)
+
+    mg = actions.add_parser("managers", help="replace an account's line managers")
+    mg.add_argument("login")
+    mg.add_argument("managers", nargs="*", metavar="LOGIN")
+
+    for a in actions.choices.values():
         add_config_arg(a)
     p.set_defaults(func=run)
 
@@ -70,9 +86,18 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
     if args.action == "add":
         if "@" not in args.login:
             raise CLIError("the login is the staff member's mail address (name@domain)")
+        unknown = [m for m in args.manager if staff.get(m) is None]
+        if unknown:
+            raise CLIError(f"no account {', '.join(unknown)} (add line managers first)")
         password = read_password(args)
         try:
-            staff.add(args.login, password, tuple(a.lower() for a in args.alias))
+            staff.add(
+                args.login,
+                password,
+                tuple(a.lower() for a in args.alias),
+                role=args.role,
+                managers=tuple(args.manager),
+            )
         except sqlite3.IntegrityError:
             raise CLIError(f"{args.login} already exists") from None
         print(f"added {args.login.lower()}")
@@ -89,6 +114,17 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
         if not staff.set_aliases(args.login, tuple(args.aliases)):
             raise CLIError(f"no account {args.login}")
         print(f"aliases of {args.login.lower()}: {', '.join(args.aliases) or '(none)'}")
+    elif args.action == "role":
+        if not staff.set_role(args.login, args.role):
+            raise CLIError(f"no account {args.login}")
+        print(f"{args.login.lower()} is now {args.role}")
+    elif args.action == "managers":
+        unknown = [m for m in args.managers if staff.get(m) is None]
+        if unknown:
+            raise CLIError(f"no account {', '.join(unknown)}")
+        if not staff.set_managers(args.login, tuple(args.managers)):
+            raise CLIError(f"no account {args.login}")
+        print(f"line managers of {args.login.lower()}: {', '.join(args.managers) or '(none)'}")
     else:
         members = staff.list()
         if not members:
@@ -96,8 +132,17 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
             return 0
         print(
             table(
-                ["Login", "Aliases", "Created"],
-                [[m.login, ", ".join(m.aliases), local_time(m.created)] for m in members],
+                ["Login", "Role", "Aliases", "Line managers", "Created"],
+                [
+                    [
+                        m.login,
+                        m.role,
+                        ", ".join(m.aliases),
+                        ", ".join(m.managers),
+                        local_time(m.created),
+                    ]
+                    for m in members
+                ],
             )
         )
     return 0

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Relay throughput: N messages from K concurrent sessions through the gateway to a sink.
+
+The real ``c4f-gateway serve`` (subprocess, production scrypt cost for the staff login)
+relays over verified TLS to the shared counting sink (``../shared/bench/sink.py``, given a
+certificate from a throwaway CA); ``../shared/bench/smtpload.py`` submits with STARTTLS +
+AUTH. Printed per target: accepted msgs/s (250s received by the clients) and end-to-end
+msgs/s (until the sink has counted them all). The baseline, measured in the same run with
+the same load generator, is the sink alone (STARTTLS, no AUTH, nothing relayed): figures
+are given as ratios to it, since absolute numbers depend on the machine.
+
+    .venv/bin/python bench/relay_throughput.py -n 2000 -c 20 --per-conn 10
+
+With ``--postfix HOST:PORT:USER:PASSWORD`` (a local Postfix set up with
+``../shared/bench/postfix-tls-auth.sh setup PORT SINK_PORT USER PASSWORD``, relaying to
+``--sink-port``), it also runs ``../shared/bench/compare.sh`` for a side-by-side with
+Postfix (ratios against Postfix, CPU per message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.pki import TestCA
+from support.subprocess_gateway import GatewayProcess, prepare
+
+from gateway.settings import load
+from gateway.staff import StaffDirectory
+from gateway.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+SENDER = "alice@c4f.example"
+PASSWORD = "bench password for alice"  # noqa: S105 (a throwaway account)
+
+
+def read_count(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return -1
+
+
+def start_sink(tools: Path, port: int, count: Path, cert: Path, key: Path) -> subprocess.Popen[str]:
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            str(tools / "sink.py"),
+            str(port),
+            str(count),
+            "--procs",
+            "2",
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sink.stdout is not None
+    line = sink.stdout.readline()
+    if "listening" not in line:
+        sink.kill()
+        raise SystemExit(f"sink.py did not start: {line!r}")
+    return sink
+
+
+def load_run(
+    tools: Path, port: int, args: argparse.Namespace, n: int, auth: bool
+) -> dict[str, Any]:
+    cmd = [sys.executable, str(tools / "smtpload.py"), "127.0.0.1", str(port), "--starttls"]
+    cmd += ["-n", str(n), "-c", str(args.c), "--size", str(args.size)]
+    cmd += ["--per-conn", str(args.per_conn), "--from", SENDER, "--to", "bob@c4f.example"]
+    if auth:
+        cmd += ["--user", SENDER, "--password", PASSWORD]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=3600)
+    try:
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SystemExit(f"smtpload failed ({done.returncode}): {done.stderr[-2000:]}") from None
+    return result
+
+
+def measure(
+    tools: Path, port: int, args: argparse.Namespace, count: Path, n: int, relayed: bool
+) -> dict[str, Any]:
+    """One smtpload run; for a relaying target, wait until the sink has every message."""
+    c0 = read_count(count)
+    r = load_run(tools, port, args, n, auth=relayed)
+    if relayed:
+        last, moved = read_count(count), time.time()
+        while last < c0 + r["sent"] and time.time() - moved < 30:  # until done or stalled
+            time.sleep(0.005)
+            if (now := read_count(count)) != last:
+                last, moved = now, time.time()
+        r["delivered"] = read_count(count) - c0
+        r["end_to_end_per_s"] = round(r["delivered"] / (time.time() - r["start_ts"]), 1)
+    else:
+        r["delivered"] = r["sent"]
+        r["end_to_end_per_s"] = r["accepted_per_s"]
+    return r
+
+
+async def main(args: argparse.Namespace) -> int:
+    tools = args.tools
+    if not (tools / "smtpload.py").exists():
+        raise SystemExit(f"{tools}: smtpload.py and sink.py not found (use --tools DIR)")
+    with tempfile.TemporaryDirectory(prefix="c4f-bench-") as tmp:
+        folder = Path(tmp)
+        ca = TestCA(folder / "pki")
+        # Its own file name: prepare() below issues (and rewrites) "localhost" files.
+        cert = ca.issue("sink", sans=["localhost", "127.0.0.1"])
+        count = folder / "sink.count"
+        sink = start_sink(tools, args.sink_port, count, cert.cert, cert.key)
+        limit = args.c * 2 + 10
+        config = prepare(
+            folder / "gw",
+            ca,
+            upstream_port=args.sink_port,
+            config={
+                "limits": {"max_connections": limit + 10, "max_connections_per_client": limit},
+                "delivery": {"concurrency": args.delivery_concurrency},
+            },
+            staff=(),
+        )
+        store = Store(load(config).storage.database)
+        # Production scrypt cost. The alias is the sender compare.sh's load uses.
+        StaffDirectory(store).add(SENDER, PASSWORD, ("a@example.org",))
+        store.close()
+        gw = await GatewayProcess(config).start()
+        try:
+            rows = await asyncio.to_thread(run_all, tools, gw.port, args, count)
+            if args.postfix:
+                await asyncio.to_thread(compare_with_postfix, tools, gw, args, count)
+        finally:
+            await gw.stop()
+            sink.terminate()
+            sink.wait(10)
+    print_table(rows, args)
+    return 0
+
+
+def run_all(tools: Path, port: int, args: argparse.Namespace, count: Path) -> list[dict[str, Any]]:
+    warm = max(20, args.n // 10)
+    measure(tools, args.sink_port, args, count, warm, relayed=False)
+    measure(tools, port, args, count, warm, relayed=True)
+    rows = []
+    for rep in range(args.reps):  # interleaved, so drift hits both alike
+        for name, target, relayed in (
+            ("sink alone", args.sink_port, False),
+            ("c4f-gateway", port, True),
+        ):
+            r = measure(tools, target, args, count, args.n, relayed)
+            r.update(name=name, rep=rep)
+            print(
+                f"rep {rep} {name}: accepted {r['accepted_per_s']}/s, end-to-end "
+                f"{r['end_to_end_per_s']}/s, errors {r['errors'] or 0}",
+                file=sys.stderr,
+                flush=True,
+            )
+            rows.append(r)
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    def med(name: str, key: str) -> float:
+        return float(statistics.median(r[key] for r in rows if r["name"] == name))
+
+    base_acc, base_e2e = med("sink alone", "accepted_per_s"), med("sink alone", "end_to_end_per_s")
+    print(
+        f"\nN={args.n} messages of {args.size} bytes, {args.c} concurrent sessions, "
+        f"{args.per_conn} per connection, median of {args.reps}; ratios against the sink "
+        "alone in the same run\n"
+    )
+    print("| target | accepted msgs/s | end-to-end msgs/s | accepted ratio | end-to-end ratio "
+          "| p50 / p99 ms | errors |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name in ("sink alone", "c4f-gateway"):
+        mine = [r for r in rows if r["name"] == name]
+        acc, e2e = med(name, "accepted_per_s"), med(name, "end_to_end_per_s")
+        p50 = statistics.median(r["lat_ms"]["p50"] or 0 for r in mine)
+        p99 = statistics.median(r["lat_ms"]["p99"] or 0 for r in mine)
+        errors: dict[str, int] = {}
+        for r in mine:
+            for k, v in r["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+            if r["delivered"] < r["n"]:
+                errors["undelivered"] = errors.get("undelivered", 0) + r["n"] - r["delivered"]
+        print(
+            f"| {name} | {acc:.1f} | {e2e:.1f} | {acc / base_acc:.3f} | {e2e / base_e2e:.3f} "
+            f"| {p50:.0f} / {p99:.0f} | {errors or 0} |"
+        )
+
+
+def compare_with_postfix(
+    tools: Path, gw: GatewayProcess, args: argparse.Namespace, count: Path
+) -> None:
+    assert gw.proc is not None
+    targets = [
+        f"postfix={args.postfix}:postfix",
+        f"c4f-gateway=127.0.0.1:{gw.port}:{SENDER}:{PASSWORD}:{gw.proc.pid}",
+    ]
+    cmd = ["sh", str(tools / "compare.sh"), "--count-file", str(count), "--reps", str(args.reps)]
+    cmd += ["--n-small", str(args.n), "--n-large", str(max(20, args.n // 20))]
+    cmd += ["--sessions", str(args.c), "--per-conn", str(args.per_conn), *targets]
+    print("\nSide by side with Postfix (compare.sh; ratio = delivered msgs/s against Postfix):")
+    subprocess.run(cmd, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("-n", type=int, default=2000, help="messages per run (default 2000)")
+    ap.add_argument("-c", type=int, default=20, help="concurrent sessions (default 20)")
+    ap.add_argument("--per-conn", type=int, default=10, help="messages per session (default 10)")
+    ap.add_argument("--size", type=int, default=10240, help="message bytes (default 10240)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--delivery-concurrency", type=int, default=4, help="[delivery] concurrency")
+    ap.add_argument("--sink-port", type=int, default=2526)
+    ap.add_argument(
+        "--postfix", metavar="HOST:PORT:USER:PASSWORD", help="also compare with Postfix"
+    )
+    ap.add_argument(
+        "--tools",
+        type=Path,
+        default=REPO.parent / "shared" / "bench",
+        help="folder with smtpload.py, sink.py, compare.sh (default ../shared/bench)",
+    )
+    return ap.parse_args()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))

@@ -1,0 +1,130 @@
+"""``c4f-gateway staff``: accounts managed from the command line, passwords never shown.
+
+Policy, "Storage of information": kept in a secure place. The password goes in on
+standard input (``--password-stdin``) or a prompt, is stored only as a scrypt hash, and
+appears in no output and nowhere in the database file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.harness import write_config
+from support.subprocess_gateway import run_cli
+
+from gateway.settings import load
+from gateway.staff import StaffDirectory
+from gateway.store import Store
+
+ALICE = "alice@c4f.example"
+MANAGER = "mo@c4f.example"
+FIRST = "first secret pass phrase 41"
+SECOND = "second secret pass phrase 42"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    # Staff commands need only the database: no keys or certificates.
+    return write_config(
+        tmp_path / "gateway.toml",
+        {"storage": {"database": "gateway.db"}, "delivery": {"transport": "maildir"}},
+    )
+
+
+def staff(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    done = run_cli("staff", *args, "--config", config, stdin=stdin)
+    return done.returncode, done.stdout, done.stderr
+
+
+def authenticate(config: Path, login: str, password: str) -> bool:
+    store = Store(load(config).storage.database)
+    try:
+        return StaffDirectory(store).authenticate(login, password) is not None
+    finally:
+        store.close()
+
+
+def database_bytes(config: Path) -> bytes:
+    db = load(config).storage.database
+    return b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+
+
+def test_staff_lifecycle_and_the_password_never_shows(config: Path) -> None:
+    outputs: list[str] = []
+
+    def ok(*args: str, stdin: str | None = None) -> str:
+        code, out, err = staff(config, *args, stdin=stdin)
+        outputs.extend((out, err))
+        assert code == 0, err
+        return out
+
+    assert "no staff accounts yet" in ok("list")
+    ok("add", MANAGER, "--role", "manager", "--password-stdin", stdin=SECOND + "\n")
+    added = ok(
+        "add",
+        "Alice@C4F.example",
+        *("--alias", "A.Smith@c4f.example", "--manager", MANAGER, "--password-stdin"),
+        stdin=FIRST + "\n",
+    )
+    assert added == f"added {ALICE}\n"
+    assert authenticate(config, ALICE, FIRST)
+
+    listed = ok("list")
+    [row] = [ln for ln in listed.splitlines() if ln.startswith(ALICE)]
+    assert row.split()[:4] == [ALICE, "staff", "a.smith@c4f.example", MANAGER]
+
+    assert "aliases of alice@c4f.example: x@c4f.example" in ok("aliases", ALICE, "x@c4f.example")
+    assert "x@c4f.example" in ok("list")
+    assert "is now admin" in ok("role", ALICE, "admin")
+
+    assert "password changed" in ok("passwd", ALICE, "--password-stdin", stdin=SECOND + "\n")
+    assert authenticate(config, ALICE, SECOND)
+    assert not authenticate(config, ALICE, FIRST)
+
+    on_disk = database_bytes(config)
+    assert b"scrypt$" in on_disk  # the hashes are there ...
+    for pw in (FIRST, SECOND):  # ... the passwords are not
+        assert pw.encode() not in on_disk
+        assert not any(pw in text for text in outputs)
+
+    assert ok("remove", ALICE) == f"removed {ALICE}\n"
+    assert ALICE not in ok("list")
+    assert not authenticate(config, ALICE, SECOND)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("add", "alice", "--password-stdin"), FIRST, "the login is the staff member's mail"),
+        (("add", ALICE, "--password-stdin"), "short\n", "at least 12 characters"),
+        (("add", ALICE), None, "no terminal to ask for the password: use --password-stdin"),
+        (
+            ("add", ALICE, "--manager", "nobody@c4f.example", "--password-stdin"),
+            FIRST,
+            "no account",
+        ),
+        (("passwd", "nobody@c4f.example", "--password-stdin"), FIRST, "no account"),
+        (("remove", "nobody@c4f.example"), None, "no account nobody@c4f.example"),
+        (("aliases", "nobody@c4f.example", "x@c4f.example"), None, "no account"),
+    ],
+    ids=["not_an_address", "short", "no_tty", "unknown_manager", "passwd", "remove", "aliases"],
+)
+def test_staff_mistakes_are_one_line_errors(
+    config: Path, args: tuple[str, ...], stdin: str | None, message: str
+) -> None:
+    code, out, err = staff(config, *args, stdin=stdin)
+    assert code == 2
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("c4f-gateway staff: error: ")
+    assert message in line
+    if stdin:
+        assert stdin.strip() not in err
+
+
+def test_adding_an_existing_account_is_refused(config: Path) -> None:
+    assert staff(config, "add", ALICE, "--password-stdin", stdin=FIRST)[0] == 0
+    code, _out, err = staff(config, "add", ALICE, "--password-stdin", stdin=SECOND)
+    assert (code, err.strip()) == (2, f"c4f-gateway staff: error: {ALICE} already exists")
+    assert authenticate(config, ALICE, FIRST)  # unchanged
