@@ -21,7 +21,11 @@ COMMANDS = [
     "serve",
     "check_config",
     "staff",
+    "contacts",
     "queue",
+    "register",
+    "disclaimer",
+    "web",
 ]
 
 

@@ -1,0 +1,166 @@
+"""Contact forms and the CSV import preview, on the contacts module's own rules.
+
+A new contact is built and checked exactly as ``c4f-gateway contacts add`` builds it
+(hard fax signs refused, soft ones need the not-a-fax attestation, review due 12 months
+after approval); the preview of an import reads each row with the repository's own CSV
+reader and :func:`gateway.contacts.checked`, so what the preview calls fine is what the
+import accepts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from starlette.datastructures import FormData
+
+from filters.fax_route import FaxRoutes
+from gateway.contacts import (
+    CSV_COLUMNS,
+    Contact,
+    ContactError,
+    ContactRepository,
+    checked,
+    review_date,
+)
+from gateway.web.auth import text
+
+
+def _date(value: str, what: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ContactError(f"{what}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def new_contact(form: FormData, actor: str, today: date, routes: FaxRoutes) -> Contact:
+    """The contact a form asks for (raises ContactError, as the CLI's ``add`` does)."""
+    domain = text(form, "kind") == "domain"
+    address = text(form, "address", 320)
+    sign = None if domain else routes.classify(address)
+    if sign is not None and sign.hard:
+        raise ContactError(f"{address} is {sign.reason}: fax routes cannot be approved")
+    approved = _date(text(form, "approved_on"), "approved on") or today
+    due = _date(text(form, "review_due"), "review due") or review_date(approved)
+    not_fax = bool(form.get("not_fax"))
+    return Contact(
+        id=0,
+        kind="domain" if domain else "address",
+        address=address,
+        display_name=text(form, "display_name", 200),
+        organisation=text(form, "organisation", 200),
+        role=text(form, "role", 200),
+        approved_by=text(form, "approved_by", 200) or actor,
+        approved_on=approved.isoformat(),
+        verified_how=text(form, "verified_how", 500),
+        review_due=due.isoformat(),
+        notes=text(form, "notes", 2000),
+        unusual=bool(form.get("allow_unusual")),
+        not_fax_by=actor if not_fax else "",
+        not_fax_on=today.isoformat() if not_fax else "",
+    )
+
+
+def edits(form: FormData, current: Contact) -> dict[str, str]:
+    """The fields an edit may change (the address itself is changed by remove and add)."""
+    out = {
+        "display_name": text(form, "display_name", 200),
+        "organisation": text(form, "organisation", 200),
+        "role": text(form, "role", 200),
+        "verified_how": text(form, "verified_how", 500),
+        "notes": text(form, "notes", 2000),
+    }
+    due = _date(text(form, "review_due"), "review due")
+    if due is not None:
+        out["review_due"] = due.isoformat()
+    return {k: v for k, v in out.items() if v != getattr(current, k)}
+
+
+def fax_veto(routes: FaxRoutes) -> Callable[[str], str | None]:
+    """The CLI's import veto: hard fax signs cannot be approved."""
+
+    def reject(address: str) -> str | None:
+        sign = routes.classify(address)
+        return f"{sign.reason}: fax routes cannot be approved" if sign and sign.hard else None
+
+    return reject
+
+
+@dataclass
+class PreviewRow:
+    line: int
+    kind: str
+    address: str
+    organisation: str
+    review_due: str
+    problem: str = ""
+    warning: str = ""
+
+
+@dataclass
+class Preview:
+    rows: list[PreviewRow] = field(default_factory=list)
+    header_problem: str = ""
+
+    @property
+    def problems(self) -> int:
+        return len([r for r in self.rows if r.problem]) + (1 if self.header_problem else 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.problems == 0 and bool(self.rows)
+
+
+def preview_import(repo: ContactRepository, text_: str, routes: FaxRoutes) -> Preview:
+    """What ``repo.import_csv(text_)`` would do, row by row, without changing anything."""
+    preview = Preview()
+    reader = csv.DictReader(io.StringIO(text_))
+    header = reader.fieldnames or []
+    if set(header) != set(CSV_COLUMNS):
+        missing = sorted(set(CSV_COLUMNS) - set(header))
+        extra = sorted(set(header) - set(CSV_COLUMNS))
+        preview.header_problem = (
+            f"line 1: header: missing {', '.join(missing) or '-'}; "
+            f"unknown {', '.join(extra) or '-'}"
+        )
+        return preview
+    reject = fax_veto(routes)
+    seen: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        row = PreviewRow(
+            line,
+            str(raw.get("kind") or ""),
+            str(raw.get("address") or ""),
+            str(raw.get("organisation") or ""),
+            "",
+        )
+        try:
+            # The import's own row reader, so defaults and checks cannot drift apart.
+            c = checked(repo._from_csv(raw))
+            row.kind, row.address, row.review_due = c.kind, c.address, c.review_due
+            veto = reject(c.address) if c.kind == "address" else None
+            if veto:
+                raise ContactError(str(veto))
+            key = Contact.key_for(c.kind, c.address, c.unusual)
+            existing = repo.find(c.address)
+            if (
+                existing is not None
+                and Contact.key_for(existing.kind, existing.address, existing.unusual) == key
+            ):
+                raise ContactError(f"{c.address} is already approved as {existing.ref}")
+            if key in seen:
+                raise ContactError(f"the same address as line {seen[key]}")
+            seen[key] = line
+            sign = routes.classify(c.address) if c.kind == "address" else None
+            if sign is not None and not c.not_fax_by:
+                row.warning = f"looks like {sign.reason}: refused until an admin attests it"
+        except ContactError as exc:
+            row.problem = str(exc)
+        preview.rows.append(row)
+    return preview

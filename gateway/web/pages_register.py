@@ -1,0 +1,297 @@
+"""Disclosure log review: the register with the CLI's filters, entry pages with their
+follow-ups, the forms that add follow-ups, CSV export and the per-family report.
+
+Everything reads through :class:`gateway.register.Register` and writes through
+``Register.annotate``, as ``c4f-gateway register list/show/export/report/annotate`` do;
+the CSV and the report text are the CLI's own (:mod:`gateway.register_format`).
+The filter lives in the session, never in the URL (it can name staff and families).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import register_format as fmt
+from gateway.register import RegisterError
+from gateway.register_view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
+from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
+from gateway.web.render import flash, page, see_other
+
+PAGE_SIZE = 100
+FILTER_TEXT = ("since", "until", "staff", "recipient", "organisation", "family", "consent")
+FILTER_FLAGS = ("incomplete", "refused", "held")
+
+
+def _day(value: str, *, end: bool = False) -> float | None:
+    """A local date, as ``register list --since/--until`` reads it."""
+    try:
+        d = date.fromisoformat(value)
+    except ValueError:
+        return None
+    start = datetime(d.year, d.month, d.day).astimezone().timestamp()
+    return start + 86400.0 if end else start
+
+
+def filters_of(saved: dict[str, Any], kinds: tuple[str, ...] = ("accepted", "refused")) -> Filters:
+    consent = str(saved.get("consent", ""))
+    return Filters(
+        since=_day(str(saved.get("since", ""))),
+        until=_day(str(saved.get("until", "")), end=True),
+        staff=str(saved.get("staff", "")),
+        recipient=str(saved.get("recipient", "")),
+        organisation=str(saved.get("organisation", "")),
+        family=str(saved.get("family", "")),
+        consent=consent if consent in CONSENT_VALUES else "",
+        incomplete=bool(saved.get("incomplete")),
+        refused=bool(saved.get("refused")),
+        held=bool(saved.get("held")),
+        kinds=kinds,
+    )
+
+
+def _saved(v: Viewer) -> dict[str, Any]:
+    found = v.session.state.get("register", {})
+    return found if isinstance(found, dict) else {}
+
+
+async def register_list(request: Request) -> Response:
+    v = await viewer(request)
+    console = console_of(request)
+    saved = _saved(v)
+    records = await asyncio.to_thread(console.register.records, filters_of(saved))
+    records.reverse()  # newest first
+    try:
+        number = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        number = 1
+    pages = max(1, -(-len(records) // PAGE_SIZE))
+    number = min(number, pages)
+    shown = records[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    return await page(
+        request,
+        v,
+        "register_list.html",
+        {
+            "records": [_row(r) for r in shown],
+            "total": len(records),
+            "page_number": number,
+            "pages": pages,
+            "saved": saved,
+            "consent_values": [(c, CONSENT_WORDS[c]) for c in CONSENT_VALUES],
+            "staff_logins": [m.login for m in await asyncio.to_thread(console.staff.list)],
+        },
+    )
+
+
+def _row(r: Record) -> dict[str, Any]:
+    recipients = [str(x.get("address", "")) for x in r.recipients]
+    return {
+        "seq": r.seq,
+        "when": fmt.local_time(r.at),
+        "staff": r.staff or (fmt.PURGED if r.purged else ""),
+        "to": recipients,
+        "organisations": ", ".join(r.organisations),
+        "consent": CONSENT_WORDS.get(r.consent, r.consent) if r.kind == "accepted" else "",
+        "family": r.family,
+        "status": r.status,
+        "notes": fmt.notes(r),
+        "incomplete": bool(r.missing),
+        "held": r.held,
+        "refused": r.kind == "refused",
+    }
+
+
+async def register_filter(request: Request) -> Response:
+    v = await viewer(request)
+    form = await checked_form(request, v.session)
+    if text(form, "action") == "clear":
+        v.session.state["register"] = {}
+    else:
+        saved: dict[str, Any] = {k: text(form, k, 200) for k in FILTER_TEXT if text(form, k)}
+        saved.update({k: True for k in FILTER_FLAGS if form.get(k)})
+        bad = [k for k in ("since", "until") if k in saved and _day(saved[k]) is None]
+        if bad:
+            await flash(request, v, f"Not a date (YYYY-MM-DD): {', '.join(bad)}", error=True)
+            return see_other("/register")
+        v.session.state["register"] = saved
+    await asyncio.to_thread(console_of(request).sessions.save_state, v.session)
+    return see_other("/register")
+
+
+async def register_export(request: Request) -> Response:
+    v = await viewer(request)
+    console = console_of(request)
+    records = await asyncio.to_thread(console.register.records, filters_of(_saved(v)))
+    body = fmt.csv_text(records)
+    await asyncio.to_thread(console.audit, v.login, "register exported", {"records": len(records)})
+    name = f"register-{datetime.now():%Y%m%d-%H%M}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def entry_page(request: Request) -> Response:
+    v = await viewer(request)
+    console = console_of(request)
+    seq: int = request.path_params["seq"]
+    record = await asyncio.to_thread(console.register.record, seq)
+    if record is None:
+        return await page(request, v, "not_found.html", {"what": f"register entry {seq}"}, 404)
+    if record.seq != seq:
+        return see_other(f"/register/entry/{record.seq}")  # a follow-up: show its original
+    return await page(request, v, "register_entry.html", _entry_context(record))
+
+
+def _entry_context(r: Record) -> dict[str, Any]:
+    f = fmt.flat(r)
+    recipients = [
+        str(x.get("address", ""))
+        + (
+            f" ({', '.join(str(p) for p in (x.get('display_name'), x.get('organisation')) if p)})"
+            if x.get("display_name") or x.get("organisation")
+            else ""
+        )
+        for x in r.recipients
+    ]
+    return {
+        "r": r,
+        "f": f,
+        "title": fmt.KIND_WORDS.get(r.kind, r.kind),
+        "recipients": recipients,
+        "raw": sorted(r.data.items()) if r.kind in ("admin", "purge") else [],
+        "followups": [fmt.followup_line(e) for e in r.followups],
+        "concerns": [(fmt.local_time(c["at"]), c["by"], c["text"]) for c in r.concerns],
+        "consent_choices": [(c, CONSENT_WORDS[c]) for c in CONSENT_VALUES[:3]],
+        "disclosure": r.kind == "accepted" and not r.purged,
+    }
+
+
+def changes_from(form: FormData) -> dict[str, Any]:
+    """The follow-up a form asks for, in ``Register.annotate``'s words (as the CLI's)."""
+    action = text(form, "action")
+    if action == "details":
+        return {k: text(form, k) or None for k in ("consent", "reason", "nature", "family")}
+    if action == "informed":
+        return {"informed": text(form, "informed") or None, "informed_on": text(form, "on") or None}
+    if action == "concern":
+        return {"concern": text(form, "concern", 5000) or None}
+    if action == "hold":
+        return {"hold": True}
+    if action == "release":
+        return {"hold": False}
+    return {}
+
+
+async def annotate(request: Request) -> Response:
+    v = await viewer(request)
+    form = await checked_form(request, v.session)
+    seq: int = request.path_params["seq"]
+    changes = changes_from(form)
+    try:
+        new = await asyncio.to_thread(
+            console_of(request).register.annotate, seq, v.login, **changes
+        )
+    except RegisterError as exc:
+        await flash(request, v, str(exc), error=True)
+    else:
+        await flash(request, v, f"Recorded follow-up {new} to entry {seq}.")
+    return see_other(f"/register/entry/{seq}")
+
+
+async def verify_now(request: Request) -> Response:
+    v = await viewer(request)
+    await checked_form(request, v.session)
+    status = await console_of(request).verifier.run_now()
+    await flash(
+        request,
+        v,
+        f"Register verified: {status.count} entries, chain intact."
+        if status.ok
+        else f"REGISTER FAILED VERIFICATION: {status.first_problem}",
+        error=not status.ok,
+    )
+    return see_other("/register")
+
+
+async def report_page(request: Request) -> Response:
+    v = await viewer(request)
+    console = console_of(request)
+    family = str(v.session.state.get("report_family", ""))
+    records = (
+        await asyncio.to_thread(console.register.records, Filters(family=family)) if family else []
+    )
+    return await page(
+        request,
+        v,
+        "register_report.html",
+        {
+            "family": family,
+            "records": [(r, fmt.flat(r)) for r in records],
+            "generated": fmt.local_time(console.clock()),
+        },
+    )
+
+
+async def report_choose(request: Request) -> Response:
+    v = await viewer(request)
+    form = await checked_form(request, v.session)
+    family = text(form, "family", 64)
+    v.session.state["report_family"] = family
+    await asyncio.to_thread(console_of(request).sessions.save_state, v.session)
+    if family:
+        await asyncio.to_thread(
+            console_of(request).audit, v.login, "family report", {"family": family}
+        )
+    return see_other("/register/report")
+
+
+async def report_text(request: Request) -> Response:
+    v = await viewer(request)
+    console = console_of(request)
+    family = str(v.session.state.get("report_family", ""))
+    if not family:
+        return see_other("/register/report")
+    records = await asyncio.to_thread(console.register.records, Filters(family=family))
+    return Response(
+        fmt.report_text(family, records, console.clock()),
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="family-report.txt"'},
+    )
+
+
+async def admin_trail(request: Request) -> Response:
+    v = await viewer(request, "admin")
+    console = console_of(request)
+    records = await asyncio.to_thread(console.register.records, Filters(kinds=("admin", "purge")))
+    records.reverse()
+    rows = []
+    for r in records[:500]:
+        d = r.data
+        details = ", ".join(f"{k}: {val}" for k, val in sorted(d.get("details", {}).items()))
+        rows.append(
+            (r.seq, fmt.local_time(r.at), d.get("actor", ""), d.get("action", r.kind), details)
+        )
+    return await page(request, v, "admin_trail.html", {"rows": rows, "total": len(records)})
+
+
+routes = [
+    Route("/register", register_list, methods=["GET"]),
+    Route("/register/filter", register_filter, methods=["POST"]),
+    Route("/register/export.csv", register_export, methods=["GET"]),
+    Route("/register/verify", verify_now, methods=["POST"]),
+    Route("/register/entry/{seq:int}", entry_page, methods=["GET"]),
+    Route("/register/entry/{seq:int}", annotate, methods=["POST"]),
+    Route("/register/report", report_page, methods=["GET"]),
+    Route("/register/report", report_choose, methods=["POST"]),
+    Route("/register/report.txt", report_text, methods=["GET"]),
+    Route("/register/admin", admin_trail, methods=["GET"]),
+]

@@ -1,0 +1,85 @@
+"""Console accounts (admins): who may use the console, with which role and second factor.
+
+Role changes call ``StaffDirectory.set_role`` as ``c4f-gateway staff role`` does; a
+TOTP reset removes the secret as ``c4f-gateway web totp-remove`` does. Either change
+signs that person out everywhere. The login travels in the form body, not the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.register_format import local_time
+from gateway.staff import ROLES
+from gateway.web.auth import checked_form, console_of, text, viewer
+from gateway.web.render import flash, page, see_other
+
+
+async def staff_list(request: Request) -> Response:
+    v = await viewer(request, "admin")
+    console = console_of(request)
+    members = await asyncio.to_thread(console.staff.list)
+    enrolled = await asyncio.to_thread(console.totp.logins)
+    return await page(
+        request,
+        v,
+        "staff.html",
+        {
+            "rows": [
+                {
+                    "login": m.login,
+                    "role": m.role,
+                    "managers": ", ".join(m.managers),
+                    "totp": m.login in enrolled,
+                    "created": local_time(m.created),
+                }
+                for m in members
+            ],
+            "roles": ROLES,
+            "require_totp": console.web.require_totp,
+        },
+    )
+
+
+async def change(request: Request) -> Response:
+    v = await viewer(request, "admin")
+    console = console_of(request)
+    form = await checked_form(request, v.session)
+    login, action = text(form, "login", 320).lower(), text(form, "action")
+    if await asyncio.to_thread(console.staff.get, login) is None:
+        await flash(request, v, "No such account.", error=True)
+        return see_other("/staff")
+    if action == "role":
+        role = text(form, "role")
+        if role not in ROLES:
+            await flash(request, v, "Choose a role.", error=True)
+            return see_other("/staff")
+        if login == v.login and role != "admin":
+            await flash(request, v, "You cannot take away your own admin role.", error=True)
+            return see_other("/staff")
+        await asyncio.to_thread(console.staff.set_role, login, role)
+        await asyncio.to_thread(console.sessions.end_all, login)
+        await asyncio.to_thread(
+            console.audit, v.login, "staff role", {"login": login, "role": role}
+        )
+        await flash(request, v, f"{login} is now {role}.")
+    elif action == "totp-reset":
+        await asyncio.to_thread(console.totp.remove, login)
+        await asyncio.to_thread(console.sessions.end_all, login)
+        await asyncio.to_thread(console.audit, v.login, "totp removed", {"login": login})
+        await flash(
+            request,
+            v,
+            f"Second factor removed for {login}; enrol a new one with c4f-gateway web totp-enrol.",
+        )
+    return see_other("/staff")
+
+
+routes = [
+    Route("/staff", staff_list, methods=["GET"]),
+    Route("/staff", change, methods=["POST"]),
+]

@@ -1,0 +1,63 @@
+"""Debian's chromium driven by Playwright, for the review console's browser tests.
+
+Never ``playwright install``: the browser is the distribution's (``apt-get install
+chromium``, done by ``.ci/run``). Pages are loaded with JavaScript off, because the
+console must work without it. Screenshots go to ``tests/output/screenshots/``
+(git-ignored) for a reviewer to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "screenshots"
+
+
+def need_chromium() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    need_chromium()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def context(browser: Browser, base_url: str, **kw: object) -> BrowserContext:
+    """A fresh profile with JavaScript off (the console needs none)."""
+    options: dict[str, object] = {
+        "base_url": base_url,
+        "java_script_enabled": False,
+        "viewport": {"width": 1280, "height": 900},
+        **kw,
+    }
+    return await browser.new_context(**options)  # type: ignore[arg-type]
+
+
+async def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
+    await page.screenshot(path=str(path), full_page=full_page)
+    return path

@@ -1,0 +1,245 @@
+"""Approved contacts in the console: the same repository, rules and sweep as the CLI."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from support.pki import TestCA
+from test_web_support import ADMIN, FakeResolver, Site, admin_actions, make_site, signed_in
+
+from gateway.cli import main
+from gateway.contacts import CSV_COLUMNS
+
+ZONES = {
+    "cafcass.example": ["10 mx.cafcass.example."],
+    "council.example": ["10 mail.council.example."],
+    "sneaky.example": ["10 in.efaxsend.com."],  # mail really goes to a fax service
+}
+
+
+@pytest.fixture
+def site(tmp_path: Path, ca: TestCA) -> Site:
+    return make_site(tmp_path / "gw", ca, resolver=FakeResolver(ZONES))
+
+
+def _add(client: TestClient, csrf: str, address: str, **fields: str):  # type: ignore[no-untyped-def]
+    data = {
+        "csrf": csrf,
+        "kind": "address",
+        "address": address,
+        "display_name": "Jo Smith",
+        "organisation": "Cafcass",
+        "verified_how": "phoned back on the office number",
+        **fields,
+    }
+    return client.post("/contacts/new", data=data, follow_redirects=False)
+
+
+def _rows(html: str) -> dict[str, str]:
+    """Contact list rows: ref -> the row's HTML."""
+    return dict(
+        re.findall(
+            r'<tr class="[^"]*">\s*<td><a href="/contacts/\d+">(C-\d+)</a></td>(.*?)</tr>',
+            html,
+            re.S,
+        )
+    )
+
+
+def test_add_contact_goes_through_the_repository_and_the_trails(site: Site) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        reply = _add(client, csrf, "j.smith@cafcass.example")
+        assert (reply.status_code, reply.headers["location"]) == (303, "/contacts/1")
+        page = client.get("/contacts/1").text
+        assert "Added C-001 (review due" in page and "MX check: no flags." in page
+    c = site.console.contacts.get(1)
+    assert c is not None
+    assert (c.address, c.approved_by, c.organisation) == (
+        "j.smith@cafcass.example",
+        ADMIN,
+        "Cafcass",
+    )
+    today = site.console.contacts.today()
+    assert c.review_due == today.replace(year=today.year + 1).isoformat()
+    assert c.mx_hosts == ("mx.cafcass.example",)  # the sweep's first look: the baseline
+    history = [(h["actor"], h["action"]) for h in site.console.contacts.history(1)]
+    assert history == [(ADMIN, "add"), ("mx-sweep", "mx-sweep")]
+    assert (ADMIN, "contact added", {"contact": "C-001", "address": c.address}) in admin_actions(
+        site
+    )
+
+
+def test_fax_routes_and_bad_input_are_refused_with_the_cli_words(site: Site) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        fax = _add(client, csrf, "12345@faxgateway")
+        assert fax.status_code == 400
+        assert (
+            "a domain without a dot, as fax gateways use: fax routes cannot be approved" in fax.text
+        )
+        assert 'value="12345@faxgateway"' in fax.text  # the form keeps what was typed
+        missing = _add(client, csrf, "a@cafcass.example", verified_how="")
+        assert missing.status_code == 400 and "verified how is required" in missing.text
+        _add(client, csrf, "j.smith@cafcass.example")
+        dup = _add(client, csrf, "J.Smith@cafcass.example")
+        assert "already approved as C-001" in dup.text
+    assert [c.address for c in site.console.contacts.all()] == ["j.smith@cafcass.example"]
+
+
+def test_warnings_due_reviews_and_the_review_actions(site: Site) -> None:
+    today = site.console.contacts.today()
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        _add(client, csrf, "team-fax@council.example")  # C-001: a soft fax sign
+        _add(
+            client,
+            csrf,
+            "old@cafcass.example",
+            approved_on=(today - timedelta(days=800)).isoformat(),
+            review_due=(today - timedelta(days=435)).isoformat(),
+        )  # C-002: lapsed
+        _add(
+            client,
+            csrf,
+            "soon@cafcass.example",
+            review_due=(today + timedelta(days=10)).isoformat(),
+        )
+        _add(client, csrf, "jo@sneaky.example")  # C-004: MX at a fax service
+        rows = _rows(client.get("/contacts").text)
+        assert "looks like a shared fax mailbox" in rows["C-001"]
+        assert "approval lapsed" in rows["C-002"]
+        assert "review due" in rows["C-003"]
+        assert (
+            "fax route by DNS: MX in.efaxsend.com belongs to fax service efaxsend.com"
+            in rows["C-004"]
+        )
+        html = client.get("/contacts").text
+        assert re.search(r'<tr class="lapsed warn">\s*<td><a href="/contacts/2">', html)
+        assert re.search(r'<tr class="due warn">\s*<td><a href="/contacts/3">', html)
+
+        client.post("/contacts/1", data={"csrf": csrf, "action": "attest-not-fax"})
+        client.post("/contacts/2", data={"csrf": csrf, "action": "renew"})
+        client.post("/contacts/4", data={"csrf": csrf, "action": "accept-mx"})
+        edited = client.post(
+            "/contacts/3",
+            data={
+                "csrf": csrf,
+                "action": "edit",
+                "display_name": "Sue Oon",
+                "organisation": "Cafcass Cymru",
+                "verified_how": "in person",
+            },
+        )
+        assert (
+            "Saved." in edited.text
+            and "organisation: &#39;Cafcass&#39; -&gt; &#39;Cafcass Cymru&#39;" in edited.text
+        )
+        rows = _rows(client.get("/contacts").text)
+        assert "looks like" not in rows["C-001"] and "lapsed" not in rows["C-002"]
+        assert "fax route" not in rows["C-004"]
+    repo = site.console.contacts
+    assert repo.get(1).not_fax_by == ADMIN  # type: ignore[union-attr]
+    renewed = repo.get(2)
+    assert renewed is not None and renewed.approved_by == ADMIN
+    assert date.fromisoformat(renewed.review_due) > today + timedelta(days=360)
+    assert repo.get(4).mx_flag == ""  # type: ignore[union-attr]
+    assert [h["action"] for h in repo.history(3)] == ["add", "mx-sweep", "edit"]
+    assert {a for _, a, _ in admin_actions(site)} >= {
+        "contact attest-not-fax",
+        "contact renew",
+        "contact accept-mx",
+        "contact edit",
+    }
+
+
+def test_remove_asks_first(site: Site) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        _add(client, csrf, "j.smith@cafcass.example")
+        confirm = client.get("/contacts/1/remove")
+        assert "Withdraw the approval of j.smith@cafcass.example" in confirm.text
+        assert site.console.contacts.get(1) is not None  # asking changed nothing
+        done = client.post("/contacts/1/remove", data={"csrf": csrf})
+        assert "Removed C-001 j.smith@cafcass.example." in done.text
+        assert client.get("/contacts/1").status_code == 404
+    assert site.console.contacts.all() == []
+
+
+def _csv(*rows: dict[str, str]) -> str:
+    lines = [",".join(CSV_COLUMNS)]
+    for r in rows:
+        lines.append(",".join(r.get(c, "") for c in CSV_COLUMNS))
+    return "\r\n".join(lines) + "\r\n"
+
+
+ROW = {
+    "kind": "address",
+    "display_name": "Kim Lee",
+    "organisation": "Council",
+    "approved_by": "Ada",
+    "verified_how": "phoned back",
+}
+
+
+def test_import_previews_then_applies_all_or_nothing(site: Site) -> None:
+    good = _csv(
+        {**ROW, "address": "k.lee@council.example"},
+        {**ROW, "kind": "domain", "address": "cafcass.example", "display_name": ""},
+    )
+    bad = _csv(
+        {**ROW, "address": "k.lee@council.example"},
+        {**ROW, "address": "x@efax.com"},
+        {**ROW, "address": "K.Lee@council.example"},
+    )
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        preview = client.post(
+            "/contacts/import/preview",
+            data={"csrf": csrf},
+            files={"file": ("contacts.csv", bad.encode(), "text/csv")},
+        ).text
+        assert "3 row(s): 1 to add, 2 with problems." in preview
+        assert "an address at fax service efax.com: fax routes cannot be approved" in preview
+        assert "the same address as line 2" in preview
+        assert "Import 3 contact(s)" not in preview  # no way to apply a bad file
+        assert site.console.contacts.all() == []
+        preview = client.post(
+            "/contacts/import/preview", data={"csrf": csrf, "csv_text": good}
+        ).text
+        assert "2 row(s): 2 to add, 0 with problems." in preview
+        assert site.console.contacts.all() == []  # a preview changes nothing
+        hidden = re.search(
+            r'<textarea name="csv_text" hidden aria-hidden="true">(.*?)</textarea>', preview, re.S
+        )
+        assert hidden is not None
+        done = client.post("/contacts/import", data={"csrf": csrf, "csv_text": good}).text
+        assert "Imported 2 contact(s)." in done
+        again = client.post("/contacts/import/preview", data={"csrf": csrf, "csv_text": good}).text
+        assert "already approved as C-001" in again
+    assert [c.address for c in site.console.contacts.all()] == [
+        "k.lee@council.example",
+        "cafcass.example",
+    ]
+    assert (ADMIN, "contacts imported", {"count": 2, "contacts": "C-001, C-002"}) in admin_actions(
+        site
+    )
+
+
+def test_search_and_export_match_the_cli(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        _add(client, csrf, "j.smith@cafcass.example")
+        _add(client, csrf, "k.lee@council.example", organisation="Council", display_name="Kim")
+        client.post("/contacts/search", data={"csrf": csrf, "q": "council"})
+        assert list(_rows(client.get("/contacts").text)) == ["C-002"]
+        client.post("/contacts/search", data={"csrf": csrf, "action": "clear"})
+        assert list(_rows(client.get("/contacts").text)) == ["C-001", "C-002"]
+        exported = client.get("/contacts/export.csv").text
+    capsys.readouterr()
+    assert main(["contacts", "export", "--config", str(site.settings.source)]) == 0
+    assert exported == capsys.readouterr().out
