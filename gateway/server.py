@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -15,10 +16,13 @@ from dataclasses import dataclass
 
 import structlog
 
+from filters.fax_route import load_providers, providers_path
 from gateway.crypto import Keyring
 from gateway.delivery import DeliveryWorker
 from gateway.events import NullRecorder, Recorder
+from gateway.mx_sweep import default_resolver, sweep
 from gateway.pipeline import FilterContext, Pipeline, load_filters
+from gateway.register import Register
 from gateway.settings import Settings, parse_hostport
 from gateway.smtp import ConnectionLimiter, GatewaySMTP, ListenerContext
 from gateway.smtp_handler import Handler
@@ -30,6 +34,10 @@ from gateway.tls import server_context
 from gateway.transports import MaildirTransport, SmtpTransport, Transport
 
 log = structlog.get_logger("gateway.server")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,12 @@ class Gateway:
         self.settings = settings
         self.store = Store(settings.storage.database)
         self.keyring = Keyring.load(settings.storage.spool_key_file)
-        self.recorder = recorder or NullRecorder()
+        # The disclosure register records every acceptance, refusal and outcome in the
+        # same transaction as the queue change. Tests may pass another real recorder.
+        self.register: Register | None = None
+        if recorder is None:
+            self.register = Register.from_settings(self.store, settings.register, clock=clock)
+        self.recorder: Recorder = recorder or self.register or NullRecorder()
         self.spool = Spool(self.store, self.keyring, self.recorder, clock=clock)
         self.staff = StaffDirectory(self.store)
         self.pipeline = Pipeline(
@@ -90,6 +103,25 @@ class Gateway:
         self._worker_task: asyncio.Task[None] | None = None
         self._jobs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
         self._job_tasks: list[asyncio.Task[None]] = []
+        if self.register is not None:
+            reg = self.register
+            self.every(
+                "register-checkpoint",
+                settings.register.checkpoint_interval,
+                lambda: self.store.run(reg.checkpoint),
+            )
+            self.every(
+                "register-purge", 86400.0, lambda: self.store.run(lambda: reg.purge(actor="serve"))
+            )
+        if "contacts" in settings.pipeline.filters:
+            self.every("contacts-mx-sweep", 86400.0, self._mx_sweep)
+
+    async def _mx_sweep(self) -> None:
+        """Daily: flag contacts whose mail now goes to a fax service or whose MX changed."""
+        providers_file = self.settings.filter.get("fax_route", {}).get("providers_file")
+        providers = load_providers(providers_path(providers_file, self.settings.base_dir))
+        flags = await sweep(self.store, default_resolver(), _utcnow, providers)
+        log.info("contacts_mx_sweep", flagged=len(flags))
 
     def every(self, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> None:
         """Run ``job`` soon after start, then every ``interval`` seconds (daily sweeps)."""
@@ -150,6 +182,11 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._job_tasks, return_exceptions=True)
         await self.worker.stop()
+        if self.register is not None:
+            try:
+                await self.store.run(self.register.checkpoint)
+            except Exception as exc:  # stop anyway; verify will report the mismatch
+                log.error("register_checkpoint_failed", error=type(exc).__name__)
         if self._worker_task is not None:
             self._worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

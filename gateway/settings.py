@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from gateway.errors import ConfigError
+from gateway.hostport import parse_hostport
+from gateway.register_settings import RegisterSettings
+from gateway.web.settings import WebSettings
+
+__all__ = ["ConfigError", "Settings", "load", "parse_hostport"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ class Settings:
     upstream: Upstream = field(default_factory=Upstream)
     pipeline: Pipeline = field(default_factory=Pipeline)
     log: Log = field(default_factory=Log)
+    register: RegisterSettings = field(default_factory=RegisterSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     # [filter.NAME] tables: options passed to that filter's create(); checked by the filter.
     filter: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path = Path("gateway.toml")
@@ -148,7 +155,11 @@ def _build(cls: type[Any], raw: Any, file: str, prefix: str, base: Path) -> Any:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         values[key] = _convert(hints[key], value, file, f"{prefix}{key}", base)
-    return _resolve(cls(**values), base)
+    try:
+        built = cls(**values)
+    except ConfigError as exc:  # a section's own checks (__post_init__) name only the key
+        raise ConfigError(f"{file}: {exc}") from exc
+    return _resolve(built, base)
 
 
 def _resolve(obj: Any, base: Path) -> Any:
@@ -253,11 +264,3 @@ def _check(s: Settings, file: str) -> None:
     for name in s.filter:
         if name not in s.pipeline.filters:
             raise ConfigError(f"{file}: filter.{name}: not listed in pipeline.filters")
-
-
-def parse_hostport(text: str, where: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError(f"{where}: {text!r} is not HOST:PORT")
-    return host, int(port)

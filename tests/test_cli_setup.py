@@ -136,8 +136,8 @@ def test_init_demo_prints_an_account_that_exists(tmp_path: Path) -> None:
             "gateway.toml: storage.spool_key_file: ",
         ),
         (
-            'filters = ["sender"]',
-            'filters = ["sender", "nope"]',
+            '"disclaimer"]',
+            '"disclaimer", "nope"]',
             "gateway.toml: pipeline.filters: no filter named 'nope'",
         ),
     ],

@@ -43,7 +43,7 @@ transport = "maildir"
 maildir = "delivered"
 
 [pipeline]
-filters = ["sender"]
+filters = ["sender", "fax_route", "contacts", "disclosure", "disclaimer"]
 
 [log]
 format = "console"

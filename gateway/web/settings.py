@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.settings import parse_hostport
+from gateway.hostport import parse_hostport
 
 CONSOLE_ROLES = ("manager", "admin")
 

@@ -16,6 +16,8 @@ import aiosmtplib
 
 from gateway.crypto import Keyring
 from gateway.events import Recorder
+from gateway.register import Register
+from gateway.register_settings import RegisterSettings
 from gateway.server import Gateway
 from gateway.settings import Settings, load
 from gateway.staff import StaffDirectory, hash_password
@@ -74,6 +76,7 @@ def base_config(folder: Path, ca: TestCA, upstream_port: int | None) -> dict[str
     keyfile = folder / "keys" / "spool.key"
     if not keyfile.exists():
         Keyring.create(keyfile)
+    Register.create_keys(RegisterSettings().resolved(folder))
     cfg: dict[str, Any] = {
         "hostname": "gateway.test",
         "organisation": {"domains": ["c4f.example"]},
