@@ -23,11 +23,14 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.addresses import AddressSyntaxError, normalise
 from gateway.lookalike import Candidate, LookalikeIndex
 from gateway.store import Store
+
+if TYPE_CHECKING:
+    from gateway.register import AdminAudit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
@@ -180,9 +183,18 @@ def _parse(text: str, what: str) -> Any:
 
 
 class ContactRepository:
-    def __init__(self, store: Store, clock: Clock = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = lambda: datetime.now(UTC),
+        *,
+        register_audit: AdminAudit | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        # Also write each change into the disclosure register's admin trail, in the same
+        # transaction, so the contacts history is tamper-evident too (issue: register).
+        self.register_audit = register_audit
         store.ensure(SCHEMA)
 
     def today(self) -> date:
@@ -386,7 +398,7 @@ class ContactRepository:
             (
                 self.clock().isoformat(timespec="seconds"),
                 actor,
-                _os_user(),
+                os_user(),
                 action,
                 target.id,
                 json.dumps(before.audit_view()) if before else None,
@@ -397,6 +409,17 @@ class ContactRepository:
             "INSERT INTO contact_meta VALUES ('generation', 1) ON CONFLICT(name) "
             "DO UPDATE SET value = value + 1"
         )
+        if self.register_audit is not None:
+            self.register_audit(
+                conn,
+                actor,
+                f"contact {action}",
+                {
+                    "contact_id": target.id,
+                    "before": before.audit_view() if before else None,
+                    "after": after.audit_view() if after else None,
+                },
+            )
 
 
 def _db(value: Any) -> Any:
@@ -420,7 +443,7 @@ def _cell_in(value: str) -> str:
     return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA) else value
 
 
-def _os_user() -> str:
+def os_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):

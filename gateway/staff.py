@@ -13,8 +13,12 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.store import Store
+
+if TYPE_CHECKING:
+    from gateway.register import AdminAudit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS staff (
@@ -85,8 +89,12 @@ class StaffMember:
 
 
 class StaffDirectory:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, audit: AdminAudit | None = None, actor: str = "") -> None:
+        """``audit`` (the register's ``record_admin``) records each change made through
+        this object, as ``actor``, in the same transaction as the change."""
         self.store = store
+        self.audit = audit
+        self.actor = actor
         store.ensure(SCHEMA)
         have = {r["name"] for r in store.query("PRAGMA table_info(staff)")}
         for name, definition in _ADDED_COLUMNS:
@@ -105,6 +113,9 @@ class StaffDirectory:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         with self.store.transaction() as conn:
+            self._record(
+                conn, "staff add", login, role=role, aliases=list(aliases), managers=list(managers)
+            )
             conn.execute(
                 "INSERT INTO staff (login, password_hash, aliases, created, role, managers)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -121,40 +132,58 @@ class StaffDirectory:
     def set_role(self, login: str, role: str) -> bool:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        return (
-            self.store.execute("UPDATE staff SET role = ? WHERE login = ?", (role, login.lower()))
-            == 1
+        return self._write(
+            "UPDATE staff SET role = ? WHERE login = ?",
+            (role, login.lower()),
+            "staff role",
+            login,
+            role=role,
         )
 
     def set_managers(self, login: str, managers: tuple[str, ...]) -> bool:
-        return (
-            self.store.execute(
-                "UPDATE staff SET managers = ? WHERE login = ?",
-                (json.dumps([m.lower() for m in managers]), login.lower()),
-            )
-            == 1
+        return self._write(
+            "UPDATE staff SET managers = ? WHERE login = ?",
+            (json.dumps([m.lower() for m in managers]), login.lower()),
+            "staff managers",
+            login,
+            managers=list(managers),
         )
 
     def set_password(self, login: str, password: str) -> bool:
-        return (
-            self.store.execute(
-                "UPDATE staff SET password_hash = ? WHERE login = ?",
-                (hash_password(password), login.lower()),
-            )
-            == 1
+        return self._write(
+            "UPDATE staff SET password_hash = ? WHERE login = ?",
+            (hash_password(password), login.lower()),
+            "staff password changed",
+            login,
         )
 
     def set_aliases(self, login: str, aliases: tuple[str, ...]) -> bool:
-        return (
-            self.store.execute(
-                "UPDATE staff SET aliases = ? WHERE login = ?",
-                (json.dumps([a.lower() for a in aliases]), login.lower()),
-            )
-            == 1
+        return self._write(
+            "UPDATE staff SET aliases = ? WHERE login = ?",
+            (json.dumps([a.lower() for a in aliases]), login.lower()),
+            "staff aliases",
+            login,
+            aliases=list(aliases),
         )
 
     def remove(self, login: str) -> bool:
-        return self.store.execute("DELETE FROM staff WHERE login = ?", (login.lower(),)) == 1
+        return self._write(
+            "DELETE FROM staff WHERE login = ?", (login.lower(),), "staff remove", login
+        )
+
+    def _write(
+        self, sql: str, params: tuple[str, ...], action: str, login: str, **details: object
+    ) -> bool:
+        """One change and its register record, in one transaction; False if no such login."""
+        with self.store.transaction() as conn:
+            if conn.execute(sql, params).rowcount != 1:
+                return False
+            self._record(conn, action, login, **details)
+        return True
+
+    def _record(self, conn: sqlite3.Connection, action: str, login: str, **details: object) -> None:
+        if self.audit is not None:
+            self.audit(conn, self.actor, action, {"login": login.lower(), **details})
 
     def get(self, login: str) -> StaffMember | None:
         rows = self.store.query("SELECT * FROM staff WHERE login = ?", (login.lower(),))

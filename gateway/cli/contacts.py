@@ -26,6 +26,7 @@ from gateway.contacts import (
     review_date,
 )
 from gateway.mx_sweep import Flag, default_resolver, sweep
+from gateway.register import Register
 from gateway.settings import Settings
 from gateway.store import Store
 
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     store = Store(settings.storage.database)
     try:
-        repo = ContactRepository(store)
+        register = Register.from_settings(store, settings.register)
+        repo = ContactRepository(store, register_audit=register.record_admin)
         return HANDLERS[args.action](args, repo, settings)
     except ContactError as exc:
         raise CLIError(str(exc)) from None

@@ -7,6 +7,8 @@ import sqlite3
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, local_time, read_password, table
+from gateway.contacts import os_user
+from gateway.register import Register
 from gateway.staff import ROLES, StaffDirectory
 from gateway.store import Store
 
@@ -77,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     store = Store(settings.storage.database)
     try:
-        return _run(args, StaffDirectory(store))
+        register = Register.from_settings(store, settings.register)
+        return _run(
+            args, StaffDirectory(store, audit=register.record_admin, actor=f"cli:{os_user()}")
+        )
     finally:
         store.close()
 
