@@ -24,6 +24,16 @@ MAGIC = b"C4F1"
 _NONCE = 12
 
 
+def read_secret_file(path: Path, what: str, encoding: str = "ascii") -> str:
+    """The text of a key or credentials file, which must be private to its owner (0600)."""
+    try:
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(f"{path}: {what} must not be readable by group or others")
+        return path.read_text(encoding=encoding)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+
+
 class Keyring:
     def __init__(self, keys: list[tuple[str, bytes]]) -> None:
         if not keys:
@@ -33,12 +43,7 @@ class Keyring:
 
     @classmethod
     def load(cls, path: Path) -> Keyring:
-        try:
-            text = path.read_text(encoding="ascii")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read key file: {exc.strerror}") from exc
-        if path.stat().st_mode & 0o077:
-            raise ConfigError(f"{path}: key file must not be readable by group or others")
+        text = read_secret_file(path, "key file")
         keys: list[tuple[str, bytes]] = []
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.startswith("#"):

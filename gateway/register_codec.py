@@ -30,7 +30,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.crypto import Keyring
+from gateway.crypto import Keyring, read_secret_file
 from gateway.errors import ConfigError, SpoolCorrupt
 
 DOMAIN = b"c4f-register-entry/1"
@@ -125,12 +125,7 @@ class MacKey:
 
     @classmethod
     def load(cls, path: Path) -> MacKey:
-        try:
-            text = path.read_text(encoding="ascii")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read register MAC key: {exc.strerror}") from exc
-        if path.stat().st_mode & 0o077:
-            raise ConfigError(f"{path}: key file must not be readable by group or others")
+        text = read_secret_file(path, "register MAC key file")
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         try:
             epoch_text, hexkey = lines[0].split()

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from gateway.crypto import read_secret_file
 from gateway.errors import ConfigError, TempFailure
 from gateway.events import Evidence
 from gateway.settings import Upstream
@@ -337,12 +338,7 @@ def _read_credentials(path: Path | None) -> tuple[str, str] | None:
             os.environ.get("C4F_UPSTREAM_PASSWORD"),
         )
         return (env_user, env_pass) if env_user and env_pass else None
-    try:
-        if path.stat().st_mode & 0o077:
-            raise ConfigError(f"{path}: credentials file must not be readable by group or others")
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read credentials: {exc.strerror}") from exc
+    lines = read_secret_file(path, "credentials file", "utf-8").splitlines()
     if len(lines) < 2 or not lines[0] or not lines[1]:
         raise ConfigError(f"{path}: expected two lines: user, then password")
     return lines[0], lines[1]
