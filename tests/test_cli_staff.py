@@ -13,6 +13,8 @@ import pytest
 from support.harness import write_config
 from support.subprocess_gateway import run_cli
 
+from gateway.register import Register
+from gateway.register_settings import RegisterSettings
 from gateway.settings import load
 from gateway.staff import StaffDirectory
 from gateway.store import Store
@@ -25,7 +27,9 @@ SECOND = "second secret pass phrase 42"
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    # Staff commands need only the database: no keys or certificates.
+    # Staff commands need the database and the register's keys (changes go into its
+    # admin trail): no spool key or certificates.
+    Register.create_keys(RegisterSettings().resolved(tmp_path))
     return write_config(
         tmp_path / "gateway.toml",
         {"storage": {"database": "gateway.db"}, "delivery": {"transport": "maildir"}},

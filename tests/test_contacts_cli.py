@@ -9,11 +9,14 @@ import pytest
 
 from gateway.cli import main
 from gateway.contacts import ContactRepository
+from gateway.register import Register
+from gateway.register_settings import RegisterSettings
 from gateway.store import Store
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
+    Register.create_keys(RegisterSettings().resolved(tmp_path))  # changes go to its trail
     path = tmp_path / "gateway.toml"
     path.write_text(
         '[delivery]\ntransport = "maildir"\n'
@@ -154,6 +157,7 @@ def test_export_then_import_round_trips(
     other.mkdir()
     other_config = other / "gateway.toml"
     other_config.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    Register.create_keys(RegisterSettings().resolved(other))
     code, out, _ = run(other_config, capsys, "import", str(out_file), "--by", "Kim")
     assert out.startswith("imported 2 contact(s)")
     assert run(other_config, capsys, "export")[1].encode() == out_file.read_bytes()
