@@ -83,10 +83,6 @@ class Handler:
         envelope.tx = tx
         if _BAD_ADDRESS_CHARS.search(address):
             return await self._refuse(tx, "mail", Refused(553, "5.1.7", "Malformed sender address"))
-        if any(o.startswith("REQUIRETLS") for o in options):
-            # TLS-7: we always require verified TLS upstream; the staff cannot weaken or
-            # strengthen it per message, and REQUIRETLS is not offered.
-            return "555 5.5.4 REQUIRETLS is not supported here (TLS is always enforced)"
         try:
             self.spool.check_space(self.min_free)
             await self.pipeline.on_mail(tx)

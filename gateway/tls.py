@@ -38,6 +38,8 @@ def client_context(ca_file: Path | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = True
+    # RFC 6125 6.4.4: the name must be in subjectAltName; CN-only is not verified (TLS-3).
+    ctx.hostname_checks_common_name = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 

@@ -95,9 +95,6 @@ class SmtpTransport:
         self.helo = upstream.helo_name or hostname
         self.tls_name = upstream.tls_name or upstream.host
         self.context = client_context(upstream.ca_file)
-        # RFC 6125 6.4.4 / CA/B BR 7.1.4.3: the name must be in subjectAltName; a
-        # certificate naming the host only in its CN is not verified (TLS-3).
-        self.context.hostname_checks_common_name = False
         self.credentials = _read_credentials(upstream.credentials_file)
 
     async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult:

@@ -103,15 +103,16 @@ async def test_rel_3_address_leaves_exactly_as_given(
     for addr in REL_3_FORMS:
         if (await c.cmd(f"RCPT TO:<{addr}>")).startswith("250"):
             accepted.append(addr)
-    assert (await c.cmd("RCPT TO:<@contact.example:ok@evil.example>")).startswith(("250", "5"))
+    # aiosmtpd strips the source route (RFC 5321 3.6.1): what is kept is the real mailbox,
+    # and that is what leaves (the contacts filter, not the core, refuses it).
+    assert await c.cmd("RCPT TO:<@contact.example:ok@evil.example>") == "250 2.1.5 Recipient OK"
     assert (await c.cmd("DATA")).startswith("354")
     await c.send(f"From: {ALICE}\r\nSubject: r\r\n\r\nx\r\n.\r\n".encode())
     assert (await c.reply()).startswith("250")
     await c.close()
     [arrived] = await upstream.wait_for(1)
     assert set(accepted) <= set(arrived.rcpt_tos)
-    for addr in arrived.rcpt_tos:
-        assert addr in accepted or addr == "ok@evil.example"
+    assert sorted(arrived.rcpt_tos) == sorted([*accepted, "ok@evil.example"])
 
 
 async def test_lim_1_size_parameter_over_limit(start_gateway: StartGateway) -> None:
