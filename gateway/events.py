@@ -61,10 +61,26 @@ class Outcome:
     evidence: Evidence = field(default_factory=Evidence)
 
 
+HoldAction = Literal["held", "approved", "refused", "withdrawn", "expired"]
+
+
+@dataclass(frozen=True)
+class HoldEvent:
+    """A step in a held message's life: held at acceptance, then one decision."""
+
+    queue_id: str
+    at: float
+    action: HoldAction
+    actor: str  # the manager, admin or staff member who decided ("" for the gateway)
+    note: str = ""
+    reasons: tuple[str, ...] = ()  # why it was held (on "held")
+
+
 class Recorder(Protocol):
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None: ...
     def refused(self, conn: sqlite3.Connection, event: RefusedEvent) -> None: ...
     def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None: ...
+    def hold(self, conn: sqlite3.Connection, event: HoldEvent) -> None: ...
 
 
 class NullRecorder:
@@ -77,4 +93,7 @@ class NullRecorder:
         return None
 
     def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None:
+        return None
+
+    def hold(self, conn: sqlite3.Connection, event: HoldEvent) -> None:
         return None

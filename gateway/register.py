@@ -32,7 +32,7 @@ import structlog
 from gateway import register_checkpoint
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt
-from gateway.events import Accepted, Outcome, RefusedEvent
+from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
 from gateway.register_codec import (
     GENESIS,
     EntryFields,
@@ -198,10 +198,12 @@ class Register:
             **disclosure_fields(event.annotations),
         }
         if not event.staff:
-            # The gateway's own notice (a bounce) back to the sender: recorded, but it
+            # The gateway's own notice (a bounce, a hold notice) to staff: recorded, but it
             # discloses nothing to anyone outside, so no consent status is asked of it.
             personal["external"] = False
-            personal["bounce_for"] = str(event.annotations.get("bounce_for", ""))
+            for key in ("bounce_for", "notice_for", "notice"):
+                if key in event.annotations:
+                    personal[key] = str(event.annotations[key])
         self.append(
             conn,
             kind="accepted",
@@ -228,10 +230,6 @@ class Register:
         self.append(conn, kind="refused", at=event.at, personal=personal, queue_id=event.queue_id)
 
     def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None:
-        found = conn.execute(
-            "SELECT seq FROM register WHERE queue_id = ? AND kind = 'accepted' LIMIT 1",
-            (event.queue_id,),
-        ).fetchone()
         ev = event.evidence
         personal = {
             "status": event.status,
@@ -250,7 +248,23 @@ class Register:
             kind="outcome",
             at=event.at,
             personal=personal,
-            ref=found[0] if found else 0,
+            ref=_accepted_entry(conn, event.queue_id),
+            queue_id=event.queue_id,
+        )
+
+    def hold(self, conn: sqlite3.Connection, event: HoldEvent) -> None:
+        """Held for approval, then approved (who, note), refused, withdrawn or expired."""
+        personal: dict[str, Any] = {"action": event.action, "actor": event.actor}
+        if event.note:
+            personal["note"] = event.note
+        if event.reasons:
+            personal["reasons"] = list(event.reasons)
+        self.append(
+            conn,
+            kind="hold",
+            at=event.at,
+            personal=personal,
+            ref=_accepted_entry(conn, event.queue_id),
             queue_id=event.queue_id,
         )
 
@@ -357,3 +371,10 @@ class Register:
             self.mac_key.save(self.mac_key_file)
         log.info("register_checkpoint", count=count, epoch=self.mac_key.epoch, file=path.name)
         return path
+
+
+def _accepted_entry(conn: sqlite3.Connection, queue_id: str) -> int:
+    found = conn.execute(
+        "SELECT seq FROM register WHERE queue_id = ? AND kind = 'accepted' LIMIT 1", (queue_id,)
+    ).fetchone()
+    return int(found[0]) if found else 0

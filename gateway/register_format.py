@@ -233,7 +233,22 @@ def followup_line(e: Entry) -> str:
     if e.kind == "annotation":
         parts = [_change_words(k, v) for k, v in d.get("changes", {}).items()]
         return f"{when} follow-up by {d.get('actor', '')}: " + "; ".join(parts)
+    if e.kind == "hold":
+        return f"{when} {_hold_words(d)}"
     return f"{when} {e.kind}"
+
+
+def _hold_words(d: dict[str, Any]) -> str:
+    action, actor, note = str(d.get("action", "")), str(d.get("actor", "")), d.get("note")
+    if action == "held":
+        return "held for line-manager approval: " + ", ".join(d.get("reasons", []))
+    words = {
+        "approved": f"approved for sending by {actor}",
+        "refused": f"refused by {actor}",
+        "withdrawn": f"withdrawn by {actor}",
+        "expired": "expired without approval; not sent",
+    }
+    return words.get(action, action) + (f"; note: {note}" if note else "")
 
 
 def _change_words(key: str, value: Any) -> str:

@@ -57,6 +57,9 @@ class Record:
     status: str = ""
     delivery: dict[str, str] = field(default_factory=dict)  # address -> delivered | bounced
     deferred: bool = False
+    # Line-manager approval: "" (never held), then held, approved, refused, withdrawn, expired.
+    approval: str = ""
+    approval_steps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def seq(self) -> int:
@@ -148,6 +151,9 @@ def _apply(r: Record, e: Entry) -> None:
     if e.kind == "outcome":
         _outcome(r, d)
         return
+    if e.kind == "hold":
+        _hold(r, e)
+        return
     if e.kind != "annotation":
         return
     changes = d.get("changes", {})
@@ -160,6 +166,31 @@ def _apply(r: Record, e: Entry) -> None:
         r.manual_hold = bool(changes["hold"])
     if changes.get("concern"):
         r.concerns.append({"at": e.at, "by": d.get("actor", ""), "text": changes["concern"]})
+
+
+HOLD_STATUS = {
+    "held": "held for approval",
+    "approved": "approved, queued",
+    "refused": "refused by a manager",
+    "withdrawn": "withdrawn by the sender",
+    "expired": "expired unapproved",
+}
+
+
+def _hold(r: Record, e: Entry) -> None:
+    d = e.data
+    action = str(d.get("action", ""))
+    r.approval = action
+    r.approval_steps.append(
+        {
+            "at": e.at,
+            "action": action,
+            "by": str(d.get("actor", "")),
+            "note": str(d.get("note", "")),
+            "reasons": list(d.get("reasons", [])),
+        }
+    )
+    r.status = HOLD_STATUS.get(action, action)
 
 
 def _outcome(r: Record, d: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from filters.fax_route import load_providers, providers_path
 from gateway.crypto import Keyring
 from gateway.delivery import DeliveryWorker
 from gateway.events import NullRecorder, Recorder
+from gateway.holds import Holds
 from gateway.mx_sweep import default_resolver, sweep
 from gateway.pipeline import FilterContext, Pipeline, load_filters
 from gateway.register import Register
@@ -34,6 +35,9 @@ from gateway.tls import server_context
 from gateway.transports import MaildirTransport, SmtpTransport, Transport
 
 log = structlog.get_logger("gateway.server")
+
+
+HELD_CHECK_INTERVAL = 3600.0  # expiry is checked hourly; approvals re-check it themselves
 
 
 def _utcnow() -> dt.datetime:
@@ -83,7 +87,10 @@ class Gateway:
         self.worker = DeliveryWorker(
             settings, self.spool, transport or make_transport(settings), clock=clock
         )
-        self.handler = Handler(settings, self.pipeline, self.spool, on_queued=self.worker.wake)
+        self.holds = Holds(self.spool, self.staff, settings.hostname, clock=clock)
+        self.handler = Handler(
+            settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
+        )
         self.tls = server_context(settings.tls.cert_file, settings.tls.key_file)
         a = settings.auth
         self.listener_ctx = ListenerContext(
@@ -113,8 +120,16 @@ class Gateway:
             self.every(
                 "register-purge", 86400.0, lambda: self.store.run(lambda: reg.purge(actor="serve"))
             )
+        # Held messages: expire those past their time, remind their approvers daily.
+        self.every("held-messages", HELD_CHECK_INTERVAL, self._held_messages)
         if "contacts" in settings.pipeline.filters:
             self.every("contacts-mx-sweep", 86400.0, self._mx_sweep)
+
+    async def _held_messages(self) -> None:
+        expired = await self.store.run(self.holds.expire_due)
+        reminded = await self.store.run(self.holds.remind)
+        if expired or reminded:
+            self.worker.wake()  # their notices are queued
 
     async def _mx_sweep(self) -> None:
         """Daily: flag contacts whose mail now goes to a fax service or whose MX changed."""

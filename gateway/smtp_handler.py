@@ -8,6 +8,8 @@ No policy lives here, only the order of things and the replies:
 - DATA: bare CR/LF/NUL (550 5.6.0, SMTP smuggling), all-or-nothing (554 5.7.1 when any
   recipient of the transaction was refused), header sanity (554 5.6.0), the content filters,
   then Bcc: removed, Received: added, sealed into the spool; 250 only after the commit.
+  A message the approval policy holds is spooled as held (:mod:`gateway.holds`) and the
+  250 says so.
 
 Every refusal goes to the recorder (the disclosure register). A fault we cannot judge is
 451 4.3.0: never 250.
@@ -27,6 +29,7 @@ from gateway.envelope import Session, Transaction
 from gateway.errors import Refused, TempFailure
 from gateway.events import RefusedEvent
 from gateway.headers import HeaderField, MalformedHeader, join_message, split_message, without
+from gateway.holds import Holds
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings
 from gateway.spool import Spool, new_queue_id
@@ -45,11 +48,13 @@ class Handler:
         settings: Settings,
         pipeline: Pipeline,
         spool: Spool,
+        holds: Holds,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.spool = spool
+        self.holds = holds
         self.on_queued = on_queued
         limits = settings.limits
         self.min_free = limits.min_free_space or int(1.5 * limits.max_message_size)
@@ -159,9 +164,11 @@ class Handler:
         content = self._finish_headers(tx, content)
         if len(content) > self.settings.limits.max_message_size:
             raise Refused(552, "5.3.4", "Message too big after adding the required notice")
+        held = bool(tx.annotations.get("hold"))
+        accept = self.holds.accept if held else self.spool.accept
         try:
             accepted = await self.spool.store.run(
-                lambda: self.spool.accept(
+                lambda: accept(
                     queue_id=tx.queue_id,
                     staff=tx.session.user,
                     peer=tx.session.peer,
@@ -181,8 +188,14 @@ class Handler:
             recipients=len(tx.rcpt_tos),
             size=len(content),
             sha256=accepted.sha256,
+            held=held,
         )
-        self.on_queued()
+        self.on_queued()  # a held message's notice to its sender is queued too
+        if held:
+            return (
+                f"250 2.0.0 Queued as {tx.queue_id}, held for approval: nothing is sent until "
+                "a line manager approves it (you will get a notice)"
+            )
         return f"250 2.0.0 Queued as {tx.queue_id}"
 
     def _finish_headers(self, tx: Transaction, content: bytes) -> bytes:

@@ -20,6 +20,10 @@ Queue states (the only moves allowed are in ``_MOVES``)::
     queued  --integrity check failed-------->  corrupt
     corrupt --admin retries, check passes--->  queued   (e.g. a lost key file was restored)
     corrupt --admin deletes----------------->  (row removed)
+    held    --a line manager approves------->  queued   (see gateway.holds)
+    held    --refused, withdrawn, expired--->  (row removed and shredded)
+
+A ``held`` message is never picked up by the delivery worker: only an approval moves it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import hashlib
 import json
 import secrets
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,7 +69,7 @@ CREATE TABLE IF NOT EXISTS queue_rcpt (
 );
 """
 
-_MOVES = {("queued", "corrupt"), ("corrupt", "queued")}
+_MOVES = {("queued", "corrupt"), ("corrupt", "queued"), ("held", "queued")}
 
 
 def new_queue_id() -> str:
@@ -113,6 +118,8 @@ class Spool:
         self.recorder: Recorder = recorder or NullRecorder()
         self.clock = clock
         store.ensure(SCHEMA)
+        # Freed pages are zeroed: a refused or withdrawn held message leaves no ciphertext.
+        store.query("PRAGMA secure_delete = ON")
 
     # -- accepting ---------------------------------------------------------------------
 
@@ -132,8 +139,44 @@ class Spool:
         rcpt_tos: Iterable[str],
         content: bytes,
         annotations: dict[str, Any] | None = None,
+        held: bool = False,
+        also: Callable[[sqlite3.Connection, Accepted], None] | None = None,
     ) -> Accepted:
-        """Seal and commit; returns only once the message is durable (then answer 250)."""
+        """Seal and commit; returns only once the message is durable (then answer 250).
+
+        ``held``: the message waits for a line manager (state ``held``). ``also`` runs in
+        the same transaction after the register's record (a hold and its notice).
+        """
+        with self.store.transaction() as conn:
+            return self.insert(
+                conn,
+                queue_id=queue_id,
+                staff=staff,
+                peer=peer,
+                mail_from=mail_from,
+                rcpt_tos=rcpt_tos,
+                content=content,
+                annotations=annotations,
+                held=held,
+                also=also,
+            )
+
+    def insert(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        queue_id: str,
+        staff: str,
+        peer: str,
+        mail_from: str,
+        rcpt_tos: Iterable[str],
+        content: bytes,
+        annotations: dict[str, Any] | None = None,
+        held: bool = False,
+        also: Callable[[sqlite3.Connection, Accepted], None] | None = None,
+    ) -> Accepted:
+        """:meth:`accept` inside the caller's write transaction (a notice the gateway
+        sends as part of another change: it is queued if and only if that change is)."""
         now = self.clock()
         rcpts = tuple(rcpt_tos)
         notes = annotations or {}
@@ -162,17 +205,27 @@ class Spool:
             sha256=hashlib.sha256(content).hexdigest(),
             annotations=notes,
         )
-        with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO queue (id, created, staff, size, sha256, state, next_attempt, blob)"
-                " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (queue_id, now, staff, len(content), event.sha256, now, blob),
-            )
-            conn.executemany(
-                "INSERT INTO queue_rcpt (queue_id, idx, state) VALUES (?, ?, 'pending')",
-                [(queue_id, i) for i in range(len(rcpts))],
-            )
-            self.recorder.accepted(conn, event)
+        conn.execute(
+            "INSERT INTO queue (id, created, staff, size, sha256, state, next_attempt, blob)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                queue_id,
+                now,
+                staff,
+                len(content),
+                event.sha256,
+                "held" if held else "queued",
+                now,
+                blob,
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO queue_rcpt (queue_id, idx, state) VALUES (?, ?, 'pending')",
+            [(queue_id, i) for i in range(len(rcpts))],
+        )
+        self.recorder.accepted(conn, event)
+        if also is not None:
+            also(conn, event)
         return event
 
     # -- delivering --------------------------------------------------------------------
@@ -244,6 +297,26 @@ class Spool:
         self.retry_now(queue_id)
         log.info("spool_recovered", queue_id=queue_id)
         return True
+
+    def release(self, conn: sqlite3.Connection, queue_id: str) -> bool:
+        """A held message becomes due now (inside the approval's transaction)."""
+        cur = conn.execute(
+            "UPDATE queue SET state = 'queued', next_attempt = ? WHERE id = ? AND state = 'held'",
+            (self.clock(), queue_id),
+        )
+        return cur.rowcount == 1
+
+    def discard(self, conn: sqlite3.Connection, queue_id: str) -> bool:
+        """Remove a held message (inside the refusal's transaction); call :meth:`shred`
+        after the commit so no copy of its pages stays in the file or the log."""
+        cur = conn.execute("DELETE FROM queue WHERE id = ? AND state = 'held'", (queue_id,))
+        return cur.rowcount == 1
+
+    def shred(self) -> None:
+        """Empty the write-ahead log into the file: with ``secure_delete`` the removed
+        message's pages are zeroed, so its ciphertext survives neither in the database
+        file nor in the WAL (the sealed blob is already unreadable without the spool key)."""
+        self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _move(self, queue_id: str, old: str, new: str, reason: str) -> None:
         if (old, new) not in _MOVES:  # the table above is the whole state machine

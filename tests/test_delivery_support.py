@@ -20,7 +20,7 @@ from support.fakesmtp import FakeSmarthost, Script
 from support.harness import RunningGateway, merge, message
 from support.pki import Issued, TestCA
 
-from gateway.events import Accepted, Outcome, RefusedEvent
+from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
 
 ALICE = "alice@c4f.example"
 BOB = "bob@partner.test"
@@ -35,6 +35,7 @@ class EventLog:
         self.accepts: list[Accepted] = []
         self.refusals: list[RefusedEvent] = []
         self.outcomes: list[Outcome] = []
+        self.holds: list[HoldEvent] = []
 
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:
         self.accepts.append(event)
@@ -44,6 +45,9 @@ class EventLog:
 
     def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None:
         self.outcomes.append(event)
+
+    def hold(self, conn: sqlite3.Connection, event: HoldEvent) -> None:
+        self.holds.append(event)
 
     def of(self, queue_id: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.queue_id == queue_id]

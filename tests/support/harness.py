@@ -120,12 +120,26 @@ class RunningGateway:
         ctx = ssl.create_default_context(cafile=str(self.ca.ca_file))
         return ctx
 
-    def add_staff(self, login: str, aliases: Sequence[str] = ()) -> str:
+    def add_staff(
+        self,
+        login: str,
+        aliases: Sequence[str] = (),
+        *,
+        role: str = "staff",
+        managers: Sequence[str] = (),
+    ) -> str:
         d = StaffDirectory(self.gateway.store)
         with self.gateway.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO staff (login, password_hash, aliases, created) VALUES (?, ?, ?, 0)",
-                (login.lower(), _CHEAP_HASH, json.dumps([a.lower() for a in aliases])),
+                "INSERT INTO staff (login, password_hash, aliases, created, role, managers)"
+                " VALUES (?, ?, ?, 0, ?, ?)",
+                (
+                    login.lower(),
+                    _CHEAP_HASH,
+                    json.dumps([a.lower() for a in aliases]),
+                    role,
+                    json.dumps([m.lower() for m in managers]),
+                ),
             )
         assert d.get(login) is not None
         self.staff.append(login)

@@ -1,0 +1,126 @@
+"""Which messages wait for a line manager before they leave (policy, "Disclosing information").
+
+Staff must "make their line manager aware of, discuss and record any concerns relating to
+the disclosure of information". This filter decides which messages are held; holding,
+approving, refusing and expiring them is :mod:`gateway.holds`. By default a message is
+held when:
+
+- it goes outside the centre and its consent status is refused, not sought or not
+  recorded (``hold_consent``);
+- it is flagged ``[safeguarding]`` (``hold_safeguarding``), wherever it goes;
+- any recipient is a contact marked "requires approval"
+  (``hold_contacts_requiring_approval``).
+
+Runs after ``disclosure`` and ``contacts`` (it reads what they found) and fails closed:
+without the disclosure filter every external message counts as "consent not recorded".
+The decision is left in ``tx.annotations["hold"]``; the message is then still answered 250
+(it is safely spooled), with a reply that says it is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.envelope import Transaction
+from gateway.errors import ConfigError
+from gateway.pipeline import FilterContext
+from gateway.register_view import CONSENT_VALUES, CONSENT_WORDS
+
+DEFAULT_HOLD_CONSENT = ("refused", "not-sought", "not-recorded")
+DEFAULT_EXPIRE_DAYS = 7.0
+# Approving a message sent without consent needs the manager's reason for sharing anyway.
+NOTE_REQUIRED_FOR = ("refused", "not-sought", "not-recorded")
+_AFTER = ("disclosure", "contacts")
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    hold_consent: tuple[str, ...] = DEFAULT_HOLD_CONSENT
+    hold_safeguarding: bool = True
+    hold_contacts_requiring_approval: bool = True
+    expire_after_days: float = DEFAULT_EXPIRE_DAYS
+
+
+def create(options: dict[str, Any], context: FilterContext) -> ApprovalFilter:
+    chain = list(context.settings.pipeline.filters)
+    for name in _AFTER:
+        if name in chain and chain.index(name) > chain.index("approval"):
+            raise ConfigError(f"pipeline.filters: approval must come after {name}")
+    return ApprovalFilter(policy_from(options), context.settings.organisation.domains)
+
+
+def policy_from(options: dict[str, Any]) -> ApprovalPolicy:
+    options = dict(options)
+    where = "filter.approval"
+    consent = options.pop("hold_consent", list(DEFAULT_HOLD_CONSENT))
+    if not isinstance(consent, list) or not all(isinstance(c, str) for c in consent):
+        raise ConfigError(f"{where}: hold_consent: expected a list of consent statuses")
+    unknown = sorted(set(consent) - set(CONSENT_VALUES))
+    if unknown:
+        raise ConfigError(
+            f"{where}: hold_consent: unknown status {', '.join(unknown)} "
+            f"(known: {', '.join(CONSENT_VALUES)})"
+        )
+    flags = {}
+    for name in ("hold_safeguarding", "hold_contacts_requiring_approval"):
+        value = options.pop(name, True)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {name}: expected true or false")
+        flags[name] = value
+    days = options.pop("expire_after_days", DEFAULT_EXPIRE_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 365:
+        raise ConfigError(f"{where}: expire_after_days: expected a number of days, 0 to 365")
+    if options:
+        raise ConfigError(f"{where}: unknown option(s): {', '.join(sorted(options))}")
+    return ApprovalPolicy(hold_consent=tuple(consent), expire_after_days=float(days), **flags)
+
+
+class ApprovalFilter:
+    name = "approval"
+
+    def __init__(self, policy: ApprovalPolicy, own_domains: tuple[str, ...] | list[str]) -> None:
+        self.policy = policy
+        self.own_domains = {d.lower().rstrip(".") for d in own_domains}
+
+    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+        reasons = self.reasons(tx)
+        if reasons:
+            consent = self._consent(tx)
+            tx.annotations["hold"] = {
+                "reasons": reasons,
+                "needs_note": self._external(tx) and consent in NOTE_REQUIRED_FOR,
+                "expires_after": self.policy.expire_after_days * 86400.0,
+            }
+        return content
+
+    def reasons(self, tx: Transaction) -> list[str]:
+        """Why ``tx`` must wait for a line manager ([] when it may leave at once)."""
+        p = self.policy
+        disclosure = tx.annotations.get("disclosure") or {}
+        out = []
+        consent = self._consent(tx)
+        if self._external(tx) and consent in p.hold_consent:
+            out.append(f"consent {CONSENT_WORDS.get(consent, consent)}")
+        if p.hold_safeguarding and disclosure.get("safeguarding"):
+            out.append("flagged safeguarding")
+        if p.hold_contacts_requiring_approval:
+            recipients = tx.annotations.get("recipients") or {}
+            envelope = {a.lower() for a in tx.rcpt_tos}
+            for address, info in recipients.items():
+                if (
+                    isinstance(info, dict)
+                    and info.get("requires_approval")
+                    and address.lower() in envelope
+                ):
+                    out.append(f"contact {info.get('contact_id') or address} requires approval")
+        return out
+
+    def _consent(self, tx: Transaction) -> str:
+        disclosure = tx.annotations.get("disclosure") or {}
+        return str(disclosure.get("consent") or "not-recorded")
+
+    def _external(self, tx: Transaction) -> bool:
+        return any(
+            a.rpartition("@")[2].lower().rstrip(".") not in self.own_domains for a in tx.rcpt_tos
+        )

@@ -1,0 +1,236 @@
+"""Line-manager approval end to end: held messages over real SMTP, decided through the
+engine's own :class:`gateway.holds.Holds`, delivered (or not) to a real TLS upstream.
+
+The CLI and console drive the same object; their own tests are test_held_cli.py and
+test_held_web.py. What is asserted here is what leaves, what the sender is told, and what
+the register says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from support.harness import RunningGateway, message
+from support.upstream import Arrived, Upstream
+
+from gateway.holds import HoldError
+from gateway.register import Register
+from gateway.register_view import Record
+
+StartGateway = Callable[..., Awaitable[RunningGateway]]
+STAFF = "alice@c4f.example"
+LONER = "lee@c4f.example"  # no line manager configured
+MANAGER = "mona@c4f.example"
+OTHER_MANAGER = "omar@c4f.example"
+ADMIN = "ada@c4f.example"
+CONTACT = "j.smith@partner.test"
+CHAIN = {"pipeline": {"filters": ["sender", "disclosure", "approval", "disclaimer"]}}
+NOTICE_START = b"This document is strictly confidential"  # the mandatory notice
+
+
+async def _gateway(start_gateway: StartGateway, upstream: Upstream) -> RunningGateway:
+    gw = await start_gateway(upstream=upstream, config=CHAIN)
+    gw.add_staff(MANAGER, role="manager")
+    gw.add_staff(OTHER_MANAGER, role="manager")
+    gw.add_staff(ADMIN, role="admin")
+    gw.add_staff(STAFF, managers=[MANAGER])
+    gw.add_staff(LONER)
+    return gw
+
+
+async def _send(gw: RunningGateway, login: str, subject: str) -> str:
+    errors, reply = await gw.send(login, [CONTACT], message(login, [CONTACT], subject=subject))
+    assert errors == {}
+    return reply
+
+
+def _qid(reply: str) -> str:
+    return reply.split("Queued as ")[1].split(",")[0].split()[0]
+
+
+def _to(arrived: list[Arrived], address: str) -> list[Arrived]:
+    return [a for a in arrived if a.rcpt_tos == [address]]
+
+
+async def _until(what: Callable[[], object], timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if what():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def _record(gw: RunningGateway, qid: str) -> Record:
+    reg = gw.gateway.register
+    assert isinstance(reg, Register)
+    [record] = [r for r in reg.records() if r.entry.queue_id == qid]
+    return record
+
+
+async def test_held_message_waits_then_leaves_once_after_approval_with_note(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    reply = await _send(gw, STAFF, "[consent:refused] [reason:Risk of harm] Contact report")
+    assert "held for approval" in reply
+    qid = _qid(reply)
+    holds = gw.gateway.holds
+
+    # Only the sender's notice leaves; it says held, and quotes nothing of the message.
+    await _until(lambda: _to(upstream.arrived, STAFF))
+    await asyncio.sleep(0.3)
+    assert _to(upstream.arrived, CONTACT) == []
+    [notice] = _to(upstream.arrived, STAFF)
+    assert notice.mail_from == "<>"
+    text = notice.content.decode()
+    assert f"Held for approval: your message {qid}" in text
+    assert MANAGER in text and "consent refused" in text
+    for secret in ("Contact report", "Risk of harm", CONTACT, "Hello."):
+        assert secret not in text
+    [held] = holds.pending()
+    assert (held.queue_id, held.staff, held.managers, held.needs_note) == (
+        qid,
+        STAFF,
+        (MANAGER,),
+        True,
+    )
+    assert gw.gateway.spool.rows()[0].state == "held"
+
+    # The wrong people cannot decide; a note is required (consent refused).
+    for actor, why in (
+        (STAFF, "their own message"),
+        (OTHER_MANAGER, "is not a line manager of"),
+        (LONER, "is not a line manager of"),
+    ):
+        with pytest.raises(HoldError, match=why):
+            holds.approve(qid, actor, "fine")
+    with pytest.raises(HoldError, match="needs a note"):
+        holds.approve(qid, MANAGER, "  ")
+    holds.approve(qid, MANAGER, "Discussed: court order in place")
+    gw.gateway.worker.wake()
+
+    await _until(lambda: _to(upstream.arrived, CONTACT))
+    await asyncio.sleep(0.3)
+    [sent] = _to(upstream.arrived, CONTACT)
+    assert sent.content.count(NOTICE_START) == 1
+    assert message_from_bytes(sent.content, policy=policy.default)["Subject"] == "Contact report"
+    assert holds.pending() == []
+
+    await _until(lambda: _record(gw, qid).status == "delivered")
+    record = _record(gw, qid)
+    steps = [(s["action"], s["by"], s["note"]) for s in record.approval_steps]
+    assert steps == [("held", "", ""), ("approved", MANAGER, "Discussed: court order in place")]
+    assert record.approval == "approved"
+    assert [f.kind for f in record.followups] == ["hold", "hold", "outcome"]
+    assert record.followups[0].data["reasons"] == ["consent refused"]
+
+
+async def test_refused_message_never_leaves_and_sender_gets_the_note(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    qid = _qid(await _send(gw, STAFF, "[consent:not-sought] [reason:urgent] Report"))
+    with pytest.raises(HoldError, match="needs a note"):
+        gw.gateway.holds.refuse(qid, MANAGER, "")
+    gw.gateway.holds.refuse(qid, MANAGER, "Seek consent first")
+    gw.gateway.worker.wake()
+    await _until(lambda: len(_to(upstream.arrived, STAFF)) == 2)
+    await asyncio.sleep(0.3)
+    assert _to(upstream.arrived, CONTACT) == []
+    refusal = _to(upstream.arrived, STAFF)[1].content.decode()
+    assert f"your message {qid} was refused" in refusal
+    assert "Seek consent first" in refusal and MANAGER in refusal
+    assert [r.queue_id for r in gw.gateway.spool.rows()] == []  # gone from the spool
+    record = _record(gw, qid)
+    assert record.approval == "refused"
+    assert record.approval_steps[-1]["note"] == "Seek consent first"
+    with pytest.raises(HoldError, match="no message"):
+        gw.gateway.holds.approve(qid, MANAGER, "changed my mind")
+
+
+async def test_sender_without_manager_is_released_only_by_an_admin(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    qid = _qid(await _send(gw, LONER, "[safeguarding] [consent:obtained] Concern"))
+    holds = gw.gateway.holds
+    [held] = holds.pending()
+    assert held.admin_only and held.reasons == ("flagged safeguarding",)
+    assert not held.needs_note  # consent obtained
+    notice = await _until_notice(upstream, LONER)
+    assert "you have no line manager configured" in notice
+    for manager in (MANAGER, OTHER_MANAGER):
+        with pytest.raises(HoldError, match="no line manager configured: only an admin"):
+            holds.approve(qid, manager)
+    holds.approve(qid, ADMIN)
+    gw.gateway.worker.wake()
+    await _until(lambda: _to(upstream.arrived, CONTACT))
+    assert _record(gw, qid).approval_steps[-1]["by"] == ADMIN
+
+
+async def _until_notice(upstream: Upstream, login: str) -> str:
+    await _until(lambda: _to(upstream.arrived, login))
+    return _to(upstream.arrived, login)[0].content.decode()
+
+
+async def test_expiry_refuses_never_delivers_and_tells_sender_and_manager(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    qid = _qid(await _send(gw, STAFF, "Report without any tag"))
+    holds = gw.gateway.holds
+    [held] = holds.pending()
+    assert held.reasons == ("consent not recorded",)
+    assert held.expires_at - held.held_at == 7 * 86400  # the default
+    assert holds.expire_due(now=held.expires_at - 1) == []
+    assert holds.expire_due(now=held.expires_at) == [qid]
+    with pytest.raises(HoldError, match="no message"):
+        holds.approve(qid, MANAGER, "too late")
+    gw.gateway.worker.wake()
+    await _until(lambda: _to(upstream.arrived, MANAGER))
+    await _until(lambda: len(_to(upstream.arrived, STAFF)) == 2)
+    await asyncio.sleep(0.3)
+    assert _to(upstream.arrived, CONTACT) == []
+    assert f"held message {qid} expired" in _to(upstream.arrived, MANAGER)[0].content.decode()
+    assert _record(gw, qid).approval == "expired"
+    assert gw.gateway.spool.rows() == []
+
+
+async def test_approval_after_expiry_time_is_refused_even_before_the_sweep(
+    start_gateway: StartGateway, upstream: Upstream, tmp_path: Path
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    qid = _qid(await _send(gw, STAFF, "[consent:obtained] [safeguarding] Note"))
+    holds = gw.gateway.holds
+    [held] = holds.pending()
+    holds.clock = lambda: held.expires_at + 1
+    with pytest.raises(HoldError, match="has expired"):
+        holds.approve(qid, MANAGER, "ok")
+    assert holds.get(qid) is not None  # still held until the sweep refuses it
+
+
+async def test_withdraw_only_by_the_sender_and_reminders_go_to_managers(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    first = _qid(await _send(gw, STAFF, "[consent:refused] [reason:r] One"))
+    second = _qid(await _send(gw, LONER, "[consent:refused] [reason:r] Two"))
+    holds = gw.gateway.holds
+    [one, two] = holds.pending()
+    assert holds.remind(now=one.held_at + 3600) == 0  # not a day yet
+    assert holds.remind(now=two.held_at + 86400) == 2  # the manager, and the admin for lee
+    assert holds.remind(now=two.held_at + 86400 + 3600) == 0  # once a day
+    with pytest.raises(HoldError, match="only the sender"):
+        holds.withdraw(first, MANAGER)
+    holds.withdraw(first, STAFF)
+    assert [h.queue_id for h in holds.pending()] == [second]
+    gw.gateway.worker.wake()
+    await _until(lambda: _to(upstream.arrived, MANAGER) and _to(upstream.arrived, ADMIN))
+    reminder = _to(upstream.arrived, ADMIN)[0].content.decode()
+    assert second in reminder and "admins only" in reminder and first not in reminder
+    assert first in _to(upstream.arrived, MANAGER)[0].content.decode()
+    assert _record(gw, first).approval == "withdrawn"
