@@ -26,10 +26,16 @@ from typing import Any
 
 import structlog
 
-from gateway.events import Accepted, HoldAction, HoldEvent
+from gateway.crypto import Keyring
+from gateway.errors import SpoolCorrupt
+from gateway.events import Accepted, HoldAction, HoldEvent, Recorder
 from gateway.holds_notify import Notifier
+from gateway.register_fields import disclosure_fields, recipients_of
+from gateway.register_message import summarise
+from gateway.settings import Settings
 from gateway.spool import Spool
 from gateway.staff import StaffDirectory, StaffMember
+from gateway.store import Store
 
 log = structlog.get_logger("gateway.holds")
 
@@ -69,7 +75,31 @@ class HeldMessage:
         return not self.managers
 
 
+@dataclass(frozen=True)
+class HeldDetails:
+    """What an approver reads before deciding, decrypted from the held message itself."""
+
+    held: HeldMessage
+    mail_from: str
+    recipients: list[dict[str, Any]]  # address, organisation, contact_id, display_name
+    consent: str
+    reason: str
+    family: str
+    nature: str
+    safeguarding: bool
+    external: bool
+    subject: str
+    attachments: list[str]  # file names only
+    size: int
+
+
 class Holds:
+    @classmethod
+    def open(cls, store: Store, settings: Settings, recorder: Recorder) -> Holds:
+        """For the CLI and the console: the same objects ``serve`` builds, on ``store``."""
+        spool = Spool(store, Keyring.load(settings.storage.spool_key_file), recorder)
+        return cls(spool, StaffDirectory(store), settings.hostname)
+
     def __init__(
         self,
         spool: Spool,
@@ -127,6 +157,33 @@ class Holds:
     def get(self, queue_id: str) -> HeldMessage | None:
         rows = self.store.query("SELECT * FROM holds WHERE queue_id = ?", (queue_id.upper(),))
         return self._held(rows[0]) if rows else None
+
+    def details(self, held: HeldMessage) -> HeldDetails:
+        """Decrypt the held message's details. Call only for someone :meth:`may_see` allows."""
+        try:
+            msg = self.spool.load(held.queue_id)
+        except SpoolCorrupt:
+            raise HoldError(
+                f"{held.queue_id} fails its integrity check and cannot be shown; ask an admin"
+            ) from None
+        if msg is None:
+            raise HoldError(f"no message {held.queue_id} is waiting for approval")
+        found = disclosure_fields(msg.annotations)
+        summary = summarise(msg.content)
+        return HeldDetails(
+            held=held,
+            mail_from=msg.mail_from,
+            recipients=recipients_of(msg.rcpt_tos, msg.annotations),
+            consent=str(found.get("consent", "not-recorded")),
+            reason=str(found.get("reason", "")),
+            family=str(found.get("family", "")),
+            nature=str(found.get("nature", "")),
+            safeguarding=bool(found.get("safeguarding", False)),
+            external=bool(found.get("external", True)),
+            subject=summary.subject,
+            attachments=[str(a["name"]) for a in summary.attachments],
+            size=len(msg.content),
+        )
 
     def may_see(self, viewer: StaffMember, held: HeldMessage) -> bool:
         return held.staff == viewer.login or self.refusal_to_decide(viewer, held) is None

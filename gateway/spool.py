@@ -394,7 +394,12 @@ class Spool:
         )
 
     def delete(self, queue_id: str) -> bool:
-        return self.store.execute("DELETE FROM queue WHERE id = ?", (queue_id,)) == 1
+        """Remove a queued or set-aside message; a held one only goes through a decision
+        (gateway.holds), so that the register records who refused it."""
+        return (
+            self.store.execute("DELETE FROM queue WHERE id = ? AND state != 'held'", (queue_id,))
+            == 1
+        )
 
     def _seal_note(self, queue_id: str, note: str) -> bytes:
         # Upstream replies can quote recipient addresses: sealed like the message.

@@ -234,3 +234,27 @@ async def test_withdraw_only_by_the_sender_and_reminders_go_to_managers(
     assert second in reminder and "admins only" in reminder and first not in reminder
     assert first in _to(upstream.arrived, MANAGER)[0].content.decode()
     assert _record(gw, first).approval == "withdrawn"
+
+
+async def test_details_show_what_the_approver_needs_and_queue_delete_cannot_bypass(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    msg = message(STAFF, [CONTACT], subject="[consent:not-sought] [reason:Court] [family:F-7] Plan")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="plan.pdf")
+    errors, reply = await gw.send(STAFF, [CONTACT], msg)
+    assert errors == {} and "held for approval" in reply
+    holds = gw.gateway.holds
+    [held] = holds.pending()
+    d = holds.details(held)
+    assert (d.subject, d.attachments, d.consent, d.reason, d.family, d.mail_from) == (
+        "Plan",
+        ["plan.pdf"],
+        "not-sought",
+        "Court",
+        "F-7",
+        STAFF,
+    )
+    assert [r["address"] for r in d.recipients] == [CONTACT]
+    assert not gw.gateway.spool.delete(held.queue_id)  # only a decision removes it
+    assert holds.get(held.queue_id) is not None
