@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -135,17 +136,32 @@ class DeliveryWorker:
     async def _record(self, msg: Spooled, result: AttemptResult) -> None:
         now = self.clock()
         verdicts, failed = self._judge(msg, result, now)
+        bounce: bytes | None = None
         if failed and msg.mail_from not in ("", "<>"):  # RFC 5321 4.5.5: no DSN of a DSN
             try:
-                # Queued before the attempt is recorded: a crash in between gives a
-                # second notice, never none (at-least-once, like the delivery itself).
-                await self.spool.store.run(self._queue_bounce, msg, failed)
+                bounce = self._bounce(msg, failed)
+                # The DSN is queued in the attempt's own transaction: it exists if and only
+                # if the failure is recorded, so a crash can neither lose nor repeat it.
+                await self._commit(msg, result, now, verdicts, failed, bounce)
+                return
             except Exception as exc:
                 # The notice must not be lost, nor the delivered recipients sent twice:
-                # those that failed stay queued and are judged again at the next try.
+                # record the attempt without it; those that failed stay queued and are
+                # judged again at the next try.
                 log.exception("bounce_not_queued", queue_id=msg.queue_id, error=type(exc).__name__)
                 verdicts.update({i: ("deferred", verdicts[i][1]) for i in failed})
                 failed = {}
+        await self._commit(msg, result, now, verdicts, failed, None)
+
+    async def _commit(
+        self,
+        msg: Spooled,
+        result: AttemptResult,
+        now: float,
+        verdicts: dict[int, tuple[Status, str]],
+        failed: dict[int, tuple[str, str]],
+        bounce: bytes | None,
+    ) -> None:
         attempt = msg.attempts + 1
         groups: dict[tuple[Status, str], list[int]] = {}
         for i, verdict in verdicts.items():
@@ -169,6 +185,21 @@ class DeliveryWorker:
             # Exponential backoff (exponent capped so the float cannot overflow).
             backoff = self.delivery.retry_initial * 2 ** min(msg.attempts, 32)
             retry_at = now + min(backoff, self.delivery.retry_max)
+        bounce_id = new_queue_id()
+
+        def queue_bounce(conn: sqlite3.Connection) -> None:
+            if bounce is not None:
+                self.spool.insert(
+                    conn,
+                    queue_id=bounce_id,
+                    staff="",
+                    peer="",
+                    mail_from="",
+                    rcpt_tos=[msg.mail_from],
+                    content=bounce,
+                    annotations={"bounce_for": msg.queue_id},
+                )
+
         await self.spool.store.run(
             lambda: self.spool.finish(
                 msg,
@@ -177,8 +208,11 @@ class DeliveryWorker:
                 outcomes=outcomes,
                 retry_at=retry_at,
                 error=result.final_reply,
+                also=queue_bounce,
             )
         )
+        if bounce is not None:
+            log.info("bounce_queued", queue_id=bounce_id, bounce_for=msg.queue_id, staff=msg.staff)
         ev = result.evidence
         log.info(
             "delivery_attempt",
@@ -195,8 +229,8 @@ class DeliveryWorker:
             cert_sha256=ev.cert_sha256,
         )
 
-    def _queue_bounce(self, msg: Spooled, failed: dict[int, tuple[str, str]]) -> None:
-        dsn = build_bounce(
+    def _bounce(self, msg: Spooled, failed: dict[int, tuple[str, str]]) -> bytes:
+        return build_bounce(
             hostname=self.settings.hostname,
             queue_id=msg.queue_id,
             original_sender=msg.mail_from,
@@ -205,17 +239,6 @@ class DeliveryWorker:
             include_body=self.delivery.bounce_includes_body,
             arrival=msg.created,
         )
-        qid = new_queue_id()
-        self.spool.accept(
-            queue_id=qid,
-            staff="",
-            peer="",
-            mail_from="",
-            rcpt_tos=[msg.mail_from],
-            content=dsn,
-            annotations={"bounce_for": msg.queue_id},
-        )
-        log.info("bounce_queued", queue_id=qid, bounce_for=msg.queue_id, staff=msg.staff)
 
 
 def _duration(seconds: float) -> str:

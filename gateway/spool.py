@@ -16,7 +16,7 @@ fails its tag: the message is then quarantined (state ``corrupt``), shown by
 Queue states (the only moves allowed are in ``_MOVES``)::
 
     queued  --delivered to every recipient-->  (row removed; the register keeps the record)
-    queued  --some recipient bounced-------->  (row removed after the DSN is queued)
+    queued  --some recipient bounced-------->  (row removed; the DSN queued in the same step)
     queued  --integrity check failed-------->  corrupt
     corrupt --admin retries, check passes--->  queued   (e.g. a lost key file was restored)
     corrupt --admin deletes----------------->  (row removed)
@@ -335,10 +335,12 @@ class Spool:
         outcomes: Iterable[Outcome],
         retry_at: float | None,
         error: str,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """Record one attempt's results in one transaction with the register's records.
 
-        ``retry_at`` None means nothing is left to try: the row is removed.
+        ``retry_at`` None means nothing is left to try: the row is removed. ``also`` runs
+        in the same transaction (the bounce to the sender).
         """
         done = [(msg.queue_id, i) for i in delivered]
         failed = [(msg.queue_id, i) for i in bounced]
@@ -349,6 +351,8 @@ class Spool:
             conn.executemany(
                 "UPDATE queue_rcpt SET state = 'bounced' WHERE queue_id = ? AND idx = ?", failed
             )
+            if also is not None:
+                also(conn)
             for outcome in outcomes:
                 self.recorder.outcome(conn, outcome)
             if retry_at is None:
