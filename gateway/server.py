@@ -27,12 +27,13 @@ from gateway.register import Register
 from gateway.settings import Settings, parse_hostport
 from gateway.smtp import ConnectionLimiter, GatewaySMTP, ListenerContext
 from gateway.smtp_handler import Handler
+from gateway.smtp_transport import SmtpTransport
 from gateway.spool import Spool
 from gateway.staff import StaffDirectory
 from gateway.store import Store
 from gateway.throttle import LoginThrottle
 from gateway.tls import server_context
-from gateway.transports import MaildirTransport, SmtpTransport, Transport
+from gateway.transports import MaildirTransport, Transport
 
 log = structlog.get_logger("gateway.server")
 

@@ -34,8 +34,8 @@ from test_delivery_support import (
     until,
 )
 
+from gateway.smtp_transport import MIN_AIOSMTPLIB, version_at_least
 from gateway.tls import write_dev_certificate
-from gateway.transports import MIN_AIOSMTPLIB, version_at_least
 
 IN_CLEAR_ALLOWED = {"EHLO", "STARTTLS", "QUIT"}
 MESSAGE_VERBS = {"MAIL", "RCPT", "DATA", "AUTH", "BDAT"}
