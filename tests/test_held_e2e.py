@@ -136,7 +136,13 @@ async def test_refused_message_never_leaves_and_sender_gets_the_note(
     qid = _qid(await _send(gw, STAFF, "[consent:not-sought] [reason:urgent] Report"))
     with pytest.raises(HoldError, match="needs a note"):
         gw.gateway.holds.refuse(qid, MANAGER, "")
+    [row] = gw.gateway.store.query("SELECT blob FROM queue WHERE id = ?", (qid,))
+    sealed = bytes(row["blob"])[-64:]  # ciphertext and tag of the held message
     gw.gateway.holds.refuse(qid, MANAGER, "Seek consent first")
+    # Shredded: no copy of its ciphertext left in the database file or its log.
+    db = gw.settings.storage.database
+    for path in (db, db.with_name(db.name + "-wal")):
+        assert not path.exists() or sealed not in path.read_bytes(), path
     gw.gateway.worker.wake()
     await _until(lambda: len(_to(upstream.arrived, STAFF)) == 2)
     await asyncio.sleep(0.3)
