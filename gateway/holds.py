@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS holds (
     expires_at REAL NOT NULL,
     reminded_at REAL NOT NULL,
     needs_note INTEGER NOT NULL,
-    reasons TEXT NOT NULL
+    reasons BLOB NOT NULL  -- sealed: a consent status says something about a family
 );
 CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
 """
@@ -133,7 +133,7 @@ class Holds:
                     event.received_at + float(hold["expires_after"]),
                     event.received_at,
                     int(bool(hold["needs_note"])),
-                    json.dumps(list(reasons)),
+                    self._seal(event.queue_id, reasons),
                 ),
             )
             self.spool.recorder.hold(
@@ -309,6 +309,15 @@ class Holds:
             raise HoldError(f"no message {queue_id} is waiting for approval")
         return self._held(row)
 
+    def _seal(self, queue_id: str, reasons: tuple[str, ...]) -> bytes:
+        return self.spool.keyring.seal(json.dumps(list(reasons)).encode(), _aad(queue_id))
+
+    def _open(self, queue_id: str, blob: bytes) -> tuple[str, ...]:
+        try:
+            return tuple(json.loads(self.spool.keyring.open(blob, _aad(queue_id))))
+        except (SpoolCorrupt, ValueError):
+            return ("(unreadable: fails its integrity check)",)
+
     def _held(self, row: sqlite3.Row) -> HeldMessage:
         member = self.staff.get(row["staff"])
         managers = []
@@ -323,6 +332,10 @@ class Holds:
             held_at=row["held_at"],
             expires_at=row["expires_at"],
             needs_note=bool(row["needs_note"]),
-            reasons=tuple(json.loads(row["reasons"])),
+            reasons=self._open(row["queue_id"], row["reasons"]),
             managers=tuple(managers),
         )
+
+
+def _aad(queue_id: str) -> bytes:
+    return b"hold:" + queue_id.encode()

@@ -99,6 +99,10 @@ async def test_held_message_waits_then_leaves_once_after_approval_with_note(
         True,
     )
     assert gw.gateway.spool.rows()[0].state == "held"
+    db = gw.settings.storage.database
+    for path in (db, db.with_name(db.name + "-wal")):  # personal data at rest is sealed
+        for plain in (b"consent refused", b"Risk of harm", b"Contact report"):
+            assert plain not in path.read_bytes(), (path, plain)
 
     # The wrong people cannot decide; a note is required (consent refused).
     for actor, why in (
