@@ -23,7 +23,8 @@ from pathlib import Path
 from filters import contacts as contacts_filter
 from filters import fax_route
 from gateway.addresses import normalise
-from gateway.contacts import CSV_COLUMNS, ContactRepository
+from gateway.contacts import ContactRepository
+from gateway.contacts_csv import CSV_COLUMNS, import_csv
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.logging import configure
@@ -122,7 +123,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "gateway.db")
         text, addresses = contact_csv(args.contacts, rng)
-        ContactRepository(store).import_csv(text, "bench")
+        import_csv(ContactRepository(store), text, "bench")
         ctx = FilterContext(settings=Settings(), store=store)
         pipeline = Pipeline(
             [fax_route.create({}, ctx), contacts_filter.create({"hint_limit_per_day": 10**9}, ctx)]

@@ -163,17 +163,16 @@ class ContactsFilter:
                 "review it",
                 contact=entry,
             )
-        _annotate(
-            tx,
-            address,
-            {
-                "contact_id": entry.ref,
-                "organisation": entry.organisation,
-                "display_name": entry.display_name,
-                "match": entry.kind,
-                "header_only": _header_only(tx, address, header),
-            },
-        )
+        record: dict[str, Any] = {
+            "contact_id": entry.ref,
+            "organisation": entry.organisation,
+            "display_name": entry.display_name,
+            "match": entry.kind,
+            "header_only": _header_only(tx, address, header),
+        }
+        if entry.requires_approval:
+            record["requires_approval"] = True  # filters/approval.py holds the message
+        _annotate(tx, address, record)
 
     def _refuse(
         self,

@@ -15,9 +15,7 @@ Contact data is personal data: keep full addresses out of info-level logs (use
 from __future__ import annotations
 
 import contextlib
-import csv
 import getpass
-import io
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -48,7 +46,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     mx_hosts TEXT,                   -- JSON: MX hosts accepted by an admin (baseline)
     mx_seen TEXT,                    -- JSON: MX hosts at the last sweep
     mx_checked_at TEXT NOT NULL DEFAULT '',
-    mx_flag TEXT NOT NULL DEFAULT '' -- set: DNS says mail goes to a fax service (refused)
+    mx_flag TEXT NOT NULL DEFAULT '', -- set: DNS says mail goes to a fax service (refused)
+    requires_approval INTEGER NOT NULL DEFAULT 0 -- 1: messages wait for a line manager
 );
 CREATE TABLE IF NOT EXISTS contact_audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,11 +60,15 @@ CREATE TABLE IF NOT EXISTS contact_hints (
 );
 """
 
-CSV_COLUMNS = tuple(
+# Columns added after the first release: (name, definition) for databases created before.
+_ADDED_COLUMNS = [
+    ("requires_approval", "INTEGER NOT NULL DEFAULT 0"),
+]
+# What an admin decides about an entry: each change to these is audited (before/after).
+_AUDITED = tuple(
     "kind address display_name organisation role approved_by approved_on verified_how "  # noqa: SIM905 (word list)
-    "review_due notes unusual not_fax_by not_fax_on".split()
+    "review_due notes unusual not_fax_by not_fax_on requires_approval mx_hosts mx_flag".split()
 )
-_AUDITED = (*CSV_COLUMNS, "mx_hosts", "mx_flag")
 Clock = Callable[[], datetime]
 
 
@@ -73,7 +76,9 @@ class ContactError(ValueError):
     """A contact change that cannot be made; ``str(exc)`` says why."""
 
 
-class CSVImportError(ContactError):
+class BatchError(ContactError):
+    """Entries of an all-or-nothing batch that cannot be added (``problems``: which, why)."""
+
     def __init__(self, problems: list[str]) -> None:
         super().__init__(f"{len(problems)} bad row(s); nothing imported")
         self.problems = problems
@@ -99,6 +104,8 @@ class Contact:
     mx_seen: tuple[str, ...] | None = None
     mx_checked_at: str = ""
     mx_flag: str = ""
+    # Messages to this contact are held until a line manager approves them (filters/approval).
+    requires_approval: bool = False
 
     @property
     def ref(self) -> str:
@@ -121,14 +128,10 @@ class Contact:
     def from_row(cls, row: sqlite3.Row) -> Contact:
         values = {f.name: row[f.name] for f in fields(cls)}
         values["unusual"] = bool(values["unusual"])
+        values["requires_approval"] = bool(values["requires_approval"])
         for name in ("mx_hosts", "mx_seen"):
             values[name] = None if values[name] is None else tuple(json.loads(values[name]))
         return cls(**values)
-
-    def csv_row(self) -> dict[str, str]:
-        row = {c: str(getattr(self, c)) for c in CSV_COLUMNS}
-        row["unusual"] = "yes" if self.unusual else ""
-        return row
 
     def audit_view(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k in _AUDITED}
@@ -196,6 +199,10 @@ class ContactRepository:
         # transaction, so the contacts history is tamper-evident too (issue: register).
         self.register_audit = register_audit
         store.ensure(SCHEMA)
+        have = {r["name"] for r in store.query("PRAGMA table_info(contacts)")}
+        for name, definition in _ADDED_COLUMNS:
+            if name not in have:
+                store.execute(f"ALTER TABLE contacts ADD COLUMN {name} {definition}")
 
     def today(self) -> date:
         return self.clock().date()
@@ -280,74 +287,28 @@ class ContactRepository:
             conn.execute("DELETE FROM contact_hints WHERE day < ?", (day,))
         return True
 
-    # -- CSV ---------------------------------------------------------------------------
-
-    def export_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
-        writer.writeheader()
-        for c in self.all():
-            writer.writerow({k: _cell_out(v) for k, v in c.csv_row().items()})
-        return out.getvalue()
-
-    def import_csv(
-        self, text: str, actor: str, reject: Callable[[str], str | None] = lambda a: None
+    def add_all(
+        self, entries: Iterable[tuple[str, Contact | ContactError]], actor: str, action: str
     ) -> list[Contact]:
-        """All rows or none. ``reject(address)`` may veto a row (e.g. a fax route)."""
-        reader = csv.DictReader(io.StringIO(text))
-        header = reader.fieldnames or []
-        if set(header) != set(CSV_COLUMNS):
-            missing = sorted(set(CSV_COLUMNS) - set(header))
-            extra = sorted(set(header) - set(CSV_COLUMNS))
-            raise CSVImportError(
-                [f"line 1: header: missing {missing or '-'}, unknown {extra or '-'}"]
-            )
-        problems: list[str] = []
-        rows: list[Contact] = []
-        with self.store.transaction() as conn:
-            for raw in reader:
-                line = reader.line_num
-                try:
-                    c = checked(self._from_csv(raw))
-                    veto = reject(c.address) if c.kind == "address" else None
-                    if veto:
-                        raise ContactError(veto)
-                    rows.append(self._insert(conn, c, actor, action="import"))
-                except ContactError as exc:
-                    problems.append(f"line {line}: {exc}")
-            if problems:
-                raise CSVImportError(problems)  # rolls the transaction back
-        return rows
+        """Add every entry or none, in one transaction (a CSV import).
 
-    def _from_csv(self, raw: dict[str, str | None]) -> Contact:
-        v = {k: _cell_in(raw.get(k) or "") for k in CSV_COLUMNS}
-        if None in raw:
-            raise ContactError("more cells than columns")
-        if v["kind"] not in ("address", "domain"):
-            raise ContactError("kind must be 'address' or 'domain'")
-        if v["unusual"] not in ("", "yes"):
-            raise ContactError("unusual must be 'yes' or empty")
-        approved = v["approved_on"] or self.today().isoformat()
-        try:
-            due = v["review_due"] or review_date(date.fromisoformat(approved)).isoformat()
-        except ValueError:
-            raise ContactError("dates must be YYYY-MM-DD") from None
-        return Contact(
-            id=0,
-            kind="domain" if v["kind"] == "domain" else "address",
-            address=v["address"],
-            display_name=v["display_name"],
-            organisation=v["organisation"],
-            role=v["role"],
-            approved_by=v["approved_by"],
-            approved_on=approved,
-            verified_how=v["verified_how"],
-            review_due=due,
-            notes=v["notes"],
-            unusual=v["unusual"] == "yes",
-            not_fax_by=v["not_fax_by"],
-            not_fax_on=v["not_fax_on"],
-        )
+        Each entry has a label (``line 3``) and is either a contact to check and add or the
+        error found while reading it; :class:`BatchError` lists every problem, labelled.
+        """
+        problems: list[str] = []
+        added: list[Contact] = []
+        with self.store.transaction() as conn:
+            for label, entry in entries:
+                if isinstance(entry, ContactError):
+                    problems.append(f"{label}: {entry}")
+                    continue
+                try:
+                    added.append(self._insert(conn, checked(entry), actor, action))
+                except ContactError as exc:
+                    problems.append(f"{label}: {exc}")
+            if problems:
+                raise BatchError(problems)  # rolls the transaction back
+        return added
 
     # -- audit -------------------------------------------------------------------------
 
@@ -428,19 +389,6 @@ def _db(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return value
-
-
-# Spreadsheets run cells that start with these as formulas (CSV injection): export them
-# behind a "'" and take it off again on import, so the file still round-trips.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell_out(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA) else value
-
-
-def _cell_in(value: str) -> str:
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA) else value
 
 
 def os_user() -> str:

@@ -15,8 +15,9 @@ from support.subprocess_gateway import run_cli
 
 from gateway.register import Register
 from gateway.register_settings import RegisterSettings
+from gateway.register_view import Filters
 from gateway.settings import load
-from gateway.staff import StaffDirectory
+from gateway.staff import StaffDirectory, StaffMember
 from gateway.store import Store
 
 ALICE = "alice@c4f.example"
@@ -108,11 +109,25 @@ def test_staff_lifecycle_and_the_password_never_shows(config: Path) -> None:
             FIRST,
             "no account",
         ),
+        (
+            ("add", ALICE, "--manager", ALICE.upper(), "--password-stdin"),
+            FIRST,
+            "alice@c4f.example cannot be their own line manager",
+        ),
         (("passwd", "nobody@c4f.example", "--password-stdin"), FIRST, "no account"),
         (("remove", "nobody@c4f.example"), None, "no account nobody@c4f.example"),
         (("aliases", "nobody@c4f.example", "x@c4f.example"), None, "no account"),
     ],
-    ids=["not_an_address", "short", "no_tty", "unknown_manager", "passwd", "remove", "aliases"],
+    ids=[
+        "not_an_address",
+        "short",
+        "no_tty",
+        "unknown_manager",
+        "own_manager",
+        "passwd",
+        "remove",
+        "aliases",
+    ],
 )
 def test_staff_mistakes_are_one_line_errors(
     config: Path, args: tuple[str, ...], stdin: str | None, message: str
@@ -132,3 +147,112 @@ def test_adding_an_existing_account_is_refused(config: Path) -> None:
     code, _out, err = staff(config, "add", ALICE, "--password-stdin", stdin=SECOND)
     assert (code, err.strip()) == (2, f"c4f-gateway staff: error: {ALICE} already exists")
     assert authenticate(config, ALICE, FIRST)  # unchanged
+
+
+def member(config: Path, login: str) -> StaffMember | None:
+    store = Store(load(config).storage.database)
+    try:
+        return StaffDirectory(store).get(login)
+    finally:
+        store.close()
+
+
+def admin_trail(config: Path) -> list[tuple[str, dict[str, object]]]:
+    """The register's admin trail as (action, details)."""
+    settings = load(config)
+    store = Store(settings.storage.database)
+    try:
+        register = Register.from_settings(store, settings.register)
+        return [
+            (r.data["action"], r.data["details"])
+            for r in register.records(Filters(kinds=("admin",)))
+        ]
+    finally:
+        store.close()
+
+
+BOSS = "bo.boss@c4f.example"
+
+
+def test_staff_edit_changes_only_what_is_given(config: Path) -> None:
+    for login, role in ((MANAGER, "manager"), (BOSS, "manager")):
+        assert staff(config, "add", login, "--role", role, "--password-stdin", stdin=FIRST)[0] == 0
+    assert (
+        staff(
+            config, "add", ALICE, "--alias", "a.smith@c4f.example", "--password-stdin", stdin=FIRST
+        )[0]
+        == 0
+    )
+    before = member(config, ALICE)
+    assert before is not None and before.managers == ()
+
+    code, out, err = staff(config, "edit", ALICE, "--manager", "Mo@C4F.example", "--manager", BOSS)
+    assert (code, out, err) == (0, f"line managers of {ALICE}: {MANAGER}, {BOSS}\n", "")
+    after = member(config, ALICE)
+    assert after is not None
+    assert (after.managers, after.role, after.aliases) == ((MANAGER, BOSS), "staff", before.aliases)
+
+    code, out, _ = staff(config, "edit", ALICE, "--role", "manager", "--alias", "X@c4f.example")
+    assert (code, out) == (0, f"{ALICE} is now manager\naliases of {ALICE}: x@c4f.example\n")
+    after = member(config, ALICE)
+    assert after is not None
+    assert (after.managers, after.role, after.aliases) == (
+        (MANAGER, BOSS),
+        "manager",
+        ("x@c4f.example",),
+    )
+    assert authenticate(config, ALICE, FIRST)  # the password is untouched
+
+    code, out, _ = staff(config, "edit", ALICE, "--no-managers")
+    assert (code, out) == (0, f"line managers of {ALICE}: (none)\n")
+    after = member(config, ALICE)
+    assert after is not None and (after.managers, after.role) == ((), "manager")
+
+    # `staff managers` still works, on the same column.
+    assert staff(config, "managers", ALICE, BOSS)[0] == 0
+    assert member(config, ALICE).managers == (BOSS,)  # type: ignore[union-attr]
+
+    edits = [(a, d) for a, d in admin_trail(config) if d.get("login") == ALICE and a != "staff add"]
+    assert edits == [
+        ("staff managers", {"login": ALICE, "managers": [MANAGER, BOSS]}),
+        ("staff role", {"login": ALICE, "role": "manager"}),
+        ("staff aliases", {"login": ALICE, "aliases": ["x@c4f.example"]}),
+        ("staff managers", {"login": ALICE, "managers": []}),
+        ("staff managers", {"login": ALICE, "managers": [BOSS]}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("edit", "nobody@c4f.example", "--role", "admin"), "no account nobody@c4f.example"),
+        (
+            ("edit", ALICE, "--role", "admin", "--manager", "nobody@c4f.example"),
+            "no account nobody@c4f.example (add line managers first)",
+        ),
+        (("edit", ALICE), "nothing to change: give --manager, --no-managers, --role or --alias"),
+    ],
+    ids=["unknown_login", "unknown_manager", "nothing"],
+)
+def test_staff_edit_mistakes_change_nothing(
+    config: Path, args: tuple[str, ...], message: str
+) -> None:
+    assert staff(config, "add", MANAGER, "--password-stdin", stdin=FIRST)[0] == 0
+    assert (
+        staff(config, "add", ALICE, "--manager", MANAGER, "--password-stdin", stdin=FIRST)[0] == 0
+    )
+    trail = admin_trail(config)
+    code, out, err = staff(config, *args)
+    assert (code, out, err) == (2, "", f"c4f-gateway staff: error: {message}\n")
+    after = member(config, ALICE)
+    assert after is not None and (after.role, after.managers) == ("staff", (MANAGER,))
+    assert admin_trail(config) == trail
+
+
+def test_staff_edit_managers_or_no_managers_not_both(config: Path) -> None:
+    assert staff(config, "add", ALICE, "--password-stdin", stdin=FIRST)[0] == 0
+    code, out, err = staff(config, "edit", ALICE, "--manager", MANAGER, "--no-managers")
+    assert (code, out) == (2, "")
+    assert "not allowed with argument" in err
+    code, _, err = staff(config, "edit", ALICE, "--role", "boss")
+    assert code == 2 and "invalid choice: 'boss'" in err

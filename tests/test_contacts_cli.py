@@ -192,3 +192,107 @@ def test_bad_import_reports_lines_and_adds_nothing(
         "c4f-gateway contacts: error: 2 bad row(s); nothing imported",
     ]
     assert "new.person" not in run(config, capsys, "list")[1]
+
+
+def admin_trail(config: Path) -> list[tuple[str, str, dict[str, object]]]:
+    """The register's admin trail as (actor, action, details)."""
+    from gateway.register_view import Filters
+
+    store = Store(config.parent / "gateway.db")
+    try:
+        register = Register.from_settings(store, RegisterSettings().resolved(config.parent))
+        return [
+            (r.data["actor"], r.data["action"], r.data["details"])
+            for r in register.records(Filters(kinds=("admin",)))
+        ]
+    finally:
+        store.close()
+
+
+def test_requires_approval_mark_is_set_shown_changed_and_audited(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert add(config, capsys, "j.whitaker@cafcass.gov.uk")[0] == 0
+    assert add(config, capsys, "duty@council.example", "--requires-approval")[0] == 0
+    _, out, _ = run(config, capsys, "list")
+    [plain] = [ln for ln in out.splitlines() if ln.startswith("C-001")]
+    [marked] = [ln for ln in out.splitlines() if ln.startswith("C-002")]
+    assert plain.endswith("  ok") and marked.endswith("  ok,requires-approval")
+    _, out, _ = run(config, capsys, "show", "C-002")
+    assert (
+        "manager approval: required: messages to this contact are held until a line manager "
+        "approves them\n" in out
+    )
+    assert "manager approval: not required\n" in run(config, capsys, "show", "C-001")[1]
+
+    code, out, _ = run(
+        config, capsys, "approval", "j.whitaker@cafcass.gov.uk", "--required", "--by", "Kim"
+    )
+    assert (code, out) == (
+        0,
+        "C-001 j.whitaker@cafcass.gov.uk requires approval: messages to this contact are held "
+        "until a line manager approves them\n",
+    )
+    code, out, _ = run(config, capsys, "approval", "C-2", "--not-required", "--by", "Kim")
+    assert (code, out) == (
+        0,
+        "C-002 duty@council.example does not require line-manager approval\n",
+    )
+    code, out, _ = run(config, capsys, "approval", "C-002", "--not-required", "--by", "Kim")
+    assert (code, out) == (
+        0,
+        "C-002 duty@council.example does not require line-manager approval (unchanged)\n",
+    )
+
+    repo = ContactRepository(Store(config.parent / "gateway.db"))
+    assert [(c.ref, c.requires_approval) for c in repo.all()] == [("C-001", True), ("C-002", False)]
+    assert [(r["action"], r["actor"]) for r in repo.history(1)] == [
+        ("add", "Sam Admin"),
+        ("requires-approval", "Kim"),
+    ]
+    assert len(repo.history(2)) == 2  # the unchanged call wrote nothing
+    _, out, _ = run(config, capsys, "history", "C-001")
+    assert "    requires_approval: False -> True" in out.splitlines()
+    changes = [
+        (actor, d)
+        for actor, action, d in admin_trail(config)
+        if action == "contact requires-approval"
+    ]
+    assert [(actor, d["contact_id"]) for actor, d in changes] == [("Kim", 1), ("Kim", 2)]
+    before, after = changes[0][1]["before"], changes[0][1]["after"]
+    assert isinstance(before, dict) and isinstance(after, dict)
+    assert (before["requires_approval"], after["requires_approval"]) == (False, True)
+
+
+def test_requires_approval_mistakes_exit_2(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add(config, capsys, "j.whitaker@cafcass.gov.uk")
+    code, out, err = run(config, capsys, "approval", "C-099", "--required", "--by", "Kim")
+    assert (code, out, err) == (2, "", "c4f-gateway contacts: error: no contact C-099\n")
+    code, _, err = run(config, capsys, "approval", "nobody@x.example", "--required", "--by", "Kim")
+    assert (code, err) == (2, "c4f-gateway contacts: error: no contact nobody@x.example\n")
+    with pytest.raises(SystemExit) as exit_:
+        run(config, capsys, "approval", "C-001", "--by", "Kim")  # neither --required nor not
+    assert exit_.value.code == 2
+    assert "one of the arguments --required --not-required is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        run(config, capsys, "approval", "C-001", "--required", "--not-required", "--by", "Kim")
+    assert exit_.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run(config, capsys, "approval", "C-001", "--required")  # who makes the change?
+    assert exit_.value.code == 2
+    capsys.readouterr()
+    repo = ContactRepository(Store(config.parent / "gateway.db"))
+    assert [c.requires_approval for c in repo.all()] == [False]
+    assert len(repo.history(1)) == 1
+
+
+def test_requires_approval_help_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["contacts", "approval", "--help"], ["contacts", "add", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "messages to this contact are held until a line manager approves them" in out

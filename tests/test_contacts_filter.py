@@ -43,6 +43,7 @@ def add(
     kind: str = "address",
     due: str = "2027-03-01",
     name: str = "Jane Whitaker",
+    requires_approval: bool = False,
 ) -> Contact:
     repo = ContactRepository(store, lambda: datetime(2026, 3, 1, tzinfo=UTC))
     return repo.add(
@@ -57,6 +58,7 @@ def add(
             "2026-03-01",  # type: ignore[arg-type]
             "phoned back",
             due,
+            requires_approval=requires_approval,
         ),
         "Sam",
     )
@@ -237,3 +239,79 @@ def test_options_are_checked(store: Store) -> None:
     for bad in (-1, True, "5"):
         with pytest.raises(ConfigError, match="hint_limit_per_day"):
             contacts_filter.create({"hint_limit_per_day": bad}, ctx)
+
+
+async def test_requires_approval_is_carried_for_the_approval_filter(
+    store: Store, clock: Clock
+) -> None:
+    add(store, "duty@council.example", requires_approval=True)
+    add(store, "family-court.org.uk", kind="domain", name="", requires_approval=True)
+    add(store, "j.whitaker@cafcass.gov.uk")
+    f = make(store, clock)
+    t = tx()
+    for address in (
+        "duty@council.example",
+        "Clerk@Family-Court.org.uk",
+        "j.whitaker@cafcass.gov.uk",
+    ):
+        await f.on_rcpt(t, address)
+        t.rcpt_tos.append(address)
+    recipients = t.annotations["recipients"]
+    assert recipients["duty@council.example"] == {
+        "contact_id": "C-001",
+        "organisation": "Cafcass",
+        "display_name": "Jane Whitaker",
+        "match": "address",
+        "header_only": False,
+        "requires_approval": True,
+    }
+    assert recipients["Clerk@Family-Court.org.uk"]["requires_approval"] is True  # domain entry
+    assert "requires_approval" not in recipients["j.whitaker@cafcass.gov.uk"]
+    assert [a for a, r in recipients.items() if r.get("requires_approval")] == [
+        "duty@council.example",
+        "Clerk@Family-Court.org.uk",
+    ]
+    content = (
+        b"From: alice@c4f.example\r\nTo: j.whitaker@cafcass.gov.uk\r\n"
+        b"Cc: Duty <DUTY@council.example>\r\nSubject: x\r\n\r\nbody\r\n"
+    )
+    cc_only = tx()
+    await f.on_rcpt(cc_only, "j.whitaker@cafcass.gov.uk")
+    cc_only.rcpt_tos.append("j.whitaker@cafcass.gov.uk")
+    await f.on_data(cc_only, content)  # a Cc-only copy to a marked contact is marked too
+    assert cc_only.annotations["recipients"]["DUTY@council.example"] == {
+        "contact_id": "C-001",
+        "organisation": "Cafcass",
+        "display_name": "Jane Whitaker",
+        "match": "address",
+        "header_only": True,
+        "requires_approval": True,
+    }
+    assert json.loads(json.dumps(t.annotations)) == t.annotations
+
+
+async def test_marking_a_contact_applies_to_the_next_transaction(
+    store: Store, clock: Clock
+) -> None:
+    c = add(store, "j.whitaker@cafcass.gov.uk")
+    f = make(store, clock)
+    first = tx()
+    await f.on_rcpt(first, "j.whitaker@cafcass.gov.uk")
+    ContactRepository(store).update(c.id, "Kim", "requires-approval", requires_approval=True)
+    second = tx()
+    await f.on_rcpt(second, "j.whitaker@cafcass.gov.uk")
+    assert "requires_approval" not in first.annotations["recipients"]["j.whitaker@cafcass.gov.uk"]
+    assert second.annotations["recipients"]["j.whitaker@cafcass.gov.uk"]["requires_approval"]
+    ContactRepository(store).update(c.id, "Kim", "requires-approval", requires_approval=False)
+    third = tx()
+    await f.on_rcpt(third, "j.whitaker@cafcass.gov.uk")
+    assert "requires_approval" not in third.annotations["recipients"]["j.whitaker@cafcass.gov.uk"]
+
+
+async def test_a_marked_contact_is_still_refused_when_lapsed(store: Store, clock: Clock) -> None:
+    add(store, "duty@council.example", due="2026-03-02", requires_approval=True)
+    t = tx()
+    r = await refused(make(store, clock), t, "duty@council.example")
+    assert "C-001 expired" in r.text  # refused outright, never held for approval
+    assert t.annotations["recipients"]["duty@council.example"]["refused"] == "expired"
+    assert "requires_approval" not in t.annotations["recipients"]["duty@council.example"]

@@ -1,4 +1,5 @@
-"""gateway.contacts: the contact list on a real SQLite file, its audit trail and CSV."""
+"""gateway.contacts and gateway.contacts_csv: the contact list on a real SQLite file, its
+audit trail and CSV."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from pathlib import Path
 import pytest
 
 from gateway.contacts import (
-    CSV_COLUMNS,
     Contact,
     ContactCache,
     ContactError,
     ContactRepository,
-    CSVImportError,
     review_date,
 )
+from gateway.contacts_csv import CSV_COLUMNS, CSVImportError, export_csv, import_csv
 from gateway.store import Store
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -176,20 +176,25 @@ def _fill(repo: ContactRepository) -> None:
         ),
         "S",
     )
+    repo.add(contact("duty@council.example", requires_approval=True), "S")
 
 
 def test_csv_round_trips(tmp_path: Path, repo: ContactRepository) -> None:
     _fill(repo)
-    exported = repo.export_csv()
+    exported = export_csv(repo)
     assert exported.splitlines()[0] == ",".join(CSV_COLUMNS)
     assert "'=cmd|" in exported  # a spreadsheet will not run it as a formula
     other = ContactRepository(Store(tmp_path / "other.db"), lambda: NOW)
-    imported = other.import_csv(exported, "Kim")
-    assert len(imported) == 4
-    assert other.export_csv() == exported
+    imported = import_csv(other, exported, "Kim")
+    assert len(imported) == 5
+    assert export_csv(other) == exported
     strip = [replace(c, id=0) for c in repo.all()]
     assert [replace(c, id=0) for c in other.all()] == strip
-    assert [r["action"] for r in other.history()] == ["import"] * 4
+    assert [r["action"] for r in other.history()] == ["import"] * 5
+    assert [c.requires_approval for c in other.all()] == [False] * 4 + [True]
+    rows = exported.splitlines()
+    assert rows[0].endswith(",requires_approval")
+    assert rows[-1].endswith(",yes") and rows[1].endswith(",")
 
 
 def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepository) -> None:
@@ -205,13 +210,13 @@ def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepositor
             "address,already@there.example,A,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
             "address,good@one.example,Twice,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
             "address,q@y.example,Q,Org,,Sam,2026-03-01,,2027-03-01,,,,",
-            "address,w@y.example,W,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,,extra",
+            "address,w@y.example,W,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,,,extra",
             "address,fax=+44123@y.example,F,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
             "",
         ]
     )
     with pytest.raises(CSVImportError) as err:
-        repo.import_csv(text, "Kim", reject=lambda a: "a fax route" if "fax=" in a else None)
+        import_csv(repo, text, "Kim", reject=lambda a: "a fax route" if "fax=" in a else None)
     problems = err.value.problems
     assert [p.split(":")[0] for p in problems] == [
         "line 3",
@@ -237,7 +242,7 @@ def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepositor
 
 def test_csv_header_must_match(repo: ContactRepository) -> None:
     with pytest.raises(CSVImportError) as err:
-        repo.import_csv("kind,address,colour\r\naddress,a@b.example,red\r\n", "Kim")
+        import_csv(repo, "kind,address,colour\r\naddress,a@b.example,red\r\n", "Kim")
     assert err.value.problems[0].startswith("line 1: header: missing")
     assert "colour" in err.value.problems[0]
 
@@ -245,5 +250,84 @@ def test_csv_header_must_match(repo: ContactRepository) -> None:
 def test_csv_defaults_review_date_to_twelve_months(repo: ContactRepository) -> None:
     header = ",".join(CSV_COLUMNS)
     row = "address,a@b.example,A B,Org,,Sam,2026-05-31,phoned,,,,,"
-    [c] = repo.import_csv(f"{header}\r\n{row}\r\n", "Kim")
+    [c] = import_csv(repo, f"{header}\r\n{row}\r\n", "Kim")
     assert c.review_due == "2027-05-31"
+
+
+# -- requires approval --------------------------------------------------------------------
+
+
+def test_requires_approval_is_stored_changed_and_audited(repo: ContactRepository) -> None:
+    plain = repo.add(contact("j.whitaker@cafcass.gov.uk"), "Sam")
+    marked = repo.add(contact("duty@council.example", requires_approval=True), "Sam")
+    assert (plain.requires_approval, marked.requires_approval) == (False, True)
+    rows = repo.store.query("SELECT address, requires_approval FROM contacts ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        ("j.whitaker@cafcass.gov.uk", 0),
+        ("duty@council.example", 1),
+    ]
+    changed = repo.update(plain.id, "Kim", "requires-approval", requires_approval=True)
+    assert changed.requires_approval and repo.get(plain.id) == changed
+    [added, change] = repo.history(plain.id)
+    assert json.loads(added["after"])["requires_approval"] is False
+    assert (change["action"], change["actor"]) == ("requires-approval", "Kim")
+    before, after = json.loads(change["before"]), json.loads(change["after"])
+    assert (before["requires_approval"], after["requires_approval"]) == (False, True)
+    snap = ContactCache(repo.store).current()  # the filters see the change
+    assert snap.by_key["j.whitaker@cafcass.gov.uk"].requires_approval
+
+
+# The contacts table as the first release created it: no requires_approval column.
+OLD_SCHEMA = """
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('address', 'domain')),
+    address TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL, organisation TEXT NOT NULL, role TEXT NOT NULL,
+    approved_by TEXT NOT NULL, approved_on TEXT NOT NULL, verified_how TEXT NOT NULL,
+    review_due TEXT NOT NULL, notes TEXT NOT NULL, unusual INTEGER NOT NULL,
+    not_fax_by TEXT NOT NULL, not_fax_on TEXT NOT NULL, mx_hosts TEXT, mx_seen TEXT,
+    mx_checked_at TEXT NOT NULL DEFAULT '', mx_flag TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO contacts (kind, address, key, display_name, organisation, role, approved_by,
+    approved_on, verified_how, review_due, notes, unusual, not_fax_by, not_fax_on)
+VALUES ('address', 'old@cafcass.gov.uk', 'old@cafcass.gov.uk', 'Old Entry', 'Cafcass', '',
+    'Sam', '2026-01-01', 'phoned', '2027-01-01', '', 0, '', '');
+"""
+
+
+def test_a_database_from_before_gains_the_column(tmp_path: Path) -> None:
+    store = Store(tmp_path / "old.db")
+    with store.transaction() as conn:
+        for statement in OLD_SCHEMA.split(";"):
+            conn.execute(statement)
+    repo = ContactRepository(store, lambda: NOW)
+    column = {r["name"]: r for r in store.query("PRAGMA table_info(contacts)")}["requires_approval"]
+    assert (column["type"], column["notnull"], column["dflt_value"]) == ("INTEGER", 1, "0")
+    [old] = repo.all()
+    assert (old.address, old.requires_approval) == ("old@cafcass.gov.uk", False)
+    repo.update(old.id, "Kim", "requires-approval", requires_approval=True)
+    reopened = ContactRepository(store, lambda: NOW).get(old.id)  # no second ALTER
+    assert reopened is not None and reopened.requires_approval
+
+
+def test_an_export_from_before_still_imports(repo: ContactRepository) -> None:
+    old_columns = [c for c in CSV_COLUMNS if c != "requires_approval"]
+    row = "address,a@b.example,A B,Org,,Sam,2026-05-31,phoned,,,,,"
+    [c] = import_csv(repo, f"{','.join(old_columns)}\r\n{row}\r\n", "Kim")
+    assert (c.address, c.requires_approval) == ("a@b.example", False)
+    assert export_csv(repo).splitlines()[0] == ",".join(CSV_COLUMNS)  # the new column, always
+
+
+def test_requires_approval_cell_is_yes_or_empty(repo: ContactRepository) -> None:
+    header = ",".join(CSV_COLUMNS)
+    rows = [
+        "address,a@b.example,A B,Org,,Sam,2026-03-01,phoned,,,,,,yes",
+        "address,c@d.example,C D,Org,,Sam,2026-03-01,phoned,,,,,,true",
+    ]
+    with pytest.raises(CSVImportError) as err:
+        import_csv(repo, "\r\n".join([header, *rows]) + "\r\n", "Kim")
+    assert err.value.problems == ["line 3: requires approval must be 'yes' or empty"]
+    assert repo.all() == []
+    [c] = import_csv(repo, f"{header}\r\n{rows[0]}\r\n", "Kim")
+    assert c.requires_approval

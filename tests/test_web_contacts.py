@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from test_web_support import ADMIN, FakeResolver, Site, admin_actions, make_site, signed_in
+from test_web_support import ADMIN, MANAGER, FakeResolver, Site, admin_actions, make_site, signed_in
 
 from gateway.cli import main
-from gateway.contacts import CSV_COLUMNS
+from gateway.contacts_csv import CSV_COLUMNS
 
 ZONES = {
     "cafcass.example": ["10 mx.cafcass.example."],
@@ -243,3 +243,103 @@ def test_search_and_export_match_the_cli(site: Site, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert main(["contacts", "export", "--config", str(site.settings.source)]) == 0
     assert exported == capsys.readouterr().out
+
+
+def _flag(site: Site, cid: int) -> bool:
+    c = site.console.contacts.get(cid)
+    assert c is not None
+    return c.requires_approval
+
+
+def _edit(client: TestClient, csrf: str, cid: int, **fields: str):  # type: ignore[no-untyped-def]
+    c_fields = {
+        "csrf": csrf,
+        "action": "edit",
+        "display_name": "Jo Smith",
+        "organisation": "Cafcass",
+        "verified_how": "phoned back on the office number",
+        **fields,
+    }
+    return client.post(f"/contacts/{cid}", data=c_fields)
+
+
+def test_requires_approval_is_set_shown_and_cleared_on_the_forms(site: Site) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        assert 'name="requires_approval"' in client.get("/contacts/new").text
+        _add(client, csrf, "j.smith@cafcass.example", requires_approval="1")  # C-001
+        _add(client, csrf, "k.lee@council.example")  # C-002
+        assert (_flag(site, 1), _flag(site, 2)) == (True, False)
+
+        page = client.get("/contacts/1").text
+        assert (
+            "<dt>Line-manager approval</dt><dd>required: messages to this contact are held "
+            "until a line manager approves them</dd>" in page
+        )
+        assert re.search(r'<input type="checkbox" id="requires_approval"[^>]* checked', page)
+        other = client.get("/contacts/2").text
+        assert "<dt>Line-manager approval</dt><dd>not required</dd>" in other
+        assert not re.search(r'id="requires_approval"[^>]* checked', other)
+        rows = _rows(client.get("/contacts").text)
+        assert "(line-manager approval)" in rows["C-001"]
+        assert "(line-manager approval)" not in rows["C-002"]
+
+        cleared = _edit(client, csrf, 1)  # the box left unticked
+        assert "Saved." in cleared.text
+        assert "requires_approval: True -&gt; False" in cleared.text
+        set_ = _edit(client, csrf, 2, requires_approval="1")
+        assert "Saved." in set_.text
+        assert "Nothing changed." in _edit(client, csrf, 2, requires_approval="1").text
+        assert "(line-manager approval)" not in _rows(client.get("/contacts").text)["C-001"]
+    assert (_flag(site, 1), _flag(site, 2)) == (False, True)
+    repo = site.console.contacts
+    assert [h["action"] for h in repo.history(2)] == ["add", "mx-sweep", "edit"]
+    assert (ADMIN, "contact edit", {"contact": "C-002", "fields": "requires_approval"}) in (
+        admin_actions(site)
+    )
+
+
+def test_requires_approval_changes_need_the_csrf_token_and_an_admin(site: Site) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        _add(client, csrf, "j.smith@cafcass.example")
+        for token in ("", "forged-token"):
+            reply = _edit(client, token, 1, requires_approval="1")
+            assert reply.status_code == 403 and "form has expired" in reply.text
+        forged_new = _add(client, "forged-token", "k.lee@council.example", requires_approval="1")
+        assert forged_new.status_code == 403
+    assert [c.address for c in site.console.contacts.all()] == ["j.smith@cafcass.example"]
+    assert not _flag(site, 1)
+    with site.client() as client:
+        csrf = signed_in(client, MANAGER)
+        reply = _edit(client, csrf, 1, requires_approval="1")
+        assert reply.status_code == 403 and "Admins only" in reply.text
+    assert not _flag(site, 1)
+    assert [h["action"] for h in site.console.contacts.history(1)] == ["add", "mx-sweep"]
+
+
+def test_import_preview_reads_the_mark_and_old_files(site: Site) -> None:
+    marked = _csv({**ROW, "address": "k.lee@council.example", "requires_approval": "yes"})
+    old_columns = [c for c in CSV_COLUMNS if c != "requires_approval"]
+    old = "\r\n".join(
+        [
+            ",".join(old_columns),
+            ",".join({**ROW, "address": "a@b.example"}.get(c, "") for c in old_columns),
+        ]
+    )
+    bad = _csv({**ROW, "address": "k.lee@council.example", "requires_approval": "maybe"})
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        preview = client.post("/contacts/import/preview", data={"csrf": csrf, "csv_text": bad}).text
+        assert "requires approval must be &#39;yes&#39; or empty" in preview
+        for text in (marked, old):
+            preview = client.post(
+                "/contacts/import/preview", data={"csrf": csrf, "csv_text": text}
+            ).text
+            assert "1 row(s): 1 to add, 0 with problems." in preview
+            done = client.post("/contacts/import", data={"csrf": csrf, "csv_text": text}).text
+            assert "Imported 1 contact(s)." in done
+    assert [(c.address, c.requires_approval) for c in site.console.contacts.all()] == [
+        ("k.lee@council.example", True),
+        ("a@b.example", False),
+    ]

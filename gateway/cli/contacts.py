@@ -18,23 +18,22 @@ from pathlib import Path
 from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, table
-from gateway.contacts import (
-    Contact,
-    ContactError,
-    ContactRepository,
-    CSVImportError,
-    review_date,
-)
+from gateway.contacts import Contact, ContactError, ContactRepository, review_date
+from gateway.contacts_csv import CSVImportError, export_csv, import_csv
 from gateway.mx_sweep import Flag, default_resolver, sweep
 from gateway.register import Register
 from gateway.settings import Settings
 from gateway.store import Store
 
+# The help text of the mark (filters/approval.py does the holding).
+_REQUIRES_APPROVAL = "messages to this contact are held until a line manager approves them"
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "contacts",
-        help="approved contacts: add, remove, list, show, import, export, review, history",
+        help="approved contacts: add, remove, list, show, approval, import, export, review, "
+        "history",
         description="Mail leaves only for approved contacts (or the centre's own domains).",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -67,6 +66,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="approve a quoted, literal or non-ASCII address exactly as written",
     )
+    add.add_argument(
+        "--requires-approval", action="store_true", help=f"{_REQUIRES_APPROVAL} (see 'approval')"
+    )
     add.add_argument("--no-dns", action="store_true", help="skip the MX check")
     add.add_argument("--by", metavar="NAME", help="who makes the change (default: approver)")
 
@@ -79,6 +81,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     show = actions.add_parser("show", help="everything about one contact")
     show.add_argument("contact", metavar="C-NNN|ADDRESS")
+
+    ap = actions.add_parser(
+        "approval",
+        help="mark or unmark a contact as requiring line-manager approval",
+        description=f"A contact marked as requiring approval: {_REQUIRES_APPROVAL}. "
+        "The change is audited like every other.",
+    )
+    ap.add_argument("contact", metavar="C-NNN|ADDRESS")
+    needed = ap.add_mutually_exclusive_group(required=True)
+    needed.add_argument("--required", dest="required", action="store_true", help=_REQUIRES_APPROVAL)
+    needed.add_argument(
+        "--not-required",
+        dest="required",
+        action="store_false",
+        help="messages to this contact leave without waiting (the other rules still apply)",
+    )
+    ap.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
 
     imp = actions.add_parser("import", help="add contacts from CSV (all rows or none)")
     imp.add_argument("file", type=Path)
@@ -163,6 +182,7 @@ def _add(args: argparse.Namespace, repo: ContactRepository, settings: Settings) 
             unusual=args.allow_unusual,
             not_fax_by=by if args.not_fax else "",
             not_fax_on=repo.today().isoformat() if args.not_fax else "",
+            requires_approval=args.requires_approval,
         ),
         by,
     )
@@ -217,6 +237,8 @@ def _state(c: Contact, today: date) -> str:
         states.append("fax-mx")
     if c.not_fax_by:
         states.append("not-fax-attested")
+    if c.requires_approval:
+        states.append("requires-approval")
     return ",".join(states)
 
 
@@ -237,6 +259,10 @@ def _show(args: argparse.Namespace, repo: ContactRepository, settings: Settings)
         ("notes", c.notes),
         ("unusual form", "yes (matched exactly)" if c.unusual else "no"),
         (
+            "manager approval",
+            f"required: {_REQUIRES_APPROVAL}" if c.requires_approval else "not required",
+        ),
+        (
             "not a fax route",
             f"attested by {c.not_fax_by} on {c.not_fax_on}" if c.not_fax_by else "-",
         ),
@@ -252,6 +278,20 @@ def _show(args: argparse.Namespace, repo: ContactRepository, settings: Settings)
     return 0
 
 
+def _approval(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
+    c = _find(repo, args.contact)
+    changed = c.requires_approval != args.required
+    if changed:
+        c = repo.update(c.id, args.by, "requires-approval", requires_approval=args.required)
+    state = (
+        f"requires approval: {_REQUIRES_APPROVAL}"
+        if c.requires_approval
+        else "does not require line-manager approval"
+    )
+    print(f"{c.ref} {c.address} {state}{'' if changed else ' (unchanged)'}")
+    return 0
+
+
 def _import(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
     routes = _routes(settings)
 
@@ -264,7 +304,7 @@ def _import(args: argparse.Namespace, repo: ContactRepository, settings: Setting
     except (OSError, UnicodeDecodeError) as exc:
         raise CLIError(f"{args.file}: cannot read: {exc}") from None
     try:
-        added = repo.import_csv(text, args.by, reject)
+        added = import_csv(repo, text, args.by, reject)
     except CSVImportError as exc:
         for problem in exc.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)
@@ -274,7 +314,7 @@ def _import(args: argparse.Namespace, repo: ContactRepository, settings: Setting
 
 
 def _export(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    text = repo.export_csv()
+    text = export_csv(repo)
     if args.file is None:
         sys.stdout.write(text)
     else:
@@ -371,6 +411,7 @@ HANDLERS: dict[str, Handler] = {
     "remove": _remove,
     "list": _list,
     "show": _show,
+    "approval": _approval,
     "import": _import,
     "export": _export,
     "review": _review,

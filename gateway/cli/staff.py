@@ -16,7 +16,7 @@ from gateway.store import Store
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "staff",
-        help="add, remove, list staff accounts; change passwords",
+        help="add, edit, remove, list staff accounts; change passwords",
         description="Staff log in with their own mail address and may send only "
         "as that address or its aliases.",
     )
@@ -43,6 +43,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--password-stdin",
         action="store_true",
         help="read the password from standard input instead of prompting",
+    )
+
+    ed = actions.add_parser(
+        "edit",
+        help="change an account's line managers, role or aliases",
+        description="Changes only what is given; each option replaces that setting whole.",
+    )
+    ed.add_argument("login")
+    mgrs = ed.add_mutually_exclusive_group()
+    mgrs.add_argument(
+        "--manager",
+        action="append",
+        metavar="LOGIN",
+        help="their line manager's login (repeatable; replaces the current ones)",
+    )
+    mgrs.add_argument("--no-managers", action="store_true", help="remove every line manager")
+    ed.add_argument("--role", choices=ROLES, help="what else they may do")
+    ed.add_argument(
+        "--alias",
+        action="append",
+        metavar="ADDRESS",
+        help="another address they may send as (repeatable; replaces the current ones)",
     )
 
     rm = actions.add_parser("remove", help="delete an account")
@@ -91,9 +113,7 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
     if args.action == "add":
         if "@" not in args.login:
             raise CLIError("the login is the staff member's mail address (name@domain)")
-        unknown = [m for m in args.manager if staff.get(m) is None]
-        if unknown:
-            raise CLIError(f"no account {', '.join(unknown)} (add line managers first)")
+        _check_managers(staff, args.manager, args.login)
         password = read_password(args)
         try:
             staff.add(
@@ -106,6 +126,8 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
         except sqlite3.IntegrityError:
             raise CLIError(f"{args.login} already exists") from None
         print(f"added {args.login.lower()}")
+    elif args.action == "edit":
+        _edit(args, staff)
     elif args.action == "remove":
         if not staff.remove(args.login):
             raise CLIError(f"no account {args.login}")
@@ -124,9 +146,7 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
             raise CLIError(f"no account {args.login}")
         print(f"{args.login.lower()} is now {args.role}")
     elif args.action == "managers":
-        unknown = [m for m in args.managers if staff.get(m) is None]
-        if unknown:
-            raise CLIError(f"no account {', '.join(unknown)}")
+        _check_managers(staff, args.managers, args.login)
         if not staff.set_managers(args.login, tuple(args.managers)):
             raise CLIError(f"no account {args.login}")
         print(f"line managers of {args.login.lower()}: {', '.join(args.managers) or '(none)'}")
@@ -151,3 +171,39 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
             )
         )
     return 0
+
+
+def _check_managers(staff: StaffDirectory, managers: list[str], login: str) -> None:
+    if login.lower() in (m.lower() for m in managers):
+        # Held messages wait for someone else: nobody is their own line manager.
+        raise CLIError(f"{login.lower()} cannot be their own line manager")
+    unknown = [m for m in managers if staff.get(m) is None]
+    if unknown:
+        raise CLIError(f"no account {', '.join(unknown)} (add line managers first)")
+
+
+def _edit(args: argparse.Namespace, staff: StaffDirectory) -> None:
+    """Only what is given, each through its own setter (and its own register record)."""
+    login = args.login.lower()
+    if staff.get(login) is None:
+        raise CLIError(f"no account {args.login}")
+    managers = [] if args.no_managers else args.manager
+    if managers is None and args.role is None and args.alias is None:
+        raise CLIError("nothing to change: give --manager, --no-managers, --role or --alias")
+    if managers:
+        _check_managers(staff, managers, login)  # before any change: a refused edit changes nothing
+    changes: list[tuple[bool, str]] = []
+    if args.role is not None:
+        changes.append((staff.set_role(login, args.role), f"{login} is now {args.role}"))
+    if managers is not None:
+        managers = list(dict.fromkeys(m.lower() for m in managers))
+        said = f"line managers of {login}: {', '.join(managers) or '(none)'}"
+        changes.append((staff.set_managers(login, tuple(managers)), said))
+    if args.alias is not None:
+        aliases = list(dict.fromkeys(a.lower() for a in args.alias))
+        said = f"aliases of {login}: {', '.join(aliases)}"
+        changes.append((staff.set_aliases(login, tuple(aliases)), said))
+    for done, said in changes:
+        if not done:  # the account was removed meanwhile
+            raise CLIError(f"no account {args.login}")
+        print(said)

@@ -2,30 +2,23 @@
 
 A new contact is built and checked exactly as ``c4f-gateway contacts add`` builds it
 (hard fax signs refused, soft ones need the not-a-fax attestation, review due 12 months
-after approval); the preview of an import reads each row with the repository's own CSV
-reader and :func:`gateway.contacts.checked`, so what the preview calls fine is what the
-import accepts.
+after approval); the preview of an import reads each row with the import's own CSV
+reader (:mod:`gateway.contacts_csv`), so what the preview calls fine is what the import
+accepts.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from starlette.datastructures import FormData
 
 from filters.fax_route import FaxRoutes
-from gateway.contacts import (
-    CSV_COLUMNS,
-    Contact,
-    ContactError,
-    ContactRepository,
-    checked,
-    review_date,
-)
+from gateway.contacts import Contact, ContactError, ContactRepository, review_date
+from gateway.contacts_csv import CSVImportError, contact_from_csv, csv_rows
 from gateway.web.auth import text
 
 
@@ -63,17 +56,20 @@ def new_contact(form: FormData, actor: str, today: date, routes: FaxRoutes) -> C
         unusual=bool(form.get("allow_unusual")),
         not_fax_by=actor if not_fax else "",
         not_fax_on=today.isoformat() if not_fax else "",
+        requires_approval=bool(form.get("requires_approval")),
     )
 
 
-def edits(form: FormData, current: Contact) -> dict[str, str]:
+def edits(form: FormData, current: Contact) -> dict[str, Any]:
     """The fields an edit may change (the address itself is changed by remove and add)."""
-    out = {
+    out: dict[str, Any] = {
         "display_name": text(form, "display_name", 200),
         "organisation": text(form, "organisation", 200),
         "role": text(form, "role", 200),
         "verified_how": text(form, "verified_how", 500),
         "notes": text(form, "notes", 2000),
+        # A checkbox: absent from the form when unticked, so unticking clears the mark.
+        "requires_approval": bool(form.get("requires_approval")),
     }
     due = _date(text(form, "review_due"), "review due")
     if due is not None:
@@ -117,22 +113,17 @@ class Preview:
 
 
 def preview_import(repo: ContactRepository, text_: str, routes: FaxRoutes) -> Preview:
-    """What ``repo.import_csv(text_)`` would do, row by row, without changing anything."""
+    """What ``import_csv(repo, text_)`` would do, row by row, without changing anything."""
     preview = Preview()
-    reader = csv.DictReader(io.StringIO(text_))
-    header = reader.fieldnames or []
-    if set(header) != set(CSV_COLUMNS):
-        missing = sorted(set(CSV_COLUMNS) - set(header))
-        extra = sorted(set(header) - set(CSV_COLUMNS))
-        preview.header_problem = (
-            f"line 1: header: missing {', '.join(missing) or '-'}; "
-            f"unknown {', '.join(extra) or '-'}"
-        )
+    try:
+        rows = csv_rows(text_)
+    except CSVImportError as exc:
+        preview.header_problem = exc.problems[0]
         return preview
     reject = fax_veto(routes)
     seen: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
+    today = repo.today()
+    for line, raw in rows:
         row = PreviewRow(
             line,
             str(raw.get("kind") or ""),
@@ -142,7 +133,7 @@ def preview_import(repo: ContactRepository, text_: str, routes: FaxRoutes) -> Pr
         )
         try:
             # The import's own row reader, so defaults and checks cannot drift apart.
-            c = checked(repo._from_csv(raw))
+            c = contact_from_csv(raw, today)
             row.kind, row.address, row.review_due = c.kind, c.address, c.review_due
             veto = reject(c.address) if c.kind == "address" else None
             if veto:

@@ -1,7 +1,7 @@
 """Contacts in and out as CSV (admins): import after a preview, export.
 
 The preview reads each row as the import will (:func:`gateway.web.contact_forms.
-preview_import`); the import itself is ``ContactRepository.import_csv`` with the
+preview_import`); the import itself is :func:`gateway.contacts_csv.import_csv` with the
 CLI's fax veto, all rows or none. The CSV travels in the form body, never the URL.
 """
 
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.contacts import CSVImportError
+from gateway.contacts_csv import CSVImportError, export_csv, import_csv
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.contact_checks import flags_note, sweep_domains
 from gateway.web.contact_forms import fax_veto, preview_import
@@ -62,7 +62,7 @@ async def import_apply(request: Request) -> Response:
     csv_text = text(form, "csv_text", MAX_CSV)
     try:
         added = await asyncio.to_thread(
-            console.contacts.import_csv, csv_text, v.login, fax_veto(console.fax_routes)
+            import_csv, console.contacts, csv_text, v.login, fax_veto(console.fax_routes)
         )
     except CSVImportError as exc:
         await flash(request, v, f"{exc}: " + "; ".join(exc.problems[:10]), error=True)
@@ -81,7 +81,7 @@ async def import_apply(request: Request) -> Response:
 async def export(request: Request) -> Response:
     v = await viewer(request, "admin")
     console = console_of(request)
-    body = await asyncio.to_thread(console.contacts.export_csv)
+    body = await asyncio.to_thread(export_csv, console.contacts)
     await asyncio.to_thread(console.audit, v.login, "contacts exported", {})
     return Response(
         body,
