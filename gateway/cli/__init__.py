@@ -23,6 +23,7 @@ COMMANDS = [
     "staff",
     "contacts",
     "queue",
+    "held",
     "register",
     "disclaimer",
     "web",

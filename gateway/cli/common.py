@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import logging
 import sys
 from pathlib import Path
+
+import structlog
 
 from gateway import settings as settings_mod
 from gateway.cli import CLIError
@@ -54,3 +57,13 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def logs_to_stderr() -> None:
+    """For commands that print an answer: unconfigured, structlog prints every event on
+    stdout, into that answer. Warnings and errors still show, on stderr."""
+    if not structlog.is_configured():
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        )

@@ -6,13 +6,17 @@ import argparse
 import sys
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, load_settings, local_time, table
+from gateway.cli.common import add_config_arg, load_settings, local_time, logs_to_stderr, table
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt
-from gateway.spool import Spool
+from gateway.spool import QueueRow, Spool
 from gateway.store import Store
 
-STATE_WORDS = {"queued": "waiting", "corrupt": "SET ASIDE (failed integrity check)"}
+STATE_WORDS = {
+    "queued": "waiting",
+    "corrupt": "SET ASIDE (failed integrity check)",
+    "held": "HELD for approval",
+}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="list, show, retry or delete queued messages",
         description="Messages accepted but not yet delivered, and messages set "
         "aside because they failed their integrity check. Message content is "
-        "never shown.",
+        "never shown. Messages held for approval are listed too, but only a decision "
+        "moves them: see `c4f-gateway held`.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", help="one line per queued message")
@@ -42,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    logs_to_stderr()
     settings = load_settings(args)
     store = Store(settings.storage.database)
     try:
@@ -122,11 +128,13 @@ def _run(args: argparse.Namespace, spool: Spool) -> int:
             print(f"{qid} passes its integrity check again and will be tried now")
             return 0
         row = next((r for r in spool.rows() if r.queue_id == qid), None)
+        _refuse_held(row)
         if row is not None and row.state == "corrupt":
             raise CLIError(f"{qid}: still fails its integrity check; it stays set aside")
         raise CLIError(f"{qid}: not in the queue")
     # delete
     qid = args.queue_id.upper()
+    _refuse_held(next((r for r in spool.rows() if r.queue_id == qid), None))
     if not args.yes:
         if not sys.stdin.isatty():
             raise CLIError("deleting needs confirmation: add --yes")
@@ -134,6 +142,15 @@ def _run(args: argparse.Namespace, spool: Spool) -> int:
             print("nothing deleted")
             return 1
     if not spool.delete(qid):
+        _refuse_held(next((r for r in spool.rows() if r.queue_id == qid), None))
         raise CLIError(f"{qid}: not in the queue")
     print(f"deleted {qid}")
     return 0
+
+
+def _refuse_held(row: QueueRow | None) -> None:
+    """A held message leaves only through a recorded decision (gateway.holds)."""
+    if row is not None and row.state == "held":
+        raise CLIError(
+            f"{row.queue_id} is held for approval: use `c4f-gateway held refuse|approve`"
+        )
