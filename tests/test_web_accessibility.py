@@ -11,7 +11,7 @@ from pathlib import Path
 
 from support.pki import TestCA
 from test_register_support import accepted, record
-from test_web_support import ADMIN, make_site, signed_in
+from test_web_support import ADMIN, MANAGER, STAFF, hold, make_site, signed_in
 
 PAGES = (
     "/register",
@@ -25,6 +25,8 @@ PAGES = (
     "/contacts/1/remove",
     "/queue",
     "/staff",
+    "/held",
+    "/held/A0A0A0A0A0A1",
 )
 _CONTROL = re.compile(r"<(input|select|textarea)\b([^>]*)>", re.S)
 
@@ -44,6 +46,7 @@ def _unlabelled(html: str) -> list[str]:
 def test_every_control_is_labelled_and_pages_are_well_formed(tmp_path: Path, ca: TestCA) -> None:
     site = make_site(tmp_path / "gw", ca)
     record(site.console.register, accepted("Q1", site.clock(), disclosure={"family": "F-1"}))
+    hold(site, "A0A0A0A0A0A1", MANAGER, consent="refused", reasons=["consent refused"])
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
         client.post(
@@ -59,8 +62,15 @@ def test_every_control_is_labelled_and_pages_are_well_formed(tmp_path: Path, ca:
         )
         pages = {path: client.get(path) for path in PAGES}
         pages["/signin"] = client.get("/signin")  # (signed in: it sends us on)
+    with site.client() as client:  # the sender's own view: the withdraw form
+        signed_in(client, MANAGER)
+        pages["/held/A0A0A0A0A0A1 (sender)"] = client.get("/held/A0A0A0A0A0A1")
+    with site.client() as client:  # a staff member's console: held messages only
+        signed_in(client, STAFF, landing="/held")
+        pages["/held (staff)"] = client.get("/held")
+        pages["/register (staff: forbidden)"] = client.get("/register")
     for path, reply in pages.items():
-        assert reply.status_code == 200, path
+        assert reply.status_code == (403 if "forbidden" in path else 200), path
         html = reply.text
         assert _unlabelled(html) == [], path
         assert html.count("<h1") == 1, path

@@ -4,7 +4,8 @@ A gateway runs on port 0 with the register as its recorder, relaying to a record
 TLS upstream; the console is served by uvicorn on port 0 over the same database. The
 tests sign in with a password and a TOTP code, filter the register, record a follow-up
 and read it back with the CLI's ``register show``, add a contact and see the SMTP path
-accept it, and check CSRF, roles and session expiry as a browser meets them. Each main
+accept it, and check CSRF, roles and session expiry as a browser meets them (held
+messages have their own browser test, test_web_held_browser.py). Each main
 page is saved as a screenshot under ``tests/output/screenshots/``.
 """
 
@@ -289,12 +290,16 @@ async def test_csrf_roles_and_expiry_in_the_browser(
         await page.reload()
         assert page.url.endswith("/signin")
         assert await page.locator("h1").inner_text() == "Sign in"
-        # And a staff account gets no console at all.
+        # And a staff account gets only their own held messages.
         await page.fill("#login", STAFF)
         await page.fill("#password", PASSWORD)
         async with page.expect_navigation():
             await page.press("#password", "Enter")
-        assert "no access to the review console" in await page.locator(".flash").inner_text()
+        assert page.url.endswith("/held")
+        assert await page.locator("h1").inner_text() == "Held messages"
+        reply = await page.goto("/register")
+        assert reply is not None and reply.status == 403
+        assert await page.locator("h1").inner_text() == "Line managers and admins only"
         await ctx.close()
 
 

@@ -1,8 +1,9 @@
 """Security properties of the review console, through Starlette's TestClient.
 
-Every page needs a signed-in manager or admin; every form needs the session's CSRF
-token; a manager is refused on admin pages; the headers forbid framing, scripts and
-caching; sessions end when idle; sign-in is throttled and recorded in the admin trail.
+Every page needs a signed-in account; every form needs the session's CSRF token; a
+manager is refused on admin pages, a staff member everywhere but their held messages;
+the headers forbid framing, scripts and caching; sessions end when idle; sign-in is
+throttled and recorded in the admin trail.
 """
 
 from __future__ import annotations
@@ -146,22 +147,59 @@ def test_manager_is_refused_on_admin_pages(site: Site) -> None:
         assert all(f'href="{p}"' not in page for p in ADMIN_ONLY)
 
 
-def test_staff_role_has_no_console_access(site: Site) -> None:
+def test_staff_sign_in_only_to_their_held_messages(site: Site) -> None:
     with site.client() as client:
         reply = sign_in(client, STAFF)
-        assert reply.status_code == 403
-        assert "no access to the review console" in reply.text
-        assert COOKIE not in client.cookies
-    assert (STAFF, "console sign-in refused", {"client": "testclient", "reason": "role"}) in (
+        assert (reply.status_code, reply.headers["location"]) == (303, "/held")
+        assert COOKIE in client.cookies
+        assert client.get("/", follow_redirects=False).headers["location"] == "/held"
+        assert client.get("/signin", follow_redirects=False).headers["location"] == "/held"
+        held = client.get("/held")
+        assert held.status_code == 200
+        csrf = field_value(held.text, "csrf")
+        # The navigation offers nothing else, nor the reviewers' register banner.
+        assert re.findall(r'<li><a href="([^"]+)"', held.text) == ["/held"]
+        assert "Verify now" not in held.text
+        for path in ("/register", "/contacts", "/queue", "/staff"):
+            reply = client.get(path, follow_redirects=False)
+            assert reply.status_code == 403, path
+        for path in _paths(site, "GET"):
+            if path.startswith(("/signin", "/held")) or path == "/":
+                continue
+            reply = client.get(path, follow_redirects=False)
+            assert reply.status_code == 403, path
+            assert "only" in reply.text and "Your role (staff) does not include it" in reply.text
+        before = site.store.query("SELECT count(*) FROM register")[0][0]
+        for path in _paths(site, "POST"):
+            if path.startswith(("/signin", "/signout", "/held")):
+                continue
+            data = {"csrf": csrf, "action": "hold", "family": "F-1", "login": STAFF}
+            reply = client.post(path, data={**data, "role": "admin"}, follow_redirects=False)
+            assert reply.status_code == 403, path
+        assert site.store.query("SELECT count(*) FROM register")[0][0] == before
+        assert site.console.staff.get(STAFF).role == "staff"  # type: ignore[union-attr]
+    assert (STAFF, "console sign-in", {"client": "testclient", "second_factor": "none"}) in (
         admin_actions(site)
     )
+
+
+def test_staff_on_a_reviewer_page_is_told_whose_page_it_is(site: Site) -> None:
+    with site.client() as client:
+        signed_in(client, STAFF, landing="/held")
+        register = client.get("/register").text
+        assert "<h1>Line managers and admins only</h1>" in register
+        assert '<a href="/held">Back to your held messages</a>' in register
+        assert "<h1>Admins only</h1>" in client.get("/queue").text
 
 
 def test_role_taken_away_ends_access_at_the_next_click(site: Site) -> None:
     with site.client() as client:
         signed_in(client, MANAGER)
         site.console.staff.set_role(MANAGER, "staff")
-        reply = client.get("/register", follow_redirects=False)
+        assert client.get("/register", follow_redirects=False).status_code == 403
+        assert client.get("/held", follow_redirects=False).status_code == 200
+        site.console.staff.remove(MANAGER)
+        reply = client.get("/held", follow_redirects=False)
         assert reply.headers["location"] == "/signin"
 
 

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ ADMIN = "ada.admin@c4f.example"
 MANAGER = "max.manager@c4f.example"
 STAFF = "sam.staff@c4f.example"
 BASE_URL = "https://console.test"
+HELD_TO = "j.smith@cafcass.example"
+HELD_SUBJECT = "Contact report for the Smith family"
+HELD_REASON = "Risk of harm to the child"
 
 
 @dataclass
@@ -160,11 +164,12 @@ def sign_in(
     return reply
 
 
-def signed_in(client: TestClient, login: str) -> str:
-    """Sign ``client`` in as ``login`` (TOTP not required); returns its CSRF token."""
+def signed_in(client: TestClient, login: str, landing: str = "/register") -> str:
+    """Sign ``client`` in as ``login`` (TOTP not required); returns its CSRF token.
+    ``landing``: where sign-in sends that role ("/held" for staff)."""
     reply = sign_in(client, login)
-    assert reply.status_code == 303 and reply.headers["location"] == "/register", reply.text
-    return csrf_of(client.get("/register").text)
+    assert reply.status_code == 303 and reply.headers["location"] == landing, reply.text
+    return csrf_of(client.get(landing).text)
 
 
 def admin_actions(site: Site) -> list[tuple[str, str, dict[str, Any]]]:
@@ -175,3 +180,35 @@ def admin_actions(site: Site) -> list[tuple[str, str, dict[str, Any]]]:
         (r.data["actor"], r.data["action"], r.data["details"])
         for r in site.console.register.records(Filters(kinds=("admin",)))
     ]
+
+
+def hold(site: Site, qid: str, staff: str, *, consent: str, reasons: list[str]) -> None:
+    """A message held for approval as the approval filter leaves it (to ``HELD_TO``, contact
+    C-007 of Cafcass, family F-1042, an attachment notes.pdf), through the console's Holds."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = staff, HELD_TO, HELD_SUBJECT
+    msg.set_content("Notes from Tuesday's contact.")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="notes.pdf")
+    site.console.holds.accept(
+        queue_id=qid,
+        staff=staff,
+        peer="192.0.2.1",
+        mail_from=staff,
+        rcpt_tos=[HELD_TO],
+        content=msg.as_bytes(),
+        annotations={
+            "disclosure": {"consent": consent, "reason": HELD_REASON, "family": "F-1042"},
+            "recipients": {
+                HELD_TO: {
+                    "contact_id": "C-007",
+                    "organisation": "Cafcass",
+                    "display_name": "Jo Smith",
+                }
+            },
+            "hold": {
+                "reasons": reasons,
+                "needs_note": consent != "obtained",
+                "expires_after": 7 * 86400.0,
+            },
+        },
+    )

@@ -12,6 +12,7 @@ from test_web_support import (
     ADMIN,
     MANAGER,
     PASSWORD,
+    STAFF,
     Site,
     admin_actions,
     csrf_of,
@@ -21,6 +22,7 @@ from test_web_support import (
 )
 
 from gateway.cli import main
+from gateway.errors import ConfigError
 from gateway.web.auth import COOKIE
 from gateway.web.settings import WebSettings
 
@@ -121,6 +123,26 @@ def test_enrolled_account_is_asked_even_when_its_role_is_not_required(
     with site.client() as client:
         assert sign_in(client, MANAGER).headers["location"] == "/signin/code"
         assert sign_in(client, MANAGER, secret=secret, at=site.clock()).status_code == 303
+
+
+def test_staff_sign_in_with_a_password_unless_their_role_is_required(
+    tmp_path: Path, ca: TestCA, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert WebSettings().require_totp == ("manager", "admin")  # the default leaves staff out
+    with pytest.raises(ConfigError, match="console roles are staff, manager and admin"):
+        WebSettings(require_totp=("nobody",))
+    default = make_site(tmp_path / "a", ca, web=WebSettings())
+    with default.client() as client:
+        assert sign_in(client, STAFF).headers["location"] == "/held"
+    site = make_site(tmp_path / "b", ca, web=WebSettings(require_totp=("staff", "admin")))
+    with site.client() as client:
+        reply = sign_in(client, STAFF)
+        assert reply.status_code == 403 and "needs a second factor" in reply.text
+    secret = _enrol(site, STAFF, capsys)
+    with site.client() as client:
+        assert sign_in(client, STAFF).headers["location"] == "/signin/code"
+        reply = sign_in(client, STAFF, secret=secret, at=site.clock())
+        assert reply.headers["location"] == "/held"
 
 
 def test_totp_remove_from_cli_and_reset_from_the_console(

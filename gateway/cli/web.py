@@ -18,7 +18,7 @@ from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings
 from gateway.logging import configure
 from gateway.settings import Settings
-from gateway.web.settings import CONSOLE_ROLES, WebSettings, web_settings
+from gateway.web.settings import WebSettings, web_settings
 
 ACTIONS = ("serve", "totp-enrol", "totp-remove")
 
@@ -86,8 +86,6 @@ def totp(settings: Settings, action: str, login: str, actor: str) -> int:
         print(f"New second factor for {login}. Add it to an authenticator app, then keep no copy:")
         print(f"  {console.totp.uri(secret, login, settings.organisation.name)}")
         print(f"  (or type the key by hand: {secret})")
-        if member.role not in CONSOLE_ROLES:
-            print(f"note: {login} has the role {member.role!r}, which has no console access")
         return 0
     finally:
         console.close()

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.web import (
     pages_contacts,
     pages_contacts_io,
+    pages_held,
     pages_queue,
     pages_register,
     pages_signin,
@@ -39,8 +40,9 @@ async def _signin_required(request: Request, exc: Exception) -> Response:
 
 
 async def _forbidden(request: Request, exc: Exception) -> Response:
-    v = await viewer(request)
-    return await page(request, v, "forbidden.html", {}, 403)
+    v = await viewer(request, "staff")
+    need = exc.need if isinstance(exc, Forbidden) else "admin"
+    return await page(request, v, "forbidden.html", {"need": need}, 403)
 
 
 async def _csrf(request: Request, exc: Exception) -> Response:
@@ -78,6 +80,7 @@ def create_app(console: Console, *, verify_at_start: bool = True) -> Starlette:
             *pages_contacts.routes,
             *pages_queue.routes,
             *pages_staff.routes,
+            *pages_held.routes,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders, https=console.web.tls)],

@@ -1,9 +1,10 @@
-"""Who is looking: the signed-in reviewer, their role, and checked forms.
+"""Who is looking: the signed-in viewer, their role, and checked forms.
 
-Roles (gateway.staff): ``staff`` has no console access; ``manager`` reviews the
-register and records follow-ups; ``admin`` also keeps contacts, the queue and console
-accounts. The role is read from the staff directory on every request, so a changed or
-removed account loses access at its next click, not at its next sign-in.
+Roles (gateway.staff): ``staff`` only sees and withdraws their own held messages;
+``manager`` reviews the register, records follow-ups and decides on their reports' held
+messages; ``admin`` also keeps contacts, the queue and console accounts. The role is
+read from the staff directory on every request, so a changed or removed account loses
+access at its next click, not at its next sign-in.
 
 Every form carries the session's CSRF token (OWASP synchronizer token); a POST without
 it, or with another session's, is refused before anything changes.
@@ -22,14 +23,14 @@ from starlette.requests import Request
 from gateway.staff import StaffMember
 from gateway.web.console import Console
 from gateway.web.sessions import Session
-from gateway.web.settings import CONSOLE_ROLES
+from gateway.web.settings import CONSOLE_ROLES, REVIEW_ROLES
 
 # "__Host-": sent only over HTTPS (or to localhost), only to this host, path / (RFC 6265bis).
 COOKIE = "__Host-c4f-console"
 SIGNIN_COOKIE = "__Host-c4f-signin"  # double-submit token for the sign-in form
 MAX_FORM = 4 * 1024 * 1024  # a contacts CSV; everything else is tiny
 
-Need = Literal["manager", "admin"]
+Need = Literal["staff", "manager", "admin"]
 
 
 class SignInRequired(Exception):
@@ -37,7 +38,12 @@ class SignInRequired(Exception):
 
 
 class Forbidden(Exception):
-    """Signed in, but the role does not allow this page (a manager on an admin page)."""
+    """Signed in, but the role does not allow this page (a manager on an admin page, a
+    staff member anywhere but their held messages); ``need`` is the role it takes."""
+
+    def __init__(self, need: Need) -> None:
+        super().__init__(need)
+        self.need = need
 
 
 class CSRFRefused(Exception):
@@ -57,6 +63,20 @@ class Viewer:
     def is_admin(self) -> bool:
         return self.member.role == "admin"
 
+    @property
+    def is_reviewer(self) -> bool:
+        """A manager or admin: the register and held-message decisions (not only staff)."""
+        return self.member.role in REVIEW_ROLES
+
+    @property
+    def home(self) -> str:
+        return landing(self.member.role)
+
+
+def landing(role: str) -> str:
+    """Where sign-in lands: reviewers at the register, staff at their held messages."""
+    return "/register" if role in REVIEW_ROLES else "/held"
+
 
 def console_of(request: Request) -> Console:
     found: Console = request.app.state.console
@@ -68,6 +88,7 @@ def may_use_console(member: StaffMember | None) -> bool:
 
 
 async def viewer(request: Request, need: Need = "manager") -> Viewer:
+    """The signed-in viewer, if their role reaches ``need`` ("staff": any console role)."""
     console = console_of(request)
     token = request.cookies.get(COOKIE, "")
     session = await asyncio.to_thread(console.sessions.get, token)
@@ -78,7 +99,9 @@ async def viewer(request: Request, need: Need = "manager") -> Viewer:
         await asyncio.to_thread(console.sessions.end, token)
         raise SignInRequired
     if need == "admin" and member.role != "admin":
-        raise Forbidden
+        raise Forbidden(need)
+    if need == "manager" and member.role not in REVIEW_ROLES:
+        raise Forbidden(need)
     return Viewer(session, member)
 
 

@@ -1,5 +1,5 @@
-"""What the console works on: the same store, register, contacts, spool and staff
-directory objects the CLI opens, built once from the gateway's settings.
+"""What the console works on: the same store, register, contacts, spool, held messages
+and staff directory objects the CLI opens, built once from the gateway's settings.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.contacts import ContactRepository
 from gateway.crypto import Keyring
 from gateway.errors import ConfigError
+from gateway.holds import Holds
 from gateway.mx_sweep import MXResolver, default_resolver
 from gateway.register import Register
 from gateway.register_settings import register_settings
@@ -38,6 +39,7 @@ class Console:
     register: Register
     contacts: ContactRepository
     spool: Spool
+    holds: Holds
     totp: TotpStore
     sessions: SessionStore
     throttle: LoginThrottle
@@ -62,6 +64,10 @@ class Console:
         store = Store(database)
         keyring = Keyring.load(settings.storage.spool_key_file)
         register = Register.from_settings(store, register_settings(settings))
+        # Decisions go through the engine's own Holds (register entry, notices, release in
+        # one transaction); `serve`'s worker picks an approved message up from the database.
+        holds = Holds.open(store, settings, register)
+        holds.clock = clock
         a = settings.auth
         options = settings.filter.get("fax_route", {})
         return cls(
@@ -72,6 +78,7 @@ class Console:
             register=register,
             contacts=ContactRepository(store, lambda: datetime.fromtimestamp(clock(), UTC)),
             spool=Spool(store, keyring, clock=clock),
+            holds=holds,
             totp=TotpStore(store, keyring, clock),
             sessions=SessionStore(
                 store,

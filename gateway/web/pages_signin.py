@@ -25,6 +25,7 @@ from gateway.web.auth import (
     SignInRequired,
     checked_form,
     console_of,
+    landing,
     may_use_console,
     text,
     viewer,
@@ -70,10 +71,10 @@ def _signin_form(request: Request, error: str = "", status: int = 200) -> Respon
 
 async def signin_page(request: Request) -> Response:
     try:
-        await viewer(request)
+        v = await viewer(request, "staff")
     except SignInRequired:
         return _signin_form(request)
-    return see_other("/register")
+    return see_other(v.home)
 
 
 async def signin(request: Request) -> Response:
@@ -115,7 +116,7 @@ async def signin(request: Request) -> Response:
         console.throttle.succeeded(client, login)
         await _audit(console, login, "console sign-in", client=client, second_factor="none")
         log.info("web_signin", login=login)
-    response = see_other("/signin/code" if stage == "totp" else "/register")
+    response = see_other("/signin/code" if stage == "totp" else landing(member.role))
     _set_cookie(response, COOKIE, session.token)
     response.delete_cookie(SIGNIN_COOKIE, path="/", secure=True, httponly=True)
     return response
@@ -166,11 +167,12 @@ async def code(request: Request) -> Response:
         log.warning("web_signin_failed", client=client, step="totp")
         await _audit(console, login, "console sign-in failed", client=client, step="totp")
         return await _code_form(request, session, "That code is wrong or was already used.", 401)
+    member = await asyncio.to_thread(console.staff.get, login)
     full = await asyncio.to_thread(console.sessions.promote, session)
     console.throttle.succeeded(client, login)
     await _audit(console, login, "console sign-in", client=client, second_factor="totp")
     log.info("web_signin", login=login)
-    response = see_other("/register")
+    response = see_other(landing(member.role if member else ""))
     _set_cookie(response, COOKIE, full.token)
     return response
 
@@ -189,8 +191,8 @@ async def signout(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    await viewer(request)
-    return see_other("/register")
+    v = await viewer(request, "staff")
+    return see_other(v.home)
 
 
 routes = [

@@ -1,4 +1,5 @@
-"""Console accounts (admins): who may use the console, with which role and second factor.
+"""Console accounts (admins): who may use the console, with which role and second factor,
+and who has no line manager (their held messages wait for an admin).
 
 Role changes call ``StaffDirectory.set_role`` as ``c4f-gateway staff role`` does; a
 TOTP reset removes the secret as ``c4f-gateway web totp-remove`` does. Either change
@@ -17,6 +18,7 @@ from gateway.register_format import local_time
 from gateway.staff import ROLES
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.render import flash, page, see_other
+from gateway.web.settings import REVIEW_ROLES
 
 
 async def staff_list(request: Request) -> Response:
@@ -24,6 +26,7 @@ async def staff_list(request: Request) -> Response:
     console = console_of(request)
     members = await asyncio.to_thread(console.staff.list)
     enrolled = await asyncio.to_thread(console.totp.logins)
+    roles = {m.login: m.role for m in members}
     return await page(
         request,
         v,
@@ -34,6 +37,8 @@ async def staff_list(request: Request) -> Response:
                     "login": m.login,
                     "role": m.role,
                     "managers": ", ".join(m.managers),
+                    # As gateway.holds counts them: only a manager or admin account decides.
+                    "no_manager": not any(roles.get(x) in REVIEW_ROLES for x in m.managers),
                     "totp": m.login in enrolled,
                     "created": local_time(m.created),
                 }

@@ -44,7 +44,9 @@ async def page(
         "viewer": viewer,
         "csrf": viewer.session.csrf if viewer else "",
         "organisation": console.settings.organisation.name,
-        "verify": console.verifier.status,
+        # The register's integrity is the reviewers' business; staff see only their holds.
+        "verify": console.verifier.status if viewer is None or viewer.is_reviewer else None,
+        "held_count": await held_count(request, viewer),
         "flash": None,
         **(context or {}),
     }
@@ -52,6 +54,14 @@ async def page(
         ctx["flash"] = viewer.session.state.pop("flash")
         await asyncio.to_thread(console.sessions.save_state, viewer.session)
     return TEMPLATES.TemplateResponse(request, name, ctx, status_code=status)
+
+
+async def held_count(request: Request, viewer: Viewer | None) -> int:
+    """For the navigation: how many held messages wait for this viewer (a few rows)."""
+    if viewer is None:
+        return 0
+    holds = console_of(request).holds
+    return len(await asyncio.to_thread(holds.pending, viewer.member))
 
 
 async def flash(request: Request, viewer: Viewer, message: str, *, error: bool = False) -> None:

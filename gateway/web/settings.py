@@ -12,7 +12,10 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.hostport import parse_hostport
 
-CONSOLE_ROLES = ("manager", "admin")
+# Staff sign in only to see and withdraw their own held messages (gateway.web.pages_held);
+# managers and admins review the register; admins also keep contacts, queue and accounts.
+CONSOLE_ROLES = ("staff", "manager", "admin")
+REVIEW_ROLES = ("manager", "admin")
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class WebSettings:
     session_max_age: float = 12 * 3600.0
     # Console roles that must give a TOTP code after their password. Anyone enrolled
     # (`c4f-gateway web totp-enrol LOGIN`) is always asked for one.
-    require_totp: tuple[str, ...] = CONSOLE_ROLES
+    require_totp: tuple[str, ...] = REVIEW_ROLES
     # How often the console re-runs `register verify` for the banner on every page.
     verify_interval: float = 900.0
 
@@ -39,7 +42,8 @@ class WebSettings:
         unknown = sorted(set(self.require_totp) - set(CONSOLE_ROLES))
         if unknown:
             raise ConfigError(
-                f"web.require_totp: {', '.join(unknown)}: console roles are manager and admin"
+                f"web.require_totp: {', '.join(unknown)}: "
+                "console roles are staff, manager and admin"
             )
 
     @property

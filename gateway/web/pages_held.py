@@ -1,0 +1,211 @@
+"""Held messages: what waits for a line manager, its details for the people who
+may decide, and the approve, refuse and withdraw forms.
+
+Everything goes through :class:`gateway.holds.Holds`, the object ``serve`` and
+``c4f-gateway held`` use: it says who may see and decide, and writes the register entry,
+the sender's notice and the release in one transaction, so this module records nothing of
+its own. An approved message is picked up by ``serve``'s worker from the database. A
+message the viewer may not see answers exactly as one that does not exist (404), and its
+details are decrypted only for a viewer ``Holds.may_see`` allows.
+
+Staff (role ``staff``) see and withdraw only their own held messages; managers decide on
+their reports' messages; admins on everyone's, and alone on those of a sender with no
+line manager (the page says so, so the gap is seen and closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.holds import MAX_NOTE, HeldMessage, HoldError, Holds
+from gateway.register_format import local_time
+from gateway.register_view import CONSENT_WORDS
+from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
+from gateway.web.render import flash, page, see_other
+
+QUEUE_ID = re.compile(r"^[0-9A-F]{12}$")
+Action = Literal["approve", "refuse", "withdraw"]
+
+
+def admin_only_words(held: HeldMessage) -> str:
+    return f"No line manager configured for {held.staff}: only an admin can release this"
+
+
+def _row(held: HeldMessage, v: Viewer) -> dict[str, Any]:
+    return {
+        "id": held.queue_id,
+        "staff": held.staff,
+        "own": held.staff == v.login,
+        "since": local_time(held.held_at),
+        "expires": local_time(held.expires_at),
+        "reasons": ", ".join(held.reasons),
+        "needs_note": held.needs_note,
+        "admin_only": admin_only_words(held) if held.admin_only else "",
+        "deciders": "an admin" if held.admin_only else f"{', '.join(held.managers)} or an admin",
+    }
+
+
+def _intro(v: Viewer) -> str:
+    if v.is_admin:
+        return (
+            "Every held message. As an admin you may approve or refuse any of them but your "
+            "own, and you alone can release those from staff with no line manager."
+        )
+    if v.is_reviewer:
+        return (
+            "Messages from the staff you line-manage that wait for your decision, and any of "
+            "your own waiting for someone else's."
+        )
+    return (
+        "Your messages waiting for a line manager's approval. Open one to see what it "
+        "holds, or to withdraw it."
+    )
+
+
+async def held_list(request: Request) -> Response:
+    v = await viewer(request, "staff")
+    pending = await asyncio.to_thread(console_of(request).holds.pending, v.member)
+    return await page(
+        request,
+        v,
+        "held_list.html",
+        {"rows": [_row(h, v) for h in pending], "intro": _intro(v)},
+    )
+
+
+def _qid(request: Request) -> str:
+    qid = str(request.path_params["qid"]).upper()
+    return qid if QUEUE_ID.match(qid) else ""
+
+
+def _visible(holds: Holds, v: Viewer, qid: str) -> HeldMessage | None:
+    """The held message if ``v`` may see it; else None, as if it did not exist."""
+    held = holds.get(qid) if qid else None
+    return held if held is not None and holds.may_see(v.member, held) else None
+
+
+async def _not_found(request: Request, v: Viewer, qid: str) -> Response:
+    what = f"held message {qid or 'with that ID'} for you to see"
+    return await page(request, v, "not_found.html", {"what": what}, 404)
+
+
+async def held_page(request: Request) -> Response:
+    v = await viewer(request, "staff")
+    qid = _qid(request)
+    held = await asyncio.to_thread(_visible, console_of(request).holds, v, qid)
+    if held is None:
+        return await _not_found(request, v, qid)
+    return await _detail(request, v, held)
+
+
+def _recipient(r: dict[str, Any]) -> dict[str, str]:
+    return {
+        "address": str(r.get("address", "")),
+        "name": str(r.get("display_name") or ""),
+        "organisation": str(r.get("organisation") or "not on record"),
+        "contact": str(r.get("contact_id") or "none"),
+    }
+
+
+async def _detail(
+    request: Request,
+    v: Viewer,
+    held: HeldMessage,
+    *,
+    error: str = "",
+    failed: str = "",
+    note: str = "",
+    status: int = 200,
+) -> Response:
+    holds = console_of(request).holds
+    problem = ""
+    try:
+        d = await asyncio.to_thread(holds.details, held)
+    except HoldError as exc:
+        d, problem = None, _sentence(str(exc))
+    context: dict[str, Any] = {
+        "h": _row(held, v),
+        "d": d,
+        "problem": problem,
+        "recipients": [_recipient(r) for r in d.recipients] if d else [],
+        "consent": CONSENT_WORDS.get(d.consent, d.consent) if d else "",
+        "may_decide": holds.refusal_to_decide(v.member, held) is None,
+        "failed": failed,
+        "note": note,
+        "max_note": MAX_NOTE,
+    }
+    if error:
+        context["flash"] = {"text": _sentence(error), "error": True}
+    return await page(request, v, "held.html", context, status)
+
+
+def _sentence(words: str) -> str:
+    """HoldError's words as a sentence (a login at the start keeps its case)."""
+    if "@" not in words.split(" ", 1)[0]:
+        words = words[:1].upper() + words[1:]
+    return words if words.endswith(".") else words + "."
+
+
+def _done(action: Action, held: HeldMessage, note: str) -> str:
+    qid = held.queue_id
+    if action == "approve":
+        noted = " and your note" if note else ""
+        return f"Approved {qid}: it will now be sent. The register records your approval{noted}."
+    if action == "refuse":
+        return f"Refused {qid}: it will not be sent. {held.staff} has been told, with your note."
+    return f"Withdrew {qid}: it will not be sent."
+
+
+async def _decide(request: Request, action: Action) -> Response:
+    v = await viewer(request, "staff")
+    form = await checked_form(request, v.session)  # before anything is looked up
+    holds = console_of(request).holds
+    qid = _qid(request)
+    held = await asyncio.to_thread(_visible, holds, v, qid)
+    if held is None:
+        return await _not_found(request, v, qid)
+    note = text(form, "note", 4 * MAX_NOTE)  # Holds says when it is too long
+    try:
+        if action == "approve":
+            await asyncio.to_thread(holds.approve, held.queue_id, v.login, note)
+        elif action == "refuse":
+            await asyncio.to_thread(holds.refuse, held.queue_id, v.login, note)
+        else:
+            await asyncio.to_thread(holds.withdraw, held.queue_id, v.login)
+    except HoldError as exc:
+        still = await asyncio.to_thread(_visible, holds, v, held.queue_id)
+        if still is None:  # decided, withdrawn or expired meanwhile
+            await flash(request, v, _sentence(str(exc)), error=True)
+            return see_other("/held")
+        return await _detail(
+            request, v, still, error=str(exc), failed=action, note=note, status=400
+        )
+    await flash(request, v, _done(action, held, note))
+    return see_other("/held")
+
+
+async def approve(request: Request) -> Response:
+    return await _decide(request, "approve")
+
+
+async def refuse(request: Request) -> Response:
+    return await _decide(request, "refuse")
+
+
+async def withdraw(request: Request) -> Response:
+    return await _decide(request, "withdraw")
+
+
+routes = [
+    Route("/held", held_list, methods=["GET"]),
+    Route("/held/{qid:str}", held_page, methods=["GET"]),
+    Route("/held/{qid:str}/approve", approve, methods=["POST"]),
+    Route("/held/{qid:str}/refuse", refuse, methods=["POST"]),
+    Route("/held/{qid:str}/withdraw", withdraw, methods=["POST"]),
+]

@@ -1,0 +1,142 @@
+"""Held messages in a real browser (Debian's chromium, JavaScript off), end to end.
+
+A gateway with the chain sender, disclosure, approval, disclaimer relays to a recording TLS
+upstream; the console runs on its database (test_web_browser.py's ``stack``). A staff
+member sends two messages that are held; in the browser they withdraw one of them, then
+their line manager opens the other, reads what it is, and approves it with a note. What
+is asserted: that message reaches the upstream exactly once, with the confidentiality
+notice, the withdrawn one never does, and the register entry shows the approval with the
+manager and the note. Screenshots go to ``tests/output/screenshots/held-*.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from conftest import StartGateway
+from playwright.async_api import Page
+from support.browser import chromium, context, shot
+from support.harness import PASSWORD as SMTP_PASSWORD
+from support.harness import RunningGateway, message
+from support.upstream import Arrived, Upstream
+from test_web_browser import stack
+from test_web_support import MANAGER, PASSWORD
+
+pytestmark = pytest.mark.slow
+
+ALICE = "alice@c4f.example"  # staff; her line manager is MANAGER
+CONTACT = "j.smith@cafcass.example"
+CHAIN = ["sender", "disclosure", "approval", "disclaimer"]
+NOTICE_START = b"This document is strictly confidential"  # the mandatory notice
+NOTE = "Court order in place; discussed with the family's social worker"
+
+
+async def _send(gw: RunningGateway, subject: str) -> str:
+    errors, reply = await gw.send(ALICE, [CONTACT], message(ALICE, [CONTACT], subject=subject))
+    assert errors == {} and "held for approval" in reply, reply
+    return reply.split("Queued as ")[1].split(",")[0].split()[0]
+
+
+def _to(arrived: list[Arrived], address: str) -> list[Arrived]:
+    return [a for a in arrived if a.rcpt_tos == [address]]
+
+
+async def _until(what: Callable[[], object], timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if what():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def _sign_in(page: Page, login: str, password: str, landing: str) -> None:
+    await page.goto("/signin")
+    await page.get_by_label("Login (your mail address)").fill(login)
+    await page.get_by_label("Password").fill(password)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith(landing), page.url
+
+
+async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
+    start_gateway: StartGateway, upstream: Upstream, tmp_path: Path
+) -> None:
+    async with stack(start_gateway, upstream, tmp_path, filters=CHAIN) as s:
+        s.gw.add_staff(ALICE, managers=[MANAGER])
+        approved = await _send(s.gw, "[consent:refused] [reason:Risk of harm] Contact report")
+        withdrawn = await _send(s.gw, "[consent:refused] [reason:Sent too soon] Draft notes")
+
+        async with chromium() as browser:
+            # The sender: only her held messages; she withdraws the draft.
+            ctx = await context(browser, s.url)
+            page = await ctx.new_page()
+            await _sign_in(page, ALICE, SMTP_PASSWORD, "/held")
+            nav = page.get_by_role("navigation", name="Main").get_by_role("link")
+            assert await nav.all_inner_texts() == ["Held messages (2 waiting)"]
+            await shot(page, "held-01-staff-list")
+            await page.get_by_role("link", name=withdrawn).click()
+            assert "Draft notes" in await page.locator("main").inner_text()
+            assert await page.get_by_role("button", name="Approve and send").count() == 0
+            await page.get_by_role("button", name="Withdraw the message").click()
+            assert page.url.endswith("/held")
+            flash = await page.locator(".flash").inner_text()
+            assert flash == f"Withdrew {withdrawn}: it will not be sent."
+            reply = await page.goto("/register")
+            assert reply is not None and reply.status == 403
+            await ctx.close()
+
+            # Her line manager: the list, the message, the approval with a note.
+            ctx = await context(browser, s.url)
+            page = await ctx.new_page()
+            await _sign_in(page, MANAGER, PASSWORD, "/register")
+            await page.get_by_role("link", name="Held messages (1 waiting)").click()
+            rows = page.locator("table.held tbody tr")
+            assert await rows.count() == 1
+            row = await rows.first.inner_text()
+            assert ALICE in row and "consent refused" in row and f"{MANAGER} or an admin" in row
+            await shot(page, "held-02-manager-list")
+            await page.get_by_role("link", name=approved).click()
+            main = await page.locator("main").inner_text()
+            assert "Contact report" in main and "Risk of harm" in main and CONTACT in main
+            # 200% zoom (half the CSS width): only the tables' own boxes may scroll sideways.
+            await page.set_viewport_size({"width": 640, "height": 900})
+            for path in ("/held", f"/held/{approved}"):
+                await page.goto(path)
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 640, (path, width)
+            await page.set_viewport_size({"width": 1280, "height": 900})
+            await page.get_by_label("Note (required)").fill(NOTE)
+            await shot(page, "held-03-message")
+            await page.get_by_role("button", name="Approve and send").click()
+            s.gw.gateway.worker.wake()  # rather than wait for the worker's poll
+            assert page.url.endswith("/held")
+            assert (await page.locator(".flash").inner_text()).startswith(f"Approved {approved}")
+            assert await page.locator("#none-held").is_visible()
+            await shot(page, "held-04-approved")
+
+            await _until(lambda: _to(upstream.arrived, CONTACT))
+            await asyncio.sleep(0.5)  # time enough for a duplicate to show up
+            [sent] = _to(upstream.arrived, CONTACT)
+            assert sent.content.count(NOTICE_START) == 1
+            subject = message_from_bytes(sent.content, policy=policy.default)["Subject"]
+            assert subject == "Contact report"
+
+            records = await asyncio.to_thread(s.register.records)
+            [entry] = [r.seq for r in records if r.entry.queue_id == approved]
+            await page.goto(f"/register/entry/{entry}")
+            followups = await page.locator("ol.followups").inner_text()
+            assert re.search(
+                rf"approved for sending by {re.escape(MANAGER)}; note: {re.escape(NOTE)}",
+                followups,
+            ), followups
+            await shot(page, "held-05-register-entry")
+            await ctx.close()
+
+        [gone] = [r for r in records if r.entry.queue_id == withdrawn]
+        assert gone.approval == "withdrawn" and gone.approval_steps[-1]["by"] == ALICE
+        assert [a for a in upstream.arrived if b"Draft notes" in a.content] == []
