@@ -57,6 +57,7 @@ async def test_init_writes_a_setup_that_checks_serves_and_delivers(tmp_path: Pat
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     checked = run_cli("check-config", "--config", config)
     assert (checked.returncode, checked.stdout.strip()) == (0, f"{config}: ok")
+    assert checked.stderr == ""  # init runs every policy filter: no warning
     added = run_cli("staff", "add", ALICE, "--password-stdin", "--config", config, stdin=PASSWORD)
     assert added.returncode == 0, added.stderr
 
@@ -157,6 +158,46 @@ def test_check_config_names_file_key_and_reason(
     assert expected in line
     if "missing.key" in new:
         assert line.endswith("keys/missing.key: cannot read key file: No such file or directory")
+
+
+@pytest.mark.parametrize(
+    ("chain", "missing", "means"),
+    [
+        (
+            '["sender", "fax_route", "contacts", "disclosure", "disclaimer"]',
+            "approval",
+            ["messages are not held for approval"],
+        ),
+        (
+            '["sender"]',
+            "fax_route, contacts, disclosure, approval, disclaimer",
+            [
+                "fax-to-email addresses are not refused",
+                "recipients are not checked against the approved contacts",
+                "consent and safeguarding tags are not read",
+                "messages are not held for approval",
+                "the mandatory confidentiality notice is not added",
+            ],
+        ),
+    ],
+    ids=["no_approval", "sender_only"],
+)
+def test_check_config_warns_when_policy_filters_are_missing_but_passes(
+    setup_copy: Path, chain: str, missing: str, means: list[str]
+) -> None:
+    """Tests and staged roll-outs run fewer filters on purpose: a warning, not an error."""
+    config = setup_copy
+    text = config.read_text()
+    full = '["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]'
+    assert full in text
+    config.write_text(text.replace(full, chain))
+    checked = run_cli("check-config", "--config", config)
+    assert (checked.returncode, checked.stdout.strip()) == (0, f"{config}: ok")
+    [line] = checked.stderr.splitlines()
+    assert line.startswith(f"WARNING: {config}: pipeline.filters: ")
+    assert f"policy filter(s) not in the pipeline: {missing};" in line
+    for meaning in means:
+        assert meaning in line
 
 
 def test_check_config_refuses_a_key_file_others_can_read(setup_copy: Path) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import filters
 import gateway
+from filters.approval import ApprovalPolicy, policy_from
+from gateway.cli.init import DEV_CONFIG
 from gateway.pipeline import FilterContext, load_filters
 from gateway.settings import Settings, load
 from gateway.store import Store
@@ -126,6 +128,7 @@ def test_example_config_loads_and_its_filters_build(tmp_path: Path) -> None:
         "fax_route",
         "contacts",
         "disclosure",
+        "approval",
         "disclaimer",
     )
     assert settings.upstream.ca_file is None and settings.upstream.credentials_file is None
@@ -139,6 +142,19 @@ def test_example_config_loads_and_its_filters_build(tmp_path: Path) -> None:
     finally:
         store.close()
     assert [f.name for f in built] == list(settings.pipeline.filters)
+
+
+def test_example_config_documents_every_approval_option_with_its_default() -> None:
+    written = tomllib.loads(EXAMPLE.read_text())["filter"]["approval"]
+    assert set(written) == {f.name for f in dataclasses.fields(ApprovalPolicy)}
+    assert policy_from(written) == ApprovalPolicy()
+
+
+def test_shipped_configs_run_every_policy_filter() -> None:
+    full = ("sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer")
+    assert load(OFFICE365).pipeline.filters == full
+    init_config = tomllib.loads(DEV_CONFIG.format(domain="c4f.example", port=1, implicit_port=2))
+    assert tuple(init_config["pipeline"]["filters"]) == full
 
 
 def test_office365_example_relays_over_starttls_with_credentials_from_a_file() -> None:

@@ -43,7 +43,7 @@ transport = "maildir"
 maildir = "delivered"
 
 [pipeline]
-filters = ["sender", "fax_route", "contacts", "disclosure", "disclaimer"]
+filters = ["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]
 
 [log]
 format = "console"
