@@ -150,13 +150,22 @@ class Holds:
     def pending(self, viewer: StaffMember | None = None) -> list[HeldMessage]:
         """Held messages, oldest first: all of them (``viewer`` None, the CLI), or those
         ``viewer`` may decide on or withdraw."""
+        return self._visible(viewer, reasons=True)
+
+    def count(self, viewer: StaffMember) -> int:
+        """How many :meth:`pending` would list for ``viewer`` (nothing decrypted): the
+        console's navigation asks on every page."""
+        return len(self._visible(viewer, reasons=False))
+
+    def _visible(self, viewer: StaffMember | None, *, reasons: bool) -> list[HeldMessage]:
         rows = self.store.query("SELECT * FROM holds ORDER BY held_at")
-        found = [self._held(r) for r in rows]
+        deciders = self._deciders()
+        found = [self._held(r, deciders, reasons=reasons) for r in rows]
         return [h for h in found if viewer is None or self.may_see(viewer, h)]
 
     def get(self, queue_id: str) -> HeldMessage | None:
         rows = self.store.query("SELECT * FROM holds WHERE queue_id = ?", (queue_id.upper(),))
-        return self._held(rows[0]) if rows else None
+        return self._held(rows[0], self._deciders()) if rows else None
 
     def details(self, held: HeldMessage) -> HeldDetails:
         """Decrypt the held message's details. Call only for someone :meth:`may_see` allows."""
@@ -291,7 +300,8 @@ class Holds:
                 "SELECT * FROM holds WHERE reminded_at <= ? ORDER BY held_at",
                 (now - REMIND_EVERY,),
             ).fetchall()
-            waiting = [self._held(r) for r in rows]
+            deciders = self._deciders()
+            waiting = [self._held(r, deciders) for r in rows]
             sent = self.notify.reminders(conn, waiting, now)
             conn.executemany(
                 "UPDATE holds SET reminded_at = ? WHERE queue_id = ?",
@@ -307,7 +317,7 @@ class Holds:
         row = conn.execute("SELECT * FROM holds WHERE queue_id = ?", (queue_id,)).fetchone()
         if row is None:
             raise HoldError(f"no message {queue_id} is waiting for approval")
-        return self._held(row)
+        return self._held(row, self._deciders())
 
     def _seal(self, queue_id: str, reasons: tuple[str, ...]) -> bytes:
         return self.spool.keyring.seal(json.dumps(list(reasons)).encode(), _aad(queue_id))
@@ -318,22 +328,24 @@ class Holds:
         except (SpoolCorrupt, ValueError):
             return ("(unreadable: fails its integrity check)",)
 
-    def _held(self, row: sqlite3.Row) -> HeldMessage:
-        member = self.staff.get(row["staff"])
-        managers = []
-        for login in member.managers if member else ():
-            found = self.staff.get(login)
-            # Only an account that may decide counts: a gap shows as "admins only".
-            if found is not None and found.role in ("manager", "admin"):
-                managers.append(found.login)
+    def _deciders(self) -> dict[str, tuple[str, ...]]:
+        """Each account's line managers who may decide, from one read of the staff table.
+        Only an account with the manager or admin role counts: a gap shows as admins only."""
+        members = {m.login: m for m in self.staff.list()}
+        may = {login for login, m in members.items() if m.role in ("manager", "admin")}
+        return {login: tuple(x for x in m.managers if x in may) for login, m in members.items()}
+
+    def _held(
+        self, row: sqlite3.Row, deciders: dict[str, tuple[str, ...]], *, reasons: bool = True
+    ) -> HeldMessage:
         return HeldMessage(
             queue_id=row["queue_id"],
             staff=row["staff"],
             held_at=row["held_at"],
             expires_at=row["expires_at"],
             needs_note=bool(row["needs_note"]),
-            reasons=self._open(row["queue_id"], row["reasons"]),
-            managers=tuple(managers),
+            reasons=self._open(row["queue_id"], row["reasons"]) if reasons else (),
+            managers=deciders.get(row["staff"], ()),
         )
 
 

@@ -60,8 +60,7 @@ async def held_count(request: Request, viewer: Viewer | None) -> int:
     """For the navigation: how many held messages wait for this viewer (a few rows)."""
     if viewer is None:
         return 0
-    holds = console_of(request).holds
-    return len(await asyncio.to_thread(holds.pending, viewer.member))
+    return await asyncio.to_thread(console_of(request).holds.count, viewer.member)
 
 
 async def flash(request: Request, viewer: Viewer, message: str, *, error: bool = False) -> None:
