@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
 from conftest import StartGateway
-from support.harness import RunningGateway, message
+from support.harness import RunningGateway
+from support.held import arrived_for, record_of, send_held
 from support.subprocess_gateway import run_cli
-from support.upstream import Arrived, Upstream
+from support.upstream import Upstream
+from test_delivery_support import until
 
 from gateway.cli import main
 from gateway.contacts import Contact, ContactRepository
-from gateway.register import Register
-from gateway.register_view import Record
 
 STAFF = "alice@c4f.example"
 LONER = "lee@c4f.example"  # no line manager configured
@@ -76,35 +75,6 @@ async def held(gw: RunningGateway, *args: str) -> tuple[int, str, str]:
     return await cli(gw, "held", *args)
 
 
-async def send(gw: RunningGateway, login: str, subject: str, attach: str = "") -> str:
-    msg = message(login, [CONTACT], subject=subject)
-    if attach:
-        msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename=attach)
-    errors, reply = await gw.send(login, [CONTACT], msg)
-    assert errors == {}
-    assert "held for approval" in reply
-    return reply.split("Queued as ")[1].split(",")[0].split()[0]
-
-
-def to(arrived: list[Arrived], address: str) -> list[Arrived]:
-    return [a for a in arrived if a.rcpt_tos == [address]]
-
-
-async def until(what: Callable[[], object], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if what():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
-def record(gw: RunningGateway, qid: str) -> Record:
-    reg = gw.gateway.register
-    assert isinstance(reg, Register)
-    [found] = [r for r in reg.records() if r.entry.queue_id == qid]
-    return found
-
-
 def rows(out: str, qid: str) -> list[str]:
     return [ln for ln in out.splitlines() if ln.startswith(qid)]
 
@@ -113,10 +83,10 @@ async def test_held_listed_shown_to_the_manager_only_then_approved_with_a_note_a
     gw: RunningGateway, upstream: Upstream
 ) -> None:
     subject = "[consent:refused] [reason:Risk of harm] [family:F-12] Contact report"
-    qid = await send(gw, STAFF, subject, attach="plan.pdf")
-    await until(lambda: to(upstream.arrived, STAFF))  # the sender's notice
+    qid = await send_held(gw, STAFF, [CONTACT], subject, attach="plan.pdf")
+    await until(lambda: arrived_for(upstream.arrived, STAFF))  # the sender's notice
     await asyncio.sleep(0.3)
-    assert to(upstream.arrived, CONTACT) == []
+    assert arrived_for(upstream.arrived, CONTACT) == []
 
     # list: who, when, why and who decides; never the content.
     code, out, _ = await held(gw, "list")
@@ -189,7 +159,7 @@ async def test_held_listed_shown_to_the_manager_only_then_approved_with_a_note_a
     )
     assert gw.gateway.holds.get(qid) is not None
     await asyncio.sleep(0.3)
-    assert to(upstream.arrived, CONTACT) == []
+    assert arrived_for(upstream.arrived, CONTACT) == []
 
     note = "Discussed: court order in place"
     code, out, _ = await held(gw, "approve", qid.lower(), "--by", MANAGER, "--note", note)
@@ -201,15 +171,15 @@ async def test_held_listed_shown_to_the_manager_only_then_approved_with_a_note_a
     assert (code, err) == (2, f"{CLI_ERROR}no message {qid} is waiting for approval\n")
 
     # The running gateway's worker finds the approval in the database by itself.
-    await until(lambda: to(upstream.arrived, CONTACT))
-    await until(lambda: record(gw, qid).status == "delivered")
+    await until(lambda: arrived_for(upstream.arrived, CONTACT))
+    await until(lambda: record_of(gw, qid).status == "delivered")
     await asyncio.sleep(0.3)
-    [sent] = to(upstream.arrived, CONTACT)
+    [sent] = arrived_for(upstream.arrived, CONTACT)
     assert sent.content.count(NOTICE_START) == 1
     parsed = message_from_bytes(sent.content, policy=policy.default)
     assert parsed["Subject"] == "Contact report"
 
-    r = record(gw, qid)
+    r = record_of(gw, qid)
     assert [(s["action"], s["by"], s["note"]) for s in r.approval_steps] == [
         ("held", "", ""),
         ("approved", MANAGER, note),
@@ -231,7 +201,9 @@ async def test_held_listed_shown_to_the_manager_only_then_approved_with_a_note_a
 async def test_refused_with_a_note_never_arrives_and_the_sender_gets_the_note(
     gw: RunningGateway, upstream: Upstream
 ) -> None:
-    qid = await send(gw, STAFF, "[consent:not-sought] [reason:urgent] Report \x1b[2J")
+    qid = await send_held(
+        gw, STAFF, [CONTACT], "[consent:not-sought] [reason:urgent] Report \x1b[2J"
+    )
     code, out, _ = await held(gw, "show", qid, "--by", MANAGER)
     assert "Subject:          Report ?[2J" in out.splitlines()  # no terminal control codes
     assert "Note to approve:  required (consent not sought)" in out.splitlines()
@@ -249,16 +221,16 @@ async def test_refused_with_a_note_never_arrives_and_the_sender_gets_the_note(
         0,
         f"refused: {qid} is deleted and will not be sent; {STAFF} is told, with your note\n",
     )
-    await until(lambda: len(to(upstream.arrived, STAFF)) == 2)  # held, then refused
+    await until(lambda: len(arrived_for(upstream.arrived, STAFF)) == 2)  # held, then refused
     await asyncio.sleep(0.5)
-    assert to(upstream.arrived, CONTACT) == []
-    refusal = to(upstream.arrived, STAFF)[1].content.decode()
+    assert arrived_for(upstream.arrived, CONTACT) == []
+    refusal = arrived_for(upstream.arrived, STAFF)[1].content.decode()
     assert f"your message {qid} was refused" in refusal
     assert "Seek consent first" in refusal and MANAGER in refusal
 
     code, _, err = await held(gw, "show", qid, "--by", MANAGER)
     assert (code, err) == (2, f"{CLI_ERROR}no message {qid} is waiting for approval\n")
-    r = record(gw, qid)
+    r = record_of(gw, qid)
     assert r.approval == "refused"
     assert (r.approval_steps[-1]["by"], r.approval_steps[-1]["note"]) == (
         MANAGER,
@@ -271,7 +243,7 @@ async def test_refused_with_a_note_never_arrives_and_the_sender_gets_the_note(
 async def test_sender_without_a_manager_is_released_by_an_admin_only(
     gw: RunningGateway, upstream: Upstream
 ) -> None:
-    qid = await send(gw, LONER, "[safeguarding] [consent:obtained] Concern")
+    qid = await send_held(gw, LONER, [CONTACT], "[safeguarding] [consent:obtained] Concern")
     code, out, _ = await held(gw, "list")
     [row] = rows(out, qid)
     assert "flagged safeguarding" in row
@@ -301,19 +273,19 @@ async def test_sender_without_a_manager_is_released_by_an_admin_only(
             f"{CLI_ERROR}{LONER} has no line manager configured: only an admin can decide\n",
         )
     await asyncio.sleep(0.3)
-    assert to(upstream.arrived, CONTACT) == []
+    assert arrived_for(upstream.arrived, CONTACT) == []
     code, out, _ = await held(gw, "approve", qid, "--by", ADMIN)  # consent obtained: no note
     assert (code, out.startswith(f"approved: {qid} ")) == (0, True)
-    await until(lambda: to(upstream.arrived, CONTACT))
+    await until(lambda: arrived_for(upstream.arrived, CONTACT))
     await asyncio.sleep(0.3)
-    assert len(to(upstream.arrived, CONTACT)) == 1
-    assert record(gw, qid).approval_steps[-1]["by"] == ADMIN
+    assert len(arrived_for(upstream.arrived, CONTACT)) == 1
+    assert record_of(gw, qid).approval_steps[-1]["by"] == ADMIN
 
 
 async def test_withdraw_by_the_sender_and_queue_commands_cannot_bypass_a_decision(
     gw: RunningGateway, upstream: Upstream
 ) -> None:
-    qid = await send(gw, STAFF, "[consent:refused] [reason:r] One")
+    qid = await send_held(gw, STAFF, [CONTACT], "[consent:refused] [reason:r] One")
     code, out, _ = await cli(gw, "queue", "list")
     [row] = rows(out, qid)
     assert " HELD for approval " in row
@@ -333,10 +305,10 @@ async def test_withdraw_by_the_sender_and_queue_commands_cannot_bypass_a_decisio
     assert f"You may:          withdraw it: c4f-gateway held withdraw {qid}" in out.splitlines()
     code, out, _ = await held(gw, "withdraw", qid.lower(), "--by", STAFF)
     assert (code, out) == (0, f"withdrawn: {qid} is deleted and will not be sent\n")
-    assert record(gw, qid).approval == "withdrawn"
+    assert record_of(gw, qid).approval == "withdrawn"
     assert qid not in (await cli(gw, "queue", "list"))[1]
     await asyncio.sleep(0.5)
-    assert to(upstream.arrived, CONTACT) == []
+    assert arrived_for(upstream.arrived, CONTACT) == []
 
 
 @pytest.mark.parametrize("action", ["list", "show", "approve", "refuse", "withdraw", None])

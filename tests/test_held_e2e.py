@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from support.harness import RunningGateway, message
-from support.upstream import Arrived, Upstream
+from support.held import arrived_for, queue_id, record_of
+from support.upstream import Upstream
+from test_delivery_support import until
 
 from gateway.holds import HoldError
-from gateway.register import Register
-from gateway.register_view import Record
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 STAFF = "alice@c4f.example"
@@ -48,43 +48,20 @@ async def _send(gw: RunningGateway, login: str, subject: str) -> str:
     return reply
 
 
-def _qid(reply: str) -> str:
-    return reply.split("Queued as ")[1].split(",")[0].split()[0]
-
-
-def _to(arrived: list[Arrived], address: str) -> list[Arrived]:
-    return [a for a in arrived if a.rcpt_tos == [address]]
-
-
-async def _until(what: Callable[[], object], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if what():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
-def _record(gw: RunningGateway, qid: str) -> Record:
-    reg = gw.gateway.register
-    assert isinstance(reg, Register)
-    [record] = [r for r in reg.records() if r.entry.queue_id == qid]
-    return record
-
-
 async def test_held_message_waits_then_leaves_once_after_approval_with_note(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:
     gw = await _gateway(start_gateway, upstream)
     reply = await _send(gw, STAFF, "[consent:refused] [reason:Risk of harm] Contact report")
     assert "held for approval" in reply
-    qid = _qid(reply)
+    qid = queue_id(reply)
     holds = gw.gateway.holds
 
     # Only the sender's notice leaves; it says held, and quotes nothing of the message.
-    await _until(lambda: _to(upstream.arrived, STAFF))
+    await until(lambda: arrived_for(upstream.arrived, STAFF))
     await asyncio.sleep(0.3)
-    assert _to(upstream.arrived, CONTACT) == []
-    [notice] = _to(upstream.arrived, STAFF)
+    assert arrived_for(upstream.arrived, CONTACT) == []
+    [notice] = arrived_for(upstream.arrived, STAFF)
     assert notice.mail_from == "<>"
     text = notice.content.decode()
     assert f"Held for approval: your message {qid}" in text
@@ -117,15 +94,15 @@ async def test_held_message_waits_then_leaves_once_after_approval_with_note(
     holds.approve(qid, MANAGER, "Discussed: court order in place")
     gw.gateway.worker.wake()
 
-    await _until(lambda: _to(upstream.arrived, CONTACT))
+    await until(lambda: arrived_for(upstream.arrived, CONTACT))
     await asyncio.sleep(0.3)
-    [sent] = _to(upstream.arrived, CONTACT)
+    [sent] = arrived_for(upstream.arrived, CONTACT)
     assert sent.content.count(NOTICE_START) == 1
     assert message_from_bytes(sent.content, policy=policy.default)["Subject"] == "Contact report"
     assert holds.pending() == []
 
-    await _until(lambda: _record(gw, qid).status == "delivered")
-    record = _record(gw, qid)
+    await until(lambda: record_of(gw, qid).status == "delivered")
+    record = record_of(gw, qid)
     steps = [(s["action"], s["by"], s["note"]) for s in record.approval_steps]
     assert steps == [("held", "", ""), ("approved", MANAGER, "Discussed: court order in place")]
     assert record.approval == "approved"
@@ -137,7 +114,7 @@ async def test_refused_message_never_leaves_and_sender_gets_the_note(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:
     gw = await _gateway(start_gateway, upstream)
-    qid = _qid(await _send(gw, STAFF, "[consent:not-sought] [reason:urgent] Report"))
+    qid = queue_id(await _send(gw, STAFF, "[consent:not-sought] [reason:urgent] Report"))
     with pytest.raises(HoldError, match="needs a note"):
         gw.gateway.holds.refuse(qid, MANAGER, "")
     [row] = gw.gateway.store.query("SELECT blob FROM queue WHERE id = ?", (qid,))
@@ -148,14 +125,14 @@ async def test_refused_message_never_leaves_and_sender_gets_the_note(
     for path in (db, db.with_name(db.name + "-wal")):
         assert not path.exists() or sealed not in path.read_bytes(), path
     gw.gateway.worker.wake()
-    await _until(lambda: len(_to(upstream.arrived, STAFF)) == 2)
+    await until(lambda: len(arrived_for(upstream.arrived, STAFF)) == 2)
     await asyncio.sleep(0.3)
-    assert _to(upstream.arrived, CONTACT) == []
-    refusal = _to(upstream.arrived, STAFF)[1].content.decode()
+    assert arrived_for(upstream.arrived, CONTACT) == []
+    refusal = arrived_for(upstream.arrived, STAFF)[1].content.decode()
     assert f"your message {qid} was refused" in refusal
     assert "Seek consent first" in refusal and MANAGER in refusal
     assert [r.queue_id for r in gw.gateway.spool.rows()] == []  # gone from the spool
-    record = _record(gw, qid)
+    record = record_of(gw, qid)
     assert record.approval == "refused"
     assert record.approval_steps[-1]["note"] == "Seek consent first"
     with pytest.raises(HoldError, match="no message"):
@@ -166,7 +143,7 @@ async def test_sender_without_manager_is_released_only_by_an_admin(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:
     gw = await _gateway(start_gateway, upstream)
-    qid = _qid(await _send(gw, LONER, "[safeguarding] [consent:obtained] Concern"))
+    qid = queue_id(await _send(gw, LONER, "[safeguarding] [consent:obtained] Concern"))
     holds = gw.gateway.holds
     [held] = holds.pending()
     assert held.admin_only and held.reasons == ("flagged safeguarding",)
@@ -178,20 +155,20 @@ async def test_sender_without_manager_is_released_only_by_an_admin(
             holds.approve(qid, manager)
     holds.approve(qid, ADMIN)
     gw.gateway.worker.wake()
-    await _until(lambda: _to(upstream.arrived, CONTACT))
-    assert _record(gw, qid).approval_steps[-1]["by"] == ADMIN
+    await until(lambda: arrived_for(upstream.arrived, CONTACT))
+    assert record_of(gw, qid).approval_steps[-1]["by"] == ADMIN
 
 
 async def _until_notice(upstream: Upstream, login: str) -> str:
-    await _until(lambda: _to(upstream.arrived, login))
-    return _to(upstream.arrived, login)[0].content.decode()
+    await until(lambda: arrived_for(upstream.arrived, login))
+    return arrived_for(upstream.arrived, login)[0].content.decode()
 
 
 async def test_expiry_refuses_never_delivers_and_tells_sender_and_manager(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:
     gw = await _gateway(start_gateway, upstream)
-    qid = _qid(await _send(gw, STAFF, "Report without any tag"))
+    qid = queue_id(await _send(gw, STAFF, "Report without any tag"))
     holds = gw.gateway.holds
     [held] = holds.pending()
     assert held.reasons == ("consent not recorded",)
@@ -201,12 +178,14 @@ async def test_expiry_refuses_never_delivers_and_tells_sender_and_manager(
     with pytest.raises(HoldError, match="no message"):
         holds.approve(qid, MANAGER, "too late")
     gw.gateway.worker.wake()
-    await _until(lambda: _to(upstream.arrived, MANAGER))
-    await _until(lambda: len(_to(upstream.arrived, STAFF)) == 2)
+    await until(lambda: arrived_for(upstream.arrived, MANAGER))
+    await until(lambda: len(arrived_for(upstream.arrived, STAFF)) == 2)
     await asyncio.sleep(0.3)
-    assert _to(upstream.arrived, CONTACT) == []
-    assert f"held message {qid} expired" in _to(upstream.arrived, MANAGER)[0].content.decode()
-    assert _record(gw, qid).approval == "expired"
+    assert arrived_for(upstream.arrived, CONTACT) == []
+    assert (
+        f"held message {qid} expired" in arrived_for(upstream.arrived, MANAGER)[0].content.decode()
+    )
+    assert record_of(gw, qid).approval == "expired"
     assert gw.gateway.spool.rows() == []
 
 
@@ -214,7 +193,7 @@ async def test_approval_after_expiry_time_is_refused_even_before_the_sweep(
     start_gateway: StartGateway, upstream: Upstream, tmp_path: Path
 ) -> None:
     gw = await _gateway(start_gateway, upstream)
-    qid = _qid(await _send(gw, STAFF, "[consent:obtained] [safeguarding] Note"))
+    qid = queue_id(await _send(gw, STAFF, "[consent:obtained] [safeguarding] Note"))
     holds = gw.gateway.holds
     [held] = holds.pending()
     holds.clock = lambda: held.expires_at + 1
@@ -227,8 +206,8 @@ async def test_withdraw_only_by_the_sender_and_reminders_go_to_managers(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:
     gw = await _gateway(start_gateway, upstream)
-    first = _qid(await _send(gw, STAFF, "[consent:refused] [reason:r] One"))
-    second = _qid(await _send(gw, LONER, "[consent:refused] [reason:r] Two"))
+    first = queue_id(await _send(gw, STAFF, "[consent:refused] [reason:r] One"))
+    second = queue_id(await _send(gw, LONER, "[consent:refused] [reason:r] Two"))
     holds = gw.gateway.holds
     [one, two] = holds.pending()
     assert holds.remind(now=one.held_at + 3600) == 0  # not a day yet
@@ -239,11 +218,13 @@ async def test_withdraw_only_by_the_sender_and_reminders_go_to_managers(
     holds.withdraw(first, STAFF)
     assert [h.queue_id for h in holds.pending()] == [second]
     gw.gateway.worker.wake()
-    await _until(lambda: _to(upstream.arrived, MANAGER) and _to(upstream.arrived, ADMIN))
-    reminder = _to(upstream.arrived, ADMIN)[0].content.decode()
+    await until(
+        lambda: arrived_for(upstream.arrived, MANAGER) and arrived_for(upstream.arrived, ADMIN)
+    )
+    reminder = arrived_for(upstream.arrived, ADMIN)[0].content.decode()
     assert second in reminder and "admins only" in reminder and first not in reminder
-    assert first in _to(upstream.arrived, MANAGER)[0].content.decode()
-    assert _record(gw, first).approval == "withdrawn"
+    assert first in arrived_for(upstream.arrived, MANAGER)[0].content.decode()
+    assert record_of(gw, first).approval == "withdrawn"
 
 
 async def test_details_show_what_the_approver_needs_and_queue_delete_cannot_bypass(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -22,8 +21,9 @@ from conftest import StartGateway
 from playwright.async_api import Page
 from support.browser import chromium, context, shot
 from support.harness import PASSWORD as SMTP_PASSWORD
-from support.harness import RunningGateway, message
-from support.upstream import Arrived, Upstream
+from support.held import arrived_for, send_held
+from support.upstream import Upstream
+from test_delivery_support import until
 from test_web_browser import stack
 from test_web_support import MANAGER, PASSWORD
 
@@ -34,24 +34,6 @@ CONTACT = "j.smith@cafcass.example"
 CHAIN = ["sender", "disclosure", "approval", "disclaimer"]
 NOTICE_START = b"This document is strictly confidential"  # the mandatory notice
 NOTE = "Court order in place; discussed with the family's social worker"
-
-
-async def _send(gw: RunningGateway, subject: str) -> str:
-    errors, reply = await gw.send(ALICE, [CONTACT], message(ALICE, [CONTACT], subject=subject))
-    assert errors == {} and "held for approval" in reply, reply
-    return reply.split("Queued as ")[1].split(",")[0].split()[0]
-
-
-def _to(arrived: list[Arrived], address: str) -> list[Arrived]:
-    return [a for a in arrived if a.rcpt_tos == [address]]
-
-
-async def _until(what: Callable[[], object], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if what():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 async def _sign_in(page: Page, login: str, password: str, landing: str) -> None:
@@ -68,8 +50,12 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
 ) -> None:
     async with stack(start_gateway, upstream, tmp_path, filters=CHAIN) as s:
         s.gw.add_staff(ALICE, managers=[MANAGER])
-        approved = await _send(s.gw, "[consent:refused] [reason:Risk of harm] Contact report")
-        withdrawn = await _send(s.gw, "[consent:refused] [reason:Sent too soon] Draft notes")
+        approved = await send_held(
+            s.gw, ALICE, [CONTACT], "[consent:refused] [reason:Risk of harm] Contact report"
+        )
+        withdrawn = await send_held(
+            s.gw, ALICE, [CONTACT], "[consent:refused] [reason:Sent too soon] Draft notes"
+        )
 
         async with chromium() as browser:
             # The sender: only her held messages; she withdraws the draft.
@@ -119,9 +105,9 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
             assert await page.locator("#none-held").is_visible()
             await shot(page, "held-04-approved")
 
-            await _until(lambda: _to(upstream.arrived, CONTACT))
+            await until(lambda: arrived_for(upstream.arrived, CONTACT))
             await asyncio.sleep(0.5)  # time enough for a duplicate to show up
-            [sent] = _to(upstream.arrived, CONTACT)
+            [sent] = arrived_for(upstream.arrived, CONTACT)
             assert sent.content.count(NOTICE_START) == 1
             subject = message_from_bytes(sent.content, policy=policy.default)["Subject"]
             assert subject == "Contact report"
