@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError
 from gateway.pipeline import FilterContext
@@ -81,7 +82,7 @@ class ApprovalFilter:
 
     def __init__(self, policy: ApprovalPolicy, own_domains: tuple[str, ...] | list[str]) -> None:
         self.policy = policy
-        self.own_domains = {d.lower().rstrip(".") for d in own_domains}
+        self.own_domains = addresses.own_domains(own_domains)
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
         reasons = self.reasons(tx)
@@ -121,6 +122,4 @@ class ApprovalFilter:
         return str(disclosure.get("consent") or "not-recorded")
 
     def _external(self, tx: Transaction) -> bool:
-        return any(
-            a.rpartition("@")[2].lower().rstrip(".") not in self.own_domains for a in tx.rcpt_tos
-        )
+        return addresses.goes_outside(tx.rcpt_tos, self.own_domains)

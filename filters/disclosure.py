@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from gateway import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.headers import CRLF, HeaderField, join_message, split_message
@@ -79,11 +80,8 @@ class DisclosureFilter:
     name = "disclosure"
 
     def __init__(self, own_domains: Sequence[str], missing_consent: MissingConsent) -> None:
-        self.own_domains = {d.lower().rstrip(".") for d in own_domains}
+        self.own_domains = addresses.own_domains(own_domains)
         self.missing_consent = missing_consent
-
-    def is_external(self, address: str) -> bool:
-        return address.rpartition("@")[2].lower().rstrip(".") not in self.own_domains
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
         fields, body = split_message(content)
@@ -127,7 +125,7 @@ class DisclosureFilter:
                     reference="DISC-CONFLICT",
                 )
             values[key] = value
-        external = any(self.is_external(a) for a in tx.rcpt_tos)
+        external = addresses.goes_outside(tx.rcpt_tos, self.own_domains)
         consent = values.get("consent", "not-recorded")
         missing = []
         if external and consent == "not-recorded":

@@ -165,3 +165,13 @@ def header_addresses(fields: Iterable[HeaderField]) -> list[str]:
             raise AmbiguousHeader(f"{label}: header cannot be read unambiguously")
         found.extend(first)
     return found
+
+
+def own_domains(domains: Iterable[str]) -> frozenset[str]:
+    """The centre's own domains (``organisation.domains``) as compared by :func:`goes_outside`."""
+    return frozenset(d.lower().rstrip(".") for d in domains)
+
+
+def goes_outside(addresses: Iterable[str], own: frozenset[str]) -> bool:
+    """True when any address is outside the centre's own domains (a disclosure)."""
+    return any(a.rpartition("@")[2].lower().rstrip(".") not in own for a in addresses)
