@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.crypto import Keyring
-from gateway.holds import Holds
+from gateway.directory.staff import StaffDirectory
+from gateway.holds.service import Holds
 from gateway.logging import configure
-from gateway.register import Register
-from gateway.register_codec import MacKey
-from gateway.spool import Spool, new_queue_id
-from gateway.staff import StaffDirectory
+from gateway.queue.spool import Spool, new_queue_id
+from gateway.register.codec import MacKey
+from gateway.register.ledger import Register
 from gateway.store import Store
 
 STAFF, MANAGER, CONTACT = "alice@c4f.example", "mona@c4f.example", "j.smith@cafcass.example"

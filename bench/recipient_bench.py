@@ -22,9 +22,9 @@ from pathlib import Path
 
 from filters import contacts as contacts_filter
 from filters import fax_route
-from gateway.addresses import normalise
-from gateway.contacts import ContactRepository
-from gateway.contacts_csv import CSV_COLUMNS, import_csv
+from gateway.directory.addresses import normalise
+from gateway.directory.contacts import ContactRepository
+from gateway.directory.contacts_csv import CSV_COLUMNS, import_csv
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.logging import configure

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from gateway.crypto import Keyring
 from gateway.events import Accepted
-from gateway.register import Register
-from gateway.register_codec import MacKey
+from gateway.register.codec import MacKey
+from gateway.register.ledger import Register
 from gateway.store import Store
 
 HEADER = (

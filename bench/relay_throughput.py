@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.pki import TestCA
 from support.subprocess_gateway import GatewayProcess, prepare
 
+from gateway.directory.staff import StaffDirectory
 from gateway.settings import load
-from gateway.staff import StaffDirectory
 from gateway.store import Store
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 Staff must "make their line manager aware of, discuss and record any concerns relating to
 the disclosure of information". This filter decides which messages are held; holding,
-approving, refusing and expiring them is :mod:`gateway.holds`. By default a message is
+approving, refusing and expiring them is :mod:`gateway.holds.service`. By default a message is
 held when:
 
 - it goes outside the centre and its consent status is refused, not sought or not
@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import addresses
+from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError
 from gateway.pipeline import FilterContext
-from gateway.register_view import CONSENT_VALUES, CONSENT_WORDS
+from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
 
 DEFAULT_HOLD_CONSENT = ("refused", "not-sought", "not-recorded")
 DEFAULT_EXPIRE_DAYS = 7.0

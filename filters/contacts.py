@@ -3,7 +3,7 @@
 Policy: "The email address to which is being sent to will be carefully checked."
 Checked on every RCPT TO and on every address in To/Cc (and Resent-To/Resent-Cc) at
 DATA: a header address nobody approved is refused too, because reply-all would send to
-it. Addresses are judged by :mod:`gateway.addresses` (no DNS at send time); unusual shapes
+it. Addresses are judged by :mod:`gateway.directory.addresses` (no DNS at send time); unusual shapes
 pass only when approved exactly as written, and an address whose normal form differs
 from what was given is refused rather than rewritten (REL-3). A refused address that
 resembles an approved one gets a masked hint, at most ``hint_limit_per_day`` per staff
@@ -18,18 +18,18 @@ from typing import Any, NoReturn
 
 import structlog
 
-from gateway.addresses import (
+from gateway.directory.addresses import (
     Address,
     AddressSyntaxError,
     AmbiguousHeader,
     header_addresses,
     normalise,
 )
-from gateway.contacts import Contact, ContactCache, Snapshot
+from gateway.directory.contacts import Contact, ContactCache, Snapshot
+from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.headers import split_message
-from gateway.lookalike import mask
+from gateway.mail.headers import split_message
 from gateway.pipeline import FilterContext
 
 log = structlog.get_logger("filters.contacts")

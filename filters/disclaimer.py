@@ -20,13 +20,13 @@ from typing import Any
 
 import structlog
 
-from gateway import mime
-from gateway.disclaimer_notice import DEFAULT_FILE, Notice
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.headers import CRLF
-from gateway.mime import Entity, MimeError
-from gateway.mime_edit import (
+from gateway.mail import mime
+from gateway.mail.disclaimer_notice import DEFAULT_FILE, Notice
+from gateway.mail.headers import CRLF
+from gateway.mail.mime import Entity, MimeError
+from gateway.mail.mime_edit import (
     Edit,
     apply_edits,
     charset_codec,

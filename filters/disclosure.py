@@ -26,13 +26,13 @@ from typing import Any
 
 import structlog
 
-from gateway import addresses
+from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.headers import CRLF, HeaderField, join_message, split_message
+from gateway.mail.headers import CRLF, HeaderField, join_message, split_message
 from gateway.pipeline import FilterContext
-from gateway.register_fields import FAMILY_REF
-from gateway.register_settings import MissingConsent, register_settings
+from gateway.register.fields import FAMILY_REF
+from gateway.settings.register import MissingConsent, register_settings
 
 log = structlog.get_logger("gateway.filters.disclosure")
 

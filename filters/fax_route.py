@@ -24,18 +24,18 @@ from typing import Any
 
 import structlog
 
-from gateway.addresses import (
+from gateway.directory.addresses import (
     AddressSyntaxError,
     AmbiguousHeader,
     header_addresses,
     normalise,
     raw_parts,
 )
-from gateway.contacts import ContactCache
+from gateway.directory.contacts import ContactCache
+from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.headers import HeaderField, split_message
-from gateway.lookalike import mask
+from gateway.mail.headers import HeaderField, split_message
 from gateway.pipeline import FilterContext
 
 log = structlog.get_logger("filters.fax_route")

@@ -14,11 +14,11 @@ import email.utils
 from email.headerregistry import HeaderRegistry
 from typing import Any
 
+from gateway.directory.staff import StaffDirectory
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.headers import HeaderField, fields_named, split_message
+from gateway.mail.headers import HeaderField, fields_named, split_message
 from gateway.pipeline import FilterContext
-from gateway.staff import StaffDirectory
 
 _registry = HeaderRegistry()
 

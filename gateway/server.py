@@ -18,22 +18,22 @@ import structlog
 
 from filters.fax_route import load_providers, providers_path
 from gateway.crypto import Keyring
-from gateway.delivery import DeliveryWorker
+from gateway.directory.mx_sweep import default_resolver, sweep
+from gateway.directory.staff import StaffDirectory
 from gateway.events import NullRecorder, Recorder
-from gateway.holds import Holds
-from gateway.mx_sweep import default_resolver, sweep
+from gateway.holds.service import Holds
 from gateway.pipeline import FilterContext, Pipeline, load_filters
-from gateway.register import Register
+from gateway.queue.delivery import DeliveryWorker
+from gateway.queue.smtp_transport import SmtpTransport
+from gateway.queue.spool import Spool
+from gateway.queue.transports import MaildirTransport, Transport
+from gateway.register.ledger import Register
 from gateway.settings import Settings, parse_hostport
-from gateway.smtp import ConnectionLimiter, GatewaySMTP, ListenerContext
-from gateway.smtp_handler import Handler
-from gateway.smtp_transport import SmtpTransport
-from gateway.spool import Spool
-from gateway.staff import StaffDirectory
+from gateway.smtp.handler import Handler
+from gateway.smtp.listener import ConnectionLimiter, GatewaySMTP, ListenerContext
 from gateway.store import Store
 from gateway.throttle import LoginThrottle
 from gateway.tls import server_context
-from gateway.transports import MaildirTransport, Transport
 
 log = structlog.get_logger("gateway.server")
 

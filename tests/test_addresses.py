@@ -1,17 +1,17 @@
-"""gateway.addresses: the one place address syntax is judged."""
+"""gateway.directory.addresses: the one place address syntax is judged."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.addresses import (
+from gateway.directory.addresses import (
     AddressSyntaxError,
     AmbiguousHeader,
     header_addresses,
     normalise,
     raw_parts,
 )
-from gateway.headers import split_message
+from gateway.mail.headers import split_message
 
 
 @pytest.mark.parametrize(

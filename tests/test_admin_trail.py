@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.register import Register
+from gateway.register.ledger import Register
 from gateway.settings import load
 from gateway.store import Store
 

@@ -13,7 +13,7 @@ from conftest import StartGateway
 from support.harness import PASSWORD
 from support.rawsmtp import RawSMTP, authenticated
 
-from gateway.staff import StaffDirectory, hash_password
+from gateway.directory.staff import StaffDirectory, hash_password
 
 ALICE = "alice@c4f.example"
 
@@ -208,7 +208,7 @@ async def test_auth_4_password_never_logged_or_stored(
 
 def test_password_hash_round_trip() -> None:
     h = hash_password("correct horse battery staple", n=2**10)
-    from gateway.staff import check_password
+    from gateway.directory.staff import check_password
 
     assert check_password("correct horse battery staple", h)
     assert not check_password("correct horse battery stapl", h)

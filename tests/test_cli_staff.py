@@ -13,11 +13,11 @@ import pytest
 from support.harness import write_config
 from support.subprocess_gateway import run_cli
 
-from gateway.register import Register
-from gateway.register_settings import RegisterSettings
-from gateway.register_view import Filters
+from gateway.directory.staff import StaffDirectory, StaffMember
+from gateway.register.ledger import Register
+from gateway.register.view import Filters
 from gateway.settings import load
-from gateway.staff import StaffDirectory, StaffMember
+from gateway.settings.register import RegisterSettings
 from gateway.store import Store
 
 ALICE = "alice@c4f.example"

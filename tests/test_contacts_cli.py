@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.contacts import ContactRepository
-from gateway.register import Register
-from gateway.register_settings import RegisterSettings
+from gateway.directory.contacts import ContactRepository
+from gateway.register.ledger import Register
+from gateway.settings.register import RegisterSettings
 from gateway.store import Store
 
 
@@ -196,7 +196,7 @@ def test_bad_import_reports_lines_and_adds_nothing(
 
 def admin_trail(config: Path) -> list[tuple[str, str, dict[str, object]]]:
     """The register's admin trail as (actor, action, details)."""
-    from gateway.register_view import Filters
+    from gateway.register.view import Filters
 
     store = Store(config.parent / "gateway.db")
     try:

@@ -11,7 +11,7 @@ import structlog
 
 from filters import contacts as contacts_filter
 from filters.contacts import ContactsFilter
-from gateway.contacts import Contact, ContactRepository
+from gateway.directory.contacts import Contact, ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.pipeline import FilterContext

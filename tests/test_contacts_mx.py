@@ -1,4 +1,4 @@
-"""gateway.mx_sweep with an injected resolver: DNS-revealed fax routes and MX changes."""
+"""gateway.directory.mx_sweep with an injected resolver: DNS-revealed fax routes and MX changes."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import dns.resolver
 import pytest
 
 from filters import contacts as contacts_filter
-from gateway.contacts import Contact, ContactRepository
+from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.mx_sweep import lookup_mx, sweep
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
-from gateway.mx_sweep import lookup_mx, sweep
 from gateway.pipeline import FilterContext
 from gateway.settings import Settings
 from gateway.store import Store

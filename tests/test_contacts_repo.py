@@ -1,5 +1,5 @@
-"""gateway.contacts and gateway.contacts_csv: the contact list on a real SQLite file, its
-audit trail and CSV."""
+"""gateway.directory.contacts and gateway.directory.contacts_csv: the contact list on a real
+SQLite file, its audit trail and CSV."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.contacts import (
+from gateway.directory.contacts import (
     Contact,
     ContactCache,
     ContactError,
     ContactRepository,
     review_date,
 )
-from gateway.contacts_csv import CSV_COLUMNS, CSVImportError, export_csv, import_csv
+from gateway.directory.contacts_csv import CSV_COLUMNS, CSVImportError, export_csv, import_csv
 from gateway.store import Store
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

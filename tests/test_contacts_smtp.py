@@ -18,7 +18,7 @@ from support.rawsmtp import RawSMTP, authenticated
 from support.upstream import Upstream
 from test_contacts_table import CASES, STAFF, Case, check_reply, sample_contacts
 
-from gateway.contacts import Contact, ContactRepository
+from gateway.directory.contacts import Contact, ContactRepository
 
 CONFIG = {
     "pipeline": {"filters": ["sender", "fax_route", "contacts"]},

@@ -15,7 +15,7 @@ import pytest
 
 from filters import contacts as contacts_filter
 from filters import fax_route
-from gateway.contacts import Contact, ContactRepository
+from gateway.directory.contacts import Contact, ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.pipeline import FilterContext, Pipeline

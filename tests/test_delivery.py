@@ -27,8 +27,8 @@ from test_delivery_support import (
 )
 
 from gateway.errors import ConfigError
+from gateway.queue.smtp_transport import SmtpTransport
 from gateway.settings import Upstream
-from gateway.smtp_transport import SmtpTransport
 
 
 async def test_4xx_then_2xx_is_delivered_exactly_once(

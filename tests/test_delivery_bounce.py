@@ -30,8 +30,8 @@ from test_delivery_support import (
     until,
 )
 
-from gateway.dsn import build_bounce, permanent_status
 from gateway.events import Accepted
+from gateway.queue.dsn import build_bounce, permanent_status
 
 SECRET = "Notes from the supervised contact on Tuesday."
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from filters.disclaimer import DEFAULT_FILE, Notice, add_notice
-from gateway.headers import split_message
+from gateway.mail.headers import split_message
 
 DATA = Path(__file__).parent / "data" / "disclaimer"
 CASES = sorted(

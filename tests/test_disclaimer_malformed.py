@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from filters.disclaimer import DEFAULT_FILE, Notice, add_notice
-from gateway import mime
 from gateway.errors import Refused
-from gateway.headers import split_message
+from gateway.mail import mime
+from gateway.mail.headers import split_message
 
 NOTICE = Notice.load(DEFAULT_FILE)
 HEAD = b"From: alice@c4f.example\r\nTo: bob@council.example\r\nSubject: t\r\nMIME-Version: 1.0\r\n"

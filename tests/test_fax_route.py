@@ -13,7 +13,7 @@ from filters.fax_route import (
     create,
     load_providers,
 )
-from gateway.contacts import Contact, ContactRepository
+from gateway.directory.contacts import Contact, ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.pipeline import FilterContext

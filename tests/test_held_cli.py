@@ -23,7 +23,7 @@ from support.upstream import Upstream
 from test_delivery_support import until
 
 from gateway.cli import main
-from gateway.contacts import Contact, ContactRepository
+from gateway.directory.contacts import Contact, ContactRepository
 
 STAFF = "alice@c4f.example"
 LONER = "lee@c4f.example"  # no line manager configured

@@ -1,5 +1,5 @@
 """Line-manager approval end to end: held messages over real SMTP, decided through the
-engine's own :class:`gateway.holds.Holds`, delivered (or not) to a real TLS upstream.
+engine's own :class:`gateway.holds.service.Holds`, delivered (or not) to a real TLS upstream.
 
 The CLI and console drive the same object; their own tests are test_held_cli.py and
 test_held_web.py. What is asserted here is what leaves, what the sender is told, and what
@@ -19,7 +19,7 @@ from support.held import arrived_for, queue_id, record_of
 from support.upstream import Upstream
 from test_delivery_support import until
 
-from gateway.holds import HoldError
+from gateway.holds.service import HoldError
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 STAFF = "alice@c4f.example"

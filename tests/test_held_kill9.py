@@ -3,7 +3,7 @@
 A held message was answered 250, so it must survive a crash like any other (RFC 5321
 6.1), and it must still not leave: after a SIGKILL and a restart it is still held (its
 ``holds`` row and its queue state), nothing held reached the upstream, the register chain
-verifies, and an approval made afterwards (through :class:`gateway.holds.Holds` on the
+verifies, and an approval made afterwards (through :class:`gateway.holds.service.Holds` on the
 same database file, as ``c4f-gateway held approve`` does) delivers it once; a second
 kill during that delivery may at most repeat it (DUR-7, at least once), never lose it.
 """
@@ -22,10 +22,10 @@ from support.pki import TestCA
 from support.subprocess_gateway import GatewayProcess, connect, prepare, run_cli
 from support.upstream import Arrived, Upstream
 
-from gateway.holds import Holds
-from gateway.register import Register
+from gateway.directory.staff import StaffDirectory
+from gateway.holds.service import Holds
+from gateway.register.ledger import Register
 from gateway.settings import Settings
-from gateway.staff import StaffDirectory
 from gateway.store import Store
 
 ALICE = "alice@c4f.example"

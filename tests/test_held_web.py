@@ -1,6 +1,6 @@
 """Held messages in the review console, through Starlette's TestClient.
 
-Messages are held through the console's own :class:`gateway.holds.Holds` (what the approval
+Messages are held through the console's own :class:`gateway.holds.service.Holds` (what the approval
 filter leaves in the annotations, sealed in a real spool on a real SQLite file); the pages
 are driven as a manager, an admin, the sender and the wrong people. What is asserted: who
 sees what, that an unseeable message reads like a missing one, that every decision is
@@ -30,7 +30,7 @@ from test_web_support import (
     signed_in,
 )
 
-from gateway.register_view import Record
+from gateway.register.view import Record
 
 OTHER = "olga.other@c4f.example"  # a manager, but not of the senders here
 LONER = "lee.loner@c4f.example"  # staff with no line manager configured

@@ -1,4 +1,5 @@
-"""gateway.lookalike: which approved contact a refused address was probably meant to be."""
+"""gateway.directory.lookalike: which approved contact a refused address was probably meant
+to be."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.lookalike import (
+from gateway.directory.lookalike import (
     Candidate,
     LookalikeIndex,
     distance,

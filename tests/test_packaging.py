@@ -118,7 +118,7 @@ def test_example_config_documents_every_setting_with_its_default() -> None:
         for key, default in defaults.items()
         if key not in NOT_DEFAULT_IN_EXAMPLE and written[key] != default
     }
-    assert wrong == {}, "example value differs from the default in gateway/settings.py"
+    assert wrong == {}, "example value differs from the default in gateway/settings/__init__.py"
 
 
 def test_example_config_loads_and_its_filters_build(tmp_path: Path) -> None:

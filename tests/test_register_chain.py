@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from test_register_support import DAY, T0, Clock, accepted, fill, make_register, raw, record
 
-from gateway.register import Register
-from gateway.register_codec import EntryFields, MacKey, entry_mac
-from gateway.register_verify import COLUMNS, fields_of
+from gateway.register.codec import EntryFields, MacKey, entry_mac
+from gateway.register.ledger import Register
+from gateway.register.verify import COLUMNS, fields_of
 from gateway.store import Store
 
 N, K = 8, 4  # entries in the register, the entry attacked
@@ -218,7 +218,7 @@ import sys, time
 from pathlib import Path
 from gateway.crypto import Keyring
 from gateway.events import Accepted
-from gateway.register import Register
+from gateway.register.ledger import Register
 from gateway.store import Store
 base = Path(sys.argv[1])
 reg = Register(Store(base / "gateway.db"), Keyring.load(base / "keys" / "register.key"),

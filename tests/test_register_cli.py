@@ -16,10 +16,10 @@ from test_register_support import DAY, accepted, raw, record, refused
 
 from gateway.cli import COMMANDS, CLIError
 from gateway.cli import register as cli_register
-from gateway.register import Register
-from gateway.register_format import CSV_COLUMNS, flat
-from gateway.register_settings import RegisterSettings, register_settings
+from gateway.register.formats import CSV_COLUMNS, flat
+from gateway.register.ledger import Register
 from gateway.settings import load
+from gateway.settings.register import RegisterSettings, register_settings
 from gateway.store import Store
 
 JULY = datetime(2024, 7, 1, 12, 0, tzinfo=UTC).timestamp()  # 13:00 in London (BST)

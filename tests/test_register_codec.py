@@ -11,7 +11,7 @@ import pytest
 
 from gateway.crypto import Keyring
 from gateway.errors import ConfigError, SpoolCorrupt
-from gateway.register_codec import (
+from gateway.register.codec import (
     GENESIS,
     EntryFields,
     EntryPurged,

@@ -17,8 +17,8 @@ from support.upstream import Upstream
 from test_register_support import make_register
 
 from gateway.cli import main
-from gateway.register import Register
-from gateway.register_view import Record
+from gateway.register.ledger import Register
+from gateway.register.view import Record
 from gateway.store import Store
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]

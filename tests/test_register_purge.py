@@ -8,9 +8,9 @@ import pytest
 from structlog.testing import capture_logs
 from test_register_support import DAY, T0, Clock, accepted, file_bytes, make_register, raw, record
 
-from gateway.register import PurgeRefused, Register
-from gateway.register_codec import EntryPurged, open_entry
-from gateway.register_view import Filters
+from gateway.register.codec import EntryPurged, open_entry
+from gateway.register.ledger import PurgeRefused, Register
+from gateway.register.view import Filters
 
 RETENTION = 1095 * DAY  # three years, the default (policy, "Storage of information")
 

@@ -21,9 +21,9 @@ from test_register_support import (
 
 from gateway.crypto import Keyring
 from gateway.events import Evidence, Outcome
-from gateway.register import Register, RegisterError
-from gateway.register_view import Filters
-from gateway.spool import Spool
+from gateway.queue.spool import Spool
+from gateway.register.ledger import Register, RegisterError
+from gateway.register.view import Filters
 
 CONTACT = {
     "j.smith@cafcass.example": {

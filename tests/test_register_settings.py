@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.register_settings import RegisterSettings, register_settings
 from gateway.settings import Settings, _build
+from gateway.settings.register import RegisterSettings, register_settings
 
 
 def test_defaults_resolve_against_the_config_folder(tmp_path: Path) -> None:

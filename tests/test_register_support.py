@@ -14,8 +14,8 @@ from typing import Any
 
 from gateway.crypto import Keyring
 from gateway.events import Accepted, RefusedEvent
-from gateway.register import Register
-from gateway.register_codec import MacKey
+from gateway.register.codec import MacKey
+from gateway.register.ledger import Register
 from gateway.store import Store
 
 T0 = 1_700_000_000.0  # 2023-11-14, a fixed start for injected clocks

@@ -34,7 +34,7 @@ from test_delivery_support import (
     until,
 )
 
-from gateway.smtp_transport import MIN_AIOSMTPLIB, version_at_least
+from gateway.queue.smtp_transport import MIN_AIOSMTPLIB, version_at_least
 from gateway.tls import write_dev_certificate
 
 IN_CLEAR_ALLOWED = {"EHLO", "STARTTLS", "QUIT"}

@@ -36,13 +36,13 @@ from test_web_support import (
 )
 
 from gateway.cli import main
-from gateway.register import Register
-from gateway.register_settings import RegisterSettings
+from gateway.register.ledger import Register
+from gateway.settings.register import RegisterSettings
+from gateway.settings.web import WebSettings
 from gateway.store import Store
 from gateway.web.app import create_app
 from gateway.web.console import Console
 from gateway.web.server import ConsoleServer
-from gateway.web.settings import WebSettings
 
 CONTACT = "j.smith@cafcass.example"
 pytestmark = pytest.mark.slow
@@ -204,7 +204,7 @@ async def test_totp_sign_in_filter_and_annotate_seen_by_the_cli(
 
 
 async def _trail(s: Stack) -> list[tuple[str, str, str]]:
-    from gateway.register_view import Filters
+    from gateway.register.view import Filters
 
     records = await asyncio.to_thread(s.register.records, Filters(kinds=("admin",)))
     return [

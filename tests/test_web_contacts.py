@@ -12,7 +12,7 @@ from support.pki import TestCA
 from test_web_support import ADMIN, MANAGER, FakeResolver, Site, admin_actions, make_site, signed_in
 
 from gateway.cli import main
-from gateway.contacts_csv import CSV_COLUMNS
+from gateway.directory.contacts_csv import CSV_COLUMNS
 
 ZONES = {
     "cafcass.example": ["10 mx.cafcass.example."],

@@ -15,7 +15,7 @@ from test_register_support import accepted, record, refused
 from test_web_support import ADMIN, MANAGER, Site, make_site, signed_in
 
 from gateway.cli import main
-from gateway.register_view import Filters, Record
+from gateway.register.view import Filters, Record
 
 BOB = "bob@c4f.example"
 

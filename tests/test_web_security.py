@@ -28,9 +28,9 @@ from test_web_support import (
     signed_in,
 )
 
+from gateway.settings.web import WebSettings
 from gateway.web.app import create_app
 from gateway.web.auth import COOKIE
-from gateway.web.settings import WebSettings
 
 ADMIN_ONLY = ("/contacts", "/queue", "/staff", "/register/admin")
 

@@ -17,9 +17,9 @@ from support.pki import TestCA
 from test_web_support import make_site, prepare
 
 from gateway.cli import main
+from gateway.settings.web import WebSettings
 from gateway.web.app import create_app
 from gateway.web.server import ConsoleServer, config
-from gateway.web.settings import WebSettings
 
 PYTHON = Path(sys.executable)
 

@@ -23,14 +23,14 @@ from starlette.testclient import TestClient
 from support.harness import base_config, merge, write_config
 from support.pki import TestCA
 
-from gateway.register import Register
-from gateway.register_settings import register_settings
+from gateway.directory.staff import StaffDirectory, hash_password
+from gateway.register.ledger import Register
 from gateway.settings import Settings, load
-from gateway.staff import StaffDirectory, hash_password
+from gateway.settings.register import register_settings
+from gateway.settings.web import WebSettings
 from gateway.store import Store
 from gateway.web.app import create_app
 from gateway.web.console import Console
-from gateway.web.settings import WebSettings
 
 PASSWORD = "console-password-for-tests"
 # Cheaper scrypt for test accounts only: same code path, the cost is stored in the hash.
@@ -174,7 +174,7 @@ def signed_in(client: TestClient, login: str, landing: str = "/register") -> str
 
 def admin_actions(site: Site) -> list[tuple[str, str, dict[str, Any]]]:
     """The register's admin trail as (actor, action, details)."""
-    from gateway.register_view import Filters
+    from gateway.register.view import Filters
 
     return [
         (r.data["actor"], r.data["action"], r.data["details"])

@@ -23,8 +23,8 @@ from test_web_support import (
 
 from gateway.cli import main
 from gateway.errors import ConfigError
+from gateway.settings.web import WebSettings
 from gateway.web.auth import COOKIE
-from gateway.web.settings import WebSettings
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from pathlib import Path
 from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, table
-from gateway.contacts import Contact, ContactError, ContactRepository, review_date
-from gateway.contacts_csv import CSVImportError, export_csv, import_csv
-from gateway.mx_sweep import Flag, default_resolver, sweep
-from gateway.register import Register
+from gateway.directory.contacts import Contact, ContactError, ContactRepository, review_date
+from gateway.directory.contacts_csv import CSVImportError, export_csv, import_csv
+from gateway.directory.mx_sweep import Flag, default_resolver, sweep
+from gateway.register.ledger import Register
 from gateway.settings import Settings
 from gateway.store import Store
 

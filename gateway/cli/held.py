@@ -1,5 +1,5 @@
 """``c4f-gateway held``: messages held for line-manager approval (policy, "Disclosing
-information"), decided here or in the console through the same :class:`gateway.holds.Holds`.
+information"), decided here or in the console through the same :class:`gateway.holds.service.Holds`.
 
 The command runs on the gateway host, but every decision is made as a named staff
 account (``--by``) and the rules apply to that account: only the sender's line managers
@@ -13,10 +13,10 @@ import argparse
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, local_time, logs_to_stderr, table
-from gateway.holds import HeldDetails, HeldMessage, HoldError, Holds
-from gateway.register import Register
-from gateway.register_view import CONSENT_WORDS
-from gateway.staff import StaffMember
+from gateway.directory.staff import StaffMember
+from gateway.holds.service import HeldDetails, HeldMessage, HoldError, Holds
+from gateway.register.ledger import Register
+from gateway.register.view import CONSENT_WORDS
 from gateway.store import Store
 
 ADMINS_ONLY = "admins only (no line manager configured)"

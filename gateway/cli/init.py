@@ -8,10 +8,10 @@ from pathlib import Path
 
 from gateway.cli import CLIError
 from gateway.crypto import Keyring
-from gateway.register import Register
-from gateway.register_settings import register_settings
+from gateway.directory.staff import StaffDirectory
+from gateway.register.ledger import Register
 from gateway.settings import load
-from gateway.staff import StaffDirectory
+from gateway.settings.register import register_settings
 from gateway.store import Store
 from gateway.tls import write_dev_certificate
 

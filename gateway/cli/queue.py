@@ -9,7 +9,7 @@ from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, local_time, logs_to_stderr, table
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt
-from gateway.spool import QueueRow, Spool
+from gateway.queue.spool import QueueRow, Spool
 from gateway.store import Store
 
 STATE_WORDS = {
@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace, spool: Spool) -> int:
 
 
 def _refuse_held(row: QueueRow | None) -> None:
-    """A held message leaves only through a recorded decision (gateway.holds)."""
+    """A held message leaves only through a recorded decision (gateway.holds.service)."""
     if row is not None and row.state == "held":
         raise CLIError(
             f"{row.queue_id} is held for approval: use `c4f-gateway held refuse|approve`"

@@ -15,15 +15,15 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-from gateway import register_format as fmt
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings
-from gateway.register import Register, RegisterError
-from gateway.register_codec import MacKey
-from gateway.register_settings import RegisterSettings, register_settings
-from gateway.register_verify import verify
-from gateway.register_view import CONSENT_VALUES, Filters
+from gateway.register import formats as fmt
+from gateway.register.codec import MacKey
+from gateway.register.ledger import Register, RegisterError
+from gateway.register.verify import verify
+from gateway.register.view import CONSENT_VALUES, Filters
 from gateway.settings import Settings
+from gateway.settings.register import RegisterSettings, register_settings
 from gateway.store import Store
 
 

@@ -7,9 +7,9 @@ import sqlite3
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, local_time, read_password, table
-from gateway.contacts import os_user
-from gateway.register import Register
-from gateway.staff import ROLES, StaffDirectory
+from gateway.directory.contacts import os_user
+from gateway.directory.staff import ROLES, StaffDirectory
+from gateway.register.ledger import Register
 from gateway.store import Store
 
 

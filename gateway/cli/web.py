@@ -18,7 +18,7 @@ from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings
 from gateway.logging import configure
 from gateway.settings import Settings
-from gateway.web.settings import WebSettings, web_settings
+from gateway.settings.web import WebSettings, web_settings
 
 ACTIONS = ("serve", "totp-enrol", "totp-remove")
 

@@ -1,6 +1,6 @@
 """Who is looking: the signed-in viewer, their role, and checked forms.
 
-Roles (gateway.staff): ``staff`` only sees and withdraws their own held messages;
+Roles (gateway.directory.staff): ``staff`` only sees and withdraws their own held messages;
 ``manager`` reviews the register, records follow-ups and decides on their reports' held
 messages; ``admin`` also keeps contacts, the queue and console accounts. The role is
 read from the staff directory on every request, so a changed or removed account loses
@@ -20,10 +20,10 @@ from typing import Literal
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from gateway.staff import StaffMember
+from gateway.directory.staff import StaffMember
+from gateway.settings.web import CONSOLE_ROLES, REVIEW_ROLES
 from gateway.web.console import Console
 from gateway.web.sessions import Session
-from gateway.web.settings import CONSOLE_ROLES, REVIEW_ROLES
 
 # "__Host-": sent only over HTTPS (or to localhost), only to this host, path / (RFC 6265bis).
 COOKIE = "__Host-c4f-console"

@@ -12,20 +12,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from filters.fax_route import FaxRoutes, load_providers, providers_path
-from gateway.contacts import ContactRepository
 from gateway.crypto import Keyring
+from gateway.directory.contacts import ContactRepository
+from gateway.directory.mx_sweep import MXResolver, default_resolver
+from gateway.directory.staff import StaffDirectory
 from gateway.errors import ConfigError
-from gateway.holds import Holds
-from gateway.mx_sweep import MXResolver, default_resolver
-from gateway.register import Register
-from gateway.register_settings import register_settings
+from gateway.holds.service import Holds
+from gateway.queue.spool import Spool
+from gateway.register.ledger import Register
 from gateway.settings import Settings
-from gateway.spool import Spool
-from gateway.staff import StaffDirectory
+from gateway.settings.register import register_settings
+from gateway.settings.web import WebSettings, web_settings
 from gateway.store import Store
 from gateway.throttle import LoginThrottle
 from gateway.web.sessions import SessionStore
-from gateway.web.settings import WebSettings, web_settings
 from gateway.web.totp import TotpStore
 from gateway.web.verify_monitor import VerifyMonitor
 

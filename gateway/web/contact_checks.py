@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from starlette.requests import Request
 
-from gateway.contacts import Contact
-from gateway.mx_sweep import Flag, sweep
+from gateway.directory.contacts import Contact
+from gateway.directory.mx_sweep import Flag, sweep
 from gateway.web.auth import Viewer
 from gateway.web.console import Console
 from gateway.web.render import flash

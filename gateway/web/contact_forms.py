@@ -3,7 +3,7 @@
 A new contact is built and checked exactly as ``c4f-gateway contacts add`` builds it
 (hard fax signs refused, soft ones need the not-a-fax attestation, review due 12 months
 after approval); the preview of an import reads each row with the import's own CSV
-reader (:mod:`gateway.contacts_csv`), so what the preview calls fine is what the import
+reader (:mod:`gateway.directory.contacts_csv`), so what the preview calls fine is what the import
 accepts.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from filters.fax_route import FaxRoutes
-from gateway.contacts import Contact, ContactError, ContactRepository, review_date
-from gateway.contacts_csv import CSVImportError, contact_from_csv, csv_rows
+from gateway.directory.contacts import Contact, ContactError, ContactRepository, review_date
+from gateway.directory.contacts_csv import CSVImportError, contact_from_csv, csv_rows
 from gateway.web.auth import text
 
 

@@ -1,10 +1,10 @@
 """Approved contacts (admins): list and search, add, edit, remove, renew, attest, accept
 MX hosts (CSV import and export: :mod:`gateway.web.pages_contacts_io`).
 
-Each change goes through :class:`gateway.contacts.ContactRepository` (its own audit rows
+Each change goes through :class:`gateway.directory.contacts.ContactRepository` (its own audit rows
 and the reload generation the SMTP filters watch, so a change applies to the next
 message) and is then written to the register's admin trail. The MX check is the same
-sweep as ``contacts review`` (:func:`gateway.mx_sweep.sweep`).
+sweep as ``contacts review`` (:func:`gateway.directory.mx_sweep.sweep`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.contacts import Contact, ContactError, review_date
+from gateway.directory.contacts import Contact, ContactError, review_date
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.contact_checks import DUE_SOON, flags_note, sweep_domains, warnings

@@ -1,7 +1,7 @@
 """Contacts in and out as CSV (admins): import after a preview, export.
 
 The preview reads each row as the import will (:func:`gateway.web.contact_forms.
-preview_import`); the import itself is :func:`gateway.contacts_csv.import_csv` with the
+preview_import`); the import itself is :func:`gateway.directory.contacts_csv.import_csv` with the
 CLI's fax veto, all rows or none. The CSV travels in the form body, never the URL.
 """
 
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.contacts_csv import CSVImportError, export_csv, import_csv
+from gateway.directory.contacts_csv import CSVImportError, export_csv, import_csv
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.contact_checks import flags_note, sweep_domains
 from gateway.web.contact_forms import fax_veto, preview_import

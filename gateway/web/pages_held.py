@@ -1,7 +1,7 @@
 """Held messages: what waits for a line manager, its details for the people who
 may decide, and the approve, refuse and withdraw forms.
 
-Everything goes through :class:`gateway.holds.Holds`, the object ``serve`` and
+Everything goes through :class:`gateway.holds.service.Holds`, the object ``serve`` and
 ``c4f-gateway held`` use: it says who may see and decide, and writes the register entry,
 the sender's notice and the release in one transaction, so this module records nothing of
 its own. An approved message is picked up by ``serve``'s worker from the database. A
@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.holds import MAX_NOTE, HeldMessage, HoldError, Holds
-from gateway.register_format import local_time
-from gateway.register_view import CONSENT_WORDS
+from gateway.holds.service import MAX_NOTE, HeldMessage, HoldError, Holds
+from gateway.register.formats import local_time
+from gateway.register.view import CONSENT_WORDS
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.render import flash, page, see_other
 

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.register_format import local_time
-from gateway.spool import QueueRow, Spool
+from gateway.queue.spool import QueueRow, Spool
+from gateway.register.formats import local_time
 from gateway.web.auth import checked_form, console_of, viewer
 from gateway.web.render import flash, page, see_other
 

@@ -1,9 +1,9 @@
 """Disclosure log review: the register with the CLI's filters, entry pages with their
 follow-ups, the forms that add follow-ups, CSV export and the per-family report.
 
-Everything reads through :class:`gateway.register.Register` and writes through
+Everything reads through :class:`gateway.register.ledger.Register` and writes through
 ``Register.annotate``, as ``c4f-gateway register list/show/export/report/annotate`` do;
-the CSV and the report text are the CLI's own (:mod:`gateway.register_format`).
+the CSV and the report text are the CLI's own (:mod:`gateway.register.formats`).
 The filter lives in the session, never in the URL (it can name staff and families).
 """
 
@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import register_format as fmt
-from gateway.register import RegisterError
-from gateway.register_view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
+from gateway.register import formats as fmt
+from gateway.register.ledger import RegisterError
+from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.render import flash, page, see_other
 

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.register_format import local_time
-from gateway.staff import ROLES
+from gateway.directory.staff import ROLES
+from gateway.register.formats import local_time
+from gateway.settings.web import REVIEW_ROLES
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.render import flash, page, see_other
-from gateway.web.settings import REVIEW_ROLES
 
 
 async def staff_list(request: Request) -> Response:
@@ -37,7 +37,7 @@ async def staff_list(request: Request) -> Response:
                     "login": m.login,
                     "role": m.role,
                     "managers": ", ".join(m.managers),
-                    # As gateway.holds counts them: only a manager or admin account decides.
+                    # As gateway.holds.service counts them: only a manager or admin account decides.
                     "no_manager": not any(roles.get(x) in REVIEW_ROLES for x in m.managers),
                     "totp": m.login in enrolled,
                     "created": local_time(m.created),

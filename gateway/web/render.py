@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from gateway.register_format import local_time
+from gateway.register.formats import local_time
 from gateway.web.auth import Viewer, console_of
 
 HERE = Path(__file__).parent

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from gateway.register import Register
+from gateway.register.ledger import Register
 
 log = structlog.get_logger("gateway.web")
 

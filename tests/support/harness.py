@@ -15,12 +15,12 @@ from typing import Any
 import aiosmtplib
 
 from gateway.crypto import Keyring
+from gateway.directory.staff import StaffDirectory, hash_password
 from gateway.events import Recorder
-from gateway.register import Register
-from gateway.register_settings import RegisterSettings
+from gateway.register.ledger import Register
 from gateway.server import Gateway
 from gateway.settings import Settings, load
-from gateway.staff import StaffDirectory, hash_password
+from gateway.settings.register import RegisterSettings
 from support.pki import TestCA
 
 PASSWORD = "staff-password-for-tests"

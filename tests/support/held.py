@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.register import Register
-from gateway.register_view import Record
+from gateway.register.ledger import Register
+from gateway.register.view import Record
 from support.harness import RunningGateway, message
 from support.upstream import Arrived
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import aiosmtplib
 
+from gateway.directory.staff import StaffDirectory, hash_password
 from gateway.settings import load
-from gateway.staff import StaffDirectory, hash_password
 from gateway.store import Store
 from support.harness import PASSWORD, base_config, merge, write_config
 from support.pki import TestCA

@@ -1,0 +1,352 @@
+"""Messages held for line-manager approval: hold, approve, refuse, withdraw, expire, remind.
+
+Policy, "Disclosing information": staff make their line manager aware of, and record,
+concerns about a disclosure. :mod:`filters.approval` decides what is held; this module
+keeps the held messages and every decision, and it fails closed:
+
+- a held message is spooled (sealed) like any other but in state ``held``, which the
+  delivery worker never picks up: only :meth:`Holds.approve` moves it on;
+- only one of the sender's line managers (an account with the manager or admin role) or
+  an admin may decide, never the sender; a sender with no manager can be released only
+  by an admin (the console shows that gap);
+- approving a message sent without consent needs a note (the reason for sharing);
+- each decision, its register entry and any notice it sends are ONE transaction;
+- refused, withdrawn and expired messages are removed and their pages zeroed (shredded);
+  nothing is ever delivered by timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from gateway.crypto import Keyring
+from gateway.directory.staff import StaffDirectory, StaffMember
+from gateway.errors import SpoolCorrupt
+from gateway.events import Accepted, HoldAction, HoldEvent, Recorder
+from gateway.holds.notify import Notifier
+from gateway.queue.spool import Spool
+from gateway.register.fields import disclosure_fields, recipients_of
+from gateway.register.message import summarise
+from gateway.settings import Settings
+from gateway.store import Store
+
+log = structlog.get_logger("gateway.holds")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS holds (
+    queue_id TEXT PRIMARY KEY REFERENCES queue(id) ON DELETE CASCADE,
+    staff TEXT NOT NULL,
+    held_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    reminded_at REAL NOT NULL,
+    needs_note INTEGER NOT NULL,
+    reasons BLOB NOT NULL  -- sealed: a consent status says something about a family
+);
+CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
+"""
+MAX_NOTE = 2000
+REMIND_EVERY = 86400.0  # policy: reminded daily
+
+
+class HoldError(Exception):
+    """A decision that cannot be made; ``str(exc)`` says why, in words for the user."""
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    queue_id: str
+    staff: str
+    held_at: float
+    expires_at: float
+    needs_note: bool
+    reasons: tuple[str, ...]
+    managers: tuple[str, ...]  # the sender's line managers now ("" tuple: admins only)
+
+    @property
+    def admin_only(self) -> bool:
+        """No line manager is configured: only an admin can release it."""
+        return not self.managers
+
+
+@dataclass(frozen=True)
+class HeldDetails:
+    """What an approver reads before deciding, decrypted from the held message itself."""
+
+    held: HeldMessage
+    mail_from: str
+    recipients: list[dict[str, Any]]  # address, organisation, contact_id, display_name
+    consent: str
+    reason: str
+    family: str
+    nature: str
+    safeguarding: bool
+    external: bool
+    subject: str
+    attachments: list[str]  # file names only
+    size: int
+
+
+class Holds:
+    @classmethod
+    def open(cls, store: Store, settings: Settings, recorder: Recorder) -> Holds:
+        """For the CLI and the console: the same objects ``serve`` builds, on ``store``."""
+        spool = Spool(store, Keyring.load(settings.storage.spool_key_file), recorder)
+        return cls(spool, StaffDirectory(store), settings.hostname)
+
+    def __init__(
+        self,
+        spool: Spool,
+        staff: StaffDirectory,
+        hostname: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spool = spool
+        self.store = spool.store
+        self.staff = staff
+        self.clock = clock
+        self.notify = Notifier(spool, staff, hostname)
+        self.store.ensure(SCHEMA)
+
+    # -- holding -----------------------------------------------------------------------
+
+    def accept(self, **message: Any) -> Accepted:
+        """Spool a message that the approval policy holds (``annotations["hold"]``), with
+        its hold row, its register entry and the sender's notice, in one transaction."""
+        hold = message["annotations"]["hold"]
+
+        def held(conn: sqlite3.Connection, event: Accepted) -> None:
+            reasons = tuple(str(r) for r in hold["reasons"])
+            conn.execute(
+                "INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.queue_id,
+                    event.staff.lower(),
+                    event.received_at,
+                    event.received_at + float(hold["expires_after"]),
+                    event.received_at,
+                    int(bool(hold["needs_note"])),
+                    self._seal(event.queue_id, reasons),
+                ),
+            )
+            self.spool.recorder.hold(
+                conn, HoldEvent(event.queue_id, event.received_at, "held", "", reasons=reasons)
+            )
+            self.notify.held(conn, self._row(conn, event.queue_id))
+
+        accepted = self.spool.accept(**message, held=True, also=held)
+        log.info("message_held", queue_id=accepted.queue_id, staff=accepted.staff)
+        return accepted
+
+    # -- reading -----------------------------------------------------------------------
+
+    def pending(self, viewer: StaffMember | None = None) -> list[HeldMessage]:
+        """Held messages, oldest first: all of them (``viewer`` None, the CLI), or those
+        ``viewer`` may decide on or withdraw."""
+        return self._visible(viewer, reasons=True)
+
+    def count(self, viewer: StaffMember) -> int:
+        """How many :meth:`pending` would list for ``viewer`` (nothing decrypted): the
+        console's navigation asks on every page."""
+        return len(self._visible(viewer, reasons=False))
+
+    def _visible(self, viewer: StaffMember | None, *, reasons: bool) -> list[HeldMessage]:
+        rows = self.store.query("SELECT * FROM holds ORDER BY held_at")
+        deciders = self._deciders()
+        found = [self._held(r, deciders, reasons=reasons) for r in rows]
+        return [h for h in found if viewer is None or self.may_see(viewer, h)]
+
+    def get(self, queue_id: str) -> HeldMessage | None:
+        rows = self.store.query("SELECT * FROM holds WHERE queue_id = ?", (queue_id.upper(),))
+        return self._held(rows[0], self._deciders()) if rows else None
+
+    def details(self, held: HeldMessage) -> HeldDetails:
+        """Decrypt the held message's details. Call only for someone :meth:`may_see` allows."""
+        try:
+            msg = self.spool.load(held.queue_id)
+        except SpoolCorrupt:
+            raise HoldError(
+                f"{held.queue_id} fails its integrity check and cannot be shown; ask an admin"
+            ) from None
+        if msg is None:
+            raise HoldError(f"no message {held.queue_id} is waiting for approval")
+        found = disclosure_fields(msg.annotations)
+        summary = summarise(msg.content)
+        return HeldDetails(
+            held=held,
+            mail_from=msg.mail_from,
+            recipients=recipients_of(msg.rcpt_tos, msg.annotations),
+            consent=str(found.get("consent", "not-recorded")),
+            reason=str(found.get("reason", "")),
+            family=str(found.get("family", "")),
+            nature=str(found.get("nature", "")),
+            safeguarding=bool(found.get("safeguarding", False)),
+            external=bool(found.get("external", True)),
+            subject=summary.subject,
+            attachments=[str(a["name"]) for a in summary.attachments],
+            size=len(msg.content),
+        )
+
+    def may_see(self, viewer: StaffMember, held: HeldMessage) -> bool:
+        return held.staff == viewer.login or self.refusal_to_decide(viewer, held) is None
+
+    def refusal_to_decide(self, actor: StaffMember | None, held: HeldMessage) -> str | None:
+        """None when ``actor`` may approve or refuse ``held``; else why not."""
+        if actor is None:
+            return "there is no such staff account"
+        if actor.login == held.staff:
+            return "nobody may approve or refuse their own message"
+        if actor.role == "admin":
+            return None
+        if held.admin_only:
+            return f"{held.staff} has no line manager configured: only an admin can decide"
+        if actor.role == "manager" and actor.login in held.managers:
+            return None
+        return (
+            f"{actor.login} is not a line manager of {held.staff}; "
+            f"ask {', '.join(held.managers)} or an admin"
+        )
+
+    # -- deciding ----------------------------------------------------------------------
+
+    def approve(self, queue_id: str, actor: str, note: str = "") -> HeldMessage:
+        """Release the message for delivery; the note and approver go into the register."""
+        return self._decide(queue_id, actor, "approved", note)
+
+    def refuse(self, queue_id: str, actor: str, note: str = "") -> HeldMessage:
+        """Remove the message for good and tell the sender, with the note."""
+        return self._decide(queue_id, actor, "refused", note)
+
+    def withdraw(self, queue_id: str, actor: str) -> HeldMessage:
+        """The sender takes back their own held message."""
+        return self._decide(queue_id, actor, "withdrawn", "")
+
+    def _decide(self, queue_id: str, actor: str, action: HoldAction, note: str) -> HeldMessage:
+        note = " ".join(note.split())
+        if len(note) > MAX_NOTE:
+            raise HoldError(f"the note is too long (at most {MAX_NOTE} characters)")
+        member = self.staff.get(actor)
+        with self.store.transaction() as conn:
+            held = self._row(conn, queue_id.upper())
+            now = self.clock()
+            if action == "withdrawn":
+                if member is None or member.login != held.staff:
+                    raise HoldError("only the sender may withdraw a held message")
+            else:
+                why = self.refusal_to_decide(member, held)
+                if why:
+                    raise HoldError(why)
+                if now >= held.expires_at:
+                    raise HoldError(f"{held.queue_id} has expired; it will not be sent")
+                if action == "approved" and held.needs_note and not note:
+                    raise HoldError(
+                        "consent was refused, not sought or not recorded: approving needs a "
+                        "note giving the reason for sharing"
+                    )
+                if action == "refused" and not note:
+                    raise HoldError("refusing needs a note for the sender")
+            assert member is not None
+            self.spool.recorder.hold(
+                conn, HoldEvent(held.queue_id, now, action, member.login, note=note)
+            )
+            conn.execute("DELETE FROM holds WHERE queue_id = ?", (held.queue_id,))
+            if action == "approved":
+                if not self.spool.release(conn, held.queue_id):
+                    raise HoldError(f"{held.queue_id} is no longer held")
+            else:
+                self.spool.discard(conn, held.queue_id)
+                if action == "refused":
+                    self.notify.refused(conn, held, member.login, note)
+        if action != "approved":
+            self.spool.shred()
+        log.info("hold_decided", queue_id=held.queue_id, action=action, actor=member.login)
+        return held
+
+    # -- the daily jobs ----------------------------------------------------------------
+
+    def expire_due(self, now: float | None = None) -> list[str]:
+        """Turn every held message past its time into refused; never delivered."""
+        now = self.clock() if now is None else now
+        done = []
+        for row in self.store.query("SELECT queue_id FROM holds WHERE expires_at <= ?", (now,)):
+            with self.store.transaction() as conn:
+                try:
+                    held = self._row(conn, row["queue_id"])
+                except HoldError:
+                    continue  # decided meanwhile
+                self.spool.recorder.hold(conn, HoldEvent(held.queue_id, now, "expired", ""))
+                conn.execute("DELETE FROM holds WHERE queue_id = ?", (held.queue_id,))
+                self.spool.discard(conn, held.queue_id)
+                self.notify.expired(conn, held)
+            done.append(held.queue_id)
+            log.info("hold_expired", queue_id=held.queue_id, staff=held.staff)
+        if done:
+            self.spool.shred()
+        return done
+
+    def remind(self, now: float | None = None) -> int:
+        """One reminder per approver for messages waiting a day or more since the last;
+        returns how many reminders were queued (restart-safe: the time is kept)."""
+        now = self.clock() if now is None else now
+        with self.store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM holds WHERE reminded_at <= ? ORDER BY held_at",
+                (now - REMIND_EVERY,),
+            ).fetchall()
+            deciders = self._deciders()
+            waiting = [self._held(r, deciders) for r in rows]
+            sent = self.notify.reminders(conn, waiting, now)
+            conn.executemany(
+                "UPDATE holds SET reminded_at = ? WHERE queue_id = ?",
+                [(now, h.queue_id) for h in waiting],
+            )
+        if sent:
+            log.info("hold_reminders", reminders=sent, waiting=len(waiting))
+        return sent
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _row(self, conn: sqlite3.Connection, queue_id: str) -> HeldMessage:
+        row = conn.execute("SELECT * FROM holds WHERE queue_id = ?", (queue_id,)).fetchone()
+        if row is None:
+            raise HoldError(f"no message {queue_id} is waiting for approval")
+        return self._held(row, self._deciders())
+
+    def _seal(self, queue_id: str, reasons: tuple[str, ...]) -> bytes:
+        return self.spool.keyring.seal(json.dumps(list(reasons)).encode(), _aad(queue_id))
+
+    def _open(self, queue_id: str, blob: bytes) -> tuple[str, ...]:
+        try:
+            return tuple(json.loads(self.spool.keyring.open(blob, _aad(queue_id))))
+        except (SpoolCorrupt, ValueError):
+            return ("(unreadable: fails its integrity check)",)
+
+    def _deciders(self) -> dict[str, tuple[str, ...]]:
+        """Each account's line managers who may decide, from one read of the staff table.
+        Only an account with the manager or admin role counts: a gap shows as admins only."""
+        members = {m.login: m for m in self.staff.list()}
+        may = {login for login, m in members.items() if m.role in ("manager", "admin")}
+        return {login: tuple(x for x in m.managers if x in may) for login, m in members.items()}
+
+    def _held(
+        self, row: sqlite3.Row, deciders: dict[str, tuple[str, ...]], *, reasons: bool = True
+    ) -> HeldMessage:
+        return HeldMessage(
+            queue_id=row["queue_id"],
+            staff=row["staff"],
+            held_at=row["held_at"],
+            expires_at=row["expires_at"],
+            needs_note=bool(row["needs_note"]),
+            reasons=self._open(row["queue_id"], row["reasons"]) if reasons else (),
+            managers=deciders.get(row["staff"], ()),
+        )
+
+
+def _aad(queue_id: str) -> bytes:
+    return b"hold:" + queue_id.encode()

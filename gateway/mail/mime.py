@@ -1,0 +1,340 @@
+"""A byte-level MIME walker: where each part's headers and body lie in the original bytes.
+
+Content filters edit a message by splicing new bytes in at known offsets, so untouched parts,
+attachments, preamble and epilogue stay byte-identical (the ``email`` package re-folds and
+re-encodes whatever it writes). Structure that cannot be read without guessing -- a boundary
+line with trailing text, a missing close delimiter, two Content-Type fields -- raises
+:class:`MimeError`: a receiving client may see a different structure from ours (MIME
+smuggling), so such mail is refused, never edited by guesswork. Work per message is bounded:
+at most ``MAX_PARTS`` parts and ``MAX_DEPTH`` levels; every scan is linear in the part size.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass, field
+
+from gateway.mail.headers import HeaderField, MalformedHeader, fields_named, split_message
+
+CRLF = b"\r\n"
+MAX_DEPTH = 20  # levels of multipart nesting (real mail rarely exceeds 5)
+MAX_PARTS = 1000
+IDENTITY = frozenset({"7bit", "8bit", "binary"})  # RFC 2045 6.2: no decoding needed
+
+
+class MimeError(ValueError):
+    """The structure cannot be read safely. ``slug`` is a fixed code fit for logs."""
+
+    def __init__(self, slug: str, text: str) -> None:
+        super().__init__(text)
+        self.slug = slug
+        self.text = text
+
+
+@dataclass
+class Entity:
+    """One MIME entity; offsets index the whole message buffer."""
+
+    start: int  # first header byte
+    head_end: int  # end of the header fields (the blank line starts here when there is one)
+    body_start: int
+    end: int
+    separated: bool  # a blank line ends the header section
+    fields: list[HeaderField]
+    maintype: str = "text"
+    subtype: str = "plain"
+    params: dict[str, str] = field(default_factory=dict)
+    cte: str = "7bit"
+    disposition: str = ""
+    disposition_params: dict[str, str] = field(default_factory=dict)
+    children: list[Entity] = field(default_factory=list)
+
+    @property
+    def ctype(self) -> str:
+        return f"{self.maintype}/{self.subtype}"
+
+    @property
+    def is_attachment(self) -> bool:
+        """Marked as an attachment, or named (a file name makes clients list it as one)."""
+        names = [*self.params, *self.disposition_params]
+        named = any(n.split("*")[0] in ("name", "filename") for n in names)
+        return self.disposition == "attachment" or named
+
+    @property
+    def content_id(self) -> str:
+        found = fields_named(self.fields, "content-id")
+        return found[0].value.decode("latin-1").strip() if found else ""
+
+    def walk(self) -> list[Entity]:
+        out = [self]
+        for c in self.children:
+            out.extend(c.walk())
+        return out
+
+
+def parse(content: bytes) -> Entity:
+    """Parse the MIME structure of a whole message (CRLF line ends). Raises MimeError."""
+    return _Parser(content).entity(0, len(content), 0, "text/plain", ())
+
+
+class _Parser:
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.count = 0
+
+    def entity(
+        self, start: int, end: int, depth: int, default: str, outer: tuple[bytes, ...]
+    ) -> Entity:
+        self.count += 1
+        if self.count > MAX_PARTS:
+            raise MimeError("too-many-parts", f"more than {MAX_PARTS} MIME parts")
+        if depth > MAX_DEPTH:
+            raise MimeError("too-deep", f"MIME parts nested more than {MAX_DEPTH} levels deep")
+        buf = self.buf
+        if buf.startswith(CRLF, start, end):
+            head_end, body_start, separated = start, start + 2, True
+        else:
+            blank = buf.find(CRLF + CRLF, start, end)
+            if blank < 0:
+                head_end = body_start = end
+                separated = False
+            else:
+                head_end, body_start, separated = blank + 2, blank + 4, True
+        try:
+            fields, _ = split_message(buf[start:head_end] + CRLF)
+        except MalformedHeader as exc:
+            raise MimeError("bad-header", f"malformed header: {exc}") from exc
+        e = Entity(start, head_end, body_start, end, separated, fields)
+        _read_content_fields(e, default)
+        if e.maintype == "multipart":
+            if e.cte not in IDENTITY:
+                # RFC 2045 6.4: clients disagree on whether to decode such a part first.
+                raise MimeError("encoded-multipart", "a multipart part has a transfer encoding")
+            boundary = _boundary(e, outer)
+            child_default = "message/rfc822" if e.subtype == "digest" else "text/plain"
+            for s, t in _split(buf, body_start, end, boundary):
+                e.children.append(self.entity(s, t, depth + 1, child_default, (*outer, boundary)))
+        return e
+
+
+def _read_content_fields(e: Entity, default: str) -> None:
+    ctypes = fields_named(e.fields, "content-type")
+    ctes = fields_named(e.fields, "content-transfer-encoding")
+    disps = fields_named(e.fields, "content-disposition")
+    if len(ctypes) > 1 or len(ctes) > 1 or len(disps) > 1:
+        raise MimeError("duplicate-field", "a MIME part repeats a Content- header field")
+    if ctypes:
+        kind, e.params = parse_params(ctypes[0].value.decode("latin-1"))
+        if kind.count("/") != 1 or not _TYPE.fullmatch(kind):
+            raise MimeError("bad-content-type", "a Content-Type header field cannot be read")
+        e.maintype, e.subtype = kind.split("/")
+    else:
+        e.maintype, e.subtype = default.split("/")
+    if ctes:
+        e.cte = ctes[0].value.decode("latin-1").strip().lower() or "7bit"
+    if disps:
+        kind, e.disposition_params = parse_params(disps[0].value.decode("latin-1"))
+        e.disposition = kind
+
+
+_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
+# A quoted string, a separator, a run of ordinary text, or a stray quote (an error).
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|;|[^";]+|"', re.DOTALL)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_COMMENT = re.compile(r"\s*\([^()]*\)\s*$")
+_UNIQUE = ("boundary", "charset", "format", "delsp", "start", "protocol")
+
+
+def parse_params(value: str) -> tuple[str, dict[str, str]]:
+    """Split ``type/sub; a=b; c="d"`` into the lower-case kind and parameters (RFC 2045 5.1).
+
+    Linear in the length of the value (CPython's header parser is not: gh-136063).
+    """
+    segments: list[list[str]] = [[]]
+    for m in _TOKEN.finditer(value):
+        tok = m.group()
+        if tok == '"':
+            raise MimeError("bad-quote", "a Content- header field has an unclosed quote")
+        if tok == ";":
+            segments.append([])
+        else:
+            segments[-1].append(tok)
+    kind = _COMMENT.sub("", "".join(segments[0])).strip().lower()
+    params: dict[str, str] = {}
+    for seg in segments[1:]:
+        text = "".join(seg)
+        name, eq, raw = text.partition("=")
+        name = name.strip().lower()
+        if not eq or not name:
+            continue  # lenient like most readers; only the parameters we use matter
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1]
+            raw = _ESCAPE.sub(r"\1", raw) if "\\" in raw else raw
+        if name in params and name in _UNIQUE:
+            raise MimeError("duplicate-param", f"a Content- header field repeats {name}=")
+        params.setdefault(name, raw)
+    return kind, params
+
+
+def _boundary(e: Entity, outer: tuple[bytes, ...]) -> bytes:
+    text = e.params.get("boundary", "")
+    if not text or len(text) > 200 or not text.isascii() or not text.isprintable():
+        raise MimeError("bad-boundary", "a multipart part has a missing or invalid boundary")
+    b = text.encode("ascii")
+    for o in outer:
+        # RFC 2046 5.1.1: a boundary must not occur inside the parts it encloses.
+        if o.startswith(b) or b.startswith(o):
+            raise MimeError("nested-boundary", "a nested multipart reuses an enclosing boundary")
+    return b
+
+
+def _split(buf: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """Spans of the body parts of a multipart body (RFC 2046 5.1.1)."""
+    delim = b"--" + boundary
+    pattern = CRLF + delim
+    if buf.startswith(delim, start, end):
+        line = start
+    else:
+        found = buf.find(pattern, start, end)
+        if found < 0:
+            raise MimeError("no-boundary", "a multipart part has no boundary line")
+        line = found + 2
+    spans: list[tuple[int, int]] = []
+    while True:
+        j = line + len(delim)
+        close = buf.startswith(b"--", j, end)
+        if close:
+            j += 2
+        eol = buf.find(CRLF, j, end)
+        if buf[j : end if eol < 0 else eol].strip(b" \t"):
+            # "--boundaryX": some readers take it as a delimiter, some as text.
+            raise MimeError("ambiguous-boundary", "a line extends a multipart boundary")
+        if close:
+            if eol >= 0 and buf.find(pattern, eol, end) >= 0:
+                raise MimeError("ambiguous-boundary", "a boundary repeats after the close")
+            return spans
+        if eol < 0:
+            raise MimeError("no-close", "a multipart part has no closing boundary")
+        part_start = eol + 2
+        nxt = buf.find(pattern, eol, end)
+        if nxt < 0:
+            raise MimeError("no-close", "a multipart part has no closing boundary")
+        spans.append((part_start, max(nxt, part_start)))
+        line = nxt + 2
+
+
+# --- transfer encodings (RFC 2045 6.7, 6.8) ---
+
+_TRAILING_WS = re.compile(rb"[ \t]+(?=\r\n|\Z)")
+_B64_WS = re.compile(rb"[ \t\r\n]+")
+
+
+def decode_body(body: bytes, cte: str) -> bytes:
+    if cte in IDENTITY:
+        return body
+    if cte == "quoted-printable":
+        # RFC 2045 6.7 (3): trailing blanks on an encoded line are not data.
+        return binascii.a2b_qp(_TRAILING_WS.sub(b"", body))
+    if cte == "base64":
+        try:
+            return binascii.a2b_base64(_B64_WS.sub(b"", body), strict_mode=True)
+        except binascii.Error as exc:
+            raise MimeError("bad-base64", "a text part has invalid base64") from exc
+    raise MimeError("unknown-encoding", "a text part has an unknown transfer encoding")
+
+
+def qp_encode(data: bytes) -> bytes:
+    """Quoted-printable with CRLF hard breaks and lines of at most 76 characters."""
+    lines = data.split(CRLF)
+    out = [binascii.b2a_qp(line, istext=False).replace(b"=\n", b"=\r\n") for line in lines]
+    return CRLF.join(out)
+
+
+def b64_encode(data: bytes, width: int = 76) -> bytes:
+    raw = binascii.b2a_base64(data, newline=False)
+    return CRLF.join(raw[i : i + width] for i in range(0, len(raw), width)) + CRLF
+
+
+def encode_body(data: bytes, cte: str, width: int = 76) -> bytes:
+    if cte in IDENTITY:
+        return data
+    if cte == "quoted-printable":
+        return qp_encode(data)
+    return b64_encode(data, width)
+
+
+def splice_encoded(body: bytes, cte: str, old: bytes, new: bytes) -> bytes:
+    """Encode ``new`` in ``cte`` reusing the encoded lines of ``body`` (which decodes to
+    ``old``) up to the first change, so the diff shows only what changed."""
+    if cte in IDENTITY:
+        same = common_prefix(old, new)
+        return body[:same] + new[same:]
+    width = b64_width(body) if cte == "base64" else 76
+    same = common_prefix(old, new)
+    keep, decoded = _reusable_lines(body, cte, same)
+    tail = encode_body(new[decoded:], cte, width)
+    if cte == "quoted-printable" and not new.endswith(CRLF) and body.endswith(CRLF):
+        tail += b"=" + CRLF  # keep the final line break as a soft one: it carries no data
+    result = body[:keep] + tail
+    if decode_body(result, cte) != new:  # unusual line layout: encode it all afresh
+        result = encode_body(new, cte, width)
+    return result
+
+
+def _reusable_lines(body: bytes, cte: str, limit: int) -> tuple[int, int]:
+    """The longest run of whole encoded units from the start that decodes, on its own, to at
+    most ``limit`` bytes: (encoded length, decoded length). A base64 unit is a line without
+    padding; a quoted-printable unit is a hard line with the soft-broken lines before it."""
+    keep = decoded = pending = 0
+    pos = 0
+    while True:
+        eol = body.find(CRLF, pos)
+        if eol < 0:
+            return keep, decoded
+        line = body[pos:eol]
+        pos = eol + 2
+        if cte == "base64":
+            if len(line) % 4 or b"=" in line:
+                return keep, decoded
+            pending = len(line) // 4 * 3
+        else:
+            stripped = line.rstrip(b" \t")
+            if stripped.endswith(b"="):  # a soft line break: the unit goes on
+                pending += len(binascii.a2b_qp(stripped[:-1]))
+                continue
+            pending += len(binascii.a2b_qp(stripped)) + 2
+        if decoded + pending > limit:
+            return keep, decoded
+        keep, decoded, pending = pos, decoded + pending, 0
+
+
+def b64_width(body: bytes) -> int:
+    """The line width of an encoded body, to write new lines alike (76 when unclear)."""
+    first, sep, rest = body.partition(CRLF)
+    if sep and rest.strip() and 4 <= len(first) <= 76 and len(first) % 4 == 0:
+        return len(first)
+    return 76
+
+
+def common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the common suffix, at most ``limit``."""
+    n = min(len(a), len(b), limit)
+    return common_prefix(a[len(a) - n :][::-1], b[len(b) - n :][::-1])
+
+
+def common_prefix(a: bytes, b: bytes, chunk: int = 65536) -> int:
+    """Length of the common prefix: chunk comparisons, then bisection (all at C speed)."""
+    n = min(len(a), len(b))
+    pos = 0
+    while pos < n and a[pos : pos + chunk] == b[pos : pos + chunk]:
+        pos += chunk
+    lo, hi = min(pos, n), min(pos + chunk, n)  # a[:lo] == b[:lo]; a differs at or before hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

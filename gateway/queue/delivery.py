@@ -1,0 +1,255 @@
+"""The delivery worker: claim due messages, hand them to the transport, record outcomes.
+
+Per recipient: 2xx delivered; 4xx (or no connection, no TLS, bad certificate) deferred with
+exponential backoff; 5xx, or still deferred past ``max_queue_age``, bounced with a DSN to the
+staff sender (RFC 3464). Delivery is at-least-once: a crash after the upstream's 250 and
+before our record means one more attempt, and the register shows both (DUR-7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import structlog
+
+from gateway.errors import SpoolCorrupt, TempFailure
+from gateway.events import Evidence, Outcome
+from gateway.queue.dsn import build_bounce, permanent_status
+from gateway.queue.spool import Spool, Spooled, new_queue_id
+from gateway.queue.transports import AttemptResult, Transport, not_sent
+from gateway.settings import Settings
+
+log = structlog.get_logger("gateway.delivery")
+
+Status = Literal["delivered", "deferred", "bounced"]
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        spool: Spool,
+        transport: Transport,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.delivery = settings.delivery
+        self.spool = spool
+        self.transport = transport
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            free = self.delivery.concurrency - len(self._inflight)
+            if free > 0:
+                ids = await self.spool.store.run(self.spool.due, free, set(self._inflight))
+                for qid in ids:
+                    task = asyncio.create_task(self._attempt_guarded(qid))
+                    self._inflight[qid] = task
+                    task.add_done_callback(self._done)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.delivery.poll_interval)
+            self._wake.clear()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        for qid, t in list(self._inflight.items()):
+            if t is task:
+                del self._inflight[qid]
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        tasks = list(self._inflight.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _attempt_guarded(self, qid: str) -> None:
+        try:
+            await self.attempt(qid)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The message stays queued and is tried again at its next slot.
+            log.exception("delivery_crashed", queue_id=qid, error=type(exc).__name__)
+            await asyncio.sleep(self.delivery.retry_initial)
+
+    async def attempt(self, qid: str) -> None:
+        try:
+            msg = await self.spool.store.run(self.spool.load, qid)
+        except SpoolCorrupt:
+            return  # quarantined and logged by the spool; other mail keeps flowing
+        if msg is None or not msg.pending:
+            return
+        rcpts = [msg.rcpt_tos[i] for i in msg.pending]
+        try:
+            result = await self.transport.send(msg.mail_from, rcpts, msg.content)
+        except TempFailure as t:
+            result = not_sent(rcpts, f"{t.enhanced} {t.text}")
+        except Exception as exc:
+            # A fault we did not foresee: the message waits like any deferral (backoff,
+            # then a bounce at max_queue_age) rather than being retried in a tight loop.
+            log.exception("transport_failed", queue_id=qid, error=type(exc).__name__)
+            result = not_sent(rcpts, f"4.3.0 delivery failed ({type(exc).__name__}); see the log")
+        await self._record(msg, result)
+
+    def _judge(
+        self, msg: Spooled, result: AttemptResult, now: float
+    ) -> tuple[dict[int, tuple[Status, str]], dict[int, tuple[str, str]]]:
+        """Per pending recipient: its status and the reply that decided it (the register's
+        evidence); and, for those that failed for good, the DSN's (status, diagnostic)."""
+        expired = now - msg.created >= self.delivery.max_queue_age
+        verdicts: dict[int, tuple[Status, str]] = {}
+        failed: dict[int, tuple[str, str]] = {}
+        for i in msg.pending:
+            code, text = result.replies.get(msg.rcpt_tos[i], (451, result.final_reply))
+            reply = f"{code} {text}"
+            if 200 <= code < 300:
+                verdicts[i] = ("delivered", reply)
+            elif code >= 500:
+                verdicts[i] = ("bounced", reply)
+                failed[i] = (permanent_status(reply), reply)
+            elif expired:
+                # RFC 5321 4.5.4.1: give up after the configured age; RFC 3463 5.4.7.
+                reply = (
+                    f"gave up after {_duration(self.delivery.max_queue_age)}; last reply: {reply}"
+                )
+                verdicts[i] = ("bounced", reply)
+                failed[i] = ("5.4.7", reply)
+            else:
+                verdicts[i] = ("deferred", reply)
+        return verdicts, failed
+
+    async def _record(self, msg: Spooled, result: AttemptResult) -> None:
+        now = self.clock()
+        verdicts, failed = self._judge(msg, result, now)
+        bounce: bytes | None = None
+        if failed and msg.mail_from not in ("", "<>"):  # RFC 5321 4.5.5: no DSN of a DSN
+            try:
+                bounce = self._bounce(msg, failed)
+                # The DSN is queued in the attempt's own transaction: it exists if and only
+                # if the failure is recorded, so a crash can neither lose nor repeat it.
+                await self._commit(msg, result, now, verdicts, failed, bounce)
+                return
+            except Exception as exc:
+                # The notice must not be lost, nor the delivered recipients sent twice:
+                # record the attempt without it; those that failed stay queued and are
+                # judged again at the next try.
+                log.exception("bounce_not_queued", queue_id=msg.queue_id, error=type(exc).__name__)
+                verdicts.update({i: ("deferred", verdicts[i][1]) for i in failed})
+                failed = {}
+        await self._commit(msg, result, now, verdicts, failed, None)
+
+    async def _commit(
+        self,
+        msg: Spooled,
+        result: AttemptResult,
+        now: float,
+        verdicts: dict[int, tuple[Status, str]],
+        failed: dict[int, tuple[str, str]],
+        bounce: bytes | None,
+    ) -> None:
+        attempt = msg.attempts + 1
+        groups: dict[tuple[Status, str], list[int]] = {}
+        for i, verdict in verdicts.items():
+            groups.setdefault(verdict, []).append(i)
+        outcomes = [
+            Outcome(
+                queue_id=msg.queue_id,
+                at=now,
+                attempt=attempt,
+                status=status,
+                recipients=tuple(msg.rcpt_tos[i] for i in idxs),
+                reply=reply,
+                evidence=result.evidence,
+            )
+            for (status, reply), idxs in groups.items()
+        ]
+        delivered = [i for i, (status, _) in verdicts.items() if status == "delivered"]
+        deferred = [i for i, (status, _) in verdicts.items() if status == "deferred"]
+        retry_at = None
+        if deferred:
+            # Exponential backoff (exponent capped so the float cannot overflow).
+            backoff = self.delivery.retry_initial * 2 ** min(msg.attempts, 32)
+            retry_at = now + min(backoff, self.delivery.retry_max)
+        bounce_id = new_queue_id()
+
+        def queue_bounce(conn: sqlite3.Connection) -> None:
+            if bounce is not None:
+                self.spool.insert(
+                    conn,
+                    queue_id=bounce_id,
+                    staff="",
+                    peer="",
+                    mail_from="",
+                    rcpt_tos=[msg.mail_from],
+                    content=bounce,
+                    annotations={"bounce_for": msg.queue_id},
+                )
+
+        await self.spool.store.run(
+            lambda: self.spool.finish(
+                msg,
+                delivered=delivered,
+                bounced=list(failed),
+                outcomes=outcomes,
+                retry_at=retry_at,
+                error=result.final_reply,
+                also=queue_bounce,
+            )
+        )
+        if bounce is not None:
+            log.info("bounce_queued", queue_id=bounce_id, bounce_for=msg.queue_id, staff=msg.staff)
+        ev = result.evidence
+        log.info(
+            "delivery_attempt",
+            queue_id=msg.queue_id,
+            staff=msg.staff,
+            attempt=attempt,
+            delivered=len(delivered),
+            deferred=len(deferred),
+            bounced=len(failed),
+            reply=_first_line(result.final_reply),
+            upstream=ev.host,
+            tls=ev.tls_version,
+            cipher=ev.cipher,
+            cert_sha256=ev.cert_sha256,
+        )
+
+    def _bounce(self, msg: Spooled, failed: dict[int, tuple[str, str]]) -> bytes:
+        return build_bounce(
+            hostname=self.settings.hostname,
+            queue_id=msg.queue_id,
+            original_sender=msg.mail_from,
+            failed={msg.rcpt_tos[i]: verdict for i, verdict in failed.items()},
+            original=msg.content,
+            include_body=self.delivery.bounce_includes_body,
+            arrival=msg.created,
+        )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} seconds"
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0][:200] if text else ""
+
+
+__all__ = ["DeliveryWorker", "Evidence"]

@@ -1,0 +1,79 @@
+"""One SMTP transaction on an open, verified connection: MAIL, RCPT per recipient, DATA.
+
+The envelope goes out exactly as stored (never re-parsed), with the extensions the
+message needs (SIZE, 8BITMIME, SMTPUTF8); the result is one reply per recipient.
+"""
+
+from __future__ import annotations
+
+import re
+
+import aiosmtplib
+
+from gateway.errors import TempFailure
+from gateway.events import Evidence
+from gateway.queue.transports import AttemptResult
+
+# What may not appear in an address we put on a command line ourselves. Submission
+# already refuses these (smtp_handler); checked again because a bounce or an admin tool
+# could queue an address by another way.
+_UNSAFE_ADDRESS = re.compile(r"[\x00-\x20\x7f<>]")
+
+
+async def transaction(
+    client: aiosmtplib.SMTP,
+    mail_from: str,
+    rcpt_tos: list[str],
+    content: bytes,
+    evidence: Evidence,
+) -> AttemptResult:
+    """MAIL, RCPT per recipient, DATA: one reply per recipient (RFC 5321 3.3).
+
+    The envelope addresses go out exactly as stored, never re-parsed: what the policy
+    compared is what the upstream gets (REL-3). aiosmtplib's ``sendmail`` would run them
+    through ``email.utils.parseaddr``, which turns ``"a@x"<b@y>`` into ``b@y``.
+    """
+    if _UNSAFE_ADDRESS.search(mail_from):
+        reason = "553 5.1.7 sender address cannot be sent safely"
+        return AttemptResult({r: (553, reason[4:]) for r in rcpt_tos}, reason, evidence)
+    options = []
+    if client.supports_extension("size"):
+        options.append(f"SIZE={len(content)}".encode())
+    if not content.isascii() and client.supports_extension("8bitmime"):
+        options.append(b"BODY=8BITMIME")  # RFC 6152
+    if not all(a.isascii() for a in (mail_from, *rcpt_tos)):
+        if not client.supports_extension("smtputf8"):
+            reason = "553 5.6.7 upstream does not support SMTPUTF8 (RFC 6531 3.5)"
+            return AttemptResult({r: (553, reason[4:]) for r in rcpt_tos}, reason, evidence)
+        options.append(b"SMTPUTF8")
+    reply = await client.execute_command(b"MAIL", b"FROM:" + _path(mail_from), *options)
+    if reply.code != 250:
+        text = f"{reply.code} {reply.message}"
+        return AttemptResult({r: (reply.code, reply.message) for r in rcpt_tos}, text, evidence)
+    replies: dict[str, tuple[int, str]] = {}
+    accepted: list[str] = []
+    for rcpt in rcpt_tos:
+        if _UNSAFE_ADDRESS.search(rcpt):
+            replies[rcpt] = (553, "5.1.3 address cannot be sent safely")
+            continue
+        reply = await client.execute_command(b"RCPT", b"TO:" + _path(rcpt))
+        replies[rcpt] = (reply.code, reply.message)
+        if 200 <= reply.code < 300:  # 250 or 251 (RFC 5321 4.2.2)
+            accepted.append(rcpt)
+    if not accepted:
+        return AttemptResult(replies, "no recipient accepted", evidence)
+    try:
+        reply = await client.data(content)
+    except aiosmtplib.SMTPDataError as exc:
+        if 200 <= exc.code < 300:  # a 2xx where 354 belongs: the replies are out of step
+            raise TempFailure(f"upstream answered DATA with {exc.code}", enhanced="4.5.0") from exc
+        for rcpt in accepted:
+            replies[rcpt] = (exc.code, exc.message)
+        return AttemptResult(replies, f"{exc.code} {exc.message}", evidence)
+    for rcpt in accepted:
+        replies[rcpt] = (reply.code, reply.message)
+    return AttemptResult(replies, f"{reply.code} {reply.message}", evidence)
+
+
+def _path(address: str) -> bytes:
+    return b"<" + address.encode("utf-8") + b">"

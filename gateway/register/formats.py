@@ -1,0 +1,349 @@
+"""The register for people: aligned tables, entry pages, family reports, CSV and JSON.
+
+Written for a line manager reading a disclosure log: local time, words rather than
+codes. CSV cells that a spreadsheet would run as a formula (starting with = + - @, tab
+or carriage return) are prefixed with an apostrophe (OWASP "CSV injection").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from gateway.register.view import CONSENT_WORDS, Entry, Record
+
+PURGED = "(purged)"
+KIND_WORDS = {
+    "accepted": "message sent",
+    "refused": "message refused",
+    "admin": "admin action",
+    "purge": "purge",
+}
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+CSV_COLUMNS = (
+    "entry",
+    "time",
+    "decision",
+    "staff",
+    "recipients",
+    "organisations",
+    "subject",
+    "message_id",
+    "attachments",
+    "size",
+    "sha256",
+    "nature",
+    "consent",
+    "reason",
+    "informed",
+    "informed_on",
+    "family",
+    "safeguarding",
+    "on_hold",
+    "complete",
+    "missing",
+    "status",
+    "reply",
+    "concerns",
+)
+
+
+def local_time(ts: float, seconds: bool = False) -> str:
+    return (
+        datetime.fromtimestamp(ts)
+        .astimezone()
+        .strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    )
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    rows = [list(r) for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        for cells in [list(headers), ["-" * w for w in widths], *rows]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _to(r: Record) -> str:
+    addresses = [str(x.get("address", "")) for x in r.recipients]
+    if not addresses:
+        return PURGED if r.purged else ""
+    more = f" +{len(addresses) - 1} more" if len(addresses) > 1 else ""
+    return _short(addresses[0], 36) + more
+
+
+def notes(r: Record) -> str:
+    out = []
+    if r.purged:
+        out.append("purged")
+    if r.entry.unreadable:
+        out.append("UNREADABLE")
+    if r.missing:
+        out.append("incomplete: " + " and ".join(r.missing) + " missing")
+    if r.held:
+        out.append("on hold")
+    if r.safeguarding:
+        out.append("safeguarding")
+    if r.concerns:
+        out.append("concern recorded")
+    return ", ".join(out)
+
+
+def list_table(records: Sequence[Record]) -> str:
+    headers = (
+        "Entry",
+        "When",
+        "Staff",
+        "To",
+        "Organisation",
+        "Consent",
+        "Family",
+        "Status",
+        "Notes",
+    )
+    rows = [
+        (
+            str(r.seq),
+            local_time(r.at),
+            r.staff or ("" if not r.purged else PURGED),
+            _to(r),
+            _short(", ".join(r.organisations), 30),
+            CONSENT_WORDS.get(r.consent, r.consent) if r.kind == "accepted" else "",
+            r.family,
+            r.status,
+            notes(r),
+        )
+        for r in records
+    ]
+    return table(headers, rows)
+
+
+def admin_table(records: Sequence[Record]) -> str:
+    headers = ("Entry", "When", "By", "Action", "Details")
+    rows = []
+    for r in records:
+        d = r.data
+        if r.kind == "purge":
+            count = sum(b - a + 1 for a, b in r.entry.public.get("purged", []))
+            action = f"purged {count} entries past the retention period or on request"
+        else:
+            action = str(d.get("action", PURGED if r.purged else ""))
+        details = ", ".join(f"{k}: {v}" for k, v in sorted(d.get("details", {}).items()))
+        rows.append(
+            (str(r.seq), local_time(r.at), str(d.get("actor", "")), action, _short(details, 60))
+        )
+    return table(headers, rows)
+
+
+def flat(r: Record) -> dict[str, str]:
+    """One record as text cells (CSV columns)."""
+    d = r.data
+    gone = PURGED if r.purged else ""
+    return {
+        "entry": str(r.seq),
+        "time": local_time(r.at, seconds=True),
+        "decision": "refused" if r.kind == "refused" else "accepted",
+        "staff": r.staff or gone,
+        "recipients": "; ".join(str(x.get("address", "")) for x in r.recipients) or gone,
+        "organisations": "; ".join(r.organisations),
+        "subject": str(d.get("subject", gone)),
+        "message_id": str(d.get("message_id", "")),
+        "attachments": "; ".join(
+            f"{a['name']} (SHA-256 {a['sha256']})" for a in d.get("attachments", [])
+        ),
+        "size": str(r.entry.size),
+        "sha256": r.entry.sha256,
+        "nature": r.nature,
+        "consent": CONSENT_WORDS.get(r.consent, r.consent),
+        "reason": r.reason,
+        "informed": r.informed or "not recorded",
+        "informed_on": r.informed_on,
+        "family": r.family,
+        "safeguarding": yes_no(r.safeguarding),
+        "on_hold": yes_no(r.held),
+        "complete": yes_no(r.complete),
+        "missing": ", ".join(r.missing),
+        "status": r.status,
+        "reply": str(d.get("reply", "")),
+        "concerns": " | ".join(f"{local_time(c['at'])} {c['by']}: {c['text']}" for c in r.concerns),
+    }
+
+
+def safe_cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+def csv_text(records: Iterable[Record]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: safe_cell(v) for k, v in flat(r).items()})
+    return out.getvalue()
+
+
+def entry_dict(e: Entry) -> dict[str, Any]:
+    return {
+        "entry": e.seq,
+        "time": local_time(e.at, seconds=True),
+        "kind": e.kind,
+        "refers_to": e.ref or None,
+        "purged": e.purged,
+        **e.data,
+    }
+
+
+def json_record(r: Record) -> dict[str, Any]:
+    return {
+        **flat(r),
+        "entry": r.seq,
+        "details": entry_dict(r.entry),
+        "followups": [entry_dict(f) for f in r.followups],
+    }
+
+
+def followup_line(e: Entry) -> str:
+    d = e.data
+    when = f"{local_time(e.at)}  #{e.seq}"
+    if e.purged:
+        return f"{when} {PURGED}"
+    if e.kind == "outcome":
+        ev = d.get("evidence", {})
+        how = ", ".join(x for x in (ev.get("host"), ev.get("tls_version"), ev.get("cipher")) if x)
+        cert = f", certificate SHA-256 {ev['cert_sha256']}" if ev.get("cert_sha256") else ""
+        to = ", ".join(d.get("recipients", []))
+        return (
+            f"{when} {d.get('status', '')} (attempt {d.get('attempt', '')}) to {to}"
+            + (f" via {how}{cert}" if how else "")
+            + f": {d.get('reply', '')}"
+        )
+    if e.kind == "annotation":
+        parts = [_change_words(k, v) for k, v in d.get("changes", {}).items()]
+        return f"{when} follow-up by {d.get('actor', '')}: " + "; ".join(parts)
+    if e.kind == "hold":
+        return f"{when} {_hold_words(d)}"
+    return f"{when} {e.kind}"
+
+
+def _hold_words(d: dict[str, Any]) -> str:
+    action, actor, note = str(d.get("action", "")), str(d.get("actor", "")), d.get("note")
+    if action == "held":
+        return "held for line-manager approval: " + ", ".join(d.get("reasons", []))
+    words = {
+        "approved": f"approved for sending by {actor}",
+        "refused": f"refused by {actor}",
+        "withdrawn": f"withdrawn by {actor}",
+        "expired": "expired without approval; not sent",
+    }
+    return words.get(action, action) + (f"; note: {note}" if note else "")
+
+
+def _change_words(key: str, value: Any) -> str:
+    words = {
+        "informed": "person informed",
+        "informed_on": "informed on",
+        "hold": "on hold",
+        "concern": "concern",
+        "reason": "reason",
+        "consent": "consent",
+        "family": "family",
+        "nature": "nature",
+        "safeguarding": "safeguarding",
+    }
+    if isinstance(value, bool):
+        value = yes_no(value)
+    if key == "consent":
+        value = CONSENT_WORDS.get(str(value), value)
+    return f"{words.get(key, key)}: {value}"
+
+
+def show_text(r: Record) -> str:
+    f = flat(r)
+    title = KIND_WORDS.get(r.kind, r.kind)
+    lines = [f"Entry {r.seq}: {title}"]
+    if r.kind in ("admin", "purge"):
+        lines += [f"  {k}: {v}" for k, v in r.data.items()]
+        return "\n".join(lines) + "\n"
+    recipients = [
+        str(x.get("address", ""))
+        + (
+            f" ({', '.join(v for v in (x.get('display_name'), x.get('organisation')) if v)})"
+            if x.get("display_name") or x.get("organisation")
+            else ""
+        )
+        for x in r.recipients
+    ]
+    pairs = [
+        ("When", f["time"] + " (local time)"),
+        ("Staff member", f["staff"]),
+        ("Recipients", "\n    ".join(recipients) or f["recipients"]),
+    ]
+    if r.kind == "refused":
+        # Nothing was shared: only what was tried and why it was refused.
+        pairs += [("Reply", f["reply"]), ("Reference", str(r.data.get("reference", "")))]
+    else:
+        pairs += [
+            ("Subject", f["subject"]),
+            ("Message ID", f["message_id"]),
+            ("Attachments", f["attachments"] or "none"),
+            ("Size", f"{r.entry.size:,} bytes"),
+            ("SHA-256 of message", f["sha256"]),
+            ("Nature of information", f["nature"]),
+            ("Consent", f["consent"]),
+            ("Reason", f["reason"]),
+            (
+                "Person informed",
+                f["informed"] + (f" on {f['informed_on']}" if f["informed_on"] else ""),
+            ),
+            ("Family reference", f["family"]),
+            ("Safeguarding", f["safeguarding"]),
+            ("On hold", f["on_hold"]),
+            ("Record", "complete" if r.complete else f"incomplete ({f['missing']} missing)"),
+            ("Status", f["status"]),
+            ("Reply", f["reply"]),
+        ]
+    lines += [f"  {k + ':':<23}{v}" for k, v in pairs if v]
+    for c in r.concerns:
+        lines.append(f"  Concern ({local_time(c['at'])}, {c['by']}): {c['text']}")
+    if r.followups:
+        lines += ["Follow-ups:"] + ["  " + followup_line(e) for e in r.followups]
+    return "\n".join(lines) + "\n"
+
+
+def report_text(family: str, records: Sequence[Record], generated: float) -> str:
+    """What was shared about one family (policy, "Client files": their right to know)."""
+    lines = [
+        f"Disclosures about family {family}",
+        f"Generated {local_time(generated)} (local time); {len(records)} record(s).",
+        "",
+    ]
+    for r in records:
+        f = flat(r)
+        lines += [
+            f"{f['time'][:16]}  entry {r.seq}: {'sent' if r.kind == 'accepted' else 'refused'}",
+            f"  To:       {f['recipients']}"
+            + (f" ({f['organisations']})" if f["organisations"] else ""),
+            f"  What:     {f['subject']}" + (f" (nature: {f['nature']})" if f["nature"] else ""),
+        ]
+        if f["attachments"]:
+            lines.append(f"  Files:    {f['attachments']}")
+        lines += [
+            f"  Consent:  {f['consent']}" + (f" (reason: {f['reason']})" if f["reason"] else ""),
+            f"  Informed: {f['informed']}"
+            + (f" on {f['informed_on']}" if f["informed_on"] else ""),
+            "",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,380 @@
+"""The disclosure register: every transfer recorded, tamper-evident, encrypted, purgeable.
+
+Policy, "Inter-agency working": the centre records who information went to, what it
+was, whether consent was obtained, refused or not sought, the reasons when it was not
+obtained, and whether the person was later informed. Entries are appended, never
+changed: a follow-up (a delivery outcome, "the person was informed", a manager's
+concern, a hold) is a new entry pointing at the original.
+
+The register lives in the queue's SQLite file and is written inside the engine's own
+transaction (the :class:`gateway.events.Recorder` methods), so a message is never
+accepted or marked delivered without its entry; if an append fails, the engine rolls
+back and answers 451 (DUR-6). Appends read the previous entry inside the write
+transaction, so two appenders still make one linear chain (REG-7).
+
+Plain columns: sequence number, time, kind, queue ID, size, message SHA-256, MACs.
+Everything personal (staff, recipients, subject, reasons, family reference, notes) is
+sealed per entry (see :mod:`gateway.register.codec`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from gateway.crypto import Keyring
+from gateway.errors import SpoolCorrupt
+from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
+from gateway.register import checkpoint
+from gateway.register.codec import (
+    GENESIS,
+    EntryFields,
+    EntryPurged,
+    MacKey,
+    data_digest,
+    entry_mac,
+    open_entry,
+    seal_entry,
+)
+from gateway.register.fields import (
+    PurgeRefused,
+    RegisterError,
+    canonical_json,
+    check_changes,
+    disclosure_fields,
+    recipients_of,
+)
+from gateway.register.message import summarise
+from gateway.register.verify import COLUMNS, VerifyResult, verify
+from gateway.register.view import Entry, Filters, Record, build_records
+from gateway.settings.register import RegisterSettings
+from gateway.store import Store
+
+if TYPE_CHECKING:
+    from gateway.register.purge import PurgeResult
+
+__all__ = ["SCHEMA", "AdminAudit", "PurgeRefused", "Register", "RegisterError"]
+
+log = structlog.get_logger("gateway.register")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS register (
+    seq INTEGER PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ref INTEGER NOT NULL DEFAULT 0,
+    queue_id TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT NOT NULL DEFAULT '',
+    public TEXT NOT NULL DEFAULT '{}',
+    data_sha256 BLOB NOT NULL,
+    sealed BLOB,
+    entry_key BLOB,
+    mac BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS register_queue ON register (queue_id);
+CREATE INDEX IF NOT EXISTS register_ref ON register (ref);
+"""
+
+# What contacts and staff administration call inside their own transactions.
+AdminAudit = Callable[[sqlite3.Connection, str, str, dict[str, Any]], int]
+
+
+class Register:
+    def __init__(
+        self,
+        store: Store,
+        keyring: Keyring,
+        mac_key_file: Path,
+        checkpoint_dir: Path,
+        *,
+        retention_days: int = 1095,
+        evolve_mac_key: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.mac_key_file = mac_key_file
+        self.mac_key = MacKey.load(mac_key_file)
+        self.checkpoint_dir = checkpoint_dir
+        self.retention_days = retention_days
+        self.evolve_mac_key = evolve_mac_key
+        self.clock = clock
+        store.ensure(SCHEMA)
+        # Freed pages are zeroed, so purged keys and ciphertext do not linger in the file.
+        store.query("PRAGMA secure_delete = ON")
+
+    @classmethod
+    def from_settings(
+        cls, store: Store, settings: RegisterSettings, *, clock: Callable[[], float] = time.time
+    ) -> Register:
+        return cls(
+            store,
+            Keyring.load(settings.key_file),
+            settings.mac_key_file,
+            settings.checkpoint_dir,
+            retention_days=settings.retention_days,
+            evolve_mac_key=settings.evolve_mac_key,
+            clock=clock,
+        )
+
+    @staticmethod
+    def create_keys(settings: RegisterSettings) -> list[Path]:
+        """Create whichever register key files are missing (for `init`); returns them."""
+        created = []
+        if not settings.key_file.exists():
+            Keyring.create(settings.key_file)
+            created.append(settings.key_file)
+        if not settings.mac_key_file.exists():
+            MacKey.create(settings.mac_key_file)
+            created.append(settings.mac_key_file)
+        return created
+
+    # -- appending ---------------------------------------------------------------------
+
+    def append(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        kind: str,
+        at: float,
+        personal: dict[str, Any],
+        ref: int = 0,
+        queue_id: str = "",
+        size: int = 0,
+        sha256: str = "",
+        public: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one entry inside the caller's write transaction; returns its number."""
+        last = conn.execute("SELECT seq, mac, epoch FROM register ORDER BY seq DESC LIMIT 1")
+        row = last.fetchone()
+        seq, prev, last_epoch = (row[0] + 1, bytes(row[1]), row[2]) if row else (1, GENESIS, 0)
+        if last_epoch > self.mac_key.epoch:
+            self.mac_key = MacKey.load(self.mac_key_file)  # another process evolved the key
+            if last_epoch > self.mac_key.epoch:
+                raise RegisterError("the register MAC key is older than the register")
+        sealed, wrapped = seal_entry(self.keyring, seq, canonical_json(personal).encode())
+        fields = EntryFields(
+            seq=seq,
+            epoch=self.mac_key.epoch,
+            at_us=round(at * 1e6),
+            kind=kind,
+            ref=ref,
+            queue_id=queue_id,
+            size=size,
+            sha256=sha256,
+            public=canonical_json(public or {}),
+            data_sha256=data_digest(sealed, wrapped),
+        )
+        mac = entry_mac(self.mac_key.for_epoch(fields.epoch), fields, prev)
+        # EntryFields lists the plain columns in table order (register_verify.COLUMNS).
+        conn.execute(
+            f"INSERT INTO register ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+            (*dataclasses.astuple(fields), sealed, wrapped, mac),
+        )
+        return seq
+
+    # -- gateway.events.Recorder -------------------------------------------------------
+
+    def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:
+        summary = summarise(event.content)
+        personal = {
+            "staff": event.staff,
+            "peer": event.peer,
+            "mail_from": event.mail_from,
+            "recipients": recipients_of(event.rcpt_tos, event.annotations),
+            "message_id": summary.message_id,
+            "subject": summary.subject,
+            "attachments": summary.attachments,
+            "reply": f"250 2.0.0 Queued as {event.queue_id}",
+            **disclosure_fields(event.annotations),
+        }
+        if not event.staff:
+            # The gateway's own notice (a bounce, a hold notice) to staff: recorded, but it
+            # discloses nothing to anyone outside, so no consent status is asked of it.
+            personal["external"] = False
+            for key in ("bounce_for", "notice_for", "notice"):
+                if key in event.annotations:
+                    personal[key] = str(event.annotations[key])
+        self.append(
+            conn,
+            kind="accepted",
+            at=event.received_at,
+            personal=personal,
+            queue_id=event.queue_id,
+            size=len(event.content),
+            sha256=event.sha256,
+        )
+
+    def refused(self, conn: sqlite3.Connection, event: RefusedEvent) -> None:
+        rcpts = list(event.rcpt_tos) + ([event.address] if event.address else [])
+        personal = {
+            "staff": event.staff,
+            "peer": event.peer,
+            "mail_from": event.mail_from,
+            "recipients": recipients_of(rcpts, event.annotations),
+            "phase": event.phase,
+            "address": event.address,
+            "reply": event.reply,
+            "reference": event.reference,
+            **disclosure_fields(event.annotations),
+        }
+        self.append(conn, kind="refused", at=event.at, personal=personal, queue_id=event.queue_id)
+
+    def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None:
+        ev = event.evidence
+        personal = {
+            "status": event.status,
+            "attempt": event.attempt,
+            "recipients": list(event.recipients),
+            "reply": event.reply,
+            "evidence": {
+                "host": ev.host,
+                "tls_version": ev.tls_version,
+                "cipher": ev.cipher,
+                "cert_sha256": ev.cert_sha256,
+            },
+        }
+        self.append(
+            conn,
+            kind="outcome",
+            at=event.at,
+            personal=personal,
+            ref=_accepted_entry(conn, event.queue_id),
+            queue_id=event.queue_id,
+        )
+
+    def hold(self, conn: sqlite3.Connection, event: HoldEvent) -> None:
+        """Held for approval, then approved (who, note), refused, withdrawn or expired."""
+        personal: dict[str, Any] = {"action": event.action, "actor": event.actor}
+        if event.note:
+            personal["note"] = event.note
+        if event.reasons:
+            personal["reasons"] = list(event.reasons)
+        self.append(
+            conn,
+            kind="hold",
+            at=event.at,
+            personal=personal,
+            ref=_accepted_entry(conn, event.queue_id),
+            queue_id=event.queue_id,
+        )
+
+    def record_admin(
+        self, conn: sqlite3.Connection, actor: str, action: str, details: dict[str, Any]
+    ) -> int:
+        """An admin action (contacts, staff) recorded in the caller's transaction."""
+        personal = {"actor": actor, "action": action, "details": details}
+        return self.append(conn, kind="admin", at=self.clock(), personal=personal)
+
+    def annotate(self, seq: int, actor: str, **changes: Any) -> int:
+        """A follow-up to entry ``seq``: informed, reason, concern, consent, hold, ..."""
+        checked = check_changes(changes)
+        target = self.record(seq)
+        if target is None:
+            raise RegisterError(f"there is no register entry {seq}")
+        if target.purged:
+            raise RegisterError(f"entry {target.seq} was purged; its details no longer exist")
+        with self.store.transaction() as conn:
+            new = self.append(
+                conn,
+                kind="annotation",
+                at=self.clock(),
+                ref=target.seq,
+                personal={"actor": actor, "changes": checked},
+            )
+        log.info("register_annotated", entry=target.seq, followup=new, fields=sorted(checked))
+        return new
+
+    def purge(self, *, actor: str, dry_run: bool = False, only: int | None = None) -> PurgeResult:
+        """See :func:`gateway.register.purge.purge` (returns its PurgeResult)."""
+        from gateway.register.purge import purge  # it builds on this module
+
+        return purge(self, actor=actor, dry_run=dry_run, only=only)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every entry, decrypted (purged ones with empty data), in register order."""
+        rows = self.store.query(f"SELECT {COLUMNS} FROM register ORDER BY seq")  # noqa: S608
+        return [self._entry(r) for r in rows]
+
+    def _entry(self, row: Any) -> Entry:
+        data: dict[str, Any] = {}
+        purged = unreadable = False
+        try:
+            data = json.loads(open_entry(self.keyring, row["seq"], row["sealed"], row["entry_key"]))
+        except EntryPurged:
+            purged = True
+        except (SpoolCorrupt, ValueError):
+            unreadable = True
+        return Entry(
+            seq=row["seq"],
+            at=row["at_us"] / 1e6,
+            kind=row["kind"],
+            ref=row["ref"],
+            queue_id=row["queue_id"],
+            size=row["size"],
+            sha256=row["sha256"],
+            public=json.loads(row["public"] or "{}"),
+            data=data,
+            purged=purged,
+            unreadable=unreadable,
+        )
+
+    def records(self, filters: Filters | None = None) -> list[Record]:
+        every = build_records(self.entries())
+        return every if filters is None else [r for r in every if filters.match(r)]
+
+    def record(self, seq: int) -> Record | None:
+        for r in build_records(self.entries()):
+            if r.seq == seq or any(f.seq == seq for f in r.followups):
+                return r
+        return None
+
+    # -- integrity ---------------------------------------------------------------------
+
+    def verify(self, mac_key: MacKey | None = None) -> VerifyResult:
+        return verify(self.store, mac_key or self.mac_key, self.checkpoint_dir, self.clock())
+
+    def checkpoint(self) -> Path:
+        """Write today's signed head file (REG-4); refuses if the head went backwards."""
+        row = self.store.query("SELECT seq, mac FROM register ORDER BY seq DESC LIMIT 1")
+        count, head = (row[0]["seq"], bytes(row[0]["mac"])) if row else (0, b"")
+        found, _, _ = checkpoint.load(self.checkpoint_dir, self.mac_key)
+        for cp in found:
+            at = self.store.query("SELECT mac FROM register WHERE seq = ?", (cp.count,))
+            if cp.count > count or (cp.count and (not at or bytes(at[0]["mac"]) != cp.head)):
+                log.error("register_checkpoint_mismatch", checkpoint=cp.name, count=count)
+                raise RegisterError(
+                    f"the register no longer matches checkpoint {cp.name}; run "
+                    "`register verify` (no new checkpoint was written)"
+                )
+        current = MacKey.load(self.mac_key_file)
+        if current.epoch > self.mac_key.epoch:
+            self.mac_key = current  # another process evolved it
+        now = self.clock()
+        first_today = not checkpoint.written_on(self.checkpoint_dir, now)
+        path = checkpoint.write(self.checkpoint_dir, count, head, self.mac_key, now)
+        if self.evolve_mac_key and first_today:
+            # Forward integrity, once a day: this checkpoint, signed with the outgoing key,
+            # fixes which entries that key wrote; the key is then gone from this machine.
+            self.mac_key = self.mac_key.evolved()
+            self.mac_key.save(self.mac_key_file)
+        log.info("register_checkpoint", count=count, epoch=self.mac_key.epoch, file=path.name)
+        return path
+
+
+def _accepted_entry(conn: sqlite3.Connection, queue_id: str) -> int:
+    found = conn.execute(
+        "SELECT seq FROM register WHERE queue_id = ? AND kind = 'accepted' LIMIT 1", (queue_id,)
+    ).fetchone()
+    return int(found[0]) if found else 0
