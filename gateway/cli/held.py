@@ -14,7 +14,8 @@ import argparse
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, local_time, logs_to_stderr, table
 from gateway.directory.staff import StaffMember
-from gateway.holds.service import HeldDetails, HeldMessage, HoldError, Holds
+from gateway.holds.held import HeldDetails, HeldMessage
+from gateway.holds.service import HoldError, Holds
 from gateway.register.ledger import Register
 from gateway.register.view import CONSENT_WORDS
 from gateway.store import Store

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from gateway.directory.staff import StaffDirectory
+from gateway.holds.held import HeldMessage
 from gateway.mail.notices import build_notice
 from gateway.queue.spool import Spool, new_queue_id
 from gateway.register.formats import local_time
-
-if TYPE_CHECKING:
-    from gateway.holds.service import HeldMessage
 
 DECIDE = (
     "A line manager or admin decides in the review console (Held messages) or with "

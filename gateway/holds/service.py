@@ -29,6 +29,7 @@ from gateway.crypto import Keyring
 from gateway.directory.staff import StaffDirectory, StaffMember
 from gateway.errors import SpoolCorrupt
 from gateway.events import Accepted, HoldAction, HoldEvent, Recorder
+from gateway.holds.held import HeldDetails, HeldMessage
 from gateway.holds.notify import Notifier
 from gateway.queue.spool import Spool
 from gateway.register.fields import disclosure_fields, recipients_of
@@ -56,40 +57,6 @@ REMIND_EVERY = 86400.0  # policy: reminded daily
 
 class HoldError(Exception):
     """A decision that cannot be made; ``str(exc)`` says why, in words for the user."""
-
-
-@dataclass(frozen=True)
-class HeldMessage:
-    queue_id: str
-    staff: str
-    held_at: float
-    expires_at: float
-    needs_note: bool
-    reasons: tuple[str, ...]
-    managers: tuple[str, ...]  # the sender's line managers now ("" tuple: admins only)
-
-    @property
-    def admin_only(self) -> bool:
-        """No line manager is configured: only an admin can release it."""
-        return not self.managers
-
-
-@dataclass(frozen=True)
-class HeldDetails:
-    """What an approver reads before deciding, decrypted from the held message itself."""
-
-    held: HeldMessage
-    mail_from: str
-    recipients: list[dict[str, Any]]  # address, organisation, contact_id, display_name
-    consent: str
-    reason: str
-    family: str
-    nature: str
-    safeguarding: bool
-    external: bool
-    subject: str
-    attachments: list[str]  # file names only
-    size: int
 
 
 class Holds:

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.holds.service import MAX_NOTE, HeldMessage, HoldError, Holds
+from gateway.holds.held import HeldMessage
+from gateway.holds.service import MAX_NOTE, HoldError, Holds
 from gateway.register.formats import local_time
 from gateway.register.view import CONSENT_WORDS
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
