@@ -28,6 +28,7 @@ from gateway.queue.smtp_transport import SmtpTransport
 from gateway.queue.spool import Spool
 from gateway.queue.transports import MaildirTransport, Transport
 from gateway.register.ledger import Register
+from gateway.register.purge import purge
 from gateway.settings import Settings, parse_hostport
 from gateway.smtp.handler import Handler
 from gateway.smtp.listener import ConnectionLimiter, GatewaySMTP, ListenerContext
@@ -119,7 +120,7 @@ class Gateway:
                 lambda: self.store.run(reg.checkpoint),
             )
             self.every(
-                "register-purge", 86400.0, lambda: self.store.run(lambda: reg.purge(actor="serve"))
+                "register-purge", 86400.0, lambda: self.store.run(lambda: purge(reg, actor="serve"))
             )
         # Held messages: expire those past their time, remind their approvers daily.
         self.every("held-messages", HELD_CHECK_INTERVAL, self._held_messages)

@@ -10,6 +10,7 @@ from test_register_support import DAY, T0, Clock, accepted, file_bytes, make_reg
 
 from gateway.register.codec import EntryPurged, open_entry
 from gateway.register.ledger import PurgeRefused, Register
+from gateway.register.purge import purge
 from gateway.register.view import Filters
 
 RETENTION = 1095 * DAY  # three years, the default (policy, "Storage of information")
@@ -43,9 +44,9 @@ def _purged(reg: Register) -> list[int]:
 
 def test_reg8_the_three_year_boundary_under_an_injected_clock(reg: Register, clock: Clock) -> None:
     clock.now = T0 + RETENTION  # exactly three years: not yet older than the period
-    assert reg.purge(actor="serve").entries == []
+    assert purge(reg, actor="serve").entries == []
     clock.now = T0 + RETENTION + 1
-    result = reg.purge(actor="serve")
+    result = purge(reg, actor="serve")
     assert result.records == [1]
     assert result.entries == [1, 7]  # the record and its follow-up go together
     assert result.kept_on_hold == [2, 3, 4]
@@ -59,7 +60,7 @@ def test_reg8_purged_data_is_destroyed_and_the_chain_still_verifies(
     sealed, wrapped = bytes(row["sealed"]), bytes(row["entry_key"])
     assert sealed in file_bytes(tmp_path)
     clock.now = T0 + RETENTION + 1
-    result = reg.purge(actor="serve")
+    result = purge(reg, actor="serve")
     with pytest.raises(EntryPurged):
         open_entry(reg.keyring, 1, *_blobs(reg, 1))
     # The data key and the ciphertext are gone from the file and its log (secure_delete).
@@ -69,10 +70,10 @@ def test_reg8_purged_data_is_destroyed_and_the_chain_still_verifies(
     # Hashes are kept: the chain verifies, and the purge is an entry that lists the purged.
     reg.checkpoint()
     assert reg.verify().ok
-    purge = reg.records(Filters(kinds=("purge",)))
-    assert [p.seq for p in purge] == [result.entry]
-    assert purge[0].entry.public["purged"] == [[1, 1], [7, 7]]
-    assert purge[0].data["actor"] == "serve"
+    purges = reg.records(Filters(kinds=("purge",)))
+    assert [p.seq for p in purges] == [result.entry]
+    assert purges[0].entry.public["purged"] == [[1, 1], [7, 7]]
+    assert purges[0].data["actor"] == "serve"
     record_1 = reg.record(1)
     assert record_1 is not None
     assert record_1.purged
@@ -86,9 +87,9 @@ def _blobs(reg: Register, seq: int) -> tuple[bytes | None, bytes | None]:
 
 def test_reg8_purging_is_idempotent(reg: Register, clock: Clock) -> None:
     clock.now = T0 + RETENTION + 1
-    first = reg.purge(actor="serve")
+    first = purge(reg, actor="serve")
     count = reg.store.query("SELECT count(*) AS n FROM register")[0]["n"]
-    again = reg.purge(actor="serve")
+    again = purge(reg, actor="serve")
     assert first.entry is not None
     assert (again.records, again.entries, again.entry) == ([], [], None)
     assert reg.store.query("SELECT count(*) AS n FROM register")[0]["n"] == count
@@ -97,7 +98,7 @@ def test_reg8_purging_is_idempotent(reg: Register, clock: Clock) -> None:
 def test_reg8_dry_run_changes_nothing(reg: Register, clock: Clock) -> None:
     clock.now = T0 + RETENTION + 1
     before = reg.store.query("SELECT count(*) AS n FROM register")[0]["n"]
-    result = reg.purge(actor="admin", dry_run=True)
+    result = purge(reg, actor="admin", dry_run=True)
     assert result.records == [1]
     assert _purged(reg) == []
     assert reg.store.query("SELECT count(*) AS n FROM register")[0]["n"] == before
@@ -105,7 +106,7 @@ def test_reg8_dry_run_changes_nothing(reg: Register, clock: Clock) -> None:
 
 def test_reg8_purging_a_held_entry_is_refused_and_logged(reg: Register) -> None:
     with capture_logs() as logs, pytest.raises(PurgeRefused, match="entry 3 is on hold"):
-        reg.purge(actor="admin", only=3)  # held through its family's safeguarding flag
+        purge(reg, actor="admin", only=3)  # held through its family's safeguarding flag
     assert _purged(reg) == []
     assert {
         "event": "register_purge_refused",
@@ -121,16 +122,16 @@ def test_reg8_purging_a_held_entry_is_refused_and_logged(reg: Register) -> None:
 
 def test_reg8_released_hold_is_purged_next_time(reg: Register, clock: Clock) -> None:
     clock.now = T0 + RETENTION + 1
-    reg.purge(actor="serve")
+    purge(reg, actor="serve")
     reg.annotate(4, "manager", hold=False)
-    assert reg.purge(actor="serve").records == [4]
+    assert purge(reg, actor="serve").records == [4]
     record_4 = reg.record(4)
     assert record_4 is not None
     assert record_4.purged
 
 
 def test_reg8_early_disposal_of_one_record(reg: Register) -> None:
-    result = reg.purge(actor="admin", only=5)
+    result = purge(reg, actor="admin", only=5)
     assert result.records == [5]
     assert 5 in _purged(reg)
     with pytest.raises(Exception, match="was purged"):

@@ -20,6 +20,7 @@ from gateway.cli.common import add_config_arg, load_settings
 from gateway.register import formats as fmt
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register, RegisterError
+from gateway.register.purge import purge
 from gateway.register.verify import verify
 from gateway.register.view import CONSENT_VALUES, Filters
 from gateway.settings import Settings
@@ -243,7 +244,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     register = _open(args)
     try:
-        result = register.purge(actor=args.by, dry_run=args.dry_run, only=args.entry)
+        result = purge(register, actor=args.by, dry_run=args.dry_run, only=args.entry)
     except RegisterError as exc:
         raise CLIError(str(exc)) from exc
     verb = "Would purge" if result.dry_run else "Purged"

@@ -25,7 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -56,9 +56,6 @@ from gateway.register.verify import COLUMNS, VerifyResult, verify
 from gateway.register.view import Entry, Filters, Record, build_records
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store
-
-if TYPE_CHECKING:
-    from gateway.register.purge import PurgeResult
 
 __all__ = ["SCHEMA", "AdminAudit", "PurgeRefused", "Register", "RegisterError"]
 
@@ -293,12 +290,6 @@ class Register:
             )
         log.info("register_annotated", entry=target.seq, followup=new, fields=sorted(checked))
         return new
-
-    def purge(self, *, actor: str, dry_run: bool = False, only: int | None = None) -> PurgeResult:
-        """See :func:`gateway.register.purge.purge` (returns its PurgeResult)."""
-        from gateway.register.purge import purge  # it builds on this module
-
-        return purge(self, actor=actor, dry_run=dry_run, only=only)
 
     # -- reading -----------------------------------------------------------------------
 
