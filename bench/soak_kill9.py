@@ -6,7 +6,7 @@ Submits unique messages from concurrent staff sessions (STARTTLS + AUTH) to the 
 invariants: every message answered 250 arrives at the (recording, TLS) upstream at least
 once and byte-identical; nothing refused arrives; duplicates only from deliveries in
 flight at a kill; the queue drains; no orphan files; no content in the log. The code is
-the same as the CI test's (``tests/test_durability_soak.py``), only bigger.
+the same as the CI test's (``tests/queue/test_durability_soak.py``), only bigger.
 
     .venv/bin/python bench/soak_kill9.py --messages 10000 --concurrency 20
 

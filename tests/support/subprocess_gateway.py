@@ -4,7 +4,7 @@
 folder; :class:`GatewayProcess` starts ``c4f-gateway serve --config`` on it, reads the bound
 ports from the lines ``serve`` prints ("c4f-gateway: listening (KIND) on HOST:PORT"), and can
 SIGKILL and restart it. :func:`soak` is the DUR-2 kill -9 soak that both
-``tests/test_durability_soak.py`` (small) and ``bench/soak_kill9.py`` (full size) run.
+``tests/queue/test_durability_soak.py`` (small) and ``bench/soak_kill9.py`` (full size) run.
 """
 
 from __future__ import annotations

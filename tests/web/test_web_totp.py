@@ -8,7 +8,7 @@ from pathlib import Path
 import pyotp
 import pytest
 from support.pki import TestCA
-from test_web_support import (
+from support.web import (
     ADMIN,
     MANAGER,
     PASSWORD,

@@ -23,7 +23,7 @@ from gateway.pipeline import FilterContext, load_filters
 from gateway.settings import Settings, load
 from gateway.store import Store
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_imported_packages_are_this_repository() -> None:

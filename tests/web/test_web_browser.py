@@ -25,7 +25,7 @@ from playwright.async_api import BrowserContext, Page
 from support.browser import chromium, context, need_chromium, shot
 from support.harness import RunningGateway, message
 from support.upstream import Upstream
-from test_web_support import (
+from support.web import (
     ADMIN,
     MANAGER,
     PASSWORD,

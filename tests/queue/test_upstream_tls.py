@@ -19,10 +19,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 from conftest import StartGateway
-from support.fakesmtp import FakeSmarthost, Script
-from support.harness import message
-from support.pki import NOW, Issued, TestCA
-from test_delivery_support import (
+from support.delivery import (
     ALICE,
     BOB,
     SMARTHOST,
@@ -33,6 +30,9 @@ from test_delivery_support import (
     submit,
     until,
 )
+from support.fakesmtp import FakeSmarthost, Script
+from support.harness import message
+from support.pki import NOW, Issued, TestCA
 
 from gateway.queue.smtp_transport import MIN_AIOSMTPLIB, version_at_least
 from gateway.tls import write_dev_certificate

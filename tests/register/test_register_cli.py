@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_register_support import DAY, accepted, raw, record, refused
+from support.register import DAY, accepted, raw, record, refused
 
 from gateway.cli import COMMANDS, CLIError
 from gateway.cli import register as cli_register

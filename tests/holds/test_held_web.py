@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from test_web_support import (
+from support.web import (
     ADMIN,
     HELD_REASON,
     HELD_SUBJECT,

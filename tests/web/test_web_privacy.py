@@ -17,8 +17,8 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from test_register_support import accepted, record
-from test_web_support import ADMIN, FakeResolver, Site, make_site, sign_in, signed_in
+from support.register import accepted, record
+from support.web import ADMIN, FakeResolver, Site, make_site, sign_in, signed_in
 
 from gateway.logging import configure
 

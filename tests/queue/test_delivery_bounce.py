@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartGateway
-from support.fakesmtp import Received, Script
-from support.harness import message
-from test_delivery_support import (
+from support.delivery import (
     ALICE,
     BOB,
     CAROL,
@@ -29,6 +27,8 @@ from test_delivery_support import (
     submit,
     until,
 )
+from support.fakesmtp import Received, Script
+from support.harness import message
 
 from gateway.events import Accepted
 from gateway.queue.dsn import build_bounce, permanent_status

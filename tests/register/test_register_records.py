@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from test_register_support import (
+from support.register import (
     DAY,
     T0,
     Clock,

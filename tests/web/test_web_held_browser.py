@@ -20,12 +20,12 @@ import pytest
 from conftest import StartGateway
 from playwright.async_api import Page
 from support.browser import chromium, context, shot
+from support.delivery import until
 from support.harness import PASSWORD as SMTP_PASSWORD
 from support.held import arrived_for, send_held
 from support.upstream import Upstream
-from test_delivery_support import until
+from support.web import MANAGER, PASSWORD
 from test_web_browser import stack
-from test_web_support import MANAGER, PASSWORD
 
 pytestmark = pytest.mark.slow
 

@@ -16,11 +16,11 @@ from email import message_from_bytes, policy
 
 import pytest
 from conftest import StartGateway
+from support.delivery import until
 from support.harness import RunningGateway
 from support.held import arrived_for, record_of, send_held
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
-from test_delivery_support import until
 
 from gateway.cli import main
 from gateway.directory.contacts import Contact, ContactRepository

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from test_register_support import accepted, record, refused
-from test_web_support import ADMIN, MANAGER, Site, make_site, signed_in
+from support.register import accepted, record, refused
+from support.web import ADMIN, MANAGER, Site, make_site, signed_in
 
 from gateway.cli import main
 from gateway.register.view import Filters, Record

@@ -15,7 +15,7 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from test_web_support import (
+from support.web import (
     ADMIN,
     MANAGER,
     PASSWORD,

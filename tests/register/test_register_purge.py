@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from test_register_support import DAY, T0, Clock, accepted, file_bytes, make_register, raw, record
+from support.register import DAY, T0, Clock, accepted, file_bytes, make_register, raw, record
 
 from gateway.register.codec import EntryPurged, open_entry
 from gateway.register.ledger import PurgeRefused, Register

@@ -16,11 +16,11 @@ from typing import Any
 from conftest import StartGateway
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+
+from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
 from support.fakesmtp import FakeSmarthost, Script
 from support.harness import RunningGateway, merge, message
 from support.pki import Issued, TestCA
-
-from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
 
 ALICE = "alice@c4f.example"
 BOB = "bob@partner.test"

@@ -1,6 +1,6 @@
 """The labelled-address table (REL-2, REL-3, REL-4), run as plain filter calls.
 
-``tests/test_contacts_smtp.py`` runs the same table over SMTP through a running gateway.
+``tests/policies/test_contacts_smtp.py`` runs the same table over SMTP through a running gateway.
 Each case names the address, what must happen, and (for lookalikes) which approved
 contact the hint must name.
 """

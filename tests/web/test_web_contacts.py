@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from test_web_support import ADMIN, MANAGER, FakeResolver, Site, admin_actions, make_site, signed_in
+from support.web import ADMIN, MANAGER, FakeResolver, Site, admin_actions, make_site, signed_in
 
 from gateway.cli import main
 from gateway.directory.contacts_csv import CSV_COLUMNS

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_register_support import DAY, T0, Clock, accepted, fill, make_register, raw, record
+from support.register import DAY, T0, Clock, accepted, fill, make_register, raw, record
 
 from gateway.register.codec import EntryFields, MacKey, entry_mac
 from gateway.register.ledger import Register

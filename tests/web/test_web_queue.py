@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.pki import TestCA
-from test_web_support import ADMIN, Site, admin_actions, make_site, signed_in
+from support.web import ADMIN, Site, admin_actions, make_site, signed_in
 
 from gateway.errors import SpoolCorrupt
 

@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 from support.pki import TestCA
-from test_register_support import accepted, record
-from test_web_support import ADMIN, MANAGER, STAFF, hold, make_site, signed_in
+from support.register import accepted, record
+from support.web import ADMIN, MANAGER, STAFF, hold, make_site, signed_in
 
 PAGES = (
     "/register",

@@ -14,10 +14,10 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from support.delivery import until
 from support.harness import RunningGateway, message
 from support.held import arrived_for, queue_id, record_of
 from support.upstream import Upstream
-from test_delivery_support import until
 
 from gateway.holds.service import HoldError
 

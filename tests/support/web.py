@@ -20,8 +20,6 @@ import dns.resolver
 import httpx2 as httpx
 import pyotp
 from starlette.testclient import TestClient
-from support.harness import base_config, merge, write_config
-from support.pki import TestCA
 
 from gateway.directory.staff import StaffDirectory, hash_password
 from gateway.register.ledger import Register
@@ -31,6 +29,8 @@ from gateway.settings.web import WebSettings
 from gateway.store import Store
 from gateway.web.app import create_app
 from gateway.web.console import Console
+from support.harness import base_config, merge, write_config
+from support.pki import TestCA
 
 PASSWORD = "console-password-for-tests"
 # Cheaper scrypt for test accounts only: same code path, the cost is stored in the hash.

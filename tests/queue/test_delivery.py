@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartGateway
-from support.fakesmtp import FakeSmarthost, Script
-from test_delivery_support import (
+from support.delivery import (
     ALICE,
     BOB,
     CAROL,
@@ -25,6 +24,7 @@ from test_delivery_support import (
     submit,
     until,
 )
+from support.fakesmtp import FakeSmarthost, Script
 
 from gateway.errors import ConfigError
 from gateway.queue.smtp_transport import SmtpTransport

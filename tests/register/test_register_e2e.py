@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from support.harness import RunningGateway, message
+from support.register import make_register
 from support.upstream import Upstream
-from test_register_support import make_register
 
 from gateway.cli import main
 from gateway.register.ledger import Register

@@ -1,4 +1,5 @@
-"""Golden files: ``tests/data/disclaimer/NAME.eml`` in, ``NAME.expected.eml`` out, byte for byte.
+"""Golden files: ``tests/policies/data/disclaimer/NAME.eml`` in, ``NAME.expected.eml`` out,
+byte for byte.
 
 A ``NAME.notice.txt`` next to a message replaces the default notice for that case. Besides the
 exact bytes, each case is checked for what must hold of any output (CRLF only, lines within

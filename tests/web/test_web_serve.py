@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from support.pki import TestCA
-from test_web_support import make_site, prepare
+from support.web import make_site, prepare
 
 from gateway.cli import main
 from gateway.settings.web import WebSettings
