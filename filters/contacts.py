@@ -25,7 +25,8 @@ from gateway.directory.addresses import (
     header_addresses,
     normalise,
 )
-from gateway.directory.contacts import Contact, ContactCache, Snapshot
+from gateway.directory.contact_cache import ContactCache, Snapshot
+from gateway.directory.contacts import Contact
 from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused

@@ -31,7 +31,7 @@ from gateway.directory.addresses import (
     normalise,
     raw_parts,
 )
-from gateway.directory.contacts import ContactCache
+from gateway.directory.contact_cache import ContactCache
 from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused

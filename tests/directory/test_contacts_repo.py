@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.directory.contact_cache import ContactCache
 from gateway.directory.contacts import (
     Contact,
-    ContactCache,
     ContactError,
     ContactRepository,
     review_date,
