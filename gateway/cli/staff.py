@@ -11,6 +11,7 @@ from gateway.directory.contacts import os_user
 from gateway.directory.staff import ROLES, StaffDirectory
 from gateway.register.ledger import Register
 from gateway.store import Store
+from gateway.web.sessions import end_sessions
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
     store = Store(settings.storage.database)
     try:
         register = Register.from_settings(store, settings.register)
-        return _run(
-            args, StaffDirectory(store, audit=register.record_admin, actor=f"cli:{os_user()}")
+        staff = StaffDirectory(
+            store, audit=register.record_admin, actor=f"cli:{os_user()}", sign_out=end_sessions
         )
+        return _run(args, staff)
     finally:
         store.close()
 
@@ -136,7 +138,7 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
         if staff.get(args.login) is None:
             raise CLIError(f"no account {args.login}")
         staff.set_password(args.login, read_password(args, "New password"))
-        print(f"password changed for {args.login.lower()}")
+        print(f"password changed for {args.login.lower()}; signed out of the console everywhere")
     elif args.action == "aliases":
         if not staff.set_aliases(args.login, tuple(args.aliases)):
             raise CLIError(f"no account {args.login}")

@@ -12,6 +12,7 @@ import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,9 @@ _ADDED_COLUMNS = [
     ("role", "TEXT NOT NULL DEFAULT 'staff'"),
     ("managers", "TEXT NOT NULL DEFAULT '[]'"),
 ]
+
+# Ends a person's console sessions inside the caller's transaction (gateway.web.sessions).
+SignOut = Callable[[sqlite3.Connection, str], object]
 
 # staff: sends mail; manager: also reviews the register and approves held messages;
 # admin: also keeps the contacts list and the staff accounts.
@@ -89,12 +93,22 @@ class StaffMember:
 
 
 class StaffDirectory:
-    def __init__(self, store: Store, *, audit: AdminAudit | None = None, actor: str = "") -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        audit: AdminAudit | None = None,
+        actor: str = "",
+        sign_out: SignOut | None = None,
+    ) -> None:
         """``audit`` (the register's ``record_admin``) records each change made through
-        this object, as ``actor``, in the same transaction as the change."""
+        this object, as ``actor``, in the same transaction as the change. ``sign_out``
+        ends the person's console sessions in the transaction that changes their
+        password or removes them: the old password, or the old account, opens nothing."""
         self.store = store
         self.audit = audit
         self.actor = actor
+        self.sign_out = sign_out
         store.ensure(SCHEMA)
         have = {r["name"] for r in store.query("PRAGMA table_info(staff)")}
         for name, definition in _ADDED_COLUMNS:
@@ -155,6 +169,7 @@ class StaffDirectory:
             (hash_password(password), login.lower()),
             "staff password changed",
             login,
+            ends_sessions=True,
         )
 
     def set_aliases(self, login: str, aliases: tuple[str, ...]) -> bool:
@@ -168,16 +183,29 @@ class StaffDirectory:
 
     def remove(self, login: str) -> bool:
         return self._write(
-            "DELETE FROM staff WHERE login = ?", (login.lower(),), "staff remove", login
+            "DELETE FROM staff WHERE login = ?",
+            (login.lower(),),
+            "staff remove",
+            login,
+            ends_sessions=True,
         )
 
     def _write(
-        self, sql: str, params: tuple[str, ...], action: str, login: str, **details: object
+        self,
+        sql: str,
+        params: tuple[str, ...],
+        action: str,
+        login: str,
+        *,
+        ends_sessions: bool = False,
+        **details: object,
     ) -> bool:
         """One change and its register record, in one transaction; False if no such login."""
         with self.store.transaction() as conn:
             if conn.execute(sql, params).rowcount != 1:
                 return False
+            if ends_sessions and self.sign_out is not None:
+                self.sign_out(conn, login)
             self._record(conn, action, login, **details)
         return True
 

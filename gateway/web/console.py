@@ -25,7 +25,7 @@ from gateway.settings.register import register_settings
 from gateway.settings.web import WebSettings, web_settings
 from gateway.store import Store
 from gateway.throttle import LoginThrottle
-from gateway.web.sessions import SessionStore
+from gateway.web.sessions import SessionStore, end_sessions
 from gateway.web.totp import TotpStore
 from gateway.web.verify_monitor import VerifyMonitor
 
@@ -74,7 +74,7 @@ class Console:
             settings=settings,
             web=web,
             store=store,
-            staff=StaffDirectory(store),
+            staff=StaffDirectory(store, sign_out=end_sessions),
             register=register,
             contacts=ContactRepository(store, lambda: datetime.fromtimestamp(clock(), UTC)),
             spool=Spool(store, keyring, clock=clock),

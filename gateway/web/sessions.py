@@ -4,7 +4,11 @@ Only the token's SHA-256 is stored, so a copy of the database signs nobody in. A
 ends after ``session_idle_timeout`` seconds without a request and after
 ``session_max_age`` whatever happens (OWASP Session Management: idle and absolute
 timeouts). The token changes when the password step is followed by the TOTP step, so a
-token seen before sign-in is worthless after it (session fixation).
+token seen before sign-in is worthless after it (session fixation). A new password, a
+role taken away, a second factor reset or a removed account ends every session of that
+person (:func:`end_sessions`, which ``c4f-gateway staff`` calls inside the same
+transaction as the change: a password changed because someone else may know it must not
+leave their console session open).
 
 What a session remembers between pages (the register filter, the contact search) can
 be personal data: it is sealed with the spool keyring, bound to the session.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +42,19 @@ CREATE INDEX IF NOT EXISTS web_sessions_login ON web_sessions (login);
 """
 
 Stage = Literal["totp", "full"]
+
+
+def end_sessions(conn: sqlite3.Connection, login: str) -> int:
+    """End every console session of ``login`` inside the caller's transaction.
+
+    Runs where the console may never have been started (the table does not exist yet):
+    then there is nothing to end."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'web_sessions'"
+    ).fetchone()
+    if found is None:
+        return 0
+    return conn.execute("DELETE FROM web_sessions WHERE login = ?", (login.lower(),)).rowcount
 
 
 def _key(token: str) -> str:
@@ -127,7 +145,8 @@ class SessionStore:
 
     def end_all(self, login: str) -> int:
         """Sign ``login`` out everywhere (role removed, TOTP reset, account deleted)."""
-        return self.store.execute("DELETE FROM web_sessions WHERE login = ?", (login.lower(),))
+        with self.store.transaction() as conn:
+            return end_sessions(conn, login)
 
     @staticmethod
     def _aad(key: str) -> bytes:
