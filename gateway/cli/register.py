@@ -225,20 +225,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = verify(store, mac_key, rs.checkpoint_dir, time.time())
     for note in result.notes:
         print(f"Note: {note}")
-    if result.ok:
+    if not result.ok:
+        first = result.first
+        assert first is not None
+        print(f"REGISTER FAILED VERIFICATION: {first.text}")
+        for p in result.problems[1:20]:
+            print(f"  also: {p.text}")
+        if len(result.problems) > 20:
+            print(f"  ... and {len(result.problems) - 20} more problems")
+        return 1
+    if not result.proven:
+        # REG-11: an intact chain says nothing about entries cut off its end.
         print(
-            f"Register verified: {result.count} entries, chain intact, "
-            f"{result.checkpoints} checkpoint(s) agree."
+            "REGISTER NOT VERIFIED: no checkpoint: truncation cannot be detected "
+            f"(none in {rs.checkpoint_dir}; `serve` writes them, or run "
+            "`c4f-gateway register checkpoint`)"
         )
-        return 0
-    first = result.first
-    assert first is not None
-    print(f"REGISTER FAILED VERIFICATION: {first.text}")
-    for p in result.problems[1:20]:
-        print(f"  also: {p.text}")
-    if len(result.problems) > 20:
-        print(f"  ... and {len(result.problems) - 20} more problems")
-    return 1
+        print(f"The chain itself is intact: {_entries(result.count)}.")
+        return 1
+    print(
+        f"Register verified: {result.count} entries, chain intact, "
+        f"{result.checkpoints} checkpoint(s) agree."
+    )
+    tail = result.uncheckpointed
+    if tail:
+        # REG-12: the newest entries are protected only from the next checkpoint on.
+        print(
+            f"Note: not yet checkpointed: {_entries(tail)} "
+            f"({result.count - tail + 1} to {result.count}): a cut-off among them cannot be "
+            "detected until the next checkpoint"
+        )
+    return 0
+
+
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
 def cmd_purge(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ from gateway.register.fields import (
     disclosure_fields,
     recipients_of,
 )
+from gateway.register.hold_trail import public_step
 from gateway.register.message import summarise
 from gateway.register.verify import COLUMNS, VerifyResult, verify
 from gateway.register.view import Entry, Filters, Record, build_records
@@ -250,7 +251,10 @@ class Register:
         )
 
     def hold(self, conn: sqlite3.Connection, event: HoldEvent) -> None:
-        """Held for approval, then approved (who, note), refused, withdrawn or expired."""
+        """Held for approval, then approved (who, note), refused, withdrawn or expired.
+
+        The action is also written in the clear (MAC-covered), so that ``register verify``
+        can tell a delivery after an approval from one after a hold alone (REG-10)."""
         personal: dict[str, Any] = {"action": event.action, "actor": event.actor}
         if event.note:
             personal["note"] = event.note
@@ -263,6 +267,7 @@ class Register:
             personal=personal,
             ref=_accepted_entry(conn, event.queue_id),
             queue_id=event.queue_id,
+            public=public_step(event.action),
         )
 
     def record_admin(

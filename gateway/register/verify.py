@@ -3,7 +3,12 @@
 Needs only the MAC key, never the master key: an auditor can verify without being able
 to read a single personal field. Reports the first entry that was edited, deleted,
 inserted or reordered (REG-2), a cut-off tail or a restored old copy (REG-4), data
-removed without a purge record, and checkpoints that are forged or overdue.
+removed without a purge record, checkpoints that are forged or overdue, and a delivery
+that follows a hold with no approval (REG-10).
+
+It also says what it cannot prove (REG-11, REG-12): a chain shows nothing about entries cut
+off its end, so with no checkpoint at all the register is not called verified, and the
+entries written since the newest checkpoint are counted as not yet checkpointed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from gateway.register.codec import (
     data_digest,
     entry_mac,
 )
+from gateway.register.hold_trail import HoldTrail
 from gateway.store import Store
 
 COLUMNS = (
@@ -48,10 +54,22 @@ class VerifyResult:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checkpoints: int = 0
+    checkpointed: int = 0  # entries the newest checkpoint covers
 
     @property
     def ok(self) -> bool:
+        """Nothing was found wrong (see :attr:`proven` for what could not be checked)."""
         return not self.problems
+
+    @property
+    def proven(self) -> bool:
+        """Nothing was found wrong and a checkpoint exists, so a cut-off tail would show."""
+        return self.ok and (self.count == 0 or self.checkpoints > 0)
+
+    @property
+    def uncheckpointed(self) -> int:
+        """Entries written after the newest checkpoint: cutting them off would go unseen."""
+        return max(self.count - self.checkpointed, 0) if self.checkpoints else self.count
 
     @property
     def first(self) -> Problem | None:
@@ -97,6 +115,7 @@ class _Walk:
         self.last_epoch = 0
         self.oldest_at = self.newest_at = 0.0
         self.epoch_starts: list[tuple[int, int]] = []  # (first seq, epoch) at each change
+        self.holds = HoldTrail()
 
     def row(self, row: Any) -> None:
         f, mac, problems = fields_of(row), bytes(row["mac"]), self.result.problems
@@ -131,6 +150,9 @@ class _Walk:
             problems.append(Problem(f.seq, f"entry {f.seq}: its encrypted data was altered"))
         if f.kind == "purge":
             self.listed |= purged_seqs(f.public)
+        unapproved = self.holds.row(f)
+        if unapproved is not None:
+            problems.append(Problem(f.seq, unapproved))
         self.macs[f.seq] = mac
         self.first_with_mac.setdefault(mac, f.seq)
         self.prev, self.expected = mac, f.seq + 1
@@ -193,6 +215,9 @@ def verify(store: Store, mac_key: MacKey, checkpoint_dir: Path, now: float) -> V
             "were written under earlier MAC keys that this key cannot derive (forward "
             "integrity); verify them with the key file kept offline (--mac-key-file)"
         )
+    unrecorded = walk.holds.note()
+    if unrecorded is not None:
+        result.notes.append(unrecorded)
     _checkpoints(walk, checkpoint_dir, now)
     result.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return result
@@ -243,6 +268,7 @@ def _checkpoints(walk: _Walk, directory: Path, now: float) -> None:
     result.problems += [Problem(None, p) for p in problems]
     result.notes += notes
     result.checkpoints = len(found)
+    result.checkpointed = max((cp.count for cp in found), default=0)
     count = result.count
     for cp in found:
         result.problems += _against(walk, cp, count)
@@ -250,12 +276,14 @@ def _checkpoints(walk: _Walk, directory: Path, now: float) -> None:
         return
     newest = max((datetime.fromisoformat(cp.written_at).timestamp() for cp in found), default=0.0)
     if not found and now - walk.oldest_at > CHECKPOINT_GRACE:
+        # Entries this old with no checkpoint: they were never written, or were removed.
+        days = int((now - walk.oldest_at) // 86400)
         result.problems.append(
             Problem(
                 None,
                 (
-                    f"no checkpoint in {directory}: a cut-off tail cannot be detected "
-                    "(checkpoints are written by `serve` and `register checkpoint`)"
+                    f"no checkpoint in {directory}: entries go back {days} days, so "
+                    "checkpoints were never written or were removed"
                 ),
             )
         )

@@ -35,8 +35,10 @@ class RegisterSettings:
     # Ratchet the MAC key forward at every checkpoint (forward integrity, Bellare & Yee):
     # keep a copy of the first key file offline to verify the whole chain later.
     evolve_mac_key: bool = False
-    # How often `serve` writes a checkpoint (seconds); files still rotate daily.
-    checkpoint_interval: float = 3600.0
+    # How often `serve` writes a checkpoint (seconds); files still rotate daily. Entries
+    # written since the last one could be cut off unnoticed (`register verify` counts them),
+    # so the window is kept short.
+    checkpoint_interval: float = 300.0
 
     def __post_init__(self) -> None:
         if self.retention_days < 1:
