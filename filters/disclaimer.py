@@ -22,7 +22,7 @@ import structlog
 
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.mail import mime
+from gateway.mail import mime, transfer
 from gateway.mail.disclaimer_notice import DEFAULT_FILE, Notice
 from gateway.mail.headers import CRLF
 from gateway.mail.mime import Entity, MimeError
@@ -161,7 +161,7 @@ def _has_protected(e: Entity) -> bool:
 def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
     body = buf[part.body_start : part.end]
     try:
-        old = mime.decode_body(body, part.cte)
+        old = transfer.decode_body(body, part.cte)
     except MimeError as exc:
         raise _Wrap("undecodable") from exc
     codec = charset_codec(part.params.get("charset", "") or "us-ascii")  # RFC 2045 5.2 default
@@ -196,10 +196,10 @@ def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
     elif charset and cte in mime.IDENTITY and longest_line(new) > 998:
         cte = "quoted-printable"  # RFC 5322 2.1.1, after re-encoding as UTF-8
     if not charset and cte == part.cte and part.separated:
-        new_body = mime.splice_encoded(body, cte, old, new)
+        new_body = transfer.splice_encoded(body, cte, old, new)
         return minimal_edit(part.body_start, body, new_body)
     head = mime_fields(part, charset, cte if cte != part.cte else None)
-    new_body = mime.encode_body(new, cte, mime.b64_width(body))
+    new_body = transfer.encode_body(new, cte, transfer.b64_width(body))
     return (part.start, part.end, head + CRLF + new_body)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import ConfigError
-from gateway.mail import mime
+from gateway.mail import transfer
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "config" / "disclaimer.txt"
 WIDTH = 72  # RFC 3676 4.2 suggests 72 at most; room for <p> within a 76-column QP line
@@ -89,7 +89,7 @@ class Notice:
         """The text/plain part that follows a wrapped message."""
         text = self.plain("\r\n")
         charset, cte = ("us-ascii", "7bit") if text.isascii() else ("utf-8", "quoted-printable")
-        body = mime.encode_body(text.encode(charset), cte)
+        body = transfer.encode_body(text.encode(charset), cte)
         return (
             f"Content-Type: text/plain; charset={charset}\r\n"
             f"Content-Transfer-Encoding: {cte}\r\n"

@@ -12,7 +12,7 @@ import codecs
 import hashlib
 import re
 
-from gateway.mail import mime
+from gateway.mail import mime, transfer
 from gateway.mail.disclaimer_notice import Notice
 from gateway.mail.headers import CRLF, HeaderField, fields_named
 from gateway.mail.mime import Entity, MimeError
@@ -81,8 +81,8 @@ def longest_line(data: bytes) -> int:
 
 
 def minimal_edit(offset: int, old: bytes, new: bytes) -> Edit:
-    head = mime.common_prefix(old, new)
-    tail = mime.common_suffix(old, new, min(len(old), len(new)) - head)
+    head = transfer.common_prefix(old, new)
+    tail = transfer.common_suffix(old, new, min(len(old), len(new)) - head)
     return (offset + head, offset + len(old) - tail, new[head : len(new) - tail])
 
 

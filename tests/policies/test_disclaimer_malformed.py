@@ -16,7 +16,7 @@ import pytest
 
 from filters.disclaimer import DEFAULT_FILE, Notice, add_notice
 from gateway.errors import Refused
-from gateway.mail import mime
+from gateway.mail import mime, transfer
 from gateway.mail.headers import split_message
 
 NOTICE = Notice.load(DEFAULT_FILE)
@@ -136,7 +136,7 @@ def test_mime2_quoted_printable_with_a_trailing_soft_break() -> None:
     )
     result = add_notice(src, NOTICE)
     body = split_message(result.content)[1]
-    assert mime.decode_body(body, "quoted-printable").decode() == (
+    assert transfer.decode_body(body, "quoted-printable").decode() == (
         "abc\r\n\r\n" + NOTICE.plain("\r\n")
     )
 
