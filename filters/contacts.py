@@ -5,10 +5,11 @@ Checked on every RCPT TO and on every address in To/Cc (and Resent-To/Resent-Cc)
 DATA: a header address nobody approved is refused too, because reply-all would send to
 it. Addresses are judged by :mod:`gateway.directory.addresses` (no DNS at send time); unusual shapes
 pass only when approved exactly as written, and an address whose normal form differs
-from what was given is refused rather than rewritten (REL-3). A refused address that
-resembles an approved one gets a masked hint, at most ``hint_limit_per_day`` per staff
-member; past that the generic reply is used and the event is flagged for the line
-manager. All-or-nothing (554 at DATA) is the relay core's job.
+from what was given is refused rather than rewritten (REL-3). Case and a ``+tag`` do not
+make another mailbox: ``PERSON+tag@domain`` is judged by the entry of ``person@domain``
+when it has none of its own (REL-5). A refused address that resembles an approved one
+gets a masked hint, at most ``hint_limit_per_day`` per staff member; past that the
+generic reply is used and the event is flagged for the line manager. All-or-nothing (554 at DATA) is the relay core's job.
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ class ContactsFilter:
             )
             return None
         entry = snap.by_key.get(addr.key) or snap.domains.get(addr.domain)
+        # REL-5: "person+tag" reaches person's mailbox, so person's entry judges it first
+        # (expired or fax-flagged: refused; requires approval: held). It does not approve
+        # the sub-address by itself: that still takes an entry of its own or the domain's.
+        mailbox = snap.mailbox_of(addr)
+        if mailbox is not None:
+            self._check(tx, address, mailbox, header)
         if entry is None:
             self._refuse(
                 tx,
@@ -136,9 +143,33 @@ class ContactsFilter:
                 "or ask an admin to approve it",
                 hint=(snap, addr),
             )
-        return self._approve(tx, address, entry, header)
+        return self._approve(tx, address, entry, header, mailbox)
 
-    def _approve(self, tx: Transaction, address: str, entry: Contact, header: bool) -> None:
+    def _approve(
+        self,
+        tx: Transaction,
+        address: str,
+        entry: Contact,
+        header: bool,
+        mailbox: Contact | None = None,
+    ) -> None:
+        """Check ``entry``, the one that lets ``address`` in, and record who it reaches:
+        the ``mailbox`` entry (already checked) when it has one, else ``entry`` itself."""
+        self._check(tx, address, entry, header)
+        judged = mailbox or entry
+        record: dict[str, Any] = {
+            "contact_id": judged.ref,
+            "organisation": judged.organisation,
+            "display_name": judged.display_name,
+            "match": judged.kind,
+            "header_only": _header_only(tx, address, header),
+        }
+        if judged.requires_approval:
+            record["requires_approval"] = True  # filters/approval.py holds the message
+        _annotate(tx, address, record)
+
+    def _check(self, tx: Transaction, address: str, entry: Contact, header: bool) -> None:
+        """Refuse ``address`` when ``entry`` has lapsed or DNS says it is a fax route."""
         where = "To/Cc header: " if header else ""
         today = self.repo.today()
         if entry.expired(today):
@@ -164,16 +195,6 @@ class ContactsFilter:
                 "review it",
                 contact=entry,
             )
-        record: dict[str, Any] = {
-            "contact_id": entry.ref,
-            "organisation": entry.organisation,
-            "display_name": entry.display_name,
-            "match": entry.kind,
-            "header_only": _header_only(tx, address, header),
-        }
-        if entry.requires_approval:
-            record["requires_approval"] = True  # filters/approval.py holds the message
-        _annotate(tx, address, record)
 
     def _refuse(
         self,

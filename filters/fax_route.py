@@ -182,9 +182,12 @@ class FaxRouteFilter:
         entry = snap.exact.get(address)
         if entry is None:
             try:
-                entry = snap.by_key.get(normalise(address).key)
+                addr = normalise(address)
             except AddressSyntaxError:
                 return False
+            # REL-5: an attested mailbox stays attested under a +tag; a sub-address with an
+            # entry of its own needs its own attestation.
+            entry = snap.by_key.get(addr.key) or snap.mailbox_of(addr)
         return entry is not None and bool(entry.not_fax_by)
 
     def check(self, tx: Transaction, address: str, where: str) -> None:

@@ -16,6 +16,9 @@ whether the address is plain, unusual, or invalid:
   rewritten, so the address sent upstream stays byte-equal to the one compared.
 - ``Address.key`` is the comparison key for plain addresses: the domain is
   case-insensitive (RFC 5321 2.4) and, as real mail systems do, so is the local part.
+- ``Address.mailbox_key`` is the key of the mailbox the address reaches: Microsoft 365
+  and Google deliver ``local+tag`` to ``local`` (sub-addressing, RFC 5233), so a contact
+  rule made for ``local@domain`` must hold for every ``local+tag@domain`` too (REL-5).
 
 :func:`header_addresses` reads the addresses of To/Cc-like header fields and refuses
 (raises :class:`AmbiguousHeader`) when two parsers do not agree on them.
@@ -65,6 +68,13 @@ class Address:
     def key(self) -> str:
         """Comparison key: local part and domain, both case-insensitive."""
         return f"{self.local.lower()}@{self.domain}"
+
+    @property
+    def mailbox_key(self) -> str:
+        """:attr:`key` without a ``+tag``; equal to it when there is no tag to drop."""
+        base = self.local.split("+", 1)[0]
+        # "+442079460000@..." is a number, not an empty mailbox with a tag.
+        return f"{(base or self.local).lower()}@{self.domain}"
 
     @property
     def plain(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from gateway.directory.addresses import Address
 from gateway.directory.contacts import Clock, Contact, ContactRepository
 from gateway.directory.lookalike import Candidate, LookalikeIndex
 from gateway.store import Store
@@ -32,6 +33,17 @@ class Snapshot:
             else:
                 self.by_key[Contact.key_for(c.kind, c.address, False)] = c
         self._lookalikes: LookalikeIndex | None = None
+
+    def mailbox_of(self, addr: Address) -> Contact | None:
+        """The entry of the mailbox a sub-address reaches, when it has none of its own.
+
+        ``person+tag@domain`` is delivered to ``person@domain`` (RFC 5233; Microsoft 365,
+        Google), so that entry's rules hold for it (REL-5); an entry made for the
+        sub-address itself is judged on its own (None here).
+        """
+        if addr.mailbox_key == addr.key or addr.key in self.by_key:
+            return None
+        return self.by_key.get(addr.mailbox_key)
 
     @property
     def lookalikes(self) -> LookalikeIndex:

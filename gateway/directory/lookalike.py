@@ -211,16 +211,19 @@ class LookalikeIndex:
 
     def _same_domain(self, local: str, domain: str) -> Resemblance | None:
         given = local.lower()
-        base, shape, tokens = given.split("+", 1)[0], skeleton(given), sorted(_tokens(given))
+        # The mailbox a "+tag" reaches is what resembles, or not (REL-5): a typo stays a
+        # typo under a tag ("j.whitacker+court").
+        base = given.split("+", 1)[0] or given
+        shape, tokens = skeleton(base), sorted(_tokens(base))
         for c, want, want_shape, want_tokens in self.locals[domain]:
             if base == want:
                 return self._say(c, "plus-tag")
             if shape == want_shape:
                 return self._say(c, "confusable")
-            if given != want and tokens == want_tokens:
+            if base != want and tokens == want_tokens:
                 return self._say(c, "reordered")
             limit = 2 if len(want) >= 8 else 1
-            if distance(given, want, limit) <= limit:
+            if distance(base, want, limit) <= limit:
                 return self._say(c, "local-typo")
         return None
 
