@@ -7,7 +7,7 @@ Hooked into :class:`gateway.settings.Settings` as ``web: WebSettings``; until th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from gateway.errors import ConfigError
 from gateway.hostport import parse_hostport
@@ -16,6 +16,8 @@ from gateway.hostport import parse_hostport
 # managers and admins review the register; admins also keep contacts, queue and accounts.
 CONSOLE_ROLES = ("staff", "manager", "admin")
 REVIEW_ROLES = ("manager", "admin")
+# Which register entries a manager reads in the console (admins and the CLI read them all).
+ManagerScope = Literal["reports", "all"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,10 @@ class WebSettings:
     require_totp: tuple[str, ...] = REVIEW_ROLES
     # How often the console re-runs `register verify` for the banner on every page.
     verify_interval: float = 900.0
+    # "reports": a manager reads only the register entries of the staff they line-manage
+    # and those they acted on themselves (as held messages go only to the sender's line
+    # managers; policy, "Disclosing information"); "all": the whole register.
+    manager_scope: ManagerScope = "reports"
 
     def __post_init__(self) -> None:
         parse_hostport(self.listen, "web.listen")
@@ -45,6 +51,8 @@ class WebSettings:
                 f"web.require_totp: {', '.join(unknown)}: "
                 "console roles are staff, manager and admin"
             )
+        if self.manager_scope not in get_args(ManagerScope):
+            raise ConfigError("web.manager_scope: must be 'reports' or 'all'")
 
     @property
     def host_port(self) -> tuple[str, int]:

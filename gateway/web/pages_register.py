@@ -5,6 +5,9 @@ Everything reads through :class:`gateway.register.ledger.Register` and writes th
 ``Register.annotate``, as ``c4f-gateway register list/show/export/report/annotate`` do;
 the CSV and the report text are the CLI's own (:mod:`gateway.register.formats`).
 The filter lives in the session, never in the URL (it can name staff and families).
+What a manager reads is limited by ``[web] manager_scope`` (:mod:`.register_scope`):
+every page here reads through :func:`_records` or :func:`_record`, and a record outside
+the viewer's scope answers exactly as a missing one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from gateway.register import formats as fmt
 from gateway.register.ledger import RegisterError
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
+from gateway.web.console import Console
+from gateway.web.register_scope import RegisterScope, scope_for
 from gateway.web.render import flash, page, see_other
 
 PAGE_SIZE = 100
@@ -56,6 +61,47 @@ def filters_of(saved: dict[str, Any], kinds: tuple[str, ...] = ("accepted", "ref
     )
 
 
+def _scope(console: Console, v: Viewer) -> RegisterScope:
+    """Blocking (reads the staff table): call in a worker thread, as the readers below do."""
+    return scope_for(v.member, console.staff.list(), console.web.manager_scope)
+
+
+async def _records(request: Request, v: Viewer, filters: Filters) -> list[Record]:
+    """The records ``filters`` match that ``v`` may read, in register order."""
+    console = console_of(request)
+
+    def read() -> list[Record]:
+        return _scope(console, v).only(console.register.records(filters))
+
+    return await asyncio.to_thread(read)
+
+
+async def _record(request: Request, v: Viewer, seq: int) -> Record | None:
+    """The record holding entry ``seq`` (an original or a follow-up), if ``v`` may read it."""
+    console = console_of(request)
+
+    def read() -> Record | None:
+        found = console.register.record(seq)
+        return found if found is not None and _scope(console, v).shows(found) else None
+
+    return await asyncio.to_thread(read)
+
+
+def _missing(seq: int) -> str:
+    # The words of Register.annotate for a missing entry: out of scope reads the same.
+    return f"there is no register entry {seq}"
+
+
+async def _staff_choices(request: Request, v: Viewer) -> list[str]:
+    """The filter's staff list: everyone, or the viewer's reports."""
+    console = console_of(request)
+    members = await asyncio.to_thread(console.staff.list)
+    scope = scope_for(v.member, members, console.web.manager_scope)
+    return [
+        m.login for m in members if scope.everything or m.login.lower() in (scope.reports or ())
+    ]
+
+
 def _saved(v: Viewer) -> dict[str, Any]:
     found = v.session.state.get("register", {})
     return found if isinstance(found, dict) else {}
@@ -63,9 +109,8 @@ def _saved(v: Viewer) -> dict[str, Any]:
 
 async def register_list(request: Request) -> Response:
     v = await viewer(request)
-    console = console_of(request)
     saved = _saved(v)
-    records = await asyncio.to_thread(console.register.records, filters_of(saved))
+    records = await _records(request, v, filters_of(saved))
     records.reverse()  # newest first
     try:
         number = max(1, int(request.query_params.get("page", "1")))
@@ -85,7 +130,7 @@ async def register_list(request: Request) -> Response:
             "pages": pages,
             "saved": saved,
             "consent_values": [(c, CONSENT_WORDS[c]) for c in CONSENT_VALUES],
-            "staff_logins": [m.login for m in await asyncio.to_thread(console.staff.list)],
+            "staff_logins": await _staff_choices(request, v),
         },
     )
 
@@ -128,7 +173,7 @@ async def register_filter(request: Request) -> Response:
 async def register_export(request: Request) -> Response:
     v = await viewer(request)
     console = console_of(request)
-    records = await asyncio.to_thread(console.register.records, filters_of(_saved(v)))
+    records = await _records(request, v, filters_of(_saved(v)))
     body = fmt.csv_text(records)
     await asyncio.to_thread(console.audit, v.login, "register exported", {"records": len(records)})
     name = f"register-{datetime.now():%Y%m%d-%H%M}.csv"
@@ -141,9 +186,8 @@ async def register_export(request: Request) -> Response:
 
 async def entry_page(request: Request) -> Response:
     v = await viewer(request)
-    console = console_of(request)
     seq: int = request.path_params["seq"]
-    record = await asyncio.to_thread(console.register.record, seq)
+    record = await _record(request, v, seq)
     if record is None:
         return await page(request, v, "not_found.html", {"what": f"register entry {seq}"}, 404)
     if record.seq != seq:
@@ -196,6 +240,9 @@ async def annotate(request: Request) -> Response:
     form = await checked_form(request, v.session)
     seq: int = request.path_params["seq"]
     changes = changes_from(form)
+    if await _record(request, v, seq) is None:
+        await flash(request, v, _missing(seq), error=True)
+        return see_other(f"/register/entry/{seq}")
     try:
         new = await asyncio.to_thread(
             console_of(request).register.annotate, seq, v.login, **changes
@@ -226,9 +273,7 @@ async def report_page(request: Request) -> Response:
     v = await viewer(request)
     console = console_of(request)
     family = str(v.session.state.get("report_family", ""))
-    records = (
-        await asyncio.to_thread(console.register.records, Filters(family=family)) if family else []
-    )
+    records = await _records(request, v, Filters(family=family)) if family else []
     return await page(
         request,
         v,
@@ -260,7 +305,7 @@ async def report_text(request: Request) -> Response:
     family = str(v.session.state.get("report_family", ""))
     if not family:
         return see_other("/register/report")
-    records = await asyncio.to_thread(console.register.records, Filters(family=family))
+    records = await _records(request, v, Filters(family=family))
     return Response(
         fmt.report_text(family, records, console.clock()),
         media_type="text/plain; charset=utf-8",

@@ -133,7 +133,7 @@ async def test_totp_sign_in_filter_and_annotate_seen_by_the_cli(
     async with stack(
         start_gateway, upstream, tmp_path, filters=["sender", "disclosure"], web=WebSettings()
     ) as s:
-        s.gw.add_staff("alice@c4f.example")
+        s.gw.add_staff("alice@c4f.example", managers=[MANAGER])  # whose register MANAGER reads
         for subject in (
             "[consent:obtained] [family:F-1042] Contact report",
             "[family:F-2001] Visit notes",  # consent not stated: incomplete

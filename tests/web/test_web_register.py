@@ -12,17 +12,21 @@ import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
 from support.register import accepted, record, refused
-from support.web import ADMIN, MANAGER, Site, make_site, signed_in
+from support.web import ADMIN, MANAGER, Site, add_account, make_site, signed_in
 
 from gateway.cli import main
 from gateway.register.view import Filters, Record
 
+ALICE = "alice@c4f.example"  # the sender of support.register's entries
 BOB = "bob@c4f.example"
 
 
 @pytest.fixture
 def site(tmp_path: Path, ca: TestCA) -> Site:
     site = make_site(tmp_path / "gw", ca)
+    # The senders report to MANAGER, who reads their entries ([web] manager_scope).
+    for login in (ALICE, BOB):
+        add_account(site.store, login, "staff", (MANAGER,))
     reg, now = site.console.register, site.clock()
     record(
         reg,

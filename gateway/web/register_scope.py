@@ -1,0 +1,58 @@
+"""Which register records a console viewer may read (``[web] manager_scope``).
+
+Policy, "Disclosing information": staff make *their line manager* aware of concerns about
+a disclosure, and held messages go only to the sender's line managers
+(:mod:`gateway.holds.service`). With ``manager_scope = "reports"`` (the default) the
+register follows the same line: a manager reads the records of the staff who name them
+as line manager (``c4f-gateway staff edit LOGIN --manager M``) and the records they acted
+on themselves (a follow-up, an approval, an admin action of theirs). Admins, managers
+under ``"all"`` and the command line (which runs with the keys) read every record.
+
+A record outside the scope is treated as missing everywhere: the list, entry pages,
+follow-up forms, the family report, the CSV export and every count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.directory.staff import StaffMember
+from gateway.register.view import Record
+from gateway.settings.web import ManagerScope
+
+
+@dataclass(frozen=True)
+class RegisterScope:
+    login: str
+    # The logins whose records the viewer reads; None: every record.
+    reports: frozenset[str] | None
+
+    @property
+    def everything(self) -> bool:
+        return self.reports is None
+
+    def shows(self, r: Record) -> bool:
+        if self.reports is None:
+            return True
+        if r.staff.lower() in self.reports:
+            return True
+        return any(
+            str(e.data.get("actor", "")).lower() == self.login for e in (r.entry, *r.followups)
+        )
+
+    def only(self, records: Iterable[Record]) -> list[Record]:
+        return [r for r in records if self.shows(r)]
+
+
+def scope_for(
+    viewer: StaffMember, members: Iterable[StaffMember], setting: ManagerScope
+) -> RegisterScope:
+    """The scope of ``viewer`` (a manager or admin), given every staff account."""
+    login = viewer.login.lower()
+    if viewer.role == "admin" or setting == "all":
+        return RegisterScope(login, None)
+    reports = frozenset(
+        m.login.lower() for m in members if login in (x.lower() for x in m.managers)
+    )
+    return RegisterScope(login, reports)
