@@ -130,7 +130,11 @@ async def main(args: argparse.Namespace) -> int:
             ca,
             upstream_port=args.sink_port,
             config={
-                "limits": {"max_connections": limit + 10, "max_connections_per_client": limit},
+                "limits": {
+                    "max_connections": limit + 10,
+                    "max_connections_per_client": limit,
+                    "max_connections_per_network": limit,
+                },
                 "delivery": {"concurrency": args.delivery_concurrency},
             },
             staff=(),

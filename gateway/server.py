@@ -31,7 +31,8 @@ from gateway.register.ledger import Register
 from gateway.register.purge import purge
 from gateway.settings import Settings, parse_hostport
 from gateway.smtp.handler import Handler
-from gateway.smtp.listener import ConnectionLimiter, GatewaySMTP, ListenerContext
+from gateway.smtp.limits import ConnectionLimiter
+from gateway.smtp.listener import GatewaySMTP, ListenerContext
 from gateway.store import Store
 from gateway.throttle import LoginThrottle
 from gateway.tls import server_context
@@ -103,9 +104,7 @@ class Gateway:
                 per_account=a.max_failures_per_account,
                 window=a.lockout_seconds,
             ),
-            limiter=ConnectionLimiter(
-                settings.limits.max_connections, settings.limits.max_connections_per_client
-            ),
+            limiter=ConnectionLimiter.from_settings(settings.limits),
         )
         self.bound: list[Bound] = []
         self._servers: list[asyncio.Server] = []

@@ -53,6 +53,10 @@ class Limits:
     max_session_age: float = 1800.0
     max_connections: int = 100
     max_connections_per_client: int = 20
+    # LIM-7: open connections from one /24 (IPv4) or /64 (IPv6), whatever its addresses.
+    max_connections_per_network: int = 50
+    # LIM-7: silence allowed before login (at most idle_timeout, which applies after it).
+    idle_timeout_before_login: float = 30.0
     max_noops: int = 20  # NOOP/RSET/HELP/VRFY per session before 421
     min_free_space: int = 0  # bytes; 0 means 1.5 x max_message_size
 
@@ -233,6 +237,8 @@ def _check(s: Settings, file: str) -> None:
         "limits.max_session_age": s.limits.max_session_age,
         "limits.max_connections": s.limits.max_connections,
         "limits.max_connections_per_client": s.limits.max_connections_per_client,
+        "limits.max_connections_per_network": s.limits.max_connections_per_network,
+        "limits.idle_timeout_before_login": s.limits.idle_timeout_before_login,
         "limits.max_noops": s.limits.max_noops,
         "auth.max_failures_per_session": s.auth.max_failures_per_session,
         "auth.max_failures_per_client": s.auth.max_failures_per_client,
@@ -247,6 +253,12 @@ def _check(s: Settings, file: str) -> None:
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"{file}: {key}: must be greater than zero")
+    if s.limits.max_connections_per_network < s.limits.max_connections_per_client:
+        # A network holds at least one address: a lower limit would silently replace it.
+        raise ConfigError(
+            f"{file}: limits.max_connections_per_network: must be at least "
+            "max_connections_per_client"
+        )
     if s.auth.max_failures_per_account > 100:
         # NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts per account.
         raise ConfigError(f"{file}: auth.max_failures_per_account: must be at most 100")

@@ -2,13 +2,16 @@
 
 What this subclass adds (reliability-tests.md §0 lists the library behaviour it answers):
 
-- command lines must end in CRLF; a bare LF ends the session with 521 (SMUG-11);
+- command lines must end in CRLF; a bare LF ends the session with 521 (SMUG-11), and
+  an over-long line gets ``500 ... too long`` (AUTH-7; both in :mod:`gateway.smtp.lines`);
 - a second STARTTLS gets ``554 5.5.1`` instead of killing the session (INJ-4);
 - AUTH PLAIN refuses an authzid that differs from the authcid (AUTH-3); passwords are
   checked in a worker thread (scrypt), throttled per client and per account (AUTH-1);
-- connection limits, overall and per client (LIM-5), and a maximum session age so a
-  NOOP loop cannot hold a session forever (LIM-4);
-- every reply carries an RFC 3463 enhanced status code (library replies are translated).
+- ``AUTH PLAIN =`` (an empty initial response) gets the empty continuation (AUTH-8);
+- connection slots (:mod:`gateway.smtp.limits`: per client, per network, and the idlest
+  connection not logged in evicted when full; LIM-5, LIM-8), a short idle timeout before
+  login (LIM-7), and a maximum session age so a NOOP loop cannot hold a session (LIM-4);
+- every reply carries an RFC 3463 enhanced status code (:mod:`gateway.smtp.replies`).
 
 Policy is not here: :mod:`gateway.smtp.handler` turns MAIL/RCPT/DATA into filter calls.
 """
@@ -18,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import re
 import warnings
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -29,69 +30,25 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 from gateway.directory.staff import StaffDirectory
 from gateway.settings import Settings
+from gateway.smtp.limits import ConnectionLimiter, Slot
+from gateway.smtp.lines import BareLineFeed, LineTooLong, guard_lines
+from gateway.smtp.replies import with_enhanced_code
 from gateway.throttle import LoginThrottle
 
 log = structlog.get_logger("gateway.smtp")
 
-# Library replies that lack an enhanced status code get one by reply code (RFC 3463, RFC 2034).
-_ENHANCED = {
-    "235": "2.7.0",
-    "421": "4.7.0",
-    "454": "4.7.0",
-    "500": "5.5.2",
-    "501": "5.5.4",
-    "502": "5.5.1",
-    "503": "5.5.1",
-    "504": "5.5.4",
-    "530": "5.7.0",
-    "535": "5.7.8",
-    "538": "5.7.11",
-    "552": "5.3.4",
-    "554": "5.5.1",
-    "555": "5.5.4",
-}
-_HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(\s|$)")
+
+def _initial_response(arg: str) -> bytes | None:
+    """An AUTH initial response decoded; None if it is not base64."""
+    if arg == "=":
+        return b""  # RFC 4954 4: "=" is an initial response of zero length
+    try:
+        return base64.b64decode(arg.encode(), validate=True)
+    except binascii.Error:
+        return None
 
 
-def with_enhanced_code(reply: str) -> str:
-    if reply in ("250 OK", "221 Bye"):
-        return f"{reply[:3]} 2.0.0 {reply[4:]}"
-    # EHLO's "250 HELP" and other 2xx lines stay as they are.
-    if len(reply) < 4 or reply[3] != " " or _HAS_ENHANCED.match(reply):
-        return reply
-    code = reply[:3]
-    enhanced = _ENHANCED.get(code)
-    if enhanced is None:
-        return reply
-    text = reply[4:].removeprefix("Error: ")
-    return f"{code} {enhanced} {text}"
-
-
-class BareLineFeed(Exception):
-    """A command line ended in LF without CR (RFC 5321 2.3.8)."""
-
-
-@dataclass
-class ConnectionLimiter:
-    """Open connections, overall and per client address (LIM-5)."""
-
-    total_limit: int
-    per_client_limit: int
-    total: int = 0
-    per_client: Counter[str] = field(default_factory=Counter)
-
-    def acquire(self, client: str) -> bool:
-        if self.total >= self.total_limit or self.per_client[client] >= self.per_client_limit:
-            return False
-        self.total += 1
-        self.per_client[client] += 1
-        return True
-
-    def release(self, client: str) -> None:
-        self.total -= 1
-        self.per_client[client] -= 1
-        if self.per_client[client] <= 0:
-            del self.per_client[client]
+_BAD_BASE64 = AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode base64")
 
 
 @dataclass
@@ -134,7 +91,7 @@ class GatewaySMTP(SMTP):
         self.ctx = ctx
         self.implicit_tls = implicit_tls
         self.client_ip = ""
-        self._admitted = False
+        self._slot: Slot | None = None  # None: refused at connect, or not yet connected
         self._age_handle: asyncio.TimerHandle | None = None
         self._in_auth = False
         self._auth_failures = 0
@@ -142,18 +99,18 @@ class GatewaySMTP(SMTP):
     # -- connection lifecycle ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._admitted:  # the second call, after STARTTLS
+        if self._slot is not None:  # the second call, after STARTTLS
             super().connection_made(transport)
             return
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else "unknown"
-        if not self.ctx.limiter.acquire(self.client_ip):
+        self._slot = self.ctx.limiter.admit(self.client_ip, self.loop.time(), self._evict)
+        if self._slot is None:
             log.warning("connection_refused_limit", client=self.client_ip)
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(b"421 4.7.0 Too many connections; try again later\r\n")
             transport.close()
             return
-        self._admitted = True
         self._age_handle = self.loop.call_later(
             self.ctx.settings.limits.max_session_age, self._too_old
         )
@@ -161,14 +118,33 @@ class GatewaySMTP(SMTP):
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        if not self._admitted:
+        if self._slot is None:
             return  # refused at connect: the library never set up this session
         if self._age_handle is not None:
             self._age_handle.cancel()
             self._age_handle = None
-            self.ctx.limiter.release(self.client_ip)
+            self.ctx.limiter.release(self._slot)
             log.info("connection_closed", client=self.client_ip)
         super().connection_lost(error)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # The library calls this at connect, after STARTTLS and for every valid command:
+        # the connection is active now. Until login the idle timeout is short (LIM-7).
+        if self._slot is not None:
+            self._slot.last_active = self.loop.time()
+            if duration is None and not self._slot.logged_in:
+                lim = self.ctx.settings.limits
+                duration = min(lim.idle_timeout_before_login, lim.idle_timeout)
+        super()._reset_timeout(duration)
+
+    def _evict(self) -> None:
+        """Every slot is taken and this connection, not logged in, is the idlest (LIM-8)."""
+        log.info("connection_evicted", client=self.client_ip)
+        if isinstance(self.transport, asyncio.WriteTransport):
+            self.transport.write(
+                b"421 4.7.0 All connections in use; closing this one, idle before login\r\n"
+            )
+            self.transport.close()
 
     def _too_old(self) -> None:
         log.info("session_too_old", client=self.client_ip)
@@ -180,22 +156,17 @@ class GatewaySMTP(SMTP):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         super()._cb_client_connected(reader, writer)
-        original = reader.readuntil
-
-        async def readuntil(separator: Any = b"\n") -> bytes:
-            line = await original(separator)
-            # DATA reads up to CRLF itself; command lines and AUTH answers come here.
-            if separator == b"\n" and not line.endswith(b"\r\n"):
-                raise BareLineFeed()
-            return line
-
-        reader.readuntil = readuntil  # type: ignore[method-assign]
+        guard_lines(reader, lambda: self._in_auth)
 
     async def handle_exception(self, error: Exception) -> str:
         if isinstance(error, BareLineFeed):
             log.warning("bare_lf_command", client=self.client_ip)
             self.loop.call_soon(self._close)
             return "521 5.5.2 Command lines must end with CRLF (RFC 5321 2.3.8); closing"
+        if isinstance(error, LineTooLong):
+            if error.auth:
+                return "500 5.5.6 Authentication exchange line is too long (RFC 4954 6)"
+            return "500 5.5.2 Command line too long (RFC 5321 4.5.3.1.4)"
         log.exception("smtp_session_error", client=self.client_ip, error=type(error).__name__)
         return "451 4.3.0 Local error; try again later"
 
@@ -220,18 +191,25 @@ class GatewaySMTP(SMTP):
             log.info("starttls_abandoned", client=self.client_ip)
             self.connection_lost(None)
 
+    async def _challenge(self, text: str) -> bytes | None:
+        """Send ``334`` + challenge, return the decoded answer; None if the library has
+        already answered (``*`` or bad base64)."""
+        self._in_auth = True
+        try:
+            answer = await self.challenge_auth(text)
+        finally:
+            self._in_auth = False
+        return answer if isinstance(answer, bytes) else None
+
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        if len(args) == 1:
-            blob = await self.challenge_auth("")
-            if not isinstance(blob, bytes):
+        blob = _initial_response(args[1]) if len(args) == 2 else b""
+        if blob is None:
+            return _BAD_BASE64
+        if not blob:
+            # No initial response, or an empty one: the empty challenge asks for it (RFC 4954 4).
+            blob = await self._challenge("")
+            if blob is None:
                 return AuthResult(success=False, handled=True)
-        else:
-            try:
-                blob = base64.b64decode(args[1].encode(), validate=True)
-            except binascii.Error:
-                return AuthResult(
-                    success=False, handled=False, message="501 5.5.2 Cannot decode base64"
-                )
         parts = blob.split(b"\x00")
         if len(parts) != 3:
             return AuthResult(
@@ -250,19 +228,15 @@ class GatewaySMTP(SMTP):
         return await self._check_login(login, password)
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        if len(args) == 1:
-            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
-            if not isinstance(login, bytes):
+        login = _initial_response(args[1]) if len(args) == 2 else b""
+        if login is None:
+            return _BAD_BASE64
+        if not login:
+            login = await self._challenge(self.AuthLoginUsernameChallenge)
+            if login is None:
                 return AuthResult(success=False, handled=True)
-        else:
-            try:
-                login = base64.b64decode(args[1].encode(), validate=True)
-            except binascii.Error:
-                return AuthResult(
-                    success=False, handled=False, message="501 5.5.2 Cannot decode base64"
-                )
-        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
-        if not isinstance(password, bytes):
+        password = await self._challenge(self.AuthLoginPasswordChallenge)
+        if password is None:
             return AuthResult(success=False, handled=True)
         return await self._check_login(login, password)
 
@@ -302,4 +276,7 @@ class GatewaySMTP(SMTP):
             )
         throttle.succeeded(self.client_ip, login)
         log.info("auth_ok", client=self.client_ip, login=member.login)
+        if self._slot is not None:
+            self._slot.logged_in = True  # never evicted from now on (LIM-8)
+            self._reset_timeout()  # and the ordinary idle timeout from the login on
         return AuthResult(success=True, auth_data=member)

@@ -129,6 +129,7 @@ async def test_inj_5_silent_starttls_sessions_are_closed_and_fds_return(
                 "idle_timeout": 0.5,
                 "max_connections": 300,
                 "max_connections_per_client": 300,
+                "max_connections_per_network": 300,
             }
         }
     )

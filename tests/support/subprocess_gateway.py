@@ -315,7 +315,11 @@ async def soak(
         ca,
         upstream_port=upstream.port,
         config={
-            "limits": {"max_connections": limit + 10, "max_connections_per_client": limit},
+            "limits": {
+                "max_connections": limit + 10,
+                "max_connections_per_client": limit,
+                "max_connections_per_network": limit,
+            },
             "delivery": {"concurrency": DELIVERY_CONCURRENCY},
         },
     )
