@@ -21,13 +21,17 @@ whether the address is plain, unusual, or invalid:
   rule made for ``local@domain`` must hold for every ``local+tag@domain`` too (REL-5).
 
 :func:`header_addresses` reads the addresses of To/Cc-like header fields and refuses
-(raises :class:`AmbiguousHeader`) when two parsers do not agree on them.
+(raises :class:`AmbiguousHeader`) when two parsers do not agree on them;
+:func:`spelled_addresses` finds what a reader would take for an address in the text a
+mail client shows (a display name, a comment), confusable ``@`` included.
 """
 
 from __future__ import annotations
 
 import email.utils
 import functools
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.errors import NonASCIILocalPartDefect, ObsoleteHeaderDefect
@@ -44,6 +48,7 @@ __all__ = [
     "header_addresses",
     "normalise",
     "raw_parts",
+    "spelled_addresses",
 ]
 
 
@@ -175,6 +180,23 @@ def header_addresses(fields: Iterable[HeaderField]) -> list[str]:
             raise AmbiguousHeader(f"{label}: header cannot be read unambiguously")
         found.extend(first)
     return found
+
+
+# Characters a reader takes for "@" that NFKC does not fold to it (it makes "ⓐ" an "a").
+_AT_LIKE = str.maketrans({"\u24d0": "@", "\u24b6": "@"})
+# An "@" with whatever address characters surround it; the delimiters of RFC 5322 3.4 end it.
+_SPELLED = re.compile(r"[^\s<>()\[\],;:\"'\\]*@[^\s<>()\[\],;:\"'\\]*")
+
+
+def spelled_addresses(text: str) -> list[str]:
+    """Every address-like string a reader would see in ``text`` (decoded header text).
+
+    NFKC-normalised first (UAX #15), so a full-width ``＠`` or a small ``﹫`` (and full-width
+    letters and dots) read as the address they show. Any ``@`` counts, even a lone one:
+    for an originator's display name, a false alarm costs a retyped name, a miss a
+    forged sender (HDR-7).
+    """
+    return _SPELLED.findall(unicodedata.normalize("NFKC", text.translate(_AT_LIKE)))
 
 
 def own_domains(domains: Iterable[str]) -> frozenset[str]:

@@ -86,3 +86,24 @@ def fields_named(fields: Iterable[HeaderField], key: str) -> list[HeaderField]:
 
 def without(fields: Iterable[HeaderField], *keys: str) -> list[HeaderField]:
     return [f for f in fields if f.key not in keys]
+
+
+# RFC 5322 3.6: the fields a message may carry at most once. With two, one reader shows
+# the first and another the last, so what was checked need not be what is seen (HDR-5).
+SINGLETONS = frozenset(
+    "date from sender reply-to to cc bcc message-id in-reply-to references subject".split()  # noqa: SIM905 (word list)
+)
+
+
+def repeated_singletons(fields: Iterable[HeaderField]) -> list[str]:
+    """The singleton fields that appear more than once, named as first written."""
+    first: dict[str, str] = {}
+    repeated: list[str] = []
+    for f in fields:
+        if f.key not in SINGLETONS:
+            continue
+        if f.key not in first:
+            first[f.key] = f.name.strip().decode("ascii", "replace")
+        elif first[f.key] not in repeated:
+            repeated.append(first[f.key])
+    return repeated

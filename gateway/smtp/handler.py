@@ -6,8 +6,9 @@ No policy lives here, only the order of things and the replies:
 - RCPT: recipient limit (452 4.5.3), address hygiene (553 5.1.3), then the recipient filters;
   a refused recipient is answered at once and remembered;
 - DATA: bare CR/LF/NUL (550 5.6.0, SMTP smuggling), all-or-nothing (554 5.7.1 when any
-  recipient of the transaction was refused), header sanity (554 5.6.0), the content filters,
-  then Bcc: removed, Received: added, sealed into the spool; 250 only after the commit.
+  recipient of the transaction was refused), header sanity (554 5.6.0: malformed, or a
+  field RFC 5322 3.6 allows once given twice), the content filters, then Bcc: and
+  Resent-Bcc: removed, Received: added, sealed into the spool; 250 only after the commit.
   A message the approval policy holds is spooled as held (:mod:`gateway.holds.service`) and the
   250 says so.
 
@@ -29,7 +30,14 @@ from gateway.envelope import Session, Transaction
 from gateway.errors import Refused, TempFailure
 from gateway.events import RefusedEvent
 from gateway.holds.service import Holds
-from gateway.mail.headers import HeaderField, MalformedHeader, join_message, split_message, without
+from gateway.mail.headers import (
+    HeaderField,
+    MalformedHeader,
+    join_message,
+    repeated_singletons,
+    split_message,
+    without,
+)
 from gateway.pipeline import Pipeline
 from gateway.queue.spool import Spool, new_queue_id
 from gateway.settings import Settings
@@ -157,9 +165,18 @@ class Handler:
                 "sent to anyone. Remove them and send again",
             )
         try:
-            split_message(content)
+            fields, _ = split_message(content)
         except MalformedHeader as exc:
             raise Refused(554, "5.6.0", f"Message header is malformed: {exc}") from exc
+        repeated = repeated_singletons(fields)
+        if repeated:
+            names = ", ".join(f"{name}:" for name in repeated)
+            raise Refused(
+                554,
+                "5.6.0",
+                f"Message has more than one {names} field; RFC 5322 3.6 allows one "
+                "of each: remove the extra",
+            )
         content = await self.pipeline.on_data(tx, content)
         content = self._finish_headers(tx, content)
         if len(content) > self.settings.limits.max_message_size:
@@ -200,9 +217,10 @@ class Handler:
 
     def _finish_headers(self, tx: Transaction, content: bytes) -> bytes:
         fields, body = split_message(content)
-        # Bcc: must not travel (RFC 5322 3.6.3): its recipients are in the envelope.
+        # Bcc: and Resent-Bcc: must not travel (RFC 5322 3.6.3, 3.6.6): their recipients are
+        # in the envelope (HDR-3).
         # TLS-Required: No (RFC 8689 5) would ask later hops to relax TLS; we never do (TLS-7).
-        fields = without(fields, "bcc", "tls-required")
+        fields = without(fields, "bcc", "resent-bcc", "tls-required")
         # RFC 5321 4.4; "ESMTPSA" = ESMTP with TLS and AUTH (RFC 3848).
         received = (
             f"Received: from {tx.session.helo} ([{tx.session.peer}])\r\n"
