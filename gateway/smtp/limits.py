@@ -2,10 +2,11 @@
 
 A connection is admitted while there is room overall, for its client address and for its
 client network (a /24 for IPv4, a /64 for IPv6: one provider's customer, or one attacker
-renting a handful of neighbouring addresses). When every slot is taken, the connection
-that has been idle longest without logging in is closed to admit the newcomer, as Postfix
-reclaims connections under stress (postconf(5), "stress"); a logged-in session is never
-closed for this, so idle connections alone can no longer lock staff out.
+renting a handful of neighbouring addresses). Postfix answers a full connection table by
+shortening its timeouts (postconf(5), "stress"); here, when every slot is taken, the
+connection idle longest without logging in is closed at once to admit the newcomer. A
+logged-in session is never closed for this, so idle connections alone cannot lock staff
+out.
 """
 
 from __future__ import annotations

@@ -164,6 +164,7 @@ class GatewaySMTP(SMTP):
             self.loop.call_soon(self._close)
             return "521 5.5.2 Command lines must end with CRLF (RFC 5321 2.3.8); closing"
         if isinstance(error, LineTooLong):
+            log.warning("line_too_long", client=self.client_ip, auth=error.auth)
             if error.auth:
                 return "500 5.5.6 Authentication exchange line is too long (RFC 4954 6)"
             return "500 5.5.2 Command line too long (RFC 5321 4.5.3.1.4)"

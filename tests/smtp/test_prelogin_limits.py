@@ -3,8 +3,8 @@
 Idle connections that never log in must not lock staff out: they get a short pre-login
 idle timeout, one client network (/24, /64) holds only so many slots, and when every slot
 is taken the longest-idle connection that has not logged in makes room for the newcomer
-(Postfix does the same under stress: it shortens its timeouts when connections run short).
-A session that has logged in is never closed to make room.
+(Postfix, under stress, shortens its timeouts when connections run short; the gateway
+reclaims the idlest slot at once). A session that has logged in is never closed for this.
 
 Source addresses are spread over 127.0.0.0/8 (all loopback on Linux): 127.0.1.x and
 127.0.2.x are other /24 networks than the 127.0.0.1 that staff connect from.
