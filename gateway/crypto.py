@@ -11,6 +11,8 @@ blob copied into another row does not open.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -88,6 +90,20 @@ class Keyring:
         nonce = os.urandom(_NONCE)
         ct = AESGCM(self._keys[self.current_id]).encrypt(nonce, plaintext, MAGIC + kid + aad)
         return MAGIC + bytes([len(kid)]) + kid + nonce + ct
+
+    def lookups(self, value: str, purpose: bytes) -> list[bytes]:
+        """Keyed hashes (HMAC-SHA-256) of ``value``, one per key held, the current key's
+        first: a sealed column is found by equality on its hash, which tells nothing without
+        the key. Store the first; search with all, so rows from before a rotation still match.
+        ``purpose`` keeps the hashes of different columns apart."""
+        return [
+            hmac.new(
+                hmac.new(key, b"c4f-lookup/1:" + purpose, hashlib.sha256).digest(),
+                value.encode("utf-8"),
+                hashlib.sha256,
+            ).digest()
+            for key in self._keys.values()
+        ]
 
     def open(self, blob: bytes, aad: bytes) -> bytes:
         if len(blob) < len(MAGIC) + 1 or not blob.startswith(MAGIC):

@@ -16,6 +16,7 @@ STATE_WORDS = {
     "queued": "waiting",
     "corrupt": "SET ASIDE (failed integrity check)",
     "held": "HELD for approval",
+    "unapproved": "SET ASIDE (released without a recorded approval)",
 }
 
 
@@ -24,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "queue",
         help="list, show, retry or delete queued messages",
         description="Messages accepted but not yet delivered, and messages set "
-        "aside because they failed their integrity check. Message content is "
+        "aside because they failed their integrity check or were released from a hold "
+        "without a recorded approval. Message content is "
         "never shown. Messages held for approval are listed too, but only a decision "
         "moves them: see `c4f-gateway held`.",
     )
@@ -131,6 +133,11 @@ def _run(args: argparse.Namespace, spool: Spool) -> int:
         _refuse_held(row)
         if row is not None and row.state == "corrupt":
             raise CLIError(f"{qid}: still fails its integrity check; it stays set aside")
+        if row is not None and row.state == "unapproved":
+            raise CLIError(
+                f"{qid}: was held and released without a recorded approval; it stays set "
+                "aside: only an approval through `c4f-gateway held approve` sends it"
+            )
         raise CLIError(f"{qid}: not in the queue")
     # delete
     qid = args.queue_id.upper()

@@ -17,7 +17,6 @@ keeps the held messages and every decision, and it fails closed:
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from gateway.errors import SpoolCorrupt
 from gateway.events import Accepted, HoldAction, HoldEvent, Recorder
 from gateway.holds.held import HeldDetails, HeldMessage
 from gateway.holds.notify import Notifier
+from gateway.holds.table import HoldRow, HoldsTable
 from gateway.queue.spool import Spool
 from gateway.register.fields import disclosure_fields, recipients_of
 from gateway.register.message import summarise
@@ -39,18 +39,6 @@ from gateway.store import Store
 
 log = structlog.get_logger("gateway.holds")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS holds (
-    queue_id TEXT PRIMARY KEY REFERENCES queue(id) ON DELETE CASCADE,
-    staff TEXT NOT NULL,
-    held_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    reminded_at REAL NOT NULL,
-    needs_note INTEGER NOT NULL,
-    reasons BLOB NOT NULL  -- sealed: a consent status says something about a family
-);
-CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
-"""
 MAX_NOTE = 2000
 REMIND_EVERY = 86400.0  # policy: reminded daily
 
@@ -79,7 +67,7 @@ class Holds:
         self.staff = staff
         self.clock = clock
         self.notify = Notifier(spool, staff, hostname)
-        self.store.ensure(SCHEMA)
+        self.table = HoldsTable(self.store, spool.keyring)
 
     # -- holding -----------------------------------------------------------------------
 
@@ -90,17 +78,14 @@ class Holds:
 
         def held(conn: sqlite3.Connection, event: Accepted) -> None:
             reasons = tuple(str(r) for r in hold["reasons"])
-            conn.execute(
-                "INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.queue_id,
-                    event.staff.lower(),
-                    event.received_at,
-                    event.received_at + float(hold["expires_after"]),
-                    event.received_at,
-                    int(bool(hold["needs_note"])),
-                    self._seal(event.queue_id, reasons),
-                ),
+            self.table.insert(
+                conn,
+                queue_id=event.queue_id,
+                staff=event.staff,
+                held_at=event.received_at,
+                expires_at=event.received_at + float(hold["expires_after"]),
+                needs_note=bool(hold["needs_note"]),
+                reasons=reasons,
             )
             self.spool.recorder.hold(
                 conn, HoldEvent(event.queue_id, event.received_at, "held", "", reasons=reasons)
@@ -121,22 +106,31 @@ class Holds:
     def count(self, viewer: StaffMember) -> int:
         """How many :meth:`pending` would list for ``viewer`` (nothing decrypted): the
         console's navigation asks on every page."""
-        return len(self._visible(viewer, reasons=False))
+        return self.table.count_sent_by(self._senders_for(viewer, self._deciders()))
 
     def _visible(self, viewer: StaffMember | None, *, reasons: bool) -> list[HeldMessage]:
-        rows = self.store.query("SELECT * FROM holds ORDER BY held_at")
         deciders = self._deciders()
-        found = [self._held(r, deciders, reasons=reasons) for r in rows]
+        senders = None if viewer is None else self._senders_for(viewer, deciders)
+        found = [self._held(r, deciders) for r in self.table.sent_by(senders, reasons=reasons)]
         return [h for h in found if viewer is None or self.may_see(viewer, h)]
 
+    @staticmethod
+    def _senders_for(viewer: StaffMember, deciders: dict[str, tuple[str, ...]]) -> set[str] | None:
+        """Whose held messages ``viewer`` may see (None: everyone's), as :meth:`may_see`
+        decides it, so the table is searched by sender (a keyed hash) rather than read whole."""
+        if viewer.role == "admin":
+            return None
+        managed = {s for s, m in deciders.items() if viewer.login in m}
+        return {viewer.login} | (managed if viewer.role == "manager" else set())
+
     def get(self, queue_id: str) -> HeldMessage | None:
-        rows = self.store.query("SELECT * FROM holds WHERE queue_id = ?", (queue_id.upper(),))
-        return self._held(rows[0], self._deciders()) if rows else None
+        found = self.table.one(queue_id.upper())
+        return self._held(found, self._deciders()) if found else None
 
     def details(self, held: HeldMessage) -> HeldDetails:
         """Decrypt the held message's details. Call only for someone :meth:`may_see` allows."""
         try:
-            msg = self.spool.load(held.queue_id)
+            msg = self.spool.read(held.queue_id)
         except SpoolCorrupt:
             raise HoldError(
                 f"{held.queue_id} fails its integrity check and cannot be shown; ask an admin"
@@ -222,9 +216,10 @@ class Holds:
             self.spool.recorder.hold(
                 conn, HoldEvent(held.queue_id, now, action, member.login, note=note)
             )
-            conn.execute("DELETE FROM holds WHERE queue_id = ?", (held.queue_id,))
+            self.table.remove(conn, held.queue_id)
             if action == "approved":
-                if not self.spool.release(conn, held.queue_id):
+                # The proof of approval is written here, in the register entry's transaction.
+                if not self.spool.release(conn, held.queue_id, member.login):
                     raise HoldError(f"{held.queue_id} is no longer held")
             else:
                 self.spool.discard(conn, held.queue_id)
@@ -241,14 +236,14 @@ class Holds:
         """Turn every held message past its time into refused; never delivered."""
         now = self.clock() if now is None else now
         done = []
-        for row in self.store.query("SELECT queue_id FROM holds WHERE expires_at <= ?", (now,)):
+        for queue_id in self.table.expired(now):
             with self.store.transaction() as conn:
                 try:
-                    held = self._row(conn, row["queue_id"])
+                    held = self._row(conn, queue_id)
                 except HoldError:
                     continue  # decided meanwhile
                 self.spool.recorder.hold(conn, HoldEvent(held.queue_id, now, "expired", ""))
-                conn.execute("DELETE FROM holds WHERE queue_id = ?", (held.queue_id,))
+                self.table.remove(conn, held.queue_id)
                 self.spool.discard(conn, held.queue_id)
                 self.notify.expired(conn, held)
             done.append(held.queue_id)
@@ -262,17 +257,11 @@ class Holds:
         returns how many reminders were queued (restart-safe: the time is kept)."""
         now = self.clock() if now is None else now
         with self.store.transaction() as conn:
-            rows = conn.execute(
-                "SELECT * FROM holds WHERE reminded_at <= ? ORDER BY held_at",
-                (now - REMIND_EVERY,),
-            ).fetchall()
             deciders = self._deciders()
+            rows = self.table.not_reminded_since(conn, now - REMIND_EVERY)
             waiting = [self._held(r, deciders) for r in rows]
             sent = self.notify.reminders(conn, waiting, now)
-            conn.executemany(
-                "UPDATE holds SET reminded_at = ? WHERE queue_id = ?",
-                [(now, h.queue_id) for h in waiting],
-            )
+            self.table.reminded(conn, [h.queue_id for h in waiting], now)
         if sent:
             log.info("hold_reminders", reminders=sent, waiting=len(waiting))
         return sent
@@ -280,19 +269,10 @@ class Holds:
     # -- internals ---------------------------------------------------------------------
 
     def _row(self, conn: sqlite3.Connection, queue_id: str) -> HeldMessage:
-        row = conn.execute("SELECT * FROM holds WHERE queue_id = ?", (queue_id,)).fetchone()
+        row = self.table.one(queue_id, conn)
         if row is None:
             raise HoldError(f"no message {queue_id} is waiting for approval")
         return self._held(row, self._deciders())
-
-    def _seal(self, queue_id: str, reasons: tuple[str, ...]) -> bytes:
-        return self.spool.keyring.seal(json.dumps(list(reasons)).encode(), _aad(queue_id))
-
-    def _open(self, queue_id: str, blob: bytes) -> tuple[str, ...]:
-        try:
-            return tuple(json.loads(self.spool.keyring.open(blob, _aad(queue_id))))
-        except (SpoolCorrupt, ValueError):
-            return ("(unreadable: fails its integrity check)",)
 
     def _deciders(self) -> dict[str, tuple[str, ...]]:
         """Each account's line managers who may decide, from one read of the staff table.
@@ -301,19 +281,14 @@ class Holds:
         may = {login for login, m in members.items() if m.role in ("manager", "admin")}
         return {login: tuple(x for x in m.managers if x in may) for login, m in members.items()}
 
-    def _held(
-        self, row: sqlite3.Row, deciders: dict[str, tuple[str, ...]], *, reasons: bool = True
-    ) -> HeldMessage:
+    @staticmethod
+    def _held(row: HoldRow, deciders: dict[str, tuple[str, ...]]) -> HeldMessage:
         return HeldMessage(
-            queue_id=row["queue_id"],
-            staff=row["staff"],
-            held_at=row["held_at"],
-            expires_at=row["expires_at"],
-            needs_note=bool(row["needs_note"]),
-            reasons=self._open(row["queue_id"], row["reasons"]) if reasons else (),
-            managers=deciders.get(row["staff"], ()),
+            queue_id=row.queue_id,
+            staff=row.staff,
+            held_at=row.held_at,
+            expires_at=row.expires_at,
+            needs_note=row.needs_note,
+            reasons=row.reasons,
+            managers=deciders.get(row.staff, ()),
         )
-
-
-def _aad(queue_id: str) -> bytes:
-    return b"hold:" + queue_id.encode()

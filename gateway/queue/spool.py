@@ -11,25 +11,13 @@ disk without its record or the other way round, no orphan temp files and no dire
 fsync to get right. The sealed blob is AES-256-GCM bound to its queue ID, so nothing
 of the body, subject or recipients is readable on disk, and a damaged or altered blob
 fails its tag: the message is then quarantined (state ``corrupt``), shown by
-``queue list``, never sent and never silently dropped (DUR-4).
-
-Queue states (the only moves allowed are in ``_MOVES``)::
-
-    queued  --delivered to every recipient-->  (row removed; the register keeps the record)
-    queued  --some recipient bounced-------->  (row removed; the DSN queued in the same step)
-    queued  --integrity check failed-------->  corrupt
-    corrupt --admin retries, check passes--->  queued   (e.g. a lost key file was restored)
-    corrupt --admin deletes----------------->  (row removed)
-    held    --a line manager approves------->  queued   (see gateway.holds.service)
-    held    --refused, withdrawn, expired--->  (row removed and shredded)
-
-A ``held`` message is never picked up by the delivery worker: only an approval moves it.
+``queue list``, never sent and never silently dropped (DUR-4). The states and the moves
+between them are :mod:`gateway.queue.states`, with what an admin sees and does.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import shutil
 import sqlite3
@@ -43,33 +31,13 @@ import structlog
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Accepted, NullRecorder, Outcome, Recorder
+from gateway.queue import release
+from gateway.queue.schema import SCHEMA, step_1_seal_staff
+from gateway.queue.sealed import open_message, seal_message, seal_note, seal_staff
+from gateway.queue.states import UNDECIDED, QueueRow, QueueStates
 from gateway.store import Store
 
 log = structlog.get_logger("gateway.spool")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue (
-    id TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    staff TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL,
-    last_error BLOB,
-    blob BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS queue_due ON queue (state, next_attempt);
-CREATE TABLE IF NOT EXISTS queue_rcpt (
-    queue_id TEXT NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (queue_id, idx)
-);
-"""
-
-_MOVES = {("queued", "corrupt"), ("corrupt", "queued"), ("held", "queued")}
 
 
 def new_queue_id() -> str:
@@ -91,20 +59,7 @@ class Spooled:
     pending: tuple[int, ...]  # indexes into rcpt_tos still to deliver
 
 
-@dataclass(frozen=True)
-class QueueRow:
-    queue_id: str
-    created: float
-    staff: str
-    size: int
-    state: str
-    attempts: int
-    next_attempt: float
-    last_error: str
-    pending: int
-
-
-class Spool:
+class Spool(QueueStates):
     def __init__(
         self,
         store: Store,
@@ -120,6 +75,7 @@ class Spool:
         store.ensure(SCHEMA)
         # Freed pages are zeroed: a refused or withdrawn held message leaves no ciphertext.
         store.query("PRAGMA secure_delete = ON")
+        step_1_seal_staff(store, keyring)
 
     # -- accepting ---------------------------------------------------------------------
 
@@ -180,20 +136,18 @@ class Spool:
         now = self.clock()
         rcpts = tuple(rcpt_tos)
         notes = annotations or {}
-        envelope = json.dumps(
-            {
-                "staff": staff,
-                "peer": peer,
-                "mail_from": mail_from,
-                "rcpt_tos": rcpts,
-                "received_at": now,
-                "annotations": notes,
-            },
-            separators=(",", ":"),
-        ).encode()
-        blob = self.keyring.seal(
-            len(envelope).to_bytes(4, "big") + envelope + content, queue_id.encode()
-        )
+        envelope = {
+            "staff": staff,
+            "peer": peer,
+            "mail_from": mail_from,
+            "rcpt_tos": rcpts,
+            "received_at": now,
+            "annotations": notes,
+            # Sealed with the message: a message that was held needs a proof of approval
+            # to be delivered, whatever its row says later (HOLD-1).
+            "held": held,
+        }
+        blob = seal_message(self.keyring, queue_id, envelope, content)
         event = Accepted(
             queue_id=queue_id,
             received_at=now,
@@ -211,7 +165,7 @@ class Spool:
             (
                 queue_id,
                 now,
-                staff,
+                seal_staff(self.keyring, queue_id, staff),
                 len(content),
                 event.sha256,
                 "held" if held else "queued",
@@ -239,19 +193,44 @@ class Spool:
         return [r["id"] for r in rows if r["id"] not in exclude][:limit]
 
     def load(self, queue_id: str) -> Spooled | None:
-        """The message, decrypted; None if it is gone. Quarantines it if it fails its check."""
+        """The message, decrypted, for delivery; None if it is gone or may not be sent.
+
+        Quarantines it if it fails its check. A message that was held opens only with its
+        proof of approval, whatever its row's state says; without one it is set aside as
+        ``unapproved`` and None is returned (HOLD-1)."""
+        opened = self._open(queue_id)
+        if opened is None:
+            return None
+        msg, held, proof = opened
+        if held:
+            sha256 = hashlib.sha256(msg.content).hexdigest()
+            if not release.approved(self.keyring, queue_id, sha256, proof):
+                self.set_aside_unapproved(queue_id)
+                return None
+        return msg
+
+    def read(self, queue_id: str) -> Spooled | None:
+        """The message, decrypted, for its approver to read while it is held; never for
+        delivery (use :meth:`load`). Quarantines it if it fails its check."""
+        opened = self._open(queue_id)
+        return None if opened is None else opened[0]
+
+    def _open(self, queue_id: str) -> tuple[Spooled, bool, bytes | None] | None:
+        """(message, whether it was held, its proof of approval if any)."""
         rows = self.store.query(
-            "SELECT created, staff, attempts, state, blob FROM queue WHERE id = ?", (queue_id,)
+            "SELECT created, attempts, blob,"
+            " (SELECT proof FROM queue_release r WHERE r.queue_id = q.id) AS proof"
+            " FROM queue q WHERE id = ?",
+            (queue_id,),
         )
         if not rows:
             return None
         row = rows[0]
         try:
-            plain = self.keyring.open(row["blob"], queue_id.encode())
-            n = int.from_bytes(plain[:4], "big")
-            env = json.loads(plain[4 : 4 + n])
-            content = plain[4 + n :]
-        except (SpoolCorrupt, ValueError, KeyError, TypeError) as exc:
+            env, content = open_message(self.keyring, queue_id, row["blob"])
+            staff, peer, mail_from = env["staff"], env["peer"], env["mail_from"]
+            rcpt_tos, annotations = tuple(env["rcpt_tos"]), env["annotations"]
+        except (SpoolCorrupt, KeyError, TypeError) as exc:
             self.quarantine(queue_id, str(exc))
             raise SpoolCorrupt(str(exc)) from exc
         pending = tuple(
@@ -261,55 +240,48 @@ class Spool:
                 (queue_id,),
             )
         )
-        return Spooled(
+        msg = Spooled(
             queue_id=queue_id,
             created=row["created"],
-            staff=row["staff"],
-            peer=env["peer"],
-            mail_from=env["mail_from"],
-            rcpt_tos=tuple(env["rcpt_tos"]),
+            staff=staff,
+            peer=peer,
+            mail_from=mail_from,
+            rcpt_tos=rcpt_tos,
             content=content,
-            annotations=env["annotations"],
+            annotations=annotations,
             attempts=row["attempts"],
             pending=pending,
         )
+        return msg, _was_held(env), row["proof"]
 
-    def quarantine(self, queue_id: str, reason: str) -> None:
-        self._move(queue_id, "queued", "corrupt", reason)
-        log.error("spool_corrupt", queue_id=queue_id, reason=reason)
-
-    def recheck(self, queue_id: str) -> bool:
-        """Put a set-aside message back in the queue if it now passes its check.
-
-        For the admin who restored a lost key file (``queue retry``); a message that
-        still fails stays set aside, untouched.
-        """
-        rows = self.store.query(
-            "SELECT blob FROM queue WHERE id = ? AND state = 'corrupt'", (queue_id,)
+    def release(self, conn: sqlite3.Connection, queue_id: str, approver: str) -> bool:
+        """A held message becomes due now, with its proof of approval (inside the
+        approval's transaction, which also writes the register's record)."""
+        found = conn.execute(
+            f"SELECT sha256 FROM queue WHERE id = ? AND {UNDECIDED}",  # noqa: S608
+            (queue_id,),
+        ).fetchone()
+        if found is None:
+            return False
+        now = self.clock()
+        proof = release.make_proof(self.keyring, queue_id, found["sha256"], approver, now)
+        conn.execute(
+            "INSERT OR REPLACE INTO queue_release (queue_id, proof) VALUES (?, ?)",
+            (queue_id, proof),
         )
-        if not rows:
-            return False
-        try:
-            self.keyring.open(rows[0]["blob"], queue_id.encode())
-        except SpoolCorrupt:
-            return False
-        self._move(queue_id, "corrupt", "queued", "passed its integrity check again")
-        self.retry_now(queue_id)
-        log.info("spool_recovered", queue_id=queue_id)
+        conn.execute(
+            "UPDATE queue SET state = 'queued', next_attempt = ?, last_error = NULL WHERE id = ?",
+            (now, queue_id),
+        )
         return True
-
-    def release(self, conn: sqlite3.Connection, queue_id: str) -> bool:
-        """A held message becomes due now (inside the approval's transaction)."""
-        cur = conn.execute(
-            "UPDATE queue SET state = 'queued', next_attempt = ? WHERE id = ? AND state = 'held'",
-            (self.clock(), queue_id),
-        )
-        return cur.rowcount == 1
 
     def discard(self, conn: sqlite3.Connection, queue_id: str) -> bool:
         """Remove a held message (inside the refusal's transaction); call :meth:`shred`
         after the commit so no copy of its pages stays in the file or the log."""
-        cur = conn.execute("DELETE FROM queue WHERE id = ? AND state = 'held'", (queue_id,))
+        cur = conn.execute(
+            f"DELETE FROM queue WHERE id = ? AND {UNDECIDED}",  # noqa: S608
+            (queue_id,),
+        )
         return cur.rowcount == 1
 
     def shred(self) -> None:
@@ -317,14 +289,6 @@ class Spool:
         message's pages are zeroed, so its ciphertext survives neither in the database
         file nor in the WAL (the sealed blob is already unreadable without the spool key)."""
         self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _move(self, queue_id: str, old: str, new: str, reason: str) -> None:
-        if (old, new) not in _MOVES:  # the table above is the whole state machine
-            raise ValueError(f"no move from {old} to {new}")
-        self.store.execute(
-            "UPDATE queue SET state = ?, last_error = ? WHERE id = ? AND state = ?",
-            (new, self._seal_note(queue_id, reason), queue_id, old),
-        )
 
     def finish(
         self,
@@ -361,58 +325,15 @@ class Spool:
                 conn.execute(
                     "UPDATE queue SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
                     " WHERE id = ?",
-                    (retry_at, self._seal_note(msg.queue_id, error), msg.queue_id),
+                    (retry_at, seal_note(self.keyring, msg.queue_id, error), msg.queue_id),
                 )
 
-    # -- administration ----------------------------------------------------------------
 
-    def rows(self) -> list[QueueRow]:
-        out = []
-        for r in self.store.query(
-            "SELECT q.id, q.created, q.staff, q.size, q.state, q.attempts, q.next_attempt,"
-            " q.last_error, (SELECT count(*) FROM queue_rcpt p WHERE p.queue_id = q.id"
-            " AND p.state = 'pending') AS pending FROM queue q ORDER BY q.created"
-        ):
-            out.append(
-                QueueRow(
-                    queue_id=r["id"],
-                    created=r["created"],
-                    staff=r["staff"],
-                    size=r["size"],
-                    state=r["state"],
-                    attempts=r["attempts"],
-                    next_attempt=r["next_attempt"],
-                    last_error=self._open_note(r["id"], r["last_error"]),
-                    pending=r["pending"],
-                )
-            )
-        return out
+def _was_held(envelope: dict[str, Any]) -> bool:
+    """Whether the message was held at acceptance, from what was sealed with it. Messages
+    spooled before the envelope said so carry the approval policy's ``hold`` annotation."""
+    notes = envelope.get("annotations")
+    return bool(envelope.get("held")) or (isinstance(notes, dict) and bool(notes.get("hold")))
 
-    def retry_now(self, queue_id: str) -> bool:
-        return (
-            self.store.execute(
-                "UPDATE queue SET next_attempt = ? WHERE id = ? AND state = 'queued'",
-                (self.clock(), queue_id),
-            )
-            == 1
-        )
 
-    def delete(self, queue_id: str) -> bool:
-        """Remove a queued or set-aside message; a held one only goes through a decision
-        (gateway.holds.service), so that the register records who refused it."""
-        return (
-            self.store.execute("DELETE FROM queue WHERE id = ? AND state != 'held'", (queue_id,))
-            == 1
-        )
-
-    def _seal_note(self, queue_id: str, note: str) -> bytes:
-        # Upstream replies can quote recipient addresses: sealed like the message.
-        return self.keyring.seal(note.encode(), b"note:" + queue_id.encode())
-
-    def _open_note(self, queue_id: str, blob: bytes | None) -> str:
-        if not blob:
-            return ""
-        try:
-            return self.keyring.open(blob, b"note:" + queue_id.encode()).decode()
-        except SpoolCorrupt:
-            return "(unreadable note)"
+__all__ = ["QueueRow", "Spool", "Spooled", "new_queue_id"]
