@@ -15,6 +15,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from conftest import StartGateway
 from support.harness import PASSWORD, RunningGateway, message
@@ -24,7 +25,6 @@ from support.subprocess_gateway import run_cli
 from gateway.crypto import Keyring
 from gateway.directory.staff import StaffDirectory, hash_password
 from gateway.holds.service import Holds
-from gateway.queue.sealed import seal_message
 from gateway.queue.spool import Spool
 from gateway.store import Store
 
@@ -136,7 +136,7 @@ def test_priv1_step_1_seals_the_logins_of_an_older_database(tmp_path: Path) -> N
                 hashlib.sha256(content).hexdigest(),
                 state,
                 now,
-                seal_message(keyring, qid, envelope, content),
+                _sealed_as_before(keyring, qid, envelope, content),
             ),
         )
         old.execute("INSERT INTO queue_rcpt VALUES (?, 0, 'pending')", (qid,))
@@ -176,6 +176,12 @@ def test_priv1_step_1_seals_the_logins_of_an_older_database(tmp_path: Path) -> N
     released = spool.load("AAAAAAAAAAA1")
     assert released is not None and released.content == content
     store.close()
+
+
+def _sealed_as_before(keyring: Keyring, qid: str, envelope: dict[str, Any], body: bytes) -> bytes:
+    """A queue blob as the spool has always sealed it: length, envelope JSON, message."""
+    head = json.dumps(envelope).encode()
+    return keyring.seal(len(head).to_bytes(4, "big") + head + body, qid.encode())
 
 
 def _db_files(db: Path) -> bytes:
