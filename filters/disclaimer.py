@@ -84,6 +84,8 @@ def add_notice(content: bytes, notice: Notice, signed: str = "wrap") -> Result:
         parts = _body_parts(root)
         if not parts:
             raise _Wrap("protected" if _has_protected(root) else "no-text")
+        if _behind_rfc2231(root, parts):
+            raise _Wrap("rfc2231")  # a reader that does not know RFC 2231 sees no parts
         for part in parts:
             edit = _edit_part(content, part, notice)
             if edit is not None:
@@ -153,6 +155,18 @@ def _related_root(e: Entity) -> Entity | None:
 
 def _has_protected(e: Entity) -> bool:
     return any(x.ctype in PROTECTED for x in e.walk())
+
+
+def _behind_rfc2231(root: Entity, parts: list[Entity]) -> bool:
+    """Whether a body part lies in a multipart whose boundary is in RFC 2231 form."""
+    wanted = {id(p) for p in parts}
+
+    def walk(e: Entity, extended: bool) -> bool:
+        if extended and id(e) in wanted:
+            return True
+        return any(walk(c, extended or e.extended_boundary) for c in e.children)
+
+    return walk(root, False)
 
 
 # --- editing one body text part ---

@@ -12,6 +12,7 @@ at most ``MAX_PARTS`` parts and ``MAX_DEPTH`` levels; every scan is linear in th
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 
 from gateway.mail.headers import HeaderField, MalformedHeader, fields_named, split_message
@@ -48,6 +49,7 @@ class Entity:
     disposition: str = ""
     disposition_params: dict[str, str] = field(default_factory=dict)
     children: list[Entity] = field(default_factory=list)
+    extended_boundary: bool = False  # given in RFC 2231 form (boundary*=, boundary*0=...)
 
     @property
     def ctype(self) -> str:
@@ -125,7 +127,11 @@ def _read_content_fields(e: Entity, default: str) -> None:
         raise MimeError("duplicate-field", "a MIME part repeats a Content- header field")
     if ctypes:
         kind, e.params = parse_params(ctypes[0].value.decode("latin-1"))
-        if kind.count("/") != 1 or not _TYPE.fullmatch(kind):
+        if kind == "text":
+            # RFC 2045 5.2: a Content-Type that cannot be parsed means text/plain in US-ASCII;
+            # readers do so for a missing subtype. Other parameters (a file name) still count.
+            kind, e.params = "text/plain", {**e.params, "charset": "us-ascii"}
+        elif kind.count("/") != 1 or not _TYPE.fullmatch(kind):
             raise MimeError("bad-content-type", "a Content-Type header field cannot be read")
         e.maintype, e.subtype = kind.split("/")
     else:
@@ -171,14 +177,14 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
         if len(raw) >= 2 and raw[0] == raw[-1] == '"':
             raw = raw[1:-1]
             raw = _ESCAPE.sub(r"\1", raw) if "\\" in raw else raw
-        if name in params and name in _UNIQUE:
+        if name in params and name.split("*", 1)[0] in _UNIQUE:
             raise MimeError("duplicate-param", f"a Content- header field repeats {name}=")
         params.setdefault(name, raw)
     return kind, params
 
 
 def _boundary(e: Entity, outer: tuple[bytes, ...]) -> bytes:
-    text = e.params.get("boundary", "")
+    text, e.extended_boundary = _param_value(e.params, "boundary")
     if not text or len(text) > 200 or not text.isascii() or not text.isprintable():
         raise MimeError("bad-boundary", "a multipart part has a missing or invalid boundary")
     b = text.encode("ascii")
@@ -187,6 +193,59 @@ def _boundary(e: Entity, outer: tuple[bytes, ...]) -> bytes:
         if o.startswith(b) or b.startswith(o):
             raise MimeError("nested-boundary", "a nested multipart reuses an enclosing boundary")
     return b
+
+
+# RFC 2231 3 and 4: "name*" (extended), "name*N" and "name*N*" (continuations, N from 0).
+_SECTION = re.compile(r"\*(?:(0|[1-9][0-9]{0,2})(\*)?)?")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _param_value(params: dict[str, str], name: str) -> tuple[str, bool]:
+    """The value of ``name``, given plainly or in RFC 2231 form; and whether it was RFC 2231.
+
+    Giving it both ways is refused: readers that know RFC 2231 and readers that do not would
+    take different values.
+    """
+    single: str | None = None
+    sections: dict[int, tuple[str, bool]] = {}
+    for key, raw in params.items():
+        if not key.startswith(name + "*"):
+            continue
+        m = _SECTION.fullmatch(key, len(name))
+        if m is None:
+            raise MimeError("bad-param", f"a Content- header field has an unknown {key}=")
+        if m.group(1) is None:
+            single = raw
+        else:
+            sections[int(m.group(1))] = (raw, m.group(2) is not None)
+    plain = params.get(name)
+    if (plain is not None) + (single is not None) + bool(sections) > 1:
+        raise MimeError("duplicate-param", f"a Content- header field gives {name}= twice")
+    if plain is not None:
+        return plain, False
+    if single is not None:
+        return _decode_extended(single, first=True), True
+    if sorted(sections) != list(range(len(sections))):
+        raise MimeError("bad-param", f"the RFC 2231 sections of {name}= are incomplete")
+    out = [
+        _decode_extended(raw, first=n == 0) if encoded else raw
+        for n, (raw, encoded) in sorted(sections.items())
+    ]
+    return "".join(out), bool(sections)
+
+
+def _decode_extended(raw: str, first: bool) -> str:
+    """RFC 2231 4: ``charset'language'%XX…`` (the prefix only in the first section).
+
+    Returns the octets as latin-1 text; callers check the characters they allow."""
+    if first:
+        parts = raw.split("'", 2)
+        if len(parts) != 3:
+            raise MimeError("bad-param", "an RFC 2231 parameter value cannot be read")
+        raw = parts[2]
+    if _PERCENT.search(raw):
+        raise MimeError("bad-param", "an RFC 2231 parameter value cannot be read")
+    return urllib.parse.unquote_to_bytes(raw).decode("latin-1")
 
 
 def _split(buf: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:

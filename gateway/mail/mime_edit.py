@@ -123,12 +123,13 @@ def with_charset(f: HeaderField, part: Entity, charset: str) -> HeaderField:
         raw = raw[:-2] + b";" + CRLF + b" charset=" + charset.encode("ascii") + CRLF
     new = HeaderField(f.name, raw)
     try:
-        _, params = mime.parse_params(new.value.decode("latin-1"))
+        kind, params = mime.parse_params(new.value.decode("latin-1"))
     except MimeError:
-        params = {}
-    if params == {**part.params, "charset": charset}:
+        kind, params = "", {}
+    if kind == part.ctype and params == {**part.params, "charset": charset}:
         return new
-    # The raw edit changed more than the charset (an odd field): write the field afresh.
+    # The raw edit changed more than the charset (an odd field), or the type was unreadable
+    # ("text", RFC 2045 5.2) and would stay so: write the field afresh.
     params = {**part.params, "charset": charset}
     text = ";\r\n\t".join([part.ctype, *(mime_param(k, v) for k, v in params.items())])
     return mime_field(f.name.decode("latin-1").strip(), text)

@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
 from conftest import StartGateway
+from support.harness import RunningGateway
+from support.mail_views import notices_seen, parse, views
 from support.upstream import Upstream
+
+from filters.disclaimer import DEFAULT_FILE, Notice
 
 ALICE = "alice@c4f.example"
 CONFIG = {"pipeline": {"filters": ["sender", "disclaimer"]}}
 NOTICE_START = b"This document is strictly confidential"
 NOTICE_END = b"permanently delete what you have received."
+NOTICE_WORDS = Notice.load(DEFAULT_FILE).words
+NOTICE_PLAIN = Notice.load(DEFAULT_FILE).plain("\r\n").encode("ascii")
 
 
 def alternative() -> bytes:
@@ -86,3 +93,24 @@ async def test_unreadable_structure_is_refused_before_the_250(
     await asyncio.sleep(0.3)
     assert upstream.arrived == []
     assert gw.gateway.spool.rows() == []
+
+
+# --- shared with the end-to-end tests of MIME-5..9 (test_disclaimer_visible.py, …) ---
+
+UNCLEAN = re.compile(rb"\r(?!\n)|(?<!\r)\n|\x00")  # RFC 5322 2.3, RFC 2045 2.7 and 2.8
+
+
+async def relay(
+    start_gateway: StartGateway, upstream: Upstream, content: bytes
+) -> tuple[RunningGateway, bytes]:
+    """Send ``content`` as alice through a running gateway; the bytes the upstream receives,
+    checked clean and with the notice seen exactly once in every view a reader may show."""
+    gw = await start_gateway(upstream=upstream, config=CONFIG)
+    gw.add_staff(ALICE)
+    errors, reply = await gw.send(ALICE, ["bob@c4f.example"], content)
+    assert errors == {} and reply.startswith("2.0.0 Queued as ")
+    [arrived] = await upstream.wait_for(1)
+    assert not UNCLEAN.search(arrived.content)
+    for view in views(parse(arrived.content)):
+        assert notices_seen(view, NOTICE_WORDS) == 1
+    return gw, arrived.content

@@ -60,7 +60,11 @@ TEXT = b"Content-Type: text/plain\r\n\r\nHello.\r\n"
         (HEAD + b"No colon here\r\n\r\nBody\r\n", "malformed header"),
         (b" continued\r\n" + HEAD + b"\r\nBody\r\n", "malformed header"),
         (HEAD + b"Content-Type: text/plain\r\n\r\nNUL \x00 here\r\n", "NUL"),
-        (HEAD + b"Content-Type: text\r\n\r\nBody\r\n", "Content-Type header field cannot be read"),
+        # "text" alone is read as text/plain (RFC 2045 5.2, MIME-8); "multipart" alone is not.
+        (
+            HEAD + b"Content-Type: multipart\r\n\r\nBody\r\n",
+            "Content-Type header field cannot be read",
+        ),
         (HEAD + b'Content-Type: text/plain; charset="utf-8\r\n\r\nBody\r\n', "unclosed quote"),
         (
             HEAD
