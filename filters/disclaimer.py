@@ -22,7 +22,7 @@ import structlog
 
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.mail import mime, transfer
+from gateway.mail import html_flow, mime, transfer
 from gateway.mail.disclaimer_notice import DEFAULT_FILE, Notice
 from gateway.mail.headers import CRLF
 from gateway.mail.mime import Entity, MimeError
@@ -31,7 +31,6 @@ from gateway.mail.mime_edit import (
     apply_edits,
     charset_codec,
     encode_text,
-    html_insertion_point,
     longest_line,
     mime_fields,
     minimal_edit,
@@ -127,8 +126,10 @@ def _body_parts(e: Entity) -> list[Entity]:
             found: list[Entity] = []
             for c in e.children:
                 inner = _body_parts(c)
-                if not inner and _has_protected(c):
-                    raise _Wrap("protected")  # a reader may show that alternative
+                if not inner:
+                    # A reader may show this alternative (text/x-amp-html, text/enriched,
+                    # text/calendar, a signed part…), and we cannot put the notice into it.
+                    raise _Wrap("protected" if _has_protected(c) else "unedited-alternative")
                 found.extend(inner)
             return found
         if e.subtype == "related":
@@ -187,13 +188,15 @@ def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
         raise _Wrap("charset") from exc
     nl = "\r\n" if part.cte in mime.IDENTITY or "\r\n" in text or "\n" not in text else "\n"
     if part.subtype == "html":
-        at, hidden = html_insertion_point(text)
+        flow = html_flow.read(text)
+        if flow.insertion_point is None:
+            raise _Wrap("html-hidden")  # nowhere is the notice surely seen
+        at = flow.insertion_point
+        seen = [n for n in flow.notices if n < at]
+        if seen and notice.is_html(text[seen[-1] : at]):
+            return None
         before = text[:at]
         block = notice.html(nl)
-        if notice.ends_html(before, nl):
-            return None
-        if hidden:
-            block = "-->" + nl + block  # close the unterminated comment that would hide it
         lead = nl if before and not before.endswith("\n") else ""
     else:
         at = len(text)

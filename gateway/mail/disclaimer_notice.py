@@ -81,9 +81,10 @@ class Notice:
     def ends_plain(self, text: str) -> bool:
         return _collapse(text[-(4 * len(self.words) + 256) :]).endswith(self.words)
 
-    def ends_html(self, text: str, nl: str) -> bool:
-        block = _collapse(self.html(nl))
-        return _collapse(text[-(4 * len(block) + 256) :]).endswith(block)
+    def is_html(self, text: str) -> bool:
+        """Whether ``text`` is the HTML block (whatever its line breaks)."""
+        block = _collapse(self.html())
+        return len(text) <= 4 * len(block) + 256 and _collapse(text) == block
 
     def part(self) -> bytes:
         """The text/plain part that follows a wrapped message."""

@@ -1,5 +1,5 @@
-"""Byte-level MIME editing for the confidentiality notice: charsets, insertion points,
-minimal edits, rewritten MIME fields, and wrapping a whole message in multipart/mixed.
+"""Byte-level MIME editing for the confidentiality notice: charsets, minimal edits, rewritten
+MIME fields, and wrapping a whole message in multipart/mixed.
 
 Everything here works on the exact bytes of a message (gateway.mail.mime's entities), so that
 what is not edited stays byte-identical.
@@ -7,7 +7,6 @@ what is not edited stays byte-identical.
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import hashlib
 import re
@@ -51,29 +50,6 @@ def encode_text(old: bytes, text: str, at: int, insert: str, codec: str) -> tupl
     except UnicodeError:
         pass
     return want.encode("utf-8"), "utf-8"
-
-
-_BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
-
-
-def html_insertion_point(text: str) -> tuple[int, bool]:
-    """Before the last ``</body>`` outside a comment, else the end; and whether that end is
-    inside an unterminated comment (which would hide what follows)."""
-    spans = [(m.start(), m.end()) for m in _COMMENT.finditer(text)]
-    starts = [s for s, _ in spans]
-
-    def inside(pos: int) -> bool:
-        k = bisect.bisect_right(starts, pos) - 1
-        if k < 0:
-            return False
-        s, e = spans[k]
-        return s < pos < e or (pos == e == len(text) and not text[s:].endswith("-->"))
-
-    for m in reversed(list(_BODY_CLOSE.finditer(text))):
-        if not inside(m.start()):
-            return m.start(), False
-    return len(text), inside(len(text))
 
 
 def longest_line(data: bytes) -> int:

@@ -229,9 +229,13 @@ def test_notice_cannot_be_switched_off_by_a_header() -> None:
 
 
 def test_html_with_an_unterminated_comment_still_shows_the_notice() -> None:
-    src = HEAD + b"Content-Type: text/html\r\n\r\n<p>Hi</p><!-- unterminated </body>\r\n"
-    out = add_notice(src, NOTICE).content
-    assert b'<!-- unterminated </body>\r\n-->\r\n<div class="c4f-notice">' in out
+    """Everything after "<!--" is hidden: the message is wrapped with the notice as a part of
+    its own, the HTML untouched (MIME-5: the notice goes in only where it is seen)."""
+    html = b"<p>Hi</p><!-- unterminated </body>\r\n"
+    result = add_notice(HEAD + b"Content-Type: text/html\r\n\r\n" + html, NOTICE)
+    assert result.action == "wrapped"
+    assert b"\r\n\r\n" + html + b"\r\n--=_c4f_notice_" in result.content
+    assert result.content.count(b"strictly confidential") == 1
 
 
 CORPUS = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
