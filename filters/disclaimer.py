@@ -1,14 +1,20 @@
 """The mandatory confidentiality notice, added to the body text of every message.
 
 Policy, "Transmitting information": every email "should include" the two paragraphs kept in
-``config/disclaimer.txt``. The notice goes at the end of each body text part (both
-alternatives of a multipart/alternative, the HTML root of a multipart/related), never into
-attachments or a forwarded message/rfc822. Each edited part keeps its transfer encoding and
-charset (UTF-8 only when the charset cannot carry the notice); everything else stays
-byte-identical. Signed or encrypted mail, mail without body text and text we cannot decode
-are wrapped in multipart/mixed with the notice as a part of its own, so signatures still
-verify. No header the client sends can switch the notice off: only the notice already at
-the end of a part (the message passed through twice) stops a second copy.
+``config/disclaimer.txt``, and every reader must see them. The notice goes at the end of each
+body text part (both alternatives of a multipart/alternative, the HTML root of a
+multipart/related), never into attachments or a forwarded message/rfc822; in HTML only where
+a browser shows it (:mod:`gateway.mail.html_flow`). Each edited part keeps its charset (UTF-8
+only when the charset cannot carry the notice) and its transfer encoding unless the result
+could not travel in it (UTF-16 marked 8bit: base64); everything else stays byte-identical.
+
+The message is wrapped in multipart/mixed with the notice as a part of its own, the original
+untouched, when editing in place could leave a reader without it: signed or encrypted mail
+(so signatures still verify), mail without body text, text we cannot decode, HTML where no
+place is surely seen, an alternative we do not edit (text/x-amp-html, text/enriched,
+text/calendar…) and a boundary given in RFC 2231 form. No header the client sends can switch
+the notice off: only the notice already at the end of a part, where it is seen (the message
+passed through twice), stops a second copy.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from gateway.mail.mime_edit import (
     minimal_edit,
     wrap_with_part,
 )
+from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.pipeline import FilterContext
 
 log = structlog.get_logger("filters.disclaimer")
@@ -212,6 +219,10 @@ def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
         cte = "quoted-printable"  # RFC 2045 2.7: 7bit data is ASCII only
     elif charset and cte in mime.IDENTITY and longest_line(new) > 998:
         cte = "quoted-printable"  # RFC 5322 2.1.1, after re-encoding as UTF-8
+    if cte in mime.IDENTITY and has_bare_line_end_or_nul(new):
+        # The charset's line breaks are not CR LF (UTF-16, UTF-32, EBCDIC): the notice in it
+        # cannot travel as 7bit or 8bit (RFC 2045 2.7, 2.8); base64 as RFC 2781 4 advises.
+        cte = "base64"
     if not charset and cte == part.cte and part.separated:
         new_body = transfer.splice_encoded(body, cte, old, new)
         return minimal_edit(part.body_start, body, new_body)

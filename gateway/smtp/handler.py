@@ -38,6 +38,7 @@ from gateway.mail.headers import (
     split_message,
     without,
 )
+from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.pipeline import Pipeline
 from gateway.queue.spool import Spool, new_queue_id
 from gateway.settings import Settings
@@ -45,7 +46,6 @@ from gateway.settings import Settings
 log = structlog.get_logger("gateway.smtp")
 
 Phase = Literal["mail", "rcpt", "data"]
-_SMUGGLING = re.compile(rb"\r(?!\n)|(?<!\r)\n|\x00")
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x20\x7f]")
 _HELO_NAME = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
 
@@ -149,7 +149,7 @@ class Handler:
             return t.reply()
 
     async def _data(self, tx: Transaction, content: bytes) -> str:
-        if _SMUGGLING.search(content):
+        if has_bare_line_end_or_nul(content):
             # SMUG-1..11: bare CR or LF (or NUL) could end the message early at a later hop.
             raise Refused(
                 550,
@@ -179,6 +179,10 @@ class Handler:
             )
         content = await self.pipeline.on_data(tx, content)
         content = self._finish_headers(tx, content)
+        if has_bare_line_end_or_nul(content):
+            # What leaves is held to the rule for what arrives (MIME-7): a filter fault.
+            log.error("unclean_output", queue_id=tx.queue_id)
+            raise TempFailure("Local policy check failed; try again later")
         if len(content) > self.settings.limits.max_message_size:
             raise Refused(552, "5.3.4", "Message too big after adding the required notice")
         held = bool(tx.annotations.get("hold"))
