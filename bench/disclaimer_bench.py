@@ -120,11 +120,21 @@ def scaling() -> None:
             + b"\r\n"
         ),
         "header chars, no spaces": lambda n: b"X-Long: " + b"a" * (n * 10) + b"\r\n",
+        # The HTML judge (gateway/mail/html_flow.py) follows every tag of an HTML part.
+        "HTML elements": lambda n: (
+            b"Content-Type: text/html\r\n\r\n<html><body>"
+            + b"<p>x<b>y</b></p>" * n
+            + b"</body></html>"
+        ),
+        "HTML left open": lambda n: (
+            b"Content-Type: text/html\r\n\r\n<html><body>" + b"<span>" * n + b"</i>" * n
+        ),
     }
     for name, make in cases.items():
         t = []
         for n in (10_000, 20_000):
-            content = b"From: alice@c4f.example\r\n" + make(n) + b"\r\nText\r\n"
+            content = b"From: alice@c4f.example\r\n" + make(n)
+            content += b"\r\n" if b"\r\n\r\n" in content else b"\r\nText\r\n"
             t.append(seconds(ours, content, 5))
         print(
             f"  {name:24} n: {t[0] * 1e3:7.2f} ms   2n: {t[1] * 1e3:7.2f} ms   "

@@ -254,6 +254,18 @@ PIECES = [
     b"\t",
     b"--x--\r\n",
     b"--x\r\n",
+    # MIME-5..9: hidden HTML, unedited alternatives, wide charsets, odd Content-Type forms.
+    b'<div style="display:none">',
+    b"<style>",
+    b"<title>",
+    b"</ div>",
+    b"<!-->",
+    b"Content-Type: text\r\n",
+    b"Content-Type: text/x-amp-html\r\n",
+    b"Content-Type: text/enriched\r\n",
+    b"boundary*=''x",
+    b"boundary*0=x; boundary*1=y",
+    b"charset=utf-16\r\nContent-Transfer-Encoding: 8bit\r\n",
 ]
 
 
