@@ -171,13 +171,16 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
         text = "".join(seg)
         name, eq, raw = text.partition("=")
         name = name.strip().lower()
-        if not eq or not name:
+        base = name.split("*", 1)[0]
+        if not name or (not eq and base not in _UNIQUE):
             continue  # lenient like most readers; only the parameters we use matter
+        # A parameter we use given without a value ("charset;") is kept as empty: readers
+        # disagree on whether it is set, so it must never be shadowed by one we append.
         raw = raw.strip()
         if len(raw) >= 2 and raw[0] == raw[-1] == '"':
             raw = raw[1:-1]
             raw = _ESCAPE.sub(r"\1", raw) if "\\" in raw else raw
-        if name in params and name.split("*", 1)[0] in _UNIQUE:
+        if name in params and base in _UNIQUE:
             raise MimeError("duplicate-param", f"a Content- header field repeats {name}=")
         params.setdefault(name, raw)
     return kind, params

@@ -203,3 +203,15 @@ def test_mime4_hostile_messages(content: bytes, which: int) -> None:
 @given(content=mutated())
 def test_mime4_mutated_golden_messages(content: bytes) -> None:
     check(content, NOTICES[0])
+
+
+def test_mime4_found_a_valueless_charset_is_not_left_for_readers_to_guess() -> None:
+    """Found by the long run: "charset;" has no value; we took US-ASCII and appended
+    charset=utf-8 for a notice it cannot carry, while the email package took the empty first
+    one and garbled the notice. The field must be rewritten so every reader agrees."""
+    content = HEAD + b"Content-Type: text/plain; charset;=us-ascii\r\n\r\nSee you.\r\n"
+    assert check(content, NOTICES[1]) == "inserted"
+    assert (
+        b'Content-Type: text/plain;\r\n\tcharset="utf-8"\r\n'
+        in add_notice(content, NOTICES[1]).content
+    )
