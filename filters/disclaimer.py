@@ -187,7 +187,9 @@ def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
     except MimeError as exc:
         raise _Wrap("undecodable") from exc
     codec = charset_codec(part.params.get("charset", "") or "us-ascii")  # RFC 2045 5.2 default
-    if codec is None:
+    if codec is None or (part.defaulted_type and codec != "ascii"):
+        # A type read as text/plain is US-ASCII (RFC 2045 5.2); readers that keep its
+        # charset= disagree, and may not show what we add in US-ASCII.
         raise _Wrap("charset")
     try:
         text = old.decode(codec)

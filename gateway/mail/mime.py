@@ -50,6 +50,7 @@ class Entity:
     disposition_params: dict[str, str] = field(default_factory=dict)
     children: list[Entity] = field(default_factory=list)
     extended_boundary: bool = False  # given in RFC 2231 form (boundary*=, boundary*0=...)
+    defaulted_type: bool = False  # "Content-Type: text", read as text/plain (RFC 2045 5.2)
 
     @property
     def ctype(self) -> str:
@@ -130,7 +131,7 @@ def _read_content_fields(e: Entity, default: str) -> None:
         if kind == "text":
             # RFC 2045 5.2: a Content-Type that cannot be parsed means text/plain in US-ASCII;
             # readers do so for a missing subtype. Other parameters (a file name) still count.
-            kind, e.params = "text/plain", {**e.params, "charset": "us-ascii"}
+            kind, e.defaulted_type = "text/plain", True
         elif kind.count("/") != 1 or not _TYPE.fullmatch(kind):
             raise MimeError("bad-content-type", "a Content-Type header field cannot be read")
         e.maintype, e.subtype = kind.split("/")

@@ -215,3 +215,15 @@ def test_mime4_found_a_valueless_charset_is_not_left_for_readers_to_guess() -> N
         b'Content-Type: text/plain;\r\n\tcharset="utf-8"\r\n'
         in add_notice(content, NOTICES[1]).content
     )
+
+
+def test_mime4_found_content_type_text_with_a_charset_is_wrapped() -> None:
+    """Found by the long run: "Content-Type: text; charset=ISO-2022-JP" over a body whose
+    last JIS escape is broken. Read as US-ASCII (RFC 2045 5.2) it decoded and the notice was
+    appended; the email package honours charset= and swallowed the notice in JIS mode.
+    Readers disagree on that charset, so such a part is wrapped, not edited."""
+    content = HEAD + (
+        b"Content-Type: text;/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit"
+        b"\r\n\r\n\x1b$Bh$m$7$/$*4j$$$7$^$9!#\x1b(B\r\n"
+    )
+    assert check(content, NOTICES[0]) == "wrapped"
