@@ -262,6 +262,7 @@ async def verify_now(request: Request) -> Response:
         request,
         v,
         f"Register verified: {status.count} entries, chain intact."
+        + ("" if status.checkpointed else " No checkpoint: truncation cannot be detected.")
         if status.ok
         else f"REGISTER FAILED VERIFICATION: {status.first_problem}",
         error=not status.ok,

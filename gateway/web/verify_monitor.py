@@ -27,6 +27,10 @@ class VerifyStatus:
     count: int
     first_problem: str  # the first broken entry or checkpoint, in the CLI's words
     problems: int
+    # What an intact chain cannot prove (REG-11/12): no checkpoint at all, or entries
+    # written since the newest one. A cut-off tail would go unseen in either.
+    checkpointed: bool = True
+    uncheckpointed: int = 0
 
     @property
     def known(self) -> bool:
@@ -55,6 +59,8 @@ class VerifyMonitor:
             count=result.count,
             first_problem=first.text if first is not None else "",
             problems=len(result.problems),
+            checkpointed=result.proven,
+            uncheckpointed=result.uncheckpointed,
         )
 
     async def run_now(self) -> VerifyStatus:

@@ -21,7 +21,7 @@ import aiosmtplib
 import pyotp
 import pytest
 from conftest import StartGateway
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext, Locator, Page
 from support.browser import chromium, context, need_chromium, shot
 from support.harness import RunningGateway, message
 from support.upstream import Upstream
@@ -109,10 +109,19 @@ async def sign_in(page: Page, login: str, code: str = "") -> None:
         await page.keyboard.press("Enter")
     if code:
         assert page.url.endswith("/signin/code"), page.url
-        await page.keyboard.type(code)  # the code field has autofocus
+        # The code field has autofocus, which Chromium applies just after the page loads.
+        await page.wait_for_function("document.activeElement?.id === 'code'")
+        await page.keyboard.type(code)
         async with page.expect_navigation():
             await page.keyboard.press("Enter")
     assert page.url.endswith("/register"), page.url
+
+
+async def follow(target: Locator) -> None:
+    """Click a button or link that loads a page, and wait for that page: reading the old
+    one in between would race the browser."""
+    async with target.page.expect_navigation():
+        await target.click()
 
 
 async def _delivered(register: Register, count: int) -> None:
@@ -157,37 +166,40 @@ async def test_totp_sign_in_filter_and_annotate_seen_by_the_cli(
             await sign_in(page, MANAGER, code)
             # The banner shows the check made at start-up (an empty register then).
             assert "0 entries, chain intact" in await page.locator("#verify-status").inner_text()
-            await page.get_by_role("button", name="Verify now").click()
+            await follow(page.get_by_role("button", name="Verify now"))
             banner = await page.locator("#verify-status").inner_text()
             assert "Register verified" in banner and "entries, chain intact" in banner
             assert "0 entries" not in banner
+            # REG-11: no checkpoint yet, so a cut-off tail would not show: not green.
+            assert "No checkpoint: truncation cannot be detected." in banner
+            assert await page.locator("#verify-status.warn").count() == 1
             rows = page.locator("table.register tbody tr")
             assert await rows.count() == 2
             await shot(page, "02-register")
 
             await page.get_by_label("Incomplete only").check()
-            await page.get_by_role("button", name="Apply filter").click()
+            await follow(page.get_by_role("button", name="Apply filter"))
             assert page.url.endswith("/register")  # the filter is not in the URL
             assert await rows.count() == 1
             assert "F-2001" in await rows.first.inner_text()
-            await page.get_by_role("button", name="Clear").click()
+            await follow(page.get_by_role("button", name="Clear"))
             await page.get_by_label("Family reference").fill("F-1042")
-            await page.get_by_role("button", name="Apply filter").click()
+            await follow(page.get_by_role("button", name="Apply filter"))
             assert await rows.count() == 1
             text = await rows.first.inner_text()
             assert "F-1042" in text and "obtained" in text and "delivered" in text
             await shot(page, "03-register-filtered")
 
-            await rows.first.get_by_role("link").click()
+            await follow(rows.first.get_by_role("link"))
             entry = page.url.rsplit("/", 1)[1]
             await page.get_by_label("The concern, as discussed with the line manager").fill(
                 "The report names the child's school; check with Cafcass."
             )
-            await page.get_by_role("button", name="Record the concern").click()
+            await follow(page.get_by_role("button", name="Record the concern"))
             assert "Recorded follow-up" in await page.locator(".flash").inner_text()
             await page.get_by_label("Yes, informed").check()
             await page.get_by_label("On (date)").fill("2026-01-05")
-            await page.get_by_role("button", name="Record", exact=True).click()
+            await follow(page.get_by_role("button", name="Record", exact=True))
             await shot(page, "04-entry-with-follow-ups")
             await ctx.close()
 
@@ -241,8 +253,8 @@ async def test_contact_added_in_the_browser_is_accepted_by_smtp(
             ctx = await context(browser, s.url)
             page = await ctx.new_page()
             await sign_in(page, ADMIN)
-            await page.get_by_role("link", name="Contacts").click()
-            await page.get_by_role("link", name="Add a contact").click()
+            await follow(page.get_by_role("link", name="Contacts"))
+            await follow(page.get_by_role("link", name="Add a contact"))
             await page.get_by_label("Address (or domain), exactly as it will be used").fill(CONTACT)
             await page.get_by_label("Person's name").fill("Jo Smith")
             await page.get_by_label("Organisation or agency").fill("Cafcass")
@@ -250,10 +262,10 @@ async def test_contact_added_in_the_browser_is_accepted_by_smtp(
                 "phoned back on the office number"
             )
             await shot(page, "05-contact-add")
-            await page.get_by_role("button", name="Add the contact").click()
+            await follow(page.get_by_role("button", name="Add the contact"))
             assert "Added C-001" in await page.locator(".flash").inner_text()
             await shot(page, "06-contact")
-            await page.get_by_role("link", name="Back to the contacts").click()
+            await follow(page.get_by_role("link", name="Back to the contacts"))
             await shot(page, "07-contacts")
             await ctx.close()
         code, reply = await _send(s.gw, CONTACT)
@@ -347,7 +359,7 @@ async def test_queue_report_and_zoomed_pages(
             await shot(page, "09-queue")
             await page.goto("/register/report")
             await page.get_by_label("Family reference").fill("F-7")
-            await page.get_by_role("button", name="Show the report").click()
+            await follow(page.get_by_role("button", name="Show the report"))
             assert "Disclosures about family F-7" in await page.locator(".report h2").inner_text()
             await page.emulate_media(media="print")
             assert not await page.locator("header.top").is_visible()  # print: no navigation
