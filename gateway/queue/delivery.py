@@ -4,12 +4,20 @@ Per recipient: 2xx delivered; 4xx (or no connection, no TLS, bad certificate) de
 exponential backoff; 5xx, or still deferred past ``max_queue_age``, bounced with a DSN to the
 staff sender (RFC 3464). Delivery is at-least-once: a crash after the upstream's 250 and
 before our record means one more attempt, and the register shows both (DUR-7).
+
+When the record itself cannot be written (the disk is full: DUR-10), the transfer has
+happened all the same. Its outcome is kept in memory and the message is never offered
+upstream again; delivery pauses (``paused``, ``delivery_paused`` in the log) and the kept
+outcomes are written, oldest first, at every poll until the store takes them, after which
+delivery resumes. Only a restart while paused reopens the DUR-7 window for those messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import sqlite3
 import time
 from collections.abc import Callable
@@ -45,16 +53,27 @@ class DeliveryWorker:
         self.clock = clock
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        # Outcomes the upstream gave that the store could not take yet (DUR-10), in the
+        # order they happened: each a write that is retried until it commits.
+        self._unrecorded: dict[str, Callable[[], None]] = {}
         self._stopping = False
+
+    @property
+    def paused(self) -> bool:
+        """True while an outcome waits to be recorded: nothing new is sent meanwhile."""
+        return bool(self._unrecorded)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
         while not self._stopping:
+            if self._unrecorded:
+                await self._record_kept()
             free = self.delivery.concurrency - len(self._inflight)
-            if free > 0:
-                ids = await self.spool.store.run(self.spool.due, free, set(self._inflight))
+            if free > 0 and not self.paused:
+                busy = set(self._inflight) | set(self._unrecorded)
+                ids = await self.spool.store.run(self.spool.due, free, busy)
                 for qid in ids:
                     task = asyncio.create_task(self._attempt_guarded(qid))
                     self._inflight[qid] = task
@@ -76,6 +95,36 @@ class DeliveryWorker:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._unrecorded:
+            await self._record_kept()
+        if self._unrecorded:
+            # Lost with this process: these will be offered upstream once more (DUR-7).
+            log.error("delivery_unrecorded_at_stop", queue_ids=sorted(self._unrecorded))
+
+    async def _record_kept(self) -> None:
+        """Write the kept outcomes, oldest first; stop at the first the store refuses."""
+        for qid, write in list(self._unrecorded.items()):
+            try:
+                await self.spool.store.run(write)
+            except Exception as exc:
+                log.debug("delivery_still_unrecorded", queue_id=qid, error=type(exc).__name__)
+                return
+            del self._unrecorded[qid]
+            log.info("delivery_recorded_late", queue_id=qid)
+        log.warning("delivery_resumed")
+
+    def _keep(self, qid: str, write: Callable[[], None], exc: Exception) -> None:
+        """The upstream has answered but the store refused our record: keep it, pause."""
+        if not self._unrecorded:
+            log.error(
+                "delivery_paused",
+                queue_id=qid,
+                error=type(exc).__name__,
+                reason=str(exc)[:200],
+                detail="the store cannot record what the upstream answered; nothing is sent"
+                " until it can",
+            )
+        self._unrecorded[qid] = write
 
     async def _attempt_guarded(self, qid: str) -> None:
         try:
@@ -136,13 +185,13 @@ class DeliveryWorker:
     async def _record(self, msg: Spooled, result: AttemptResult) -> None:
         now = self.clock()
         verdicts, failed = self._judge(msg, result, now)
-        bounce: bytes | None = None
         if failed and msg.mail_from not in ("", "<>"):  # RFC 5321 4.5.5: no DSN of a DSN
             try:
-                bounce = self._bounce(msg, failed)
                 # The DSN is queued in the attempt's own transaction: it exists if and only
                 # if the failure is recorded, so a crash can neither lose nor repeat it.
-                await self._commit(msg, result, now, verdicts, failed, bounce)
+                bounce = (new_queue_id(), self._bounce(msg, failed))
+                await self.spool.store.run(self._write(msg, result, now, verdicts, bounce))
+                self._log(msg, result, verdicts, bounce[0])
                 return
             except Exception as exc:
                 # The notice must not be lost, nor the delivered recipients sent twice:
@@ -150,18 +199,24 @@ class DeliveryWorker:
                 # judged again at the next try.
                 log.exception("bounce_not_queued", queue_id=msg.queue_id, error=type(exc).__name__)
                 verdicts.update({i: ("deferred", verdicts[i][1]) for i in failed})
-                failed = {}
-        await self._commit(msg, result, now, verdicts, failed, None)
+        write = self._write(msg, result, now, verdicts, None)
+        try:
+            await self.spool.store.run(write)
+        except Exception as exc:
+            # Rolled back whole, so writing it again later is safe (the register's chain
+            # head is read inside the transaction).
+            self._keep(msg.queue_id, write, exc)
+        self._log(msg, result, verdicts, None)
 
-    async def _commit(
+    def _write(
         self,
         msg: Spooled,
         result: AttemptResult,
         now: float,
         verdicts: dict[int, tuple[Status, str]],
-        failed: dict[int, tuple[str, str]],
-        bounce: bytes | None,
-    ) -> None:
+        bounce: tuple[str, bytes] | None,
+    ) -> Callable[[], None]:
+        """The one transaction that records this attempt (and queues its DSN, if any)."""
         attempt = msg.attempts + 1
         groups: dict[tuple[Status, str], list[int]] = {}
         for i, verdict in verdicts.items():
@@ -178,50 +233,55 @@ class DeliveryWorker:
             )
             for (status, reply), idxs in groups.items()
         ]
-        delivered = [i for i, (status, _) in verdicts.items() if status == "delivered"]
-        deferred = [i for i, (status, _) in verdicts.items() if status == "deferred"]
         retry_at = None
-        if deferred:
+        if any(status == "deferred" for status, _ in verdicts.values()):
             # Exponential backoff (exponent capped so the float cannot overflow).
             backoff = self.delivery.retry_initial * 2 ** min(msg.attempts, 32)
             retry_at = now + min(backoff, self.delivery.retry_max)
-        bounce_id = new_queue_id()
 
         def queue_bounce(conn: sqlite3.Connection) -> None:
             if bounce is not None:
                 self.spool.insert(
                     conn,
-                    queue_id=bounce_id,
+                    queue_id=bounce[0],
                     staff="",
                     peer="",
                     mail_from="",
                     rcpt_tos=[msg.mail_from],
-                    content=bounce,
+                    content=bounce[1],
                     annotations={"bounce_for": msg.queue_id},
                 )
 
-        await self.spool.store.run(
-            lambda: self.spool.finish(
-                msg,
-                delivered=delivered,
-                bounced=list(failed),
-                outcomes=outcomes,
-                retry_at=retry_at,
-                error=result.final_reply,
-                also=queue_bounce,
-            )
+        return functools.partial(
+            self.spool.finish,
+            msg,
+            delivered=[i for i, (status, _) in verdicts.items() if status == "delivered"],
+            bounced=[i for i, (status, _) in verdicts.items() if status == "bounced"],
+            outcomes=outcomes,
+            retry_at=retry_at,
+            error=result.final_reply,
+            also=queue_bounce,
         )
-        if bounce is not None:
+
+    def _log(
+        self,
+        msg: Spooled,
+        result: AttemptResult,
+        verdicts: dict[int, tuple[Status, str]],
+        bounce_id: str | None,
+    ) -> None:
+        if bounce_id is not None:
             log.info("bounce_queued", queue_id=bounce_id, bounce_for=msg.queue_id, staff=msg.staff)
+        count = collections.Counter(status for status, _ in verdicts.values())
         ev = result.evidence
         log.info(
             "delivery_attempt",
             queue_id=msg.queue_id,
             staff=msg.staff,
-            attempt=attempt,
-            delivered=len(delivered),
-            deferred=len(deferred),
-            bounced=len(failed),
+            attempt=msg.attempts + 1,
+            delivered=count["delivered"],
+            deferred=count["deferred"],
+            bounced=count["bounced"],
             reply=_first_line(result.final_reply),
             upstream=ev.host,
             tls=ev.tls_version,

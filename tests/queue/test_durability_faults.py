@@ -1,4 +1,4 @@
-"""Faults inside acceptance and after delivery (DUR-1, DUR-5, DUR-6, DUR-7).
+"""Faults inside acceptance and after delivery (DUR-1, DUR-5, DUR-6).
 
 Acceptance is one SQLite transaction: seal the message, insert the queue row, insert the
 recipient rows, append the register's record, COMMIT; the 250 comes only after it. Each
@@ -175,25 +175,29 @@ async def test_dur5_free_space_below_minimum_gives_452_at_mail(
     assert rows(gw, "queue") == 0
 
 
-async def test_dur6_register_failure_after_delivery_keeps_message_queued_then_resends(
+async def test_dur6_register_failure_after_delivery_is_kept_and_never_resent(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:
-    """DUR-6 and DUR-7: the upstream said 250 but our record of it failed.
+    """DUR-6 after delivery: the upstream said 250 but our record of it failed.
 
-    Nothing is marked done; the message is sent again with the same queue ID (at least
-    once), and only the successful attempt is recorded.
+    Nothing is marked done while the record is missing (the queue row stays); the outcome
+    is kept and written at the next poll, and the message is not offered upstream again
+    (DUR-10: resending because our own record failed would deliver it twice). Only a
+    crash in between resends (DUR-7, test_durability_kill9.py).
     """
     recorder = FailingRecorder(fail_outcomes=1)
     gw = await start_gateway(upstream=upstream, recorder=recorder)
     gw.add_staff(ALICE)
     _errors, reply = await gw.send(ALICE, [BOB], message(ALICE, [BOB]))
     qid = reply.split()[-1]
-    first, second = await upstream.wait_for(2)
-    assert first.content == second.content
+    [first] = await upstream.wait_for(1)
     assert f"id {qid};".encode() in first.content
     for _ in range(100):
         if rows(gw, "queue") == 0:
             break
         await asyncio.sleep(0.05)
     assert rows(gw, "queue") == 0
-    assert [(o.queue_id, o.status) for o in recorder.outcomes] == [(qid, "delivered")]
+    assert recorder.fail_outcomes == 0  # the first record did fail
+    assert [(o.queue_id, o.status, o.attempt) for o in recorder.outcomes] == [(qid, "delivered", 1)]
+    await asyncio.sleep(0.5)  # more than two retry intervals (retry_initial 0.2 s)
+    assert len(upstream.arrived) == 1
