@@ -26,12 +26,17 @@ async def transaction(
     rcpt_tos: list[str],
     content: bytes,
     evidence: Evidence,
+    *,
+    final_reply_timeout: float,
 ) -> AttemptResult:
     """MAIL, RCPT per recipient, DATA: one reply per recipient (RFC 5321 3.3).
 
     The envelope addresses go out exactly as stored, never re-parsed: what the policy
     compared is what the upstream gets (REL-3). aiosmtplib's ``sendmail`` would run them
     through ``email.utils.parseaddr``, which turns ``"a@x"<b@y>`` into ``b@y``.
+
+    DATA waits ``final_reply_timeout`` for its replies (TLS-12): past it the attempt is
+    deferred and the message may reach the recipient twice (the window DUR-8 describes).
     """
     if _UNSAFE_ADDRESS.search(mail_from):
         reason = "553 5.1.7 sender address cannot be sent safely"
@@ -63,7 +68,7 @@ async def transaction(
     if not accepted:
         return AttemptResult(replies, "no recipient accepted", evidence)
     try:
-        reply = await client.data(content)
+        reply = await client.data(content, timeout=final_reply_timeout)
     except aiosmtplib.SMTPDataError as exc:
         if 200 <= exc.code < 300:  # a 2xx where 354 belongs: the replies are out of step
             raise TempFailure(f"upstream answered DATA with {exc.code}", enhanced="4.5.0") from exc

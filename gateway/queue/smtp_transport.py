@@ -105,7 +105,14 @@ class SmtpTransport:
                         f"upstream {up.host} refused our login: {exc.code} {exc.message}",
                         enhanced="4.7.8",
                     ) from exc
-            result = await transaction(client, mail_from, rcpt_tos, content, evidence)
+            result = await transaction(
+                client,
+                mail_from,
+                rcpt_tos,
+                content,
+                evidence,
+                final_reply_timeout=up.final_reply_timeout,
+            )
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             raise TempFailure(f"upstream {up.host}: {_describe(exc)}", enhanced="4.4.2") from exc
         with contextlib.suppress(aiosmtplib.SMTPException, OSError):

@@ -94,7 +94,10 @@ class Upstream:
     tls: Literal["starttls", "implicit"] = "starttls"
     ca_file: Path | None = None  # None: the system trust store
     credentials_file: Path | None = None  # two lines: user, password (mode 0600)
-    timeout: float = 60.0
+    timeout: float = 60.0  # connect, greeting, and every reply but the one to the dot
+    # The reply to the final dot (RFC 5321 4.5.3.2.6: at least 10 minutes). Giving up
+    # earlier risks a second copy: the upstream may have taken the message already.
+    final_reply_timeout: float = 600.0
     helo_name: str = ""
     # The name the upstream's certificate must carry; "" means ``host``. It comes from
     # this file, never from DNS (Postfix "secure" semantics, reliability-tests.md TLS-3),
@@ -249,6 +252,7 @@ def _check(s: Settings, file: str) -> None:
         "delivery.max_queue_age": s.delivery.max_queue_age,
         "delivery.poll_interval": s.delivery.poll_interval,
         "upstream.timeout": s.upstream.timeout,
+        "upstream.final_reply_timeout": s.upstream.final_reply_timeout,
     }
     for key, v in positive.items():
         if v <= 0:

@@ -209,12 +209,13 @@ async def test_dur8_late_reply_to_the_dot_is_waited_for_not_resent(
 async def test_dur8_reply_later_than_the_timeout_defers_and_is_sent_again(
     start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    """The other side of DUR-8: past upstream.timeout we give up and retry, so the
-    smarthost gets the message twice (at-least-once): why the timeout must be generous."""
+    """The other side of DUR-8: past upstream.final_reply_timeout we give up and retry, so
+    the smarthost gets the message twice (at-least-once): why that wait is 10 minutes."""
     ca = smarthost_ca(tmp_path)
     log = EventLog()
     async with await smarthost(ca, Script(final_delays=[1.0])) as fake:
-        gw = await relay_gateway(start_gateway, fake, ca, log, upstream={"timeout": 0.4})
+        upstream = {"timeout": 0.4, "final_reply_timeout": 0.4}
+        gw = await relay_gateway(start_gateway, fake, ca, log, upstream=upstream)
         qid = await submit(gw, [BOB])
         await until(lambda: len(log.of(qid)) == 2)
         assert log.statuses(qid) == [(1, "deferred"), (2, "delivered")]
