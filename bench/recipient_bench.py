@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import dataclasses
 import io
 import random
 import tempfile
@@ -25,11 +26,14 @@ from filters import fax_route
 from gateway.directory.addresses import normalise
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_csv import CSV_COLUMNS, import_csv
+from gateway.directory.contacts_sealed import keyring_for
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.logging import configure
 from gateway.pipeline import FilterContext, Pipeline
+from gateway.register.ledger import Register
 from gateway.settings import Settings
+from gateway.settings.register import register_settings
 from gateway.store import Store
 
 FIRST = [
@@ -122,9 +126,13 @@ async def main() -> None:
     rng = random.Random(42)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "gateway.db")
+        # Contacts are sealed with the register's master key, found through the settings.
+        settings = dataclasses.replace(Settings(), source=Path(tmp) / "gateway.toml")
+        Register.create_keys(register_settings(settings))
+        repo = ContactRepository(store, keyring=keyring_for(settings))
         text, addresses = contact_csv(args.contacts, rng)
-        import_csv(ContactRepository(store), text, "bench")
-        ctx = FilterContext(settings=Settings(), store=store)
+        import_csv(repo, text, "bench")
+        ctx = FilterContext(settings=settings, store=store)
         pipeline = Pipeline(
             [fax_route.create({}, ctx), contacts_filter.create({"hint_limit_per_day": 10**9}, ctx)]
         )

@@ -9,7 +9,8 @@ from what was given is refused rather than rewritten (REL-3). Case and a ``+tag`
 make another mailbox: ``PERSON+tag@domain`` is judged by the entry of ``person@domain``
 when it has none of its own (REL-5). A refused address that resembles an approved one
 gets a masked hint, at most ``hint_limit_per_day`` per staff member; past that the
-generic reply is used and the event is flagged for the line manager. All-or-nothing (554 at DATA) is the relay core's job.
+generic reply is used and the event is flagged for the line manager. All-or-nothing
+(554 at DATA) is the relay core's job.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gateway.directory.addresses import (
 )
 from gateway.directory.contact_cache import ContactCache, Snapshot
 from gateway.directory.contacts import Contact
+from gateway.directory.contacts_sealed import keyring_for
 from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
@@ -48,7 +50,8 @@ def create(options: dict[str, Any], context: FilterContext) -> ContactsFilter:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ConfigError("filter.contacts: hint_limit_per_day: expected a whole number >= 0")
     internal = frozenset(d.lower() for d in context.settings.organisation.domains)
-    return ContactsFilter(ContactCache(context.store), internal, limit)
+    cache = ContactCache(context.store, keyring_for(context.settings))
+    return ContactsFilter(cache, internal, limit)
 
 
 class ContactsFilter:

@@ -32,6 +32,7 @@ from gateway.directory.addresses import (
     raw_parts,
 )
 from gateway.directory.contact_cache import ContactCache
+from gateway.directory.contacts_sealed import keyring_for
 from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
@@ -158,7 +159,8 @@ def create(options: dict[str, Any], context: FilterContext) -> FaxRouteFilter:
     path = providers_path(options.pop("providers_file", None), context.settings.base_dir)
     if options:
         raise ConfigError(f"filter.fax_route: unknown option(s): {', '.join(sorted(options))}")
-    return FaxRouteFilter(FaxRoutes(load_providers(path)), ContactCache(context.store))
+    cache = ContactCache(context.store, keyring_for(context.settings))
+    return FaxRouteFilter(FaxRoutes(load_providers(path)), cache)
 
 
 def providers_path(raw: object, base: Path) -> Path:

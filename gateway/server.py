@@ -18,6 +18,9 @@ import structlog
 
 from filters.fax_route import load_providers, providers_path
 from gateway.crypto import Keyring
+from gateway.directory.contacts import ContactRepository
+from gateway.directory.contacts_retention import purge_removed_history
+from gateway.directory.contacts_sealed import keyring_for
 from gateway.directory.mx_sweep import default_resolver, sweep
 from gateway.directory.staff import StaffDirectory
 from gateway.events import NullRecorder, Recorder
@@ -121,6 +124,15 @@ class Gateway:
             self.every(
                 "register-purge", 86400.0, lambda: self.store.run(lambda: purge(reg, actor="serve"))
             )
+            # A removed contact's change history goes with the register's retention (PRIV-2).
+            contacts = ContactRepository(
+                self.store, lambda: dt.datetime.fromtimestamp(clock(), dt.UTC), keyring=reg.keyring
+            )
+            self.every(
+                "contacts-history-purge",
+                86400.0,
+                lambda: self.store.run(purge_removed_history, contacts, reg.retention_days),
+            )
         # Held messages: expire those past their time, remind their approvers daily.
         self.every("held-messages", HELD_CHECK_INTERVAL, self._held_messages)
         if "contacts" in settings.pipeline.filters:
@@ -136,7 +148,8 @@ class Gateway:
         """Daily: flag contacts whose mail now goes to a fax service or whose MX changed."""
         providers_file = self.settings.filter.get("fax_route", {}).get("providers_file")
         providers = load_providers(providers_path(providers_file, self.settings.base_dir))
-        flags = await sweep(self.store, default_resolver(), _utcnow, providers)
+        repo = ContactRepository(self.store, _utcnow, keyring=keyring_for(self.settings))
+        flags = await sweep(repo, default_resolver(), providers)
         log.info("contacts_mx_sweep", flagged=len(flags))
 
     def every(self, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> None:

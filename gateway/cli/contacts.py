@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from filters.fax_route import FaxRoutes, load_providers, providers_path
@@ -20,6 +20,7 @@ from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, table
 from gateway.directory.contacts import Contact, ContactError, ContactRepository, review_date
 from gateway.directory.contacts_csv import CSVImportError, export_csv, import_csv
+from gateway.directory.contacts_sealed import ContactsUnreadable
 from gateway.directory.mx_sweep import Flag, default_resolver, sweep
 from gateway.register.ledger import Register
 from gateway.settings import Settings
@@ -137,9 +138,11 @@ def run(args: argparse.Namespace) -> int:
     store = Store(settings.storage.database)
     try:
         register = Register.from_settings(store, settings.register)
-        repo = ContactRepository(store, register_audit=register.record_admin)
+        repo = ContactRepository(
+            store, keyring=register.keyring, register_audit=register.record_admin
+        )
         return HANDLERS[args.action](args, repo, settings)
-    except ContactError as exc:
+    except (ContactError, ContactsUnreadable) as exc:
         raise CLIError(str(exc)) from None
     finally:
         store.close()
@@ -370,9 +373,7 @@ def _review(args: argparse.Namespace, repo: ContactRepository, settings: Setting
 
 def _sweep(repo: ContactRepository, settings: Settings, domains: set[str] | None) -> list[Flag]:
     providers = _routes(settings).providers
-    return asyncio.run(
-        sweep(repo.store, default_resolver(), lambda: datetime.now(UTC), providers, domains=domains)
-    )
+    return asyncio.run(sweep(repo, default_resolver(), providers, domains=domains))
 
 
 def _print_flags(flags: list[Flag]) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings
+from gateway.directory.contacts import ContactRepository
+from gateway.directory.contacts_retention import purge_removed_history
 from gateway.register import formats as fmt
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register, RegisterError
@@ -280,6 +282,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
         )
     if result.entry:
         print(f"The purge is recorded as entry {result.entry}.")
+    if args.entry is None:  # removed contacts' change history goes with the same retention
+        contacts = ContactRepository(register.store, keyring=register.keyring)
+        gone = purge_removed_history(contacts, register.retention_days, dry_run=args.dry_run)
+        if gone:
+            print(f"{verb} the change history of {len(gone)} removed contact(s).")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from gateway.crypto import Keyring
 from gateway.directory.addresses import Address
 from gateway.directory.contacts import Clock, Contact, ContactRepository
 from gateway.directory.lookalike import Candidate, LookalikeIndex
@@ -65,8 +66,11 @@ class Snapshot:
 class ContactCache:
     """Hands out the current :class:`Snapshot`, reloading after any change."""
 
-    def __init__(self, store: Store, clock: Clock = lambda: datetime.now(UTC)) -> None:
-        self.repo = ContactRepository(store, clock)
+    def __init__(
+        self, store: Store, keyring: Keyring, clock: Clock = lambda: datetime.now(UTC)
+    ) -> None:
+        """``keyring`` opens the sealed contacts (the register's master key)."""
+        self.repo = ContactRepository(store, clock, keyring=keyring)
         self._snapshot = Snapshot(-1, ())
 
     def current(self) -> Snapshot:

@@ -8,61 +8,38 @@ so approvals are too). Whole-domain entries exist only when added explicitly as 
 Every change is one SQLite transaction that also writes an audit row (who, when,
 before/after) and bumps a generation number; filters reload their in-memory snapshot
 when the number moves, so a change applies to the next transaction without a restart.
-Contact data is personal data: keep full addresses out of info-level logs (use
-:func:`gateway.directory.lookalike.mask`).
+Contact data is personal data: sealed at rest, contacts and audit rows alike
+(:mod:`gateway.directory.contacts_sealed`), and kept out of info-level logs (use
+:func:`gateway.directory.lookalike.mask` for addresses).
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from gateway.crypto import Keyring
 from gateway.directory.addresses import AddressSyntaxError, normalise
+from gateway.directory.contacts_sealed import (
+    ContactsUnreadable,
+    ensure_schema,
+    hint_login,
+    insert_change,
+    lookups,
+    open_change,
+    open_contact,
+    seal_contact,
+)
 from gateway.store import Store
 
 if TYPE_CHECKING:
     from gateway.register.ledger import AdminAudit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS contacts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('address', 'domain')),
-    address TEXT NOT NULL,           -- as approved; the bare domain for whole-domain entries
-    key TEXT NOT NULL UNIQUE,        -- lookup key (see Contact.key_for)
-    display_name TEXT NOT NULL, organisation TEXT NOT NULL, role TEXT NOT NULL,
-    approved_by TEXT NOT NULL, approved_on TEXT NOT NULL, verified_how TEXT NOT NULL,
-    review_due TEXT NOT NULL,        -- ISO date: the approval lapses on this day
-    notes TEXT NOT NULL,
-    unusual INTEGER NOT NULL,        -- 1: an odd shape approved exactly as written
-    not_fax_by TEXT NOT NULL,        -- admin who attested this is not a fax route
-    not_fax_on TEXT NOT NULL,
-    mx_hosts TEXT,                   -- JSON: MX hosts accepted by an admin (baseline)
-    mx_seen TEXT,                    -- JSON: MX hosts at the last sweep
-    mx_checked_at TEXT NOT NULL DEFAULT '',
-    mx_flag TEXT NOT NULL DEFAULT '', -- set: DNS says mail goes to a fax service (refused)
-    requires_approval INTEGER NOT NULL DEFAULT 0 -- 1: messages wait for a line manager
-);
-CREATE TABLE IF NOT EXISTS contact_audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL, actor TEXT NOT NULL, os_user TEXT NOT NULL, action TEXT NOT NULL,
-    contact_id INTEGER NOT NULL, before TEXT, after TEXT
-);
-CREATE TABLE IF NOT EXISTS contact_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS contact_hints (
-    login TEXT NOT NULL, day TEXT NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (login, day)
-);
-"""
-
-# Columns added after the first release: (name, definition) for databases created before.
-_ADDED_COLUMNS = [
-    ("requires_approval", "INTEGER NOT NULL DEFAULT 0"),
-]
 # What an admin decides about an entry: each change to these is audited (before/after).
 _AUDITED = tuple(
     "kind address display_name organisation role approved_by approved_on verified_how "  # noqa: SIM905 (word list)
@@ -123,14 +100,25 @@ class Contact:
             return "@" + address
         return "=" + address if unusual else normalise(address).key
 
+    @property
+    def key(self) -> str:
+        return Contact.key_for(self.kind, self.address, self.unusual)
+
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Contact:
-        values = {f.name: row[f.name] for f in fields(cls)}
-        values["unusual"] = bool(values["unusual"])
-        values["requires_approval"] = bool(values["requires_approval"])
+    def from_fields(cls, contact_id: int, values: dict[str, Any]) -> Contact:
+        """A contact from its sealed fields (:meth:`fields_to_seal`)."""
+        known = {f.name for f in fields(cls)} - {"id"}
+        kept = {k: v for k, v in values.items() if k in known}
         for name in ("mx_hosts", "mx_seen"):
-            values[name] = None if values[name] is None else tuple(json.loads(values[name]))
-        return cls(**values)
+            if kept.get(name) is not None:
+                kept[name] = tuple(kept[name])
+        try:
+            return cls(id=contact_id, **kept)
+        except TypeError:
+            raise ContactsUnreadable(f"contact C-{contact_id:03d} lacks a field") from None
+
+    def fields_to_seal(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "id"}
 
     def audit_view(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k in _AUDITED}
@@ -190,18 +178,18 @@ class ContactRepository:
         store: Store,
         clock: Clock = lambda: datetime.now(UTC),
         *,
+        keyring: Keyring,
         register_audit: AdminAudit | None = None,
     ) -> None:
+        """``keyring`` seals every contact and change row (the register's master key:
+        :func:`gateway.directory.contacts_sealed.keyring_for`)."""
         self.store = store
         self.clock = clock
+        self.keyring = keyring
         # Also write each change into the disclosure register's admin trail, in the same
         # transaction, so the contacts history is tamper-evident too (issue: register).
         self.register_audit = register_audit
-        store.ensure(SCHEMA)
-        have = {r["name"] for r in store.query("PRAGMA table_info(contacts)")}
-        for name, definition in _ADDED_COLUMNS:
-            if name not in have:
-                store.execute(f"ALTER TABLE contacts ADD COLUMN {name} {definition}")
+        ensure_schema(store, keyring)
 
     def today(self) -> date:
         return self.clock().date()
@@ -209,11 +197,12 @@ class ContactRepository:
     # -- reading -----------------------------------------------------------------------
 
     def all(self) -> list[Contact]:
-        return [Contact.from_row(r) for r in self.store.query("SELECT * FROM contacts ORDER BY id")]
+        rows = self.store.query("SELECT id, sealed FROM contacts ORDER BY id")
+        return [self._contact(r) for r in rows]
 
     def get(self, contact_id: int) -> Contact | None:
-        rows = self.store.query("SELECT * FROM contacts WHERE id = ?", (contact_id,))
-        return Contact.from_row(rows[0]) if rows else None
+        rows = self.store.query("SELECT id, sealed FROM contacts WHERE id = ?", (contact_id,))
+        return self._contact(rows[0]) if rows else None
 
     def find(self, text: str) -> Contact | None:
         """By reference (``C-012`` or ``12``), address, or whole-domain entry's domain."""
@@ -224,9 +213,13 @@ class ContactRepository:
         with contextlib.suppress(AddressSyntaxError):
             keys.append(normalise(text).key)
         for key in keys:
-            rows = self.store.query("SELECT * FROM contacts WHERE key = ?", (key,))
+            hashes = lookups(self.keyring, key)
+            rows = self.store.query(
+                f"SELECT id, sealed FROM contacts WHERE lookup IN ({_marks(hashes)})",  # noqa: S608
+                hashes,
+            )
             if rows:
-                return Contact.from_row(rows[0])
+                return self._contact(rows[0])
         return None
 
     def generation(self) -> int:
@@ -252,27 +245,21 @@ class ContactRepository:
             after = replace(before, **changes)
             if action != "mx-sweep":
                 after = checked(after)
-            cols = [k for k in _AUDITED if getattr(before, k) != getattr(after, k)]
-            values = [_db(getattr(after, k)) for k in cols]
-            if cols:
-                conn.execute(
-                    f"UPDATE contacts SET {', '.join(c + ' = ?' for c in cols)} "  # noqa: S608
-                    "WHERE id = ?",
-                    (*values, contact_id),
-                )
+            if any(getattr(before, k) != getattr(after, k) for k in _AUDITED):
+                self._write(conn, after)
                 self._audit(conn, actor, action, before, after)
         return after
 
     def record_mx(self, contact_id: int, hosts: tuple[str, ...], at: str) -> None:
         """What the sweep saw (operational data: not audited, no reload needed)."""
-        self.store.execute(
-            "UPDATE contacts SET mx_seen = ?, mx_checked_at = ? WHERE id = ?",
-            (json.dumps(list(hosts)), at, contact_id),
-        )
+        with self.store.transaction() as conn:
+            c = self._locked_get(conn, contact_id)
+            self._write(conn, replace(c, mx_seen=hosts, mx_checked_at=at))
 
     def take_hint(self, login: str, limit: int) -> bool:
         """Count one lookalike hint for ``login`` today; False once ``limit`` is used."""
         day = self.today().isoformat()
+        login = hint_login(self.keyring, login)
         with self.store.transaction() as conn:
             row = conn.execute(
                 "SELECT used FROM contact_hints WHERE login = ? AND day = ?", (login, day)
@@ -311,36 +298,64 @@ class ContactRepository:
 
     # -- audit -------------------------------------------------------------------------
 
-    def history(self, contact_id: int | None = None) -> list[sqlite3.Row]:
+    def history(self, contact_id: int | None = None) -> list[dict[str, Any]]:
+        """Change rows, oldest first: at, actor, os_user, action, contact_id, and the
+        entry before and after as JSON text (None for an add's before, a remove's after)."""
         if contact_id is None:
-            return self.store.query("SELECT * FROM contact_audit ORDER BY id")
-        return self.store.query(
-            "SELECT * FROM contact_audit WHERE contact_id = ? ORDER BY id", (contact_id,)
-        )
+            rows = self.store.query("SELECT * FROM contact_audit ORDER BY id")
+        else:
+            rows = self.store.query(
+                "SELECT * FROM contact_audit WHERE contact_id = ? ORDER BY id", (contact_id,)
+            )
+        return [open_change(self.keyring, r) for r in rows]
 
     # -- internals ---------------------------------------------------------------------
 
     def _insert(
         self, conn: sqlite3.Connection, c: Contact, actor: str, action: str = "add"
     ) -> Contact:
-        row = {f.name: _db(getattr(c, f.name)) for f in fields(Contact) if f.name != "id"}
-        row["key"] = Contact.key_for(c.kind, c.address, c.unusual)
-        dup = conn.execute("SELECT id FROM contacts WHERE key = ?", (row["key"],)).fetchone()
-        if dup:
-            raise ContactError(f"{c.address} is already approved as C-{dup[0]:03d}")
+        self._check_free(conn, c)
+        # The row's id is what its sealed fields are bound to: insert, then seal.
         cur = conn.execute(
-            f"INSERT INTO contacts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608
-            list(row.values()),
+            "INSERT INTO contacts (lookup, sealed) VALUES (?, X'')",
+            (lookups(self.keyring, c.key)[0],),
         )
         added = replace(c, id=int(cur.lastrowid or 0))
+        self._write(conn, added)
         self._audit(conn, actor, action, None, added)
         return added
 
+    def _check_free(self, conn: sqlite3.Connection, c: Contact) -> None:
+        """No other contact has ``c``'s lookup key (under any key of the keyring)."""
+        hashes = lookups(self.keyring, c.key)
+        dup = conn.execute(
+            f"SELECT id FROM contacts WHERE lookup IN ({_marks(hashes)}) AND id != ?",  # noqa: S608
+            (*hashes, c.id),
+        ).fetchone()
+        if dup:
+            raise ContactError(f"{c.address} is already approved as C-{dup[0]:03d}")
+
+    def _write(self, conn: sqlite3.Connection, c: Contact) -> None:
+        """Seal ``c`` into its row; the lookup hash follows the current key."""
+        self._check_free(conn, c)
+        conn.execute(
+            "UPDATE contacts SET lookup = ?, sealed = ? WHERE id = ?",
+            (
+                lookups(self.keyring, c.key)[0],
+                seal_contact(self.keyring, c.id, c.fields_to_seal()),
+                c.id,
+            ),
+        )
+
+    def _contact(self, row: sqlite3.Row) -> Contact:
+        cid = int(row["id"])
+        return Contact.from_fields(cid, open_contact(self.keyring, cid, row["sealed"]))
+
     def _locked_get(self, conn: sqlite3.Connection, contact_id: int) -> Contact:
-        row = conn.execute("SELECT * FROM contacts WHERE id = ?", (contact_id,)).fetchone()
+        row = conn.execute("SELECT id, sealed FROM contacts WHERE id = ?", (contact_id,)).fetchone()
         if row is None:
             raise ContactError(f"no contact C-{contact_id:03d}")
-        return Contact.from_row(row)
+        return self._contact(row)
 
     def _audit(
         self,
@@ -352,18 +367,18 @@ class ContactRepository:
     ) -> None:
         target = after or before
         assert target is not None
-        conn.execute(
-            "INSERT INTO contact_audit (at, actor, os_user, action, contact_id, before, after) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                self.clock().isoformat(timespec="seconds"),
-                actor,
-                os_user(),
-                action,
-                target.id,
-                json.dumps(before.audit_view()) if before else None,
-                json.dumps(after.audit_view()) if after else None,
-            ),
+        insert_change(
+            conn,
+            self.keyring,
+            self.clock().isoformat(timespec="seconds"),
+            action,
+            target.id,
+            {
+                "actor": actor,
+                "os_user": os_user(),
+                "before": before.audit_view() if before else None,
+                "after": after.audit_view() if after else None,
+            },
         )
         conn.execute(
             "INSERT INTO contact_meta VALUES ('generation', 1) ON CONFLICT(name) "
@@ -382,12 +397,8 @@ class ContactRepository:
             )
 
 
-def _db(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return json.dumps(list(value))
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _marks(values: list[bytes]) -> str:
+    return ",".join("?" * len(values))
 
 
 def os_user() -> str:

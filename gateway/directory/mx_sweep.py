@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import dns.exception
@@ -32,7 +31,6 @@ import structlog
 
 from gateway.directory.contacts import Contact, ContactRepository
 from gateway.directory.lookalike import registrable
-from gateway.store import Store
 
 log = structlog.get_logger("gateway.mx_sweep")
 
@@ -131,15 +129,14 @@ async def _lookup_all(
 
 
 async def sweep(
-    store: Store,
+    repo: ContactRepository,
     resolver: MXResolver,
-    clock: Callable[[], datetime],
     providers: Collection[str],
     *,
     domains: Collection[str] | None = None,
 ) -> list[Flag]:
-    """Check every contact domain (or only ``domains``); store what was seen; return flags."""
-    repo = ContactRepository(store, clock)
+    """Check every contact domain (or only ``domains``); store what was seen; return flags.
+    Times come from ``repo``'s clock."""
     by_domain: dict[str, list[Contact]] = defaultdict(list)
     for c in repo.all():
         if not c.domain.startswith("[") and (domains is None or c.domain in domains):
@@ -152,7 +149,7 @@ async def sweep(
             operators |= {_operator(h) for h in hosts}
     operators -= SHARED_OPERATORS
     seen = await _lookup_all(resolver, by_domain)
-    now = clock().isoformat(timespec="seconds")
+    now = repo.clock().isoformat(timespec="seconds")
     flags: list[Flag] = []
     for domain, contacts in sorted(by_domain.items()):
         hosts = seen[domain]

@@ -76,7 +76,11 @@ class Console:
             store=store,
             staff=StaffDirectory(store, sign_out=end_sessions),
             register=register,
-            contacts=ContactRepository(store, lambda: datetime.fromtimestamp(clock(), UTC)),
+            contacts=ContactRepository(
+                store,
+                lambda: datetime.fromtimestamp(clock(), UTC),
+                keyring=register.keyring,  # contacts are sealed with the register's key
+            ),
             spool=Spool(store, keyring, clock=clock),
             holds=holds,
             totp=TotpStore(store, keyring, clock),

@@ -7,7 +7,7 @@ attested, MX hosts that changed since approval, a domain that takes no mail.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from starlette.requests import Request
 
@@ -43,11 +43,7 @@ def warnings(console: Console, c: Contact, today: date) -> list[str]:
 
 async def sweep_domains(console: Console, domains: set[str] | None) -> list[Flag]:
     return await sweep(
-        console.store,
-        console.resolver,
-        lambda: datetime.fromtimestamp(console.clock(), UTC),
-        console.fax_routes.providers,
-        domains=domains,
+        console.contacts, console.resolver, console.fax_routes.providers, domains=domains
     )
 
 

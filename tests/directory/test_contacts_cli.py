@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.contacts import contacts_keyring
 
 from gateway.cli import main
 from gateway.directory.contacts import ContactRepository
@@ -24,6 +25,11 @@ def config(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def _repo(config: Path) -> ContactRepository:
+    store = Store(config.parent / "gateway.db")
+    return ContactRepository(store, keyring=contacts_keyring(store))
 
 
 def run(config: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -138,7 +144,7 @@ def test_review_renews_and_lists_what_is_due(
     _, out, _ = run(config, capsys, "review", "--renew", "C-001", "--by", "Kim")
     assert out.startswith("renewed C-001 until ")
     assert "(0)" in run(config, capsys, "review", "--no-dns")[1]
-    repo = ContactRepository(Store(config.parent / "gateway.db"))
+    repo = _repo(config)
     renewed = repo.get(1)
     assert renewed is not None and renewed.approved_by == "Kim"
     assert [r["action"] for r in repo.history(1)] == ["add", "renew"]
@@ -244,7 +250,7 @@ def test_requires_approval_mark_is_set_shown_changed_and_audited(
         "C-002 duty@council.example does not require line-manager approval (unchanged)\n",
     )
 
-    repo = ContactRepository(Store(config.parent / "gateway.db"))
+    repo = _repo(config)
     assert [(c.ref, c.requires_approval) for c in repo.all()] == [("C-001", True), ("C-002", False)]
     assert [(r["action"], r["actor"]) for r in repo.history(1)] == [
         ("add", "Sam Admin"),
@@ -284,7 +290,7 @@ def test_requires_approval_mistakes_exit_2(
         run(config, capsys, "approval", "C-001", "--required")  # who makes the change?
     assert exit_.value.code == 2
     capsys.readouterr()
-    repo = ContactRepository(Store(config.parent / "gateway.db"))
+    repo = _repo(config)
     assert [c.requires_approval for c in repo.all()] == [False]
     assert len(repo.history(1)) == 1
 

@@ -13,6 +13,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import pytest
+from support.contacts import contacts_keyring, settings_for
 
 from filters import contacts as contacts_filter
 from gateway.directory.contacts import Contact, ContactRepository
@@ -20,7 +21,6 @@ from gateway.directory.mx_sweep import lookup_mx, sweep
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.pipeline import FilterContext
-from gateway.settings import Settings
 from gateway.store import Store
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
@@ -55,7 +55,8 @@ def zones(extra: dict[str, Any] | None = None) -> dict[str, list[str] | Exceptio
 
 @pytest.fixture
 def repo(tmp_path: Path) -> ContactRepository:
-    return ContactRepository(Store(tmp_path / "gateway.db"), lambda: NOW)
+    store = Store(tmp_path / "gateway.db")
+    return ContactRepository(store, lambda: NOW, keyring=contacts_keyring(store))
 
 
 def add(repo: ContactRepository, address: str, kind: str = "address") -> Contact:
@@ -79,7 +80,7 @@ def add(repo: ContactRepository, address: str, kind: str = "address") -> Contact
 async def run(
     repo: ContactRepository, resolver: FakeResolver, domains: set[str] | None = None
 ) -> list[tuple[str, str, str]]:
-    flags = await sweep(repo.store, resolver, lambda: NOW, PROVIDERS, domains=domains)
+    flags = await sweep(repo, resolver, PROVIDERS, domains=domains)
     return [(f.ref, f.kind, f.detail) for f in flags]
 
 
@@ -107,7 +108,7 @@ async def test_mx_at_a_fax_provider_is_flagged_and_then_refused(
     stored = repo.get(c.id)
     assert stored is not None and stored.mx_flag.startswith("MX inbound.efaxsend.com")
     # Sending reads what the sweep stored (no DNS at send time).
-    f = contacts_filter.create({}, FilterContext(Settings(), repo.store))
+    f = contacts_filter.create({}, FilterContext(settings_for(repo.store), repo.store))
     t = Transaction(Session("127.0.0.1", "h", "alice@c4f.example", True), "Q1")
     with pytest.raises(Refused) as r:
         await f.on_rcpt(t, "records@council-faxes.example")

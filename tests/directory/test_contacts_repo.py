@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from support.contacts import contacts_keyring
 
 from gateway.directory.contact_cache import ContactCache
 from gateway.directory.contacts import (
@@ -42,7 +43,8 @@ def contact(address: str, **kw: object) -> Contact:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> ContactRepository:
-    return ContactRepository(Store(tmp_path / "gateway.db"), lambda: NOW)
+    store = Store(tmp_path / "gateway.db")
+    return ContactRepository(store, lambda: NOW, keyring=contacts_keyring(store))
 
 
 def test_add_find_remove(repo: ContactRepository) -> None:
@@ -67,7 +69,7 @@ def test_whole_domain_entries_are_explicit_and_separate(repo: ContactRepository)
     assert (d.kind, d.address) == ("domain", "family-court.org.uk")
     assert repo.find("family-court.org.uk") == d  # the domain, not an address
     assert repo.find("clerk@family-court.org.uk") == a
-    snap = ContactCache(repo.store).current()
+    snap = ContactCache(repo.store, repo.keyring).current()
     assert snap.domains == {"family-court.org.uk": d}
     assert list(snap.by_key) == ["clerk@family-court.org.uk"]
     with pytest.raises(ContactError, match="domain"):
@@ -101,7 +103,7 @@ def test_bad_entries_are_refused(
 def test_unusual_address_only_when_asked_and_matched_exactly(repo: ContactRepository) -> None:
     c = repo.add(contact("records@[192.0.2.10]", unusual=True), "Sam")
     assert c.address == "records@[192.0.2.10]"
-    snap = ContactCache(repo.store).current()
+    snap = ContactCache(repo.store, repo.keyring).current()
     assert snap.exact == {"records@[192.0.2.10]": c}
     assert snap.by_key == {}
 
@@ -127,7 +129,7 @@ def test_every_change_is_audited_with_before_and_after(repo: ContactRepository) 
 
 
 def test_changes_move_the_generation_so_snapshots_reload(repo: ContactRepository) -> None:
-    cache = ContactCache(repo.store)
+    cache = ContactCache(repo.store, repo.keyring)
     first = cache.current()
     assert first.by_key == {}
     assert cache.current() is first  # nothing changed: the same snapshot
@@ -152,7 +154,8 @@ def test_expiry_is_on_the_review_date() -> None:
 
 def test_hint_allowance_per_user_per_day(tmp_path: Path) -> None:
     now = [NOW]
-    repo = ContactRepository(Store(tmp_path / "g.db"), lambda: now[0])
+    store = Store(tmp_path / "g.db")
+    repo = ContactRepository(store, lambda: now[0], keyring=contacts_keyring(store))
     assert [repo.take_hint("alice", 2) for _ in range(3)] == [True, True, False]
     assert repo.take_hint("bob", 2)
     now[0] = datetime(2026, 3, 3, tzinfo=UTC)
@@ -184,7 +187,7 @@ def test_csv_round_trips(tmp_path: Path, repo: ContactRepository) -> None:
     exported = export_csv(repo)
     assert exported.splitlines()[0] == ",".join(CSV_COLUMNS)
     assert "'=cmd|" in exported  # a spreadsheet will not run it as a formula
-    other = ContactRepository(Store(tmp_path / "other.db"), lambda: NOW)
+    other = ContactRepository(Store(tmp_path / "other.db"), lambda: NOW, keyring=repo.keyring)
     imported = import_csv(other, exported, "Kim")
     assert len(imported) == 5
     assert export_csv(other) == exported
@@ -261,10 +264,9 @@ def test_requires_approval_is_stored_changed_and_audited(repo: ContactRepository
     plain = repo.add(contact("j.whitaker@cafcass.gov.uk"), "Sam")
     marked = repo.add(contact("duty@council.example", requires_approval=True), "Sam")
     assert (plain.requires_approval, marked.requires_approval) == (False, True)
-    rows = repo.store.query("SELECT address, requires_approval FROM contacts ORDER BY id")
-    assert [tuple(r) for r in rows] == [
-        ("j.whitaker@cafcass.gov.uk", 0),
-        ("duty@council.example", 1),
+    assert [(c.address, c.requires_approval) for c in repo.all()] == [
+        ("j.whitaker@cafcass.gov.uk", False),
+        ("duty@council.example", True),
     ]
     changed = repo.update(plain.id, "Kim", "requires-approval", requires_approval=True)
     assert changed.requires_approval and repo.get(plain.id) == changed
@@ -273,42 +275,8 @@ def test_requires_approval_is_stored_changed_and_audited(repo: ContactRepository
     assert (change["action"], change["actor"]) == ("requires-approval", "Kim")
     before, after = json.loads(change["before"]), json.loads(change["after"])
     assert (before["requires_approval"], after["requires_approval"]) == (False, True)
-    snap = ContactCache(repo.store).current()  # the filters see the change
+    snap = ContactCache(repo.store, repo.keyring).current()  # the filters see the change
     assert snap.by_key["j.whitaker@cafcass.gov.uk"].requires_approval
-
-
-# The contacts table as the first release created it: no requires_approval column.
-OLD_SCHEMA = """
-CREATE TABLE contacts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('address', 'domain')),
-    address TEXT NOT NULL, key TEXT NOT NULL UNIQUE,
-    display_name TEXT NOT NULL, organisation TEXT NOT NULL, role TEXT NOT NULL,
-    approved_by TEXT NOT NULL, approved_on TEXT NOT NULL, verified_how TEXT NOT NULL,
-    review_due TEXT NOT NULL, notes TEXT NOT NULL, unusual INTEGER NOT NULL,
-    not_fax_by TEXT NOT NULL, not_fax_on TEXT NOT NULL, mx_hosts TEXT, mx_seen TEXT,
-    mx_checked_at TEXT NOT NULL DEFAULT '', mx_flag TEXT NOT NULL DEFAULT ''
-);
-INSERT INTO contacts (kind, address, key, display_name, organisation, role, approved_by,
-    approved_on, verified_how, review_due, notes, unusual, not_fax_by, not_fax_on)
-VALUES ('address', 'old@cafcass.gov.uk', 'old@cafcass.gov.uk', 'Old Entry', 'Cafcass', '',
-    'Sam', '2026-01-01', 'phoned', '2027-01-01', '', 0, '', '');
-"""
-
-
-def test_a_database_from_before_gains_the_column(tmp_path: Path) -> None:
-    store = Store(tmp_path / "old.db")
-    with store.transaction() as conn:
-        for statement in OLD_SCHEMA.split(";"):
-            conn.execute(statement)
-    repo = ContactRepository(store, lambda: NOW)
-    column = {r["name"]: r for r in store.query("PRAGMA table_info(contacts)")}["requires_approval"]
-    assert (column["type"], column["notnull"], column["dflt_value"]) == ("INTEGER", 1, "0")
-    [old] = repo.all()
-    assert (old.address, old.requires_approval) == ("old@cafcass.gov.uk", False)
-    repo.update(old.id, "Kim", "requires-approval", requires_approval=True)
-    reopened = ContactRepository(store, lambda: NOW).get(old.id)  # no second ALTER
-    assert reopened is not None and reopened.requires_approval
 
 
 def test_an_export_from_before_still_imports(repo: ContactRepository) -> None:

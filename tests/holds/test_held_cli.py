@@ -24,6 +24,7 @@ from support.upstream import Upstream
 
 from gateway.cli import main
 from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contacts_sealed import keyring_for
 
 STAFF = "alice@c4f.example"
 LONER = "lee@c4f.example"  # no line manager configured
@@ -47,7 +48,7 @@ async def gw(start_gateway: StartGateway, upstream: Upstream) -> RunningGateway:
     gw.add_staff(STAFF, managers=[MANAGER])
     gw.add_staff(LONER)
     today = datetime.now(UTC).date()
-    ContactRepository(gw.gateway.store).add(
+    ContactRepository(gw.gateway.store, keyring=keyring_for(gw.settings)).add(
         Contact(
             id=0,
             kind="address",

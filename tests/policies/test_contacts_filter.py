@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from support.contacts import contacts_keyring, settings_for
 
 from filters import contacts as contacts_filter
 from filters.contacts import ContactsFilter
@@ -15,7 +16,6 @@ from gateway.directory.contacts import Contact, ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.pipeline import FilterContext
-from gateway.settings import Settings
 from gateway.store import Store
 
 
@@ -45,7 +45,9 @@ def add(
     name: str = "Jane Whitaker",
     requires_approval: bool = False,
 ) -> Contact:
-    repo = ContactRepository(store, lambda: datetime(2026, 3, 1, tzinfo=UTC))
+    repo = ContactRepository(
+        store, lambda: datetime(2026, 3, 1, tzinfo=UTC), keyring=contacts_keyring(store)
+    )
     return repo.add(
         Contact(
             0,
@@ -65,7 +67,7 @@ def add(
 
 
 def make(store: Store, clock: Clock, **options: object) -> ContactsFilter:
-    f = contacts_filter.create(dict(options), FilterContext(Settings(), store))
+    f = contacts_filter.create(dict(options), FilterContext(settings_for(store), store))
     f.repo.clock = clock
     return f
 
@@ -228,12 +230,12 @@ async def test_removal_applies_to_the_next_transaction(store: Store, clock: Cloc
     c = add(store, "j.whitaker@cafcass.gov.uk")
     f = make(store, clock)
     await f.on_rcpt(tx(), "j.whitaker@cafcass.gov.uk")
-    ContactRepository(store).remove(c.id, "Kim")
+    ContactRepository(store, keyring=contacts_keyring(store)).remove(c.id, "Kim")
     await refused(f, tx(), "j.whitaker@cafcass.gov.uk")
 
 
 def test_options_are_checked(store: Store) -> None:
-    ctx = FilterContext(Settings(), store)
+    ctx = FilterContext(settings_for(store), store)
     with pytest.raises(ConfigError, match="unknown option"):
         contacts_filter.create({"hints": True}, ctx)
     for bad in (-1, True, "5"):
@@ -297,12 +299,16 @@ async def test_marking_a_contact_applies_to_the_next_transaction(
     f = make(store, clock)
     first = tx()
     await f.on_rcpt(first, "j.whitaker@cafcass.gov.uk")
-    ContactRepository(store).update(c.id, "Kim", "requires-approval", requires_approval=True)
+    ContactRepository(store, keyring=contacts_keyring(store)).update(
+        c.id, "Kim", "requires-approval", requires_approval=True
+    )
     second = tx()
     await f.on_rcpt(second, "j.whitaker@cafcass.gov.uk")
     assert "requires_approval" not in first.annotations["recipients"]["j.whitaker@cafcass.gov.uk"]
     assert second.annotations["recipients"]["j.whitaker@cafcass.gov.uk"]["requires_approval"]
-    ContactRepository(store).update(c.id, "Kim", "requires-approval", requires_approval=False)
+    ContactRepository(store, keyring=contacts_keyring(store)).update(
+        c.id, "Kim", "requires-approval", requires_approval=False
+    )
     third = tx()
     await f.on_rcpt(third, "j.whitaker@cafcass.gov.uk")
     assert "requires_approval" not in third.annotations["recipients"]["j.whitaker@cafcass.gov.uk"]

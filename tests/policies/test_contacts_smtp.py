@@ -19,6 +19,7 @@ from support.upstream import Upstream
 from test_contacts_table import CASES, STAFF, Case, check_reply, sample_contacts
 
 from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contacts_sealed import keyring_for
 
 CONFIG = {
     "pipeline": {"filters": ["sender", "fax_route", "contacts"]},
@@ -150,7 +151,7 @@ async def test_contact_added_while_running_applies_to_next_transaction(
     assert (await c.cmd("RCPT TO:<new.person@agency.example>")).startswith("550 5.7.1")
     await c.close()
     today = datetime.now(UTC).date()
-    ContactRepository(gw.gateway.store).add(
+    ContactRepository(gw.gateway.store, keyring=keyring_for(gw.settings)).add(
         Contact(
             0,
             "address",

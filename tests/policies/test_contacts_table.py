@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.contacts import contacts_keyring, settings_for
 
 from filters import contacts as contacts_filter
 from filters import fax_route
@@ -19,7 +20,6 @@ from gateway.directory.contacts import Contact, ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.pipeline import FilterContext, Pipeline
-from gateway.settings import Settings
 from gateway.store import Store
 
 STAFF = "alice@c4f.example"
@@ -29,7 +29,9 @@ TODAY = date(2026, 3, 2)
 def sample_contacts(store: Store, today: date) -> None:
     """The sample list: C-001 ... C-015, in this order."""
     repo = ContactRepository(
-        store, lambda: datetime(today.year, today.month, today.day, tzinfo=UTC)
+        store,
+        lambda: datetime(today.year, today.month, today.day, tzinfo=UTC),
+        keyring=contacts_keyring(store),
     )
     approved = today - timedelta(days=30)
     due = today + timedelta(days=300)
@@ -217,8 +219,7 @@ def test_table_has_at_least_fifty_labelled_addresses() -> None:
 
 
 def make_pipeline(store: Store, today: date, hint_limit: int = 1000) -> Pipeline:
-    settings = Settings()
-    ctx = FilterContext(settings=settings, store=store)
+    ctx = FilterContext(settings=settings_for(store), store=store)
     fax = fax_route.create({}, ctx)
     contacts = contacts_filter.create({"hint_limit_per_day": hint_limit}, ctx)
     fixed = datetime(today.year, today.month, today.day, 12, tzinfo=UTC)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.contacts import contacts_keyring, settings_for
 
 from filters.fax_route import (
     DEFAULT_PROVIDERS_FILE,
@@ -17,7 +18,6 @@ from gateway.directory.contacts import Contact, ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.pipeline import FilterContext
-from gateway.settings import Settings
 from gateway.store import Store
 
 REQUIRED_PROVIDERS = [
@@ -135,8 +135,8 @@ def test_bad_provider_line_stops_start_up(tmp_path: Path) -> None:
 
 
 def _context(tmp_path: Path) -> FilterContext:
-    settings = Settings(source=tmp_path / "gateway.toml")
-    return FilterContext(settings=settings, store=Store(tmp_path / "gateway.db"))
+    store = Store(tmp_path / "gateway.db")
+    return FilterContext(settings=settings_for(store), store=store)
 
 
 def test_options(tmp_path: Path) -> None:
@@ -155,7 +155,9 @@ def _tx() -> Transaction:
 
 
 def _add(store: Store, address: str, kind: str = "address", not_fax_by: str = "") -> None:
-    repo = ContactRepository(store, lambda: datetime(2026, 3, 2, tzinfo=UTC))
+    repo = ContactRepository(
+        store, lambda: datetime(2026, 3, 2, tzinfo=UTC), keyring=contacts_keyring(store)
+    )
     repo.add(
         Contact(
             0,

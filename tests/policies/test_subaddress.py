@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartGateway
+from support.contacts import contacts_keyring, settings_for
 from support.delivery import until
 from support.harness import PASSWORD, RunningGateway
 from support.rawsmtp import RawSMTP, authenticated
@@ -30,7 +31,6 @@ from gateway.directory.contacts import Contact, ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.pipeline import FilterContext, Pipeline
-from gateway.settings import Settings
 from gateway.store import Store
 
 STAFF = "alice@c4f.example"
@@ -41,7 +41,9 @@ HELD = "held for approval"
 def subaddress_contacts(store: Store, today: date) -> None:
     """C-001 ... C-008, in this order."""
     repo = ContactRepository(
-        store, lambda: datetime(today.year, today.month, today.day, tzinfo=UTC)
+        store,
+        lambda: datetime(today.year, today.month, today.day, tzinfo=UTC),
+        keyring=contacts_keyring(store),
     )
     approved = (today - timedelta(days=30)).isoformat()
     due = (today + timedelta(days=300)).isoformat()
@@ -124,7 +126,7 @@ IDS = [f"{c.expect}: {c.address}" for c in CASES]
 
 
 def make_pipeline(store: Store, today: date) -> Pipeline:
-    ctx = FilterContext(settings=Settings(), store=store)
+    ctx = FilterContext(settings=settings_for(store), store=store)
     contacts = contacts_filter.create({"hint_limit_per_day": 1000}, ctx)
     fixed = datetime(today.year, today.month, today.day, 12, tzinfo=UTC)
     contacts.repo.clock = lambda: fixed
