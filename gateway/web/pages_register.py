@@ -258,15 +258,16 @@ async def verify_now(request: Request) -> Response:
     v = await viewer(request)
     await checked_form(request, v.session)
     status = await console_of(request).verifier.run_now()
-    await flash(
-        request,
-        v,
-        f"Register verified: {status.count} entries, chain intact."
-        + ("" if status.checkpointed else " No checkpoint: truncation cannot be detected.")
-        if status.ok
-        else f"REGISTER FAILED VERIFICATION: {status.first_problem}",
-        error=not status.ok,
-    )
+    if not status.ok:
+        text = f"REGISTER FAILED VERIFICATION: {status.first_problem}"
+    elif not status.checkpointed:  # REG-11: as `register verify` says it
+        text = (
+            "Register not verified: no checkpoint: truncation cannot be detected "
+            f"(the chain itself is intact: {status.count} entries)."
+        )
+    else:
+        text = f"Register verified: {status.count} entries, chain intact."
+    await flash(request, v, text, error=not (status.ok and status.checkpointed))
     return see_other("/register")
 
 

@@ -173,6 +173,8 @@ async def test_totp_sign_in_filter_and_annotate_seen_by_the_cli(
             # REG-11: no checkpoint yet, so a cut-off tail would not show: not green.
             assert "No checkpoint: truncation cannot be detected." in banner
             assert await page.locator("#verify-status.warn").count() == 1
+            flash = await page.locator(".flash.error").inner_text()
+            assert flash.startswith("Register not verified: no checkpoint")
             rows = page.locator("table.register tbody tr")
             assert await rows.count() == 2
             await shot(page, "02-register")
