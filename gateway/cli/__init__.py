@@ -20,6 +20,7 @@ COMMANDS = [
     "init",
     "serve",
     "check_config",
+    "health",
     "staff",
     "contacts",
     "queue",

@@ -85,6 +85,30 @@ class SmtpTransport:
         finally:
             client.close()
 
+    async def probe(self) -> Evidence:
+        """Connect, verify the certificate, EHLO over TLS and log in as delivery would,
+        then QUIT, sending nothing else (``c4f-gateway health``); TempFailure if any of
+        it fails."""
+        up = self.upstream
+        client = await self._open()
+        try:
+            evidence = _evidence(client, f"{up.host}:{up.port}")
+            try:
+                await client.ehlo()
+                if self.credentials:
+                    await client.login(*self.credentials)
+            except aiosmtplib.SMTPResponseException as exc:
+                raise TempFailure(
+                    f"upstream {up.host}: {exc.code} {exc.message}", enhanced="4.7.8"
+                ) from exc
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                raise TempFailure(f"upstream {up.host}: {_describe(exc)}") from exc
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit(timeout=min(up.timeout, 5.0))
+            return evidence
+        finally:
+            client.close()
+
     async def _session(
         self,
         client: aiosmtplib.SMTP,

@@ -4,7 +4,8 @@ The transfer has happened; only our record of it failed. Sending again at every 
 would deliver the message again and again while the register shows nothing (found by
 attack: 4 messages arrived 18 times each). What must hold: each message reaches the
 upstream once; delivery pauses, says so and shows it (``DeliveryWorker.paused``); once
-there is room the transfers are recorded (a register entry each, the queue empty).
+there is room the transfers are recorded (a register entry each, the queue empty). The
+``health`` command's database check fails meanwhile.
 
 How the disk fills: ``PRAGMA max_page_count`` on the gateway's own connection pins the
 database at its size, and a filler table takes what free pages are left, so the next page
@@ -26,6 +27,7 @@ from support.delivery import until
 from support.harness import message
 from support.upstream import Upstream
 
+from gateway.cli.health import database as health_database
 from gateway.store import Store
 
 ALICE = "alice@c4f.example"
@@ -78,10 +80,14 @@ async def test_dur10_full_database_after_upstream_250_sends_once_and_records_onc
         assert worker.paused
         assert [e for e in logs if e["event"] == "delivery_paused"]
         assert len(store.query("SELECT id FROM queue")) == MESSAGES  # nothing recorded yet
+        # `c4f-gateway health` says so too: its database check commits, and cannot.
+        full = health_database(store)
+        assert not full.ok and "database or disk is full" in full.detail, full
 
         give_room_back(store)
         await until(lambda: not store.query("SELECT id FROM queue"))
         assert not worker.paused
+        assert health_database(store).ok
         assert [e for e in logs if e["event"] == "delivery_resumed"]
 
     assert len(upstream.arrived) == MESSAGES
