@@ -1,8 +1,8 @@
 """The mandatory confidentiality notice, added to the body text of every message.
 
-Policy, "Transmitting information": every email "should include" the two paragraphs kept in
-``config/disclaimer.txt``, and every reader must see them. The notice goes at the end of each
-body text part (both alternatives of a multipart/alternative, the HTML root of a
+Policy, "Transmitting information": every email "should include" the two paragraphs shipped
+in ``gateway/shipped/disclaimer.txt``, and every reader must see them. The notice goes at the
+end of each body text part (both alternatives of a multipart/alternative, the HTML root of a
 multipart/related), never into attachments or a forwarded message/rfc822; in HTML only where
 a browser shows it (:mod:`gateway.mail.html_flow`). Each edited part keeps its charset (UTF-8
 only when the charset cannot carry the notice) and its transfer encoding unless the result
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -269,11 +270,11 @@ def create(options: dict[str, Any], context: FilterContext) -> DisclaimerFilter:
     signed = options.get("signed", "wrap")
     if signed not in SIGNED_CHOICES:
         raise ConfigError(f"{where}.signed: must be 'wrap' or 'refuse', not {signed!r}")
-    path = DEFAULT_FILE
+    path: Path | Traversable = DEFAULT_FILE
     if "file" in options:
         if not isinstance(options["file"], str) or not options["file"]:
             raise ConfigError(f"{where}.file: expected a path")
-        path = Path(options["file"])
-        if not path.is_absolute():
-            path = Path(getattr(settings, "base_dir", Path.cwd())) / path
+        given = Path(options["file"])
+        base = Path(getattr(settings, "base_dir", Path.cwd()))
+        path = given if given.is_absolute() else base / given
     return DisclaimerFilter(Notice.load(path, f"{where}.file"), signed)

@@ -4,7 +4,8 @@ Policy: "Transmission of personal information by fax is not permitted at any tim
 An email address can be a fax machine in disguise: the local part may carry a phone
 number for a gateway (RFC 3191/3192 ``FAX=+number``, Exchange's ``IMCEAFAX-`` and
 one-off ``[FAX:...]`` forms, X.400 ``/C=.../`` paths), or the domain may belong to a
-fax-to-email service (kept as data in ``config/fax-providers.txt``).
+fax-to-email service (kept as data: the list shipped in the package,
+``gateway/shipped/fax-providers.txt``, or the ``providers_file`` the config names).
 
 Hard signs refuse whatever the contact list says. Softer signs (a local part that is only
 a phone number, a ``fax``-like domain label, a ``team-fax`` role mailbox) are refused
@@ -19,6 +20,8 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,8 @@ from gateway.pipeline import FilterContext
 
 log = structlog.get_logger("filters.fax_route")
 
-DEFAULT_PROVIDERS_FILE = Path(__file__).resolve().parent.parent / "config" / "fax-providers.txt"
+# The list that ships with the gateway (package data, found in an installed wheel too).
+DEFAULT_PROVIDERS_FILE: Traversable = files("gateway") / "shipped" / "fax-providers.txt"
 RECIPIENT_HEADERS = ("to", "cc", "resent-to", "resent-cc")
 
 # RFC 3191 (GSTN) and RFC 3192 (FAX) local parts, optionally wrapped in "/" as when
@@ -75,7 +79,7 @@ class FaxSign:
     reason: str  # what the sender is told
 
 
-def load_providers(path: Path) -> frozenset[str]:
+def load_providers(path: Path | Traversable) -> frozenset[str]:
     """Read the provider list; a bad line stops start-up with ``file:line``."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -163,7 +167,7 @@ def create(options: dict[str, Any], context: FilterContext) -> FaxRouteFilter:
     return FaxRouteFilter(FaxRoutes(load_providers(path)), cache)
 
 
-def providers_path(raw: object, base: Path) -> Path:
+def providers_path(raw: object, base: Path) -> Path | Traversable:
     """The ``providers_file`` option as a path (relative to the config file's folder)."""
     if raw is None:
         return DEFAULT_PROVIDERS_FILE

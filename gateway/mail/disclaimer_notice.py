@@ -1,7 +1,8 @@
 """The confidentiality notice's text and how it looks in plain text, flowed text and HTML.
 
-The wording is the policy's, word for word ("Transmitting information"), kept in
-``config/disclaimer.txt``; :mod:`filters.disclaimer` puts it into messages.
+The wording is the policy's, word for word ("Transmitting information"), shipped in the
+package as ``gateway/shipped/disclaimer.txt`` (read with :mod:`importlib.resources`, so it
+is found in an installed wheel too); :mod:`filters.disclaimer` puts it into messages.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import html
 import re
 import textwrap
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.mail import transfer
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "config" / "disclaimer.txt"
+# The notice that ships with the gateway; [filter.disclaimer] file replaces it.
+DEFAULT_FILE: Traversable = files("gateway") / "shipped" / "disclaimer.txt"
 WIDTH = 72  # RFC 3676 4.2 suggests 72 at most; room for <p> within a 76-column QP line
 
 
@@ -27,7 +31,7 @@ class Notice:
     paragraphs: tuple[str, ...]
 
     @classmethod
-    def load(cls, path: Path, where: str = "notice") -> Notice:
+    def load(cls, path: Path | Traversable, where: str = "notice") -> Notice:
         try:
             text = path.read_text(encoding="utf-8-sig")
         except OSError as exc:
