@@ -93,7 +93,9 @@ class Gateway:
         self.worker = DeliveryWorker(
             settings, self.spool, transport or make_transport(settings), clock=clock
         )
-        self.holds = Holds(self.spool, self.staff, settings.hostname, clock=clock)
+        self.holds = Holds(
+            self.spool, self.staff, settings.hostname, sender=settings.notices_from, clock=clock
+        )
         self.handler = Handler(
             settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
         )

@@ -22,10 +22,12 @@ DECIDE = (
 
 
 class Notifier:
-    def __init__(self, spool: Spool, staff: StaffDirectory, hostname: str) -> None:
+    def __init__(self, spool: Spool, staff: StaffDirectory, hostname: str, sender: str) -> None:
+        """``sender``: the From: and MAIL FROM of every notice (``Settings.notices_from``)."""
         self.spool = spool
         self.staff = staff
         self.hostname = hostname
+        self.sender = sender
 
     def held(self, conn: sqlite3.Connection, h: HeldMessage) -> None:
         who = (
@@ -111,13 +113,17 @@ class Notifier:
         kind: str,
         about: str,
     ) -> None:
-        content = build_notice(hostname=self.hostname, to=to, subject=subject, lines=lines)
+        content = build_notice(
+            hostname=self.hostname, sender=self.sender, to=to, subject=subject, lines=lines
+        )
         self.spool.insert(
             conn,
             queue_id=new_queue_id(),
             staff="",
             peer="",
-            mail_from="",
+            # RFC 5321 4.5.5: a notice is not a DSN, so it has a real reverse-path; one
+            # that cannot be delivered bounces to that address (the operator's).
+            mail_from=self.sender,
             rcpt_tos=to,
             content=content,
             annotations={"notice": kind, "notice_for": about},

@@ -52,7 +52,7 @@ class Holds:
     def open(cls, store: Store, settings: Settings, recorder: Recorder) -> Holds:
         """For the CLI and the console: the same objects ``serve`` builds, on ``store``."""
         spool = Spool(store, Keyring.load(settings.storage.spool_key_file), recorder)
-        return cls(spool, StaffDirectory(store), settings.hostname)
+        return cls(spool, StaffDirectory(store), settings.hostname, sender=settings.notices_from)
 
     def __init__(
         self,
@@ -60,13 +60,16 @@ class Holds:
         staff: StaffDirectory,
         hostname: str,
         *,
+        sender: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``sender``: where notices come from (``Settings.notices_from``; None, in tests
+        and benchmarks only: postmaster@ ``hostname``)."""
         self.spool = spool
         self.store = spool.store
         self.staff = staff
         self.clock = clock
-        self.notify = Notifier(spool, staff, hostname)
+        self.notify = Notifier(spool, staff, hostname, sender or f"postmaster@{hostname}")
         self.table = HoldsTable(self.store, spool.keyring)
 
     # -- holding -----------------------------------------------------------------------

@@ -2,9 +2,11 @@
 daily reminder of messages waiting for approval.
 
 A notice never quotes the message it is about (no subject, no recipients, no body): it
-names the queue ID and says what happened and what to do. It is sent from the null
-reverse-path (RFC 5321 4.5.5: nothing bounces back to it) and marked
-``Auto-Submitted: auto-generated`` (RFC 3834) so no auto-responder answers it.
+names the queue ID and says what happened and what to do. It comes from the address in
+``[notices] from`` (``Settings.notices_from``), in its From: and as its reverse-path (RFC
+5321 4.5.5: only a DSN goes out with a null one), so a smarthost such as Microsoft 365
+relays it for the gateway's login; it is marked ``Auto-Submitted: auto-generated``
+(RFC 3834) so no auto-responder answers it.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ from gateway.mail.headers import CRLF
 
 
 def build_notice(
-    *, hostname: str, to: Sequence[str], subject: str, lines: Sequence[str], at: float | None = None
+    *,
+    hostname: str,
+    sender: str,
+    to: Sequence[str],
+    subject: str,
+    lines: Sequence[str],
+    at: float | None = None,
 ) -> bytes:
-    """The notice's exact bytes: plain text, UTF-8, CRLF line ends."""
-    sender = f"postmaster@{hostname}"
+    """The notice's exact bytes: plain text, UTF-8, CRLF line ends, from ``sender``."""
     fields = [
         f"From: c4f-gateway <{sender}>",
         f"To: {', '.join(to)}",

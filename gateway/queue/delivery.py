@@ -292,6 +292,7 @@ class DeliveryWorker:
     def _bounce(self, msg: Spooled, failed: dict[int, tuple[str, str]]) -> bytes:
         return build_bounce(
             hostname=self.settings.hostname,
+            sender=self.settings.notices_from,
             queue_id=msg.queue_id,
             original_sender=msg.mail_from,
             failed={msg.rcpt_tos[i]: verdict for i, verdict in failed.items()},

@@ -3,6 +3,8 @@
 The notice names the failed recipients and the upstream's reply. By default it carries
 only the original's header fields (text/rfc822-headers, RFC 6522), not the body: the body
 holds family information that is already with the sender ("Storage of information").
+Its From: is ``[notices] from`` (a smarthost relays only an address the gateway's login
+may send as); its reverse-path stays null (RFC 3464 2, RFC 5321 4.5.5).
 
 The MIME is written here byte by byte: the email package cannot serialise a
 message/rfc822 part holding 8-bit bytes, and the original must come back unchanged.
@@ -24,6 +26,7 @@ _ENHANCED = re.compile(r"^\d{3}[ -]([245])\.(\d{1,3}\.\d{1,3})\b")
 def build_bounce(
     *,
     hostname: str,
+    sender: str,
     queue_id: str,
     original_sender: str,
     failed: Mapping[str, tuple[str, str]],  # recipient -> (RFC 3463 status, diagnostic)
@@ -65,7 +68,7 @@ def build_bounce(
     ]
     boundary = _boundary([body for _, body in parts])
     head = (
-        f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"
+        f"From: Mail Delivery System <{sender}>\r\n"
         f"To: <{original_sender}>\r\n"
         "Subject: Undelivered message: not sent to some recipients\r\n"
         f"Date: {email.utils.formatdate(localtime=True)}\r\n"

@@ -18,6 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from gateway.errors import ConfigError
 from gateway.hostport import parse_hostport
+from gateway.settings.notices import NoticeSettings
 from gateway.settings.register import RegisterSettings
 from gateway.settings.web import WebSettings
 
@@ -132,6 +133,7 @@ class Settings:
     log: Log = field(default_factory=Log)
     register: RegisterSettings = field(default_factory=RegisterSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    notices: NoticeSettings = field(default_factory=NoticeSettings)
     # [filter.NAME] tables: options passed to that filter's create(); checked by the filter.
     filter: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path = Path("gateway.toml")
@@ -139,6 +141,11 @@ class Settings:
     @property
     def base_dir(self) -> Path:
         return self.source.parent
+
+    @property
+    def notices_from(self) -> str:
+        """The address the gateway's own notices and bounces come from ([notices] from)."""
+        return self.notices.sender(self.organisation.domains)
 
 
 def load(path: Path) -> Settings:
@@ -158,13 +165,18 @@ def _build(cls: type[Any], raw: Any, file: str, prefix: str, base: Path) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: {prefix.rstrip('.') or '(top)'}: expected a table")
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    # A field whose TOML key is a Python keyword names the key in its metadata ("from").
+    names = {
+        f.metadata.get("toml_key", f.name): f.name
+        for f in dataclasses.fields(cls)
+        if f.name != "source"
+    }
     for key in raw:
         if key not in names:
             raise ConfigError(f"{file}: {prefix}{key}: unknown key")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        values[key] = _convert(hints[key], value, file, f"{prefix}{key}", base)
+        values[names[key]] = _convert(hints[names[key]], value, file, f"{prefix}{key}", base)
     try:
         built = cls(**values)
     except ConfigError as exc:  # a section's own checks (__post_init__) name only the key

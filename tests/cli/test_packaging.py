@@ -87,6 +87,7 @@ def settings_defaults(cls: type[Any] = Settings, prefix: str = "") -> dict[str, 
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             out.update(settings_defaults(hint, f"{prefix}{f.name}."))
             continue
+        key = f.metadata.get("toml_key", f.name)  # [notices] from: the field is from_
         value = f.default
         assert value is not dataclasses.MISSING, f"{prefix}{f.name}: give it a plain default"
         if isinstance(value, Path):
@@ -95,7 +96,7 @@ def settings_defaults(cls: type[Any] = Settings, prefix: str = "") -> dict[str, 
             value = list(value)
         elif value is None:
             value = ""  # how the TOML says "none" for an optional path
-        out[f"{prefix}{f.name}"] = value
+        out[f"{prefix}{key}"] = value
     return out
 
 
@@ -179,6 +180,8 @@ def test_office365_example_relays_over_starttls_with_credentials_from_a_file() -
     assert up.credentials_file == Path("/etc/c4f-gateway/private/upstream-credentials")
     assert settings.storage.database.is_relative_to("/var/lib/c4f-gateway")  # ReadWritePaths
     assert "sender" in settings.pipeline.filters
+    # Notices come from the relay mailbox: Microsoft 365 relays no other From: without Send As.
+    assert settings.notices_from == "relay-account@centre.example"
 
 
 def test_systemd_unit_is_sandboxed() -> None:

@@ -62,7 +62,7 @@ async def test_held_message_waits_then_leaves_once_after_approval_with_note(
     await asyncio.sleep(0.3)
     assert arrived_for(upstream.arrived, CONTACT) == []
     [notice] = arrived_for(upstream.arrived, STAFF)
-    assert notice.mail_from == "<>"
+    assert notice.mail_from == "postmaster@c4f.example"  # [notices] from, by default
     text = notice.content.decode()
     assert f"Held for approval: your message {qid}" in text
     assert MANAGER in text and "consent refused" in text

@@ -220,6 +220,7 @@ def test_dsn_returns_an_8bit_original_unchanged() -> None:
     original = "From: alice@c4f.example\r\nSubject: Grüße\r\n\r\nCafé\r\n".encode()
     dsn = build_bounce(
         hostname="gateway.test",
+        sender="postmaster@c4f.example",
         queue_id="Q1",
         original_sender=ALICE,
         failed={BOB: ("5.1.1", "550 5.1.1 no such user")},
