@@ -8,10 +8,12 @@ DEV    := var/dev
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every dependency to the versions CI tested (see the README to
+# refresh it); a dependency not in it yet installs unpinned until the lock is refreshed.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
 
 run: venv
