@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import structlog
 
 from filters.fax_route import load_providers, providers_path
-from gateway.crypto import Keyring
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_retention import purge_removed_history
 from gateway.directory.contacts_sealed import keyring_for
@@ -25,20 +24,18 @@ from gateway.directory.mx_sweep import default_resolver, sweep
 from gateway.directory.staff import StaffDirectory
 from gateway.events import NullRecorder, Recorder
 from gateway.holds.service import Holds
-from gateway.pipeline import FilterContext, Pipeline, load_filters
+from gateway.opening import missing_policy, open_parts
+from gateway.pipeline import Pipeline
 from gateway.queue.delivery import DeliveryWorker
-from gateway.queue.smtp_transport import SmtpTransport
 from gateway.queue.spool import Spool
-from gateway.queue.transports import MaildirTransport, Transport
+from gateway.queue.transports import Transport
 from gateway.register.ledger import Register
 from gateway.register.purge import purge
 from gateway.settings import Settings, parse_hostport
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import GatewaySMTP, ListenerContext
-from gateway.store import Store
 from gateway.throttle import LoginThrottle
-from gateway.tls import server_context
 
 log = structlog.get_logger("gateway.server")
 
@@ -57,12 +54,6 @@ class Bound:
     port: int
 
 
-def make_transport(settings: Settings) -> Transport:
-    if settings.delivery.transport == "maildir":
-        return MaildirTransport(settings.delivery.maildir)
-    return SmtpTransport(settings.upstream, settings.hostname)
-
-
 class Gateway:
     def __init__(
         self,
@@ -73,33 +64,29 @@ class Gateway:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.store = Store(settings.storage.database)
-        self.keyring = Keyring.load(settings.storage.spool_key_file)
+        # Every file, key, folder and filter, opened as `check-config` opens them.
+        parts = open_parts(
+            settings, with_register=recorder is None, transport=transport, clock=clock
+        )
+        self.store = parts.store
+        self.keyring = parts.keyring
         # The disclosure register records every acceptance, refusal and outcome in the
         # same transaction as the queue change. Tests may pass another real recorder.
-        self.register: Register | None = None
-        if recorder is None:
-            self.register = Register.from_settings(self.store, settings.register, clock=clock)
+        self.register: Register | None = parts.register
         self.recorder: Recorder = recorder or self.register or NullRecorder()
         self.spool = Spool(self.store, self.keyring, self.recorder, clock=clock)
         self.staff = StaffDirectory(self.store)
-        self.pipeline = Pipeline(
-            load_filters(
-                settings.pipeline.filters,
-                settings.filter,
-                FilterContext(settings=settings, store=self.store),
-            )
-        )
-        self.worker = DeliveryWorker(
-            settings, self.spool, transport or make_transport(settings), clock=clock
-        )
+        self.pipeline = Pipeline(parts.filters)
+        if missing_policy(settings.pipeline.filters):  # allow_partial_pipeline = true
+            log.warning("partial_pipeline", missing=missing_policy(settings.pipeline.filters))
+        self.worker = DeliveryWorker(settings, self.spool, parts.transport, clock=clock)
         self.holds = Holds(
             self.spool, self.staff, settings.hostname, sender=settings.notices_from, clock=clock
         )
         self.handler = Handler(
             settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
         )
-        self.tls = server_context(settings.tls.cert_file, settings.tls.key_file)
+        self.tls = parts.tls
         a = settings.auth
         self.listener_ctx = ListenerContext(
             settings=settings,

@@ -110,6 +110,9 @@ class Upstream:
 @dataclass(frozen=True)
 class Pipeline:
     filters: tuple[str, ...] = ("sender",)
+    # Development and tests only: run without some of the policy filters (sender,
+    # fax_route, contacts, disclosure, approval, disclaimer); otherwise serve refuses.
+    allow_partial_pipeline: bool = False
 
 
 @dataclass(frozen=True)

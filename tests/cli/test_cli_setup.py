@@ -182,22 +182,51 @@ def test_check_config_names_file_key_and_reason(
     ],
     ids=["no_approval", "sender_only"],
 )
-def test_check_config_warns_when_policy_filters_are_missing_but_passes(
+def test_a_missing_policy_filter_stops_check_config_and_serve(
     setup_copy: Path, chain: str, missing: str, means: list[str]
 ) -> None:
-    """Tests and staged roll-outs run fewer filters on purpose: a warning, not an error."""
+    """Without allow_partial_pipeline a partial chain is an error, in both commands."""
     config = setup_copy
     text = config.read_text()
     full = '["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]'
     assert full in text
     config.write_text(text.replace(full, chain))
+    for command in ("check-config", "serve"):
+        done = run_cli(command, "--config", config)
+        assert (command, done.returncode, done.stdout) == (command, 1, "")
+        [line] = done.stderr.splitlines()
+        assert line.startswith(f"c4f-gateway {command}: config error: {config}: pipeline.filters: ")
+        assert f"policy filter(s) not in the pipeline: {missing};" in line
+        assert line.endswith(
+            "or set allow_partial_pipeline = true in [pipeline] (development only)"
+        )
+        for meaning in means:
+            assert meaning in line
+
+
+@pytest.mark.parametrize(
+    ("chain", "missing"),
+    [
+        ('["sender", "fax_route", "contacts", "disclosure", "disclaimer"]', "approval"),
+        ('["sender"]', "fax_route, contacts, disclosure, approval, disclaimer"),
+    ],
+    ids=["no_approval", "sender_only"],
+)
+def test_allow_partial_pipeline_turns_the_error_into_a_warning(
+    setup_copy: Path, chain: str, missing: str
+) -> None:
+    """Development and tests run fewer filters on purpose, when the config says so."""
+    config = setup_copy
+    text = config.read_text()
+    full = '["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]'
+    config.write_text(
+        text.replace(f"filters = {full}", f"filters = {chain}\nallow_partial_pipeline = true")
+    )
     checked = run_cli("check-config", "--config", config)
     assert (checked.returncode, checked.stdout.strip()) == (0, f"{config}: ok")
     [line] = checked.stderr.splitlines()
     assert line.startswith(f"WARNING: {config}: pipeline.filters: ")
     assert f"policy filter(s) not in the pipeline: {missing};" in line
-    for meaning in means:
-        assert meaning in line
 
 
 def test_check_config_refuses_a_key_file_others_can_read(setup_copy: Path) -> None:
