@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +36,14 @@ class CLIError(Exception):
     """A mistake the user can fix: printed without a traceback."""
 
 
+def version() -> str:
+    """The installed distribution's version (what the wheel or ``pip install`` recorded)."""
+    try:
+        return importlib.metadata.version("c4f-gateway")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="c4f-gateway",
@@ -43,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
             "submit through it; it relays only to approved contacts, over verified TLS, "
             "with the mandatory confidentiality notice, and records every disclosure."
         ),
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"c4f-gateway {version()}",
+        help="print the installed version and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
