@@ -24,6 +24,7 @@ from gateway.directory.mx_sweep import default_resolver, sweep
 from gateway.directory.staff import StaffDirectory
 from gateway.events import NullRecorder, Recorder
 from gateway.holds.service import Holds
+from gateway.metrics import Metrics
 from gateway.opening import missing_policy, open_parts
 from gateway.pipeline import Pipeline
 from gateway.queue.delivery import DeliveryWorker
@@ -87,11 +88,15 @@ class Gateway:
             settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
         )
         self.tls = parts.tls
+        # [metrics] listen: the Prometheus endpoint (counts only); it counts failed logins.
+        self.metrics: Metrics | None = None
+        if settings.metrics.enabled:
+            self.metrics = Metrics(settings.metrics, self.store, self.register, clock)
         a = settings.auth
         self.listener_ctx = ListenerContext(
             settings=settings,
             staff=self.staff,
-            throttle=LoginThrottle(
+            throttle=(self.metrics.login_throttle if self.metrics else LoginThrottle)(
                 per_client=a.max_failures_per_client,
                 per_account=a.max_failures_per_account,
                 window=a.lockout_seconds,
@@ -122,6 +127,9 @@ class Gateway:
                 86400.0,
                 lambda: self.store.run(purge_removed_history, contacts, reg.retention_days),
             )
+        if self.metrics is not None and self.register is not None:
+            m = self.metrics
+            self.every("metrics-register-verify", settings.metrics.verify_interval, m.verify_job)
         # Held messages: expire those past their time, remind their approvers daily.
         self.every("held-messages", HELD_CHECK_INTERVAL, self._held_messages)
         if "contacts" in settings.pipeline.filters:
@@ -176,6 +184,10 @@ class Gateway:
                 sockname = server.sockets[0].getsockname()
                 self.bound.append(Bound(kind, sockname[0], sockname[1]))
                 log.info("listening", kind=kind, host=sockname[0], port=sockname[1])
+        if self.metrics is not None:
+            host, port = self.metrics.start()
+            self.bound.append(Bound("metrics", host, port))
+            log.info("listening", kind="metrics", host=host, port=port)
         if deliver:
             self._worker_task = asyncio.create_task(self.worker.run())
         self._job_tasks = [asyncio.create_task(self._run_job(*j)) for j in self._jobs]
@@ -196,6 +208,8 @@ class Gateway:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
         for task in self._job_tasks:
             task.cancel()
         await asyncio.gather(*self._job_tasks, return_exceptions=True)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from gateway.errors import ConfigError
 from gateway.hostport import parse_hostport
+from gateway.settings.metrics import MetricsSettings
 from gateway.settings.notices import NoticeSettings
 from gateway.settings.register import RegisterSettings
 from gateway.settings.web import WebSettings
@@ -136,6 +137,7 @@ class Settings:
     log: Log = field(default_factory=Log)
     register: RegisterSettings = field(default_factory=RegisterSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     notices: NoticeSettings = field(default_factory=NoticeSettings)
     # [filter.NAME] tables: options passed to that filter's create(); checked by the filter.
     filter: dict[str, dict[str, Any]] = field(default_factory=dict)
