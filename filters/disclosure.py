@@ -15,11 +15,19 @@ subject into ``Thread-Topic``, so tags are removed there too. The result is left
 ``tx.annotations["disclosure"]`` for the register. An external message without a
 consent status is accepted and marked incomplete, or refused with a reply that says
 how to tag it (``[register] missing_consent``).
+
+A reply keeps its conversation's status: a message whose ``In-Reply-To`` or
+``References`` names a message the centre relayed in the last ``inherit_for_days`` days,
+to outside recipients all at organisations that message went to, takes on its consent
+status and reason, family and nature where it gives none of its own, and stays flagged
+``[safeguarding]`` if the thread was (:mod:`gateway.register.threads`; the register
+entry says "inherited from entry N"). A reply to another organisation inherits nothing.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from email.header import Header, decode_header, make_header
 from typing import Any
@@ -31,7 +39,9 @@ from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail.headers import CRLF, HeaderField, join_message, split_message
 from gateway.pipeline import FilterContext
+from gateway.register import threads
 from gateway.register.fields import FAMILY_REF
+from gateway.register.ledger import Register
 from gateway.settings.register import MissingConsent, register_settings
 
 log = structlog.get_logger("gateway.filters.disclosure")
@@ -68,26 +78,47 @@ HOW_TO_TAG = (
 
 
 def create(options: dict[str, Any], context: FilterContext) -> DisclosureFilter:
+    inherit = options.pop("inherit_from_thread", True)
+    days = options.pop("inherit_for_days", 90)
     if options:
         raise ConfigError(f"filter.disclosure: unknown option(s): {', '.join(sorted(options))}")
+    if not isinstance(inherit, bool):
+        raise ConfigError("filter.disclosure: inherit_from_thread: expected true or false")
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise ConfigError("filter.disclosure: inherit_for_days: expected a whole number > 0")
+    settings = register_settings(context.settings)
     return DisclosureFilter(
         own_domains=context.settings.organisation.domains,
-        missing_consent=register_settings(context.settings).missing_consent,
+        missing_consent=settings.missing_consent,
+        register=Register.from_settings(context.store, settings) if inherit else None,
+        inherit_for_days=days,
     )
 
 
 class DisclosureFilter:
     name = "disclosure"
 
-    def __init__(self, own_domains: Sequence[str], missing_consent: MissingConsent) -> None:
+    def __init__(
+        self,
+        own_domains: Sequence[str],
+        missing_consent: MissingConsent,
+        *,
+        register: Register | None = None,
+        inherit_for_days: int = 90,
+    ) -> None:
         self.own_domains = addresses.own_domains(own_domains)
         self.missing_consent = missing_consent
+        self.register = register  # None: replies inherit nothing
+        self.inherit_for = inherit_for_days * 86400.0
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
         fields, body = split_message(content)
         found: list[tuple[str, str]] = []
         kept: list[HeaderField] = []
+        answers: list[str] = []
         for f in fields:
+            if f.key in ("in-reply-to", "references"):
+                answers += threads.message_ids(_decoded(f.value))
             if f.key.startswith(_HEADER_PREFIX):
                 key = f.key[len(_HEADER_PREFIX) :]
                 if key in _HEADER_KEYS:
@@ -100,19 +131,51 @@ class DisclosureFilter:
                 if f.key == "subject":
                     found += tags
             kept.append(f)
-        details = self._details(tx, found)
+        thread = await self._thread(tx, answers) if answers else None
+        details = self._details(tx, found, thread)
         tx.annotations["disclosure"] = details
         log.info(
             "disclosure_details",
             queue_id=tx.queue_id,
             given=sorted({k for k, _ in found}),
+            inherited_from=details.get("inherited_from", 0),
             complete=details["complete"],
         )
         if len(kept) == len(fields) and all(a is b for a, b in zip(kept, fields, strict=True)):
             return content  # nothing to remove: relay the very same bytes
         return join_message(kept, body)
 
-    def _details(self, tx: Transaction, found: list[tuple[str, str]]) -> dict[str, Any]:
+    async def _thread(self, tx: Transaction, answers: list[str]) -> threads.Inherited | None:
+        """The relayed message this one answers, if the reply stays with its organisations."""
+        reg = self.register
+        if reg is None:
+            return None
+        known = tx.annotations.get("recipients") or {}
+        info = {str(k).lower(): v for k, v in known.items()} if isinstance(known, dict) else {}
+
+        def outside(address: str) -> bool:
+            return addresses.goes_outside([address], self.own_domains)
+
+        organisations = {
+            threads.organisation_key(a, str((info.get(a.lower()) or {}).get("organisation") or ""))
+            for a in tx.rcpt_tos
+            if outside(a)
+        }
+        since = time.time() - self.inherit_for
+        return await reg.store.run(
+            threads.inherit,
+            reg.store,
+            reg.keyring,
+            reg.thread_record,
+            answers,
+            organisations,
+            outside,
+            since,
+        )
+
+    def _details(
+        self, tx: Transaction, found: list[tuple[str, str]], thread: threads.Inherited | None
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key, raw in found:
             value = _normalise(key, raw)
@@ -125,6 +188,7 @@ class DisclosureFilter:
                     reference="DISC-CONFLICT",
                 )
             values[key] = value
+        inherited_from = _inherit(values, thread) if thread is not None else 0
         external = addresses.goes_outside(tx.rcpt_tos, self.own_domains)
         consent = values.get("consent", "not-recorded")
         missing = []
@@ -151,7 +215,28 @@ class DisclosureFilter:
             "external": external,
             "complete": not missing,
             "missing": missing,
+            **({"inherited_from": inherited_from} if inherited_from else {}),
         }
+
+
+def _inherit(values: dict[str, Any], thread: threads.Inherited) -> int:
+    """Fill what the reply does not say from its thread; returns the thread's entry if
+    anything was taken. The consent status and its reason go together; a thread flagged
+    safeguarding stays flagged."""
+    taken = False
+    if "consent" not in values and thread.consent != "not-recorded":
+        values["consent"] = thread.consent
+        if thread.reason and "reason" not in values:
+            values["reason"] = thread.reason
+        taken = True
+    for key in ("family", "nature"):
+        if key not in values and getattr(thread, key):
+            values[key] = getattr(thread, key)
+            taken = True
+    if thread.safeguarding and values.get("safeguarding") is not True:
+        values["safeguarding"] = True
+        taken = True
+    return thread.seq if taken else 0
 
 
 def _normalise(key: str, raw: str) -> Any:

@@ -15,7 +15,16 @@ from typing import Any
 from gateway.register.view import CONSENT_VALUES
 
 FAMILY_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
-_DISCLOSURE_KEYS = ("consent", "reason", "family", "safeguarding", "nature", "informed", "external")
+_DISCLOSURE_KEYS = (
+    "consent",
+    "reason",
+    "family",
+    "safeguarding",
+    "nature",
+    "informed",
+    "external",
+    "inherited_from",
+)
 
 
 class RegisterError(Exception):

@@ -48,6 +48,7 @@ CSV_COLUMNS = (
     "status",
     "reply",
     "concerns",
+    "inherited_from",
 )
 
 
@@ -179,6 +180,7 @@ def flat(r: Record) -> dict[str, str]:
         "status": r.status,
         "reply": str(d.get("reply", "")),
         "concerns": " | ".join(f"{local_time(c['at'])} {c['by']}: {c['text']}" for c in r.concerns),
+        "inherited_from": str(r.inherited_from or ""),
     }
 
 
@@ -304,6 +306,12 @@ def show_text(r: Record) -> str:
             ("Nature of information", f["nature"]),
             ("Consent", f["consent"]),
             ("Reason", f["reason"]),
+            (
+                "Details",
+                f"inherited from entry {f['inherited_from']} (a reply in its conversation)"
+                if f["inherited_from"]
+                else "",
+            ),
             (
                 "Person informed",
                 f["informed"] + (f" on {f['informed_on']}" if f["informed_on"] else ""),

@@ -32,7 +32,7 @@ import structlog
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt
 from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
-from gateway.register import checkpoint
+from gateway.register import checkpoint, threads
 from gateway.register.codec import (
     GENESIS,
     EntryFields,
@@ -107,6 +107,7 @@ class Register:
         self.evolve_mac_key = evolve_mac_key
         self.clock = clock
         store.ensure(SCHEMA)
+        store.ensure(threads.SCHEMA)
         # Freed pages are zeroed, so purged keys and ciphertext do not linger in the file.
         store.query("PRAGMA secure_delete = ON")
 
@@ -202,7 +203,7 @@ class Register:
             for key in ("bounce_for", "notice_for", "notice"):
                 if key in event.annotations:
                     personal[key] = str(event.annotations[key])
-        self.append(
+        seq = self.append(
             conn,
             kind="accepted",
             at=event.received_at,
@@ -211,6 +212,8 @@ class Register:
             size=len(event.content),
             sha256=event.sha256,
         )
+        if event.staff and summary.message_id:
+            threads.remember(conn, self.keyring, summary.message_id, seq, event.received_at)
 
     def refused(self, conn: sqlite3.Connection, event: RefusedEvent) -> None:
         rcpts = list(event.rcpt_tos) + ([event.address] if event.address else [])
@@ -329,6 +332,16 @@ class Register:
     def records(self, filters: Filters | None = None) -> list[Record]:
         every = build_records(self.entries())
         return every if filters is None else [r for r in every if filters.match(r)]
+
+    def thread_record(self, seq: int) -> Record | None:
+        """The record that entry ``seq`` starts (with its follow-ups), reading only those
+        entries: for the disclosure filter, once per reply in a conversation."""
+        rows = self.store.query(
+            f"SELECT {COLUMNS} FROM register WHERE seq = ? OR ref = ? ORDER BY seq",  # noqa: S608
+            (seq, seq),
+        )
+        found = build_records(self._entry(r) for r in rows)
+        return found[0] if found and found[0].seq == seq else None
 
     def record(self, seq: int) -> Record | None:
         for r in build_records(self.entries()):

@@ -93,6 +93,10 @@ def purge(
                 f"UPDATE register SET sealed = NULL, entry_key = NULL WHERE seq IN ({marks})",  # noqa: S608
                 chunk,
             )
+            conn.execute(
+                f"DELETE FROM register_thread WHERE seq IN ({marks})",  # noqa: S608
+                chunk,
+            )
         seq = register.append(
             conn,
             kind="purge",

@@ -50,6 +50,7 @@ class Record:
     family: str = ""
     nature: str = ""
     safeguarding: bool = False
+    inherited_from: int = 0  # the entry whose disclosure details a reply took on
     manual_hold: bool = False
     held: bool = False
     external: bool = True
@@ -140,6 +141,7 @@ def _start(e: Entry) -> Record:
     r.family = str(d.get("family") or "")
     r.nature = str(d.get("nature") or "")
     r.safeguarding = bool(d.get("safeguarding", False))
+    r.inherited_from = int(d.get("inherited_from") or 0)
     r.external = bool(d.get("external", True))
     if e.kind == "refused":
         r.status = "refused"

@@ -6,12 +6,12 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from support.contacts import settings_for
 
 from filters.disclosure import HOW_TO_TAG, DisclosureFilter, create
 from gateway.envelope import Session, Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.pipeline import FilterContext, Pipeline, load_filters
-from gateway.settings import Settings
 from gateway.store import Store
 
 BODY = b"Hello,\r\n\r\n[consent:obtained] in the body is text, not a tag.\r\n"
@@ -192,20 +192,25 @@ async def test_unclear_details_are_refused_rather_than_guessed(
     assert info.value.code == 550
 
 
-def test_create_takes_no_options_and_uses_the_settings(tmp_path: Path) -> None:
-    context = FilterContext(
-        settings=Settings(source=tmp_path / "gateway.toml"), store=Store(tmp_path / "gateway.db")
-    )
+def test_create_takes_its_options_and_uses_the_settings(tmp_path: Path) -> None:
+    store = Store(tmp_path / "gateway.db")
+    context = FilterContext(settings=settings_for(store), store=store)  # with register keys
     built = create({}, context)
     assert (built.own_domains, built.missing_consent) == ({"c4f.example"}, "accept-incomplete")
+    assert built.register is not None and built.inherit_for == 90 * 86400.0
+    assert create({"inherit_from_thread": False}, context).register is None
+    assert create({"inherit_for_days": 30}, context).inherit_for == 30 * 86400.0
     with pytest.raises(ConfigError, match=r"filter\.disclosure: unknown option"):
         create({"missing_consent": "refuse"}, context)
+    with pytest.raises(ConfigError, match=r"inherit_for_days: expected a whole number > 0"):
+        create({"inherit_for_days": 0}, context)
+    with pytest.raises(ConfigError, match=r"inherit_from_thread: expected true or false"):
+        create({"inherit_from_thread": "yes"}, context)
 
 
 async def test_runs_in_the_pipeline_by_name(tmp_path: Path) -> None:
-    context = FilterContext(
-        settings=Settings(source=tmp_path / "gateway.toml"), store=Store(tmp_path / "gateway.db")
-    )
+    store = Store(tmp_path / "gateway.db")
+    context = FilterContext(settings=settings_for(store), store=store)
     pipeline = Pipeline(load_filters(["disclosure"], {}, context))
     tx = _tx()
     out = await pipeline.on_data(tx, _msg(b"Subject: [consent:obtained] Report\r\n"))
