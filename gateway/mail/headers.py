@@ -20,7 +20,7 @@ class MalformedHeader(ValueError):
 
 @dataclass(frozen=True)
 class HeaderField:
-    name: bytes  # as written, without the colon (may carry trailing blanks: "From ")
+    name: bytes  # as written, without the colon
     raw: bytes  # the whole field: first line, continuation lines, final CRLF
 
     @property
@@ -71,7 +71,11 @@ def _field(lines: list[bytes]) -> HeaderField:
     name, colon, _ = first.partition(b":")
     if not colon or not name.strip():
         raise MalformedHeader("header line without a field name and colon")
-    if any(c < 33 or c > 126 for c in name.rstrip(b" \t")):
+    if name != name.rstrip(b" \t"):
+        # RFC 5322 4.5's obsolete syntax allows it, but readers disagree: Python's email
+        # package, for one, reads the header section from there on as body text (HDR-8).
+        raise MalformedHeader("a blank between a header field name and its colon")
+    if any(c < 33 or c > 126 for c in name):
         raise MalformedHeader("header field name with invalid characters")
     return HeaderField(name=name, raw=CRLF.join(lines) + CRLF)
 

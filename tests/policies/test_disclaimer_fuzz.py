@@ -227,3 +227,14 @@ def test_mime4_found_content_type_text_with_a_charset_is_wrapped() -> None:
         b"\r\n\r\n\x1b$Bh$m$7$/$*4j$$$7$^$9!#\x1b(B\r\n"
     )
     assert check(content, NOTICES[0]) == "wrapped"
+
+
+def test_mime4_found_a_blank_before_a_colon_hides_the_notice_from_some_readers() -> None:
+    """Found by the long run: with ``rom :`` (a blank before the colon, obsolete syntax)
+    as the first line, Python's email reads the whole message as plain text, so a notice
+    put into the HTML part is not seen as one. Such a header is refused (HDR-8)."""
+    content = (
+        b"rom :Alice <alice@c4f.example>\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html; charset=us-ascii\r\n\r\n<p>Hello.</p>\r\n"
+    )
+    assert check(content, NOTICES[0]) == "refused"
