@@ -19,7 +19,7 @@ from support.delivery import until
 from support.harness import RunningGateway, message
 from support.held import queue_id
 from support.pki import TestCA
-from support.subprocess_gateway import GatewayProcess, connect, prepare
+from support.subprocess_gateway import GatewayProcess, connect, prepare, run_cli
 from support.upstream import Upstream
 
 from gateway.errors import ConfigError
@@ -33,6 +33,7 @@ BOB = "bob@c4f.example"
 CAROL = "carol@c4f.example"
 CONTACT = "j.smith@partner.test"  # outside the centre, no consent recorded: held
 INTRUDER = "mallory@c4f.example"  # a login that does not exist
+MANAGER = "mona@c4f.example"  # Alice's line manager
 SUBJECT = "Visit notes for the Hargreaves family"
 CONFIG = {
     "pipeline": {"filters": ["sender", "approval", "disclaimer"]},
@@ -91,7 +92,9 @@ async def test_counters_match_the_register_and_the_queue_and_name_nobody(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:
     gw = await start_gateway(upstream=upstream, config=CONFIG)
-    for login in (STAFF, BOB, CAROL):
+    gw.add_staff(MANAGER, role="manager")
+    gw.add_staff(STAFF, managers=[MANAGER])
+    for login in (BOB, CAROL):
         gw.add_staff(login)
     port = gw.gateway.port("metrics")
     before = samples(await scrape(port))
@@ -192,9 +195,34 @@ async def test_counters_match_the_register_and_the_queue_and_name_nobody(
     # Nobody is named: no address, login, subject or queue ID, anywhere in the scrape.
     lowered = text.lower()
     assert "@" not in text
-    for word in (STAFF, BOB, CAROL, CONTACT, INTRUDER, "alice", "mallory", "hargreaves", held_id):
+    names = (STAFF, BOB, CAROL, CONTACT, INTRUDER, MANAGER, "alice", "mallory", "mona")
+    for word in (*names, "hargreaves", held_id):
         assert word.lower() not in lowered, word
     assert not re.search(r"R-[0-9A-F]{4}", text)
+
+    # Approved on the command line, in another process: counted, and the message leaves.
+    done = await asyncio.to_thread(
+        run_cli,
+        *("held", "approve", held_id, "--by", MANAGER, "--note", "Agreed at supervision"),
+        *("--config", str(gw.config_path)),
+    )
+    assert done.returncode == 0, done.stderr
+    await until(lambda: any(a.rcpt_tos == [CONTACT] for a in upstream.arrived))
+    await until(lambda: not store.query("SELECT id FROM queue"))
+    approved = samples(await scrape(port))
+    entries = reg.entries()
+    steps = Counter(e.public.get("hold") for e in entries if e.kind == "hold")
+    assert steps == {"held": 1, "approved": 1}
+    assert value(approved, "c4f_gateway_hold_steps_total", action="approved") == 1
+    outcomes = Counter()
+    for e in entries:
+        if e.kind == "outcome":
+            outcomes[e.data["status"]] += len(e.data["recipients"])
+    assert outcomes["delivered"] == 6
+    assert value(approved, "c4f_gateway_recipient_outcomes_total", status="delivered") == 6
+    assert value(approved, "c4f_gateway_held_messages") == 0
+    assert value(approved, "c4f_gateway_held_oldest_age_seconds") == 0
+    assert value(approved, "c4f_gateway_queue_messages", state="held") == 0
 
     # A register edited behind the gateway's back is reported at the next verify.
     store.execute("UPDATE register SET size = size + 1 WHERE seq = 1")
