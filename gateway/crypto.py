@@ -1,8 +1,14 @@
 """Key files and AES-256-GCM sealing.
 
 A key file holds one key per line, ``KEY_ID HEX``; the first line is the current key
-(used to seal), the others are kept to open what older keys sealed, so keys can rotate.
-The file is created with mode 0600 and never logged.
+(used to seal), the others are kept to open what older keys sealed, so keys can rotate
+(``c4f-gateway keys rotate``, then ``keys reseal``, then ``keys retire``). The file is
+created with mode 0600 and never logged.
+
+A keyring loaded from a file notices when the file is replaced (its inode, size or time
+changes) and reads it again before its next use, so a running ``serve`` or ``web`` seals
+with a key another process rotated in, and opens what that process re-sealed, without a
+restart. A file that no longer parses is logged and the keys already held are kept.
 
 Sealed format: ``b"C4F1" | len(key_id) | key_id | nonce(12) | ciphertext+tag``. The
 caller's associated data (for example the queue ID) binds a blob to its place, so a
@@ -11,12 +17,15 @@ blob copied into another row does not open.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import threading
 from pathlib import Path
 
+import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -24,6 +33,8 @@ from gateway.errors import ConfigError, SpoolCorrupt
 
 MAGIC = b"C4F1"
 _NONCE = 12
+
+log = structlog.get_logger("gateway.crypto")
 
 
 def read_secret_file(path: Path, what: str, encoding: str = "ascii") -> str:
@@ -36,29 +47,123 @@ def read_secret_file(path: Path, what: str, encoding: str = "ascii") -> str:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
 
 
+def write_secret_file(path: Path, text: str) -> None:
+    """Replace a key file atomically (temp file, fsync, rename, fsync the folder), mode
+    0600 and the owner of the file it replaces, so a key changed by root stays readable
+    by the gateway's own user. The temp file is created exclusively: a second key change
+    running at the same time fails instead of losing the first one's key."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(
+            f"{tmp}: exists: another key change is running (or one was cut off: remove it)"
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                    with contextlib.suppress(PermissionError):
+                        os.fchown(f.fileno(), st.st_uid, st.st_gid)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def key_id_of(blob: bytes | None) -> str | None:
+    """The id of the key that sealed ``blob`` (None when it is not a sealed blob)."""
+    if blob is None or len(blob) < len(MAGIC) + 1 or bytes(blob[:4]) != MAGIC:
+        return None
+    n = blob[len(MAGIC)]
+    return bytes(blob[len(MAGIC) + 1 : len(MAGIC) + 1 + n]).decode("ascii", "replace")
+
+
+def _parse(path: Path) -> list[tuple[str, bytes]]:
+    text = read_secret_file(path, "key file")
+    keys: list[tuple[str, bytes]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            key_id, hexkey = line.split()
+            key = bytes.fromhex(hexkey)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{lineno}: expected 'KEY_ID HEX'") from exc
+        if len(key) != 32 or not 0 < len(key_id.encode()) < 256:
+            raise ConfigError(f"{path}:{lineno}: a key is 32 bytes with a short id")
+        if any(k == key_id for k, _ in keys):
+            raise ConfigError(f"{path}:{lineno}: key id {key_id} appears twice")
+        keys.append((key_id, key))
+    if not keys:
+        raise ConfigError(f"{path}: key file holds no key")
+    return keys
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class Keyring:
-    def __init__(self, keys: list[tuple[str, bytes]]) -> None:
+    def __init__(self, keys: list[tuple[str, bytes]], path: Path | None = None) -> None:
         if not keys:
             raise ConfigError("key file holds no key")
-        self.current_id = keys[0][0]
-        self._keys = dict(keys)
+        # (current id, every key): replaced whole on reload, so a reader never sees half.
+        self._state: tuple[str, dict[str, bytes]] = (keys[0][0], dict(keys))
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path) -> Keyring:
-        text = read_secret_file(path, "key file")
-        keys: list[tuple[str, bytes]] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip() or line.startswith("#"):
-                continue
+        stamp = _stamp(path) if path.exists() else None
+        ring = cls(_parse(path), path)
+        ring._stamp = stamp
+        return ring
+
+    def refresh(self) -> None:
+        """Read the key file again if it was replaced since it was last read."""
+        if self.path is None:
+            return
+        try:
+            stamp = _stamp(self.path)
+        except OSError:
+            return  # a moment between unlink and rename, or gone: keep what we hold
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
             try:
-                key_id, hexkey = line.split()
-                key = bytes.fromhex(hexkey)
-            except ValueError as exc:
-                raise ConfigError(f"{path}:{lineno}: expected 'KEY_ID HEX'") from exc
-            if len(key) != 32 or not 0 < len(key_id.encode()) < 256:
-                raise ConfigError(f"{path}:{lineno}: a key is 32 bytes with a short id")
-            keys.append((key_id, key))
-        return cls(keys)
+                keys = _parse(self.path)
+            except ConfigError as exc:
+                log.error("key_file_reload_failed", file=str(self.path), error=str(exc))
+                return
+            self._state = (keys[0][0], dict(keys))
+        log.info("key_file_reloaded", file=str(self.path), current=keys[0][0], keys=len(keys))
+
+    @property
+    def current_id(self) -> str:
+        self.refresh()
+        return self._state[0]
+
+    @property
+    def ids(self) -> list[str]:
+        """Every key id held, the current one first."""
+        self.refresh()
+        return list(self._state[1])
 
     @staticmethod
     def create(path: Path) -> None:
@@ -74,35 +179,55 @@ class Keyring:
     @staticmethod
     def rotate(path: Path) -> str:
         """Put a new current key in front of the existing ones; returns its id."""
-        old = path.read_text(encoding="ascii")
+        held = _parse(path)
         key_id = secrets.token_hex(4)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(f"{key_id} {AESGCM.generate_key(bit_length=256).hex()}\n{old}")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        while any(k == key_id for k, _ in held):
+            key_id = secrets.token_hex(4)
+        lines = [(key_id, AESGCM.generate_key(bit_length=256)), *held]
+        write_secret_file(path, "".join(f"{k} {v.hex()}\n" for k, v in lines))
         return key_id
 
+    @staticmethod
+    def retire(path: Path, key_id: str) -> None:
+        """Remove an old key from the file (the caller checked that nothing needs it)."""
+        held = _parse(path)
+        if held[0][0] == key_id:
+            raise ConfigError(f"{path}: {key_id} is the current key; rotate first")
+        if not any(k == key_id for k, _ in held):
+            raise ConfigError(f"{path}: holds no key {key_id}")
+        write_secret_file(path, "".join(f"{k} {v.hex()}\n" for k, v in held if k != key_id))
+
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
-        kid = self.current_id.encode()
+        self.refresh()
+        current, keys = self._state
+        kid = current.encode()
         nonce = os.urandom(_NONCE)
-        ct = AESGCM(self._keys[self.current_id]).encrypt(nonce, plaintext, MAGIC + kid + aad)
+        ct = AESGCM(keys[current]).encrypt(nonce, plaintext, MAGIC + kid + aad)
         return MAGIC + bytes([len(kid)]) + kid + nonce + ct
+
+    def reseal(self, blob: bytes, aad: bytes) -> bytes | None:
+        """``blob`` sealed again under the current key with the same associated data, or
+        None when the current key already sealed it. Raises SpoolCorrupt if it does not
+        open."""
+        if key_id_of(blob) == self.current_id:
+            return None
+        return self.seal(self.open(blob, aad), aad)
 
     def lookups(self, value: str, purpose: bytes) -> list[bytes]:
         """Keyed hashes (HMAC-SHA-256) of ``value``, one per key held, the current key's
         first: a sealed column is found by equality on its hash, which tells nothing without
         the key. Store the first; search with all, so rows from before a rotation still match.
-        ``purpose`` keeps the hashes of different columns apart."""
+        ``purpose`` keeps the hashes of different columns apart. A row's hash is made with
+        the key that sealed the row, and ``keys reseal`` renews both together, so a row
+        is found for as long as the key that sealed it is held."""
+        self.refresh()
         return [
             hmac.new(
                 hmac.new(key, b"c4f-lookup/1:" + purpose, hashlib.sha256).digest(),
                 value.encode("utf-8"),
                 hashlib.sha256,
             ).digest()
-            for key in self._keys.values()
+            for key in self._state[1].values()
         ]
 
     def open(self, blob: bytes, aad: bytes) -> bytes:
@@ -113,7 +238,8 @@ class Keyring:
         kid = blob[start : start + n]
         nonce = blob[start + n : start + n + _NONCE]
         ct = blob[start + n + _NONCE :]
-        key = self._keys.get(kid.decode("ascii", "replace"))
+        self.refresh()
+        key = self._state[1].get(kid.decode("ascii", "replace"))
         if key is None:
             raise SpoolCorrupt(f"sealed with unknown key id {kid!r}")
         if len(nonce) != _NONCE or len(ct) < 16:

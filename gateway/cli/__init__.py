@@ -27,6 +27,7 @@ COMMANDS = [
     "queue",
     "held",
     "register",
+    "keys",
     "disclaimer",
     "web",
 ]

@@ -6,10 +6,18 @@ encode differently (REG-5). An entry's MAC is HMAC-SHA-256 over the encoding of 
 plain fields, the digest of its encrypted part and the previous entry's MAC, so any
 edit, deletion, insertion or reordering breaks the chain (Schneier & Kelsey 1999).
 
-The MAC key file holds one line ``EPOCH HEX``. When keys evolve, the next key is
+The MAC key file holds a line ``EPOCH HEX``. When keys evolve, the next key is
 ``HMAC(key, "c4f-register-evolve")`` and the old one is overwritten: whoever steals the
 current key cannot forge entries of earlier epochs (forward integrity, Bellare & Yee
 1997), while a verifier holding an earlier key can derive every later one.
+
+Rotating the MAC key (``c4f-gateway keys rotate mac``) is different from evolving it: the
+next epoch starts with a fresh random key that no earlier key derives, so a key that
+leaked cannot sign anything written after the rotation. The file then holds one line per
+key, newest first; each line's key covers its epoch and the epochs derived from it up to
+the next line's. Evolving writes only the current line again (the earlier keys leave the
+machine, as forward integrity wants); without evolution the earlier lines stay, so
+``register verify`` checks the whole chain from the file alone.
 
 Personal fields are sealed per entry: a fresh AES-256-GCM data key encrypts them and is
 itself sealed by the register master key (:class:`gateway.crypto.Keyring`). Destroying
@@ -30,7 +38,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.crypto import Keyring, read_secret_file
+from gateway.crypto import Keyring, read_secret_file, write_secret_file
 from gateway.errors import ConfigError, SpoolCorrupt
 
 DOMAIN = b"c4f-register-entry/1"
@@ -110,32 +118,56 @@ def data_digest(sealed: bytes, wrapped: bytes) -> bytes:
 class MacKey:
     epoch: int
     key: bytes
+    # Keys kept from before a rotation, newest first: (the first epoch it covers, key).
+    earlier: tuple[tuple[int, bytes], ...] = ()
 
     def for_epoch(self, epoch: int) -> bytes:
-        """The key of ``epoch``, derived forward; earlier epochs raise KeyUnavailable."""
+        """The key of ``epoch``, derived forward from the newest line at or before it;
+        an epoch no line held covers raises KeyUnavailable."""
+        start, key = self.epoch, self.key
         if epoch < self.epoch:
-            raise KeyUnavailable(f"epoch {epoch} is not derivable from epoch {self.epoch}")
-        key = self.key
-        for _ in range(epoch - self.epoch):
+            found = [(s, k) for s, k in self.earlier if s <= epoch]
+            if not found:
+                raise KeyUnavailable(f"epoch {epoch} is not derivable from epoch {self.epoch}")
+            start, key = found[0]
+        for _ in range(epoch - start):
             key = _next(key)
         return key
 
     def evolved(self) -> MacKey:
+        """The next epoch's key, derived; the earlier keys are dropped (forward integrity)."""
         return MacKey(self.epoch + 1, _next(self.key))
+
+    def rotated(self) -> MacKey:
+        """The next epoch with a fresh random key; this one is kept for earlier epochs."""
+        return MacKey(
+            self.epoch + 1, secrets.token_bytes(32), ((self.epoch, self.key), *self.earlier)
+        )
+
+    def lines(self) -> list[tuple[int, bytes]]:
+        """(first epoch, key) of every key held, the current one first."""
+        return [(self.epoch, self.key), *self.earlier]
 
     @classmethod
     def load(cls, path: Path) -> MacKey:
         text = read_secret_file(path, "register MAC key file")
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-        try:
-            epoch_text, hexkey = lines[0].split()
-            key = bytes.fromhex(hexkey)
-            epoch = int(epoch_text)
-        except (IndexError, ValueError) as exc:
-            raise ConfigError(f"{path}: expected one line 'EPOCH HEX'") from exc
-        if len(key) != 32 or epoch < 0 or len(lines) != 1:
-            raise ConfigError(f"{path}: expected one line 'EPOCH HEX' with a 32-byte key")
-        return cls(epoch, key)
+        found: list[tuple[int, bytes]] = []
+        for line in lines:
+            try:
+                epoch_text, hexkey = line.split()
+                key = bytes.fromhex(hexkey)
+                epoch = int(epoch_text)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: expected lines 'EPOCH HEX'") from exc
+            if len(key) != 32 or epoch < 0:
+                raise ConfigError(f"{path}: expected lines 'EPOCH HEX' with a 32-byte key")
+            found.append((epoch, key))
+        if not found:
+            raise ConfigError(f"{path}: expected one line 'EPOCH HEX'")
+        if [e for e, _ in found] != sorted({e for e, _ in found}, reverse=True):
+            raise ConfigError(f"{path}: key lines must be newest epoch first, each epoch once")
+        return cls(found[0][0], found[0][1], tuple(found[1:]))
 
     @staticmethod
     def create(path: Path) -> None:
@@ -148,19 +180,8 @@ class MacKey:
             os.fsync(f.fileno())
 
     def save(self, path: Path) -> None:
-        """Replace the key file atomically: the earlier key is gone from it afterwards."""
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(f"{self.epoch} {self.key.hex()}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        """Replace the key file atomically: keys no longer held are gone from it."""
+        write_secret_file(path, "".join(f"{e} {k.hex()}\n" for e, k in self.lines()))
 
 
 def _next(key: bytes) -> bytes:
@@ -184,6 +205,12 @@ def seal_entry(master: Keyring, seq: int, plaintext: bytes) -> tuple[bytes, byte
     nonce = os.urandom(_NONCE)
     sealed = nonce + AESGCM(data_key).encrypt(nonce, plaintext, _aad(seq))
     return sealed, master.seal(data_key, _key_aad(seq))
+
+
+def rewrap_entry_key(master: Keyring, seq: int, wrapped: bytes) -> bytes | None:
+    """The entry's data key wrapped again under the current master key (None when it
+    already is); the data itself is not touched."""
+    return master.reseal(wrapped, _key_aad(seq))
 
 
 def open_entry(master: Keyring, seq: int, sealed: bytes | None, wrapped: bytes | None) -> bytes:

@@ -5,6 +5,8 @@ to read a single personal field. Reports the first entry that was edited, delete
 inserted or reordered (REG-2), a cut-off tail or a restored old copy (REG-4), data
 removed without a purge record, checkpoints that are forged or overdue, and a delivery
 that follows a hold with no approval (REG-10).
+An entry whose wrapped data key changed is accepted only when a later re-seal entry
+(``keys reseal register``, :mod:`gateway.register.rekey`) recorded its new digest.
 
 It also says what it cannot prove (REG-11, REG-12): a chain shows nothing about entries cut
 off its end, so with no checkpoint at all the register is not called verified, and the
@@ -100,6 +102,17 @@ def purged_seqs(public: str) -> set[int]:
         return set()
 
 
+def resealed_digests(public: str) -> dict[int, bytes]:
+    """What a re-seal entry (``keys reseal register``) records: each entry whose data key
+    it wrapped again under a new master key, with the digest of its data afterwards. The
+    entry's own MAC covers the list, so a re-wrapped key is told from an altered one."""
+    try:
+        found = json.loads(public).get("resealed", [])
+        return {int(seq): bytes.fromhex(digest) for seq, digest in found}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
 class _Walk:
     def __init__(self, mac_key: MacKey) -> None:
         self.mac_key = mac_key
@@ -110,6 +123,8 @@ class _Walk:
         self.purged: set[int] = set()
         self.listed: set[int] = set()
         self.unchecked: list[int] = []
+        self.altered: dict[int, bytes] = {}  # seq -> digest of its data, when not as recorded
+        self.resealed: dict[int, bytes] = {}  # seq -> digest a later re-seal entry recorded
         self.expected = 1
         self.prev = GENESIS
         self.last_epoch = 0
@@ -146,10 +161,14 @@ class _Walk:
         sealed, wrapped = row["sealed"], row["entry_key"]
         if sealed is None or wrapped is None:
             self.purged.add(f.seq)
-        elif not hmac.compare_digest(data_digest(sealed, wrapped), f.data_sha256):
-            problems.append(Problem(f.seq, f"entry {f.seq}: its encrypted data was altered"))
+        else:
+            digest = data_digest(sealed, wrapped)
+            if not hmac.compare_digest(digest, f.data_sha256):
+                self.altered[f.seq] = digest  # unless a later re-seal entry recorded it
         if f.kind == "purge":
             self.listed |= purged_seqs(f.public)
+        elif f.kind == "admin":
+            self.resealed.update(resealed_digests(f.public))
         unapproved = self.holds.row(f)
         if unapproved is not None:
             problems.append(Problem(f.seq, unapproved))
@@ -205,6 +224,10 @@ def verify(store: Store, mac_key: MacKey, checkpoint_dir: Path, now: float) -> V
             if i < _DIAGNOSE
             else Problem(f.seq, f"entry {f.seq} does not match its MAC")
         )
+    for seq, digest in walk.altered.items():
+        recorded = walk.resealed.get(seq)
+        if recorded is None or not hmac.compare_digest(recorded, digest):
+            result.problems.append(Problem(seq, f"entry {seq}: its encrypted data was altered"))
     for seq in sorted(walk.purged - walk.listed):
         result.problems.append(
             Problem(seq, f"entry {seq}: its data was removed without a purge record")

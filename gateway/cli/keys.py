@@ -1,0 +1,295 @@
+"""``c4f-gateway keys``: rotate, list, re-seal and retire the gateway's keys.
+
+Three keys can rotate. The spool key seals the queue, held messages' details, approval
+proofs, console sessions and TOTP secrets; the register master key wraps each register
+entry's data key and seals the contacts; the register MAC key signs the chain (see
+:mod:`gateway.register.codec` for what rotating it means). ``rotate`` puts a new key in
+front: it seals from then on and the old ones still open. ``reseal`` seals what the old
+keys sealed again under the current one, in short transactions, while ``serve`` runs.
+``retire`` removes an old key, and refuses while anything still needs it. ``list`` shows
+what needs each key as counts, never contents. Running processes read a key file again
+when it changes (:class:`gateway.crypto.Keyring`), so none needs a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from collections import Counter
+from dataclasses import dataclass
+
+from gateway.cli import CLIError
+from gateway.cli import keys_tables as tables
+from gateway.cli.common import add_config_arg, load_settings, logs_to_stderr
+from gateway.cli.common import table as render
+from gateway.crypto import Keyring
+from gateway.errors import ConfigError
+from gateway.register import checkpoint, rekey
+from gateway.register.codec import MacKey
+from gateway.register.ledger import Register, RegisterError
+from gateway.settings import Settings
+from gateway.settings.register import register_settings
+from gateway.store import Store
+
+SEALING = ("spool", "register")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "keys",
+        help="rotate, list, re-seal and retire the spool and register keys",
+        description=(
+            "Key rotation: `rotate` adds a new key that seals (or signs) from now on and "
+            "keeps the old ones for opening; `reseal` seals old rows again under the current "
+            "key (safe while serve runs); `retire` removes an old key once nothing needs it; "
+            "`list` shows every key and what still needs it (counts only). Back up the key "
+            "files after each change (see the README, 'Key rotation')."
+        ),
+    )
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    ls = sub.add_parser("list", help="every key, which is current, and what still needs it")
+    ls.set_defaults(func=cmd_list)
+
+    rot = sub.add_parser("rotate", help="add a new current key (the old ones keep opening)")
+    rot.add_argument("which", choices=(*SEALING, "mac"), help="the spool, register or MAC key")
+    rot.set_defaults(func=cmd_rotate)
+
+    res = sub.add_parser("reseal", help="seal what older keys sealed again, in batches")
+    res.add_argument("which", choices=SEALING)
+    res.add_argument(
+        "--batch", type=int, default=tables.BATCH, help="rows per transaction (default 200)"
+    )
+    res.set_defaults(func=cmd_reseal)
+
+    ret = sub.add_parser("retire", help="remove an old key; refused while anything needs it")
+    ret.add_argument("key_id", metavar="KEY_ID", help="as `keys list` shows it")
+    ret.set_defaults(func=cmd_retire)
+
+    for s in (ls, rot, res, ret):
+        add_config_arg(s)
+        s.add_argument("--by", default=_whoami(), help="who does it (for the register)")
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Row:
+    which: str  # spool, register, mac
+    key_id: str
+    state: str  # current, old, missing (found in the database, held by no key file)
+    needs: Counter[str]
+
+
+class Keys:
+    """The key files and the database of one config."""
+
+    def __init__(self, settings: Settings) -> None:
+        database = settings.storage.database
+        if not database.exists():
+            raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
+        self.settings = settings
+        self.rs = register_settings(settings)
+        self.store = Store(database)
+        self.register = Register.from_settings(self.store, self.rs)
+        self.spool = Keyring.load(settings.storage.spool_key_file)
+
+    def keyring(self, which: str) -> Keyring:
+        return self.spool if which == "spool" else self.register.keyring
+
+    def needs(self, which: str) -> dict[str, Counter[str]]:
+        if which == "spool":
+            return tables.counts(self.store, tables.SPOOL)
+        found = tables.counts(self.store, tables.REGISTER)
+        for kid, n in rekey.key_counts(self.register).items():
+            found.setdefault(kid, Counter())["register entries"] += n
+        return found
+
+    def mac_needs(self, mac: MacKey) -> list[tuple[int, int | None, Counter[str]]]:
+        """(first epoch, last epoch or None, needs) for each MAC key line."""
+        cps, _, _ = checkpoint.load(self.rs.checkpoint_dir, mac)
+        out = []
+        upper: int | None = None
+        for start, _key in mac.lines():
+            last = None if upper is None else upper - 1
+            sql = "SELECT count(*) AS n FROM register WHERE epoch >= ?"
+            params: list[int] = [start]
+            if last is not None:
+                sql += " AND epoch <= ?"
+                params.append(last)
+            needs: Counter[str] = Counter()
+            needs["register entries"] = self.store.query(sql, params)[0]["n"]
+            needs["checkpoints"] = sum(
+                1 for c in cps if c.epoch >= start and (last is None or c.epoch <= last)
+            )
+            out.append((start, last, +needs))
+            upper = start
+        return out
+
+    def rows(self) -> list[Row]:
+        out = []
+        for which in SEALING:
+            ring = self.keyring(which)
+            needs = self.needs(which)
+            for i, kid in enumerate(ring.ids):
+                out.append(
+                    Row(which, kid, "current" if i == 0 else "old", needs.pop(kid, Counter()))
+                )
+            out += [Row(which, kid, "missing", n) for kid, n in sorted(needs.items())]
+        mac = MacKey.load(self.rs.mac_key_file)
+        for i, (start, last, uses) in enumerate(self.mac_needs(mac)):
+            span = Counter({f"epochs {start}-{'' if last is None else last}": 0})
+            span.update(uses)
+            out.append(Row("mac", f"mac-e{start}", "current" if i == 0 else "old", span))
+        return out
+
+    def audit(self, actor: str, action: str, details: dict[str, object]) -> None:
+        with self.store.transaction() as conn:
+            self.register.record_admin(conn, actor, action, dict(details))
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _needs_text(needs: Counter[str]) -> str:
+    return ", ".join(f"{name} {n}" if n else name for name, n in needs.items()) or "nothing"
+
+
+def _open(args: argparse.Namespace) -> Keys:
+    logs_to_stderr()
+    try:
+        return Keys(load_settings(args))
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    keys = _open(args)
+    try:
+        rows = keys.rows()
+    finally:
+        keys.close()
+    print(
+        render(
+            ["KEY", "ID", "STATE", "NEEDED BY"],
+            [[r.which, r.key_id, r.state, _needs_text(r.needs)] for r in rows],
+        )
+    )
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    keys = _open(args)
+    try:
+        if args.which == "mac":
+            return _rotate_mac(keys, args.by)
+        path = keys.settings.storage.spool_key_file if args.which == "spool" else keys.rs.key_file
+        new = Keyring.rotate(path)
+        keys.audit(args.by, "key rotated", {"key": args.which, "id": new})
+        print(f"{args.which} key rotated: {new} seals from now on ({path})")
+        print(f"next: back up {path}; then `c4f-gateway keys reseal {args.which}`")
+        return 0
+    finally:
+        keys.close()
+
+
+def _rotate_mac(keys: Keys, actor: str) -> int:
+    reg = keys.register
+    try:
+        reg.checkpoint()  # closes the outgoing key's epochs, signed with that key
+    except RegisterError as exc:
+        raise CLIError(f"{exc}; the MAC key was not rotated") from None
+    new = MacKey.load(keys.rs.mac_key_file).rotated()
+    new.save(keys.rs.mac_key_file)
+    reg.mac_key = new
+    # Written under the new epoch: a running serve sees it and reads the key file again.
+    keys.audit(actor, "key rotated", {"key": "mac", "epoch": new.epoch})
+    reg.checkpoint()
+    print(f"register MAC key rotated: epoch {new.epoch} (mac-e{new.epoch}) signs from now on")
+    kept = "dropped at the next daily evolution" if keys.rs.evolve_mac_key else "kept"
+    print(f"the earlier key is {kept} in {keys.rs.mac_key_file}; back the file up now")
+    return 0
+
+
+def cmd_reseal(args: argparse.Namespace) -> int:
+    if args.batch < 1:
+        raise CLIError("--batch: must be at least 1")
+    keys = _open(args)
+    try:
+        ring = keys.keyring(args.which)
+        columns = tables.SPOOL if args.which == "spool" else tables.REGISTER
+        report: list[list[str]] = []
+        unreadable = 0
+        if args.which == "register":
+            result = rekey.reseal(keys.register, actor=args.by, batch=args.batch)
+            report.append(["register entries", str(result.resealed), str(len(result.unreadable))])
+            unreadable += len(result.unreadable)
+        for col in columns:
+            done, bad = tables.reseal(keys.store, ring, col, args.batch)
+            report.append([col.name, str(done), str(bad)])
+            unreadable += bad
+        # Old ciphertext may linger in the write-ahead log until it is emptied.
+        keys.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        total = sum(int(r[1]) for r in report)
+        keys.audit(
+            args.by,
+            "keys resealed",
+            {"key": args.which, "id": ring.current_id, "rows": total, "unreadable": unreadable},
+        )
+    finally:
+        keys.close()
+    print(render(["WHAT", "RESEALED", "UNREADABLE"], report))
+    print(f"{args.which}: {total} re-sealed under {ring.current_id}")
+    if unreadable:
+        print(f"{unreadable} did not open (altered or damaged): they keep the old key needed")
+        return 1
+    return 0
+
+
+def cmd_retire(args: argparse.Namespace) -> int:
+    keys = _open(args)
+    try:
+        for row in keys.rows():
+            if row.key_id == args.key_id and row.state != "missing":
+                return _retire(keys, row, args.by)
+    finally:
+        keys.close()
+    raise CLIError(f"no key {args.key_id} in any key file (see `c4f-gateway keys list`)")
+
+
+def _retire(keys: Keys, row: Row, actor: str) -> int:
+    if row.state == "current":
+        raise CLIError(f"{row.key_id} is the current {row.which} key: rotate first")
+    # Counted again inside a write transaction, so nothing is sealed or re-sealed under
+    # the key between the count and the key file's change.
+    with keys.store.transaction():
+        if row.which == "mac":
+            mac = MacKey.load(keys.rs.mac_key_file)
+            start = int(row.key_id.removeprefix("mac-e"))
+            needs = next(n for s, _, n in keys.mac_needs(mac) if s == start)
+            needs = Counter({k: v for k, v in needs.items() if v})
+        else:
+            needs = keys.needs(row.which).get(row.key_id, Counter())
+        if needs:
+            hint = (
+                "the register keeps them (verify needs this key)"
+                if row.which == "mac"
+                else f"run `c4f-gateway keys reseal {row.which}` first"
+            )
+            raise CLIError(f"{row.key_id} is still needed by {_needs_text(needs)}: {hint}")
+        if row.which == "mac":
+            lines = [(s, k) for s, k in mac.lines() if s != start]
+            MacKey(lines[0][0], lines[0][1], tuple(lines[1:])).save(keys.rs.mac_key_file)
+        else:
+            path = (
+                keys.settings.storage.spool_key_file if row.which == "spool" else keys.rs.key_file
+            )
+            Keyring.retire(path, row.key_id)
+    keys.audit(actor, "key retired", {"key": row.which, "id": row.key_id})
+    print(f"{row.which} key {row.key_id} retired; back up the key file now")
+    return 0
