@@ -76,7 +76,7 @@ class Gateway:
         self.register: Register | None = parts.register
         self.recorder: Recorder = recorder or self.register or NullRecorder()
         self.spool = Spool(self.store, self.keyring, self.recorder, clock=clock)
-        self.staff = StaffDirectory(self.store)
+        self.staff = StaffDirectory(self.store, cost=settings.auth.password_hash_cost)
         self.pipeline = Pipeline(parts.filters)
         if missing_policy(settings.pipeline.filters):  # allow_partial_pipeline = true
             log.warning("partial_pipeline", missing=missing_policy(settings.pipeline.filters))

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     kept += [p for p in (register.key_file, register.mac_key_file) if p not in created]
     settings.delivery.maildir.mkdir(mode=0o700, exist_ok=True)
     store = Store(settings.storage.database)
-    staff = StaffDirectory(store)
+    staff = StaffDirectory(store, cost=settings.auth.password_hash_cost)
     print(f"Created {config} (with TLS certificate, keys and database in {d}).")
     for path in kept:
         print(f"Kept the existing {path}")

@@ -104,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         register = Register.from_settings(store, settings.register)
         staff = StaffDirectory(
-            store, audit=register.record_admin, actor=f"cli:{os_user()}", sign_out=end_sessions
+            store,
+            audit=register.record_admin,
+            actor=f"cli:{os_user()}",
+            sign_out=end_sessions,
+            cost=settings.auth.password_hash_cost,
         )
         return _run(args, staff)
     finally:

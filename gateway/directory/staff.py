@@ -1,21 +1,30 @@
 """Staff accounts: a login (the staff member's own address), a scrypt password hash, aliases.
 
-Passwords are only ever hashed here; they are never stored, logged or echoed.
+Passwords are only ever hashed here; they are never stored, logged or echoed. A hash
+carries its own scrypt parameters, so hashes made at an older, lower cost still verify;
+each is replaced at the account's next successful login (SMTP AUTH or console sign-in) by
+one at the directory's cost (``[auth] password_hash_cost``).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import structlog
+
+from gateway.settings import Auth
 from gateway.store import Store
 
 if TYPE_CHECKING:
@@ -44,38 +53,79 @@ SignOut = Callable[[sqlite3.Connection, str], object]
 # admin: also keeps the contacts list and the staff accounts.
 ROLES = ("staff", "manager", "admin")
 
-# scrypt parameters: 32 MiB of memory per check; about 0.1 s on one core.
-_N, _R, _P = 2**15, 8, 1
-_MAXMEM = 64 * 1024 * 1024
+log = structlog.get_logger("gateway.staff")
+
+# scrypt with N = 2**cost, r = 8, p = 1; the default cost is [auth] password_hash_cost's.
+DEFAULT_COST = Auth().password_hash_cost
+_R, _P = 8, 1
+# Stored parameters are checked before use: no row can ask for more memory than this.
+_MAX_MEMORY = 2**30 + 2**20
+# At most this many scrypt runs at once, in every thread of the process (each takes 128 MiB
+# at the default cost): a burst of logins waits here rather than exhausting memory, and
+# more runs than cores would not end any sooner.
+CONCURRENT_HASHES = max(1, min(4, os.cpu_count() or 1))
+_SLOTS = threading.BoundedSemaphore(CONCURRENT_HASHES)
 
 
-def hash_password(password: str, *, n: int = _N) -> str:
+def _memory(n: int, r: int, p: int) -> int:
+    """The bytes OpenSSL's scrypt allocates: 128·r·(N + 2) for V, 128·r·p for B."""
+    return 128 * r * (n + 2) + 128 * r * p
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    if n < 2 or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16:
+        raise ValueError("scrypt parameters out of range")
+    need = _memory(n, r, p)
+    if need > _MAX_MEMORY:
+        raise ValueError("scrypt parameters need too much memory")
+    with _SLOTS:
+        return hashlib.scrypt(
+            password.encode(), salt=salt, n=n, r=r, p=p, maxmem=need + 2**20, dklen=64
+        )
+
+
+def hash_password(password: str, *, n: int = 2**DEFAULT_COST) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=_R, p=_P, maxmem=_MAXMEM)
+    digest = _scrypt(password, salt, n, _R, _P)
     b64 = base64.b64encode
     return f"scrypt${n}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
 
 
-def check_password(password: str, encoded: str) -> bool:
+def _parameters(encoded: str) -> tuple[int, int, int] | None:
+    """(N, r, p) of a stored scrypt hash; None if it is not one."""
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return None
     try:
-        scheme, n, r, p, salt, digest = encoded.split("$")
-        if scheme != "scrypt":
-            return False
-        actual = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            maxmem=_MAXMEM,
-        )
+        return int(parts[1]), int(parts[2]), int(parts[3])
+    except ValueError:
+        return None
+
+
+def check_password(password: str, encoded: str) -> bool:
+    params = _parameters(encoded)
+    if params is None:
+        return False
+    salt, digest = encoded.split("$")[4:]
+    try:
+        actual = _scrypt(password, base64.b64decode(salt), *params)
+        expected = base64.b64decode(digest)
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(actual, base64.b64decode(digest))
+    return hmac.compare_digest(actual, expected)
 
 
-# Checked when the login is unknown, so an unknown user costs as much as a wrong password (AUTH-2).
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+def needs_upgrade(encoded: str, cost: int) -> bool:
+    """True when a (verified) stored hash is weaker than scrypt at ``cost``."""
+    params = _parameters(encoded)
+    return params is not None and (params[0] < 2**cost or params[1] < _R)
+
+
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(cost: int) -> str:
+    """Checked when the login is unknown, so an unknown user costs as much as a wrong
+    password (AUTH-2); made at the first such login, not when the module is imported."""
+    return hash_password(secrets.token_urlsafe(16), n=2**cost)
 
 
 @dataclass(frozen=True)
@@ -100,15 +150,18 @@ class StaffDirectory:
         audit: AdminAudit | None = None,
         actor: str = "",
         sign_out: SignOut | None = None,
+        cost: int = DEFAULT_COST,
     ) -> None:
         """``audit`` (the register's ``record_admin``) records each change made through
         this object, as ``actor``, in the same transaction as the change. ``sign_out``
         ends the person's console sessions in the transaction that changes their
-        password or removes them: the old password, or the old account, opens nothing."""
+        password or removes them: the old password, or the old account, opens nothing.
+        ``cost``: new hashes are scrypt with N = 2**cost (``[auth] password_hash_cost``)."""
         self.store = store
         self.audit = audit
         self.actor = actor
         self.sign_out = sign_out
+        self.cost = cost
         store.ensure(SCHEMA)
         have = {r["name"] for r in store.query("PRAGMA table_info(staff)")}
         for name, definition in _ADDED_COLUMNS:
@@ -135,7 +188,7 @@ class StaffDirectory:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     login.lower(),
-                    hash_password(password),
+                    hash_password(password, n=2**self.cost),
                     json.dumps(list(aliases)),
                     time.time(),
                     role,
@@ -166,7 +219,7 @@ class StaffDirectory:
     def set_password(self, login: str, password: str) -> bool:
         return self._write(
             "UPDATE staff SET password_hash = ? WHERE login = ?",
-            (hash_password(password), login.lower()),
+            (hash_password(password, n=2**self.cost), login.lower()),
             "staff password changed",
             login,
             ends_sessions=True,
@@ -222,17 +275,37 @@ class StaffDirectory:
         return [_member(r) for r in rows]
 
     def authenticate(self, login: str, password: str) -> StaffMember | None:
-        """Blocking (scrypt): call from a worker thread. Same cost for unknown logins."""
+        """Blocking (scrypt): call from a worker thread. Same cost for unknown logins.
+        A hash below the directory's cost is replaced once the password has matched."""
         rows = self.store.query(
             "SELECT * FROM staff WHERE login = ?",
             (login.lower(),),
         )
         if not rows:
-            check_password(password, _DUMMY_HASH)
+            check_password(password, _dummy_hash(self.cost))
             return None
-        if not check_password(password, rows[0]["password_hash"]):
+        stored = rows[0]["password_hash"]
+        if not check_password(password, stored):
             return None
+        if needs_upgrade(stored, self.cost):
+            self._upgrade(rows[0]["login"], stored, password)
         return _member(rows[0])
+
+    def _upgrade(self, login: str, stored: str, password: str) -> None:
+        """Re-hash at the current cost. Only if the hash is still the one checked (a
+        password changed meanwhile wins); the login succeeds even if this cannot be saved."""
+        new = hash_password(password, n=2**self.cost)
+        try:
+            with self.store.transaction() as conn:
+                changed = conn.execute(
+                    "UPDATE staff SET password_hash = ? WHERE login = ? AND password_hash = ?",
+                    (new, login, stored),
+                ).rowcount
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("password_hash_upgrade_failed", login=login, error=type(exc).__name__)
+            return
+        if changed:
+            log.info("password_hash_upgraded", login=login, cost=self.cost)
 
 
 def _member(r: sqlite3.Row) -> StaffMember:

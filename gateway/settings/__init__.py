@@ -69,6 +69,10 @@ class Auth:
     max_failures_per_client: int = 5
     max_failures_per_account: int = 10
     lockout_seconds: float = 900.0
+    # Staff passwords are hashed with scrypt, N = 2**password_hash_cost, r = 8, p = 1.
+    # 17 is OWASP's minimum (128 MiB and about 0.4 s per check); 10 to 20 are accepted,
+    # below 17 for test accounts only. An older, cheaper hash is replaced at the next login.
+    password_hash_cost: int = 17
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,8 @@ def _check(s: Settings, file: str) -> None:
             f"{file}: limits.max_connections_per_network: must be at least "
             "max_connections_per_client"
         )
+    if not 10 <= s.auth.password_hash_cost <= 20:
+        raise ConfigError(f"{file}: auth.password_hash_cost: must be from 10 to 20 (17 or more)")
     if s.auth.max_failures_per_account > 100:
         # NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts per account.
         raise ConfigError(f"{file}: auth.max_failures_per_account: must be at most 100")

@@ -74,7 +74,9 @@ class Console:
             settings=settings,
             web=web,
             store=store,
-            staff=StaffDirectory(store, sign_out=end_sessions),
+            staff=StaffDirectory(
+                store, sign_out=end_sessions, cost=settings.auth.password_hash_cost
+            ),
             register=register,
             contacts=ContactRepository(
                 store,

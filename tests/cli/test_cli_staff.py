@@ -33,7 +33,12 @@ def config(tmp_path: Path) -> Path:
     Register.create_keys(RegisterSettings().resolved(tmp_path))
     return write_config(
         tmp_path / "gateway.toml",
-        {"storage": {"database": "gateway.db"}, "delivery": {"transport": "maildir"}},
+        {
+            "storage": {"database": "gateway.db"},
+            "delivery": {"transport": "maildir"},
+            # Cheap hashes keep these tests fast (test_password_cost.py runs the default).
+            "auth": {"password_hash_cost": 10},
+        },
     )
 
 
@@ -43,9 +48,11 @@ def staff(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str,
 
 
 def authenticate(config: Path, login: str, password: str) -> bool:
-    store = Store(load(config).storage.database)
+    settings = load(config)
+    store = Store(settings.storage.database)
     try:
-        return StaffDirectory(store).authenticate(login, password) is not None
+        staff = StaffDirectory(store, cost=settings.auth.password_hash_cost)
+        return staff.authenticate(login, password) is not None
     finally:
         store.close()
 

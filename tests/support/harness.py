@@ -83,6 +83,8 @@ def base_config(folder: Path, ca: TestCA, upstream_port: int | None) -> dict[str
         "listen": {"starttls": ["127.0.0.1:0"], "implicit_tls": ["127.0.0.1:0"]},
         "tls": {"cert_file": str(cert.cert), "key_file": str(cert.key)},
         "storage": {"database": "gateway.db", "spool_key_file": str(keyfile)},
+        # Test accounts are hashed at this cost (_CHEAP_HASH), so no login re-hashes them.
+        "auth": {"password_hash_cost": 10},
         "delivery": {"retry_initial": 0.2, "retry_max": 1.0, "poll_interval": 0.05},
         # Tests run the filters they are about; serve refuses a partial chain without this.
         "pipeline": {"filters": ["sender"], "allow_partial_pipeline": True},
