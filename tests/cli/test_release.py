@@ -71,13 +71,18 @@ def test_lock_pins_every_dependency_within_what_pyproject_allows() -> None:
 def test_lock_is_what_this_venv_runs() -> None:
     """`make venv` installs with the lock as constraints: the suite runs the pinned versions."""
     pins = locked()
-    drift = {
-        name: (str(version), importlib.metadata.version(name))
-        for name, version in pins.items()
-        if name in {canonicalize_name(r.name) for r in declared()}
-        and Version(importlib.metadata.version(name)) != version
-    }
-    assert drift == {}, f"installed versions differ from requirements.lock: {drift}"
+    drift = {}
+    for requirement in declared():
+        name = canonicalize_name(requirement.name)
+        if name not in pins:
+            continue  # the test above names it
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = "not installed"
+        if installed == "not installed" or Version(installed) != pins[name]:
+            drift[name] = (str(pins[name]), installed)
+    assert drift == {}, f"run `make venv`: installed versions differ from the lock: {drift}"
 
 
 def test_shipped_files_are_package_data_and_exist_once() -> None:
