@@ -103,3 +103,18 @@ def test_shipped_files_are_package_data_and_exist_once() -> None:
             if p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data
         ]
         assert copies == [shipped], copies
+
+
+def test_container_and_make_venv_install_with_the_lock() -> None:
+    containerfile = (REPO / "deploy" / "Containerfile").read_text()
+    # Every file the image copies exists where the build context (the checkout) has it.
+    for line in containerfile.splitlines():
+        if line.startswith("COPY "):
+            *sources, _dest = line.split()[1:]
+            for source in sources:
+                assert (REPO / source).exists(), f"deploy/Containerfile: COPY {source}"
+    installs = [ln for ln in containerfile.splitlines() if "pip install" in ln]
+    assert installs and all("-c requirements.lock" in ln for ln in installs), installs
+    makefile = (REPO / "Makefile").read_text()
+    assert "$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'" in makefile
+    assert "$(VENV)/.installed: pyproject.toml requirements.lock" in makefile
