@@ -103,7 +103,12 @@ def test_init_check_config_serve_and_relay_from_the_wheel(
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a gateway running after the test
+            proc.wait(timeout=10)
+            raise
     assert code == 0, log.read_text(errors="replace")[-3000:]
     assert token not in log.read_text(errors="replace")  # no body in the log
 
