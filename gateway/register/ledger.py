@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from gateway.crypto import Keyring
-from gateway.errors import SpoolCorrupt
+from gateway.errors import ConfigError, SpoolCorrupt
 from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
 from gateway.register import checkpoint, threads
 from gateway.register.codec import (
@@ -102,6 +102,7 @@ class Register:
         self.keyring = keyring
         self.mac_key_file = mac_key_file
         self.mac_key = MacKey.load(mac_key_file)
+        self._mac_stamp = _stamp(mac_key_file)
         self.checkpoint_dir = checkpoint_dir
         self.retention_days = retention_days
         self.evolve_mac_key = evolve_mac_key
@@ -156,6 +157,7 @@ class Register:
         last = conn.execute("SELECT seq, mac, epoch FROM register ORDER BY seq DESC LIMIT 1")
         row = last.fetchone()
         seq, prev, last_epoch = (row[0] + 1, bytes(row[1]), row[2]) if row else (1, GENESIS, 0)
+        self.refresh_mac_key()
         if last_epoch > self.mac_key.epoch:
             self.mac_key = MacKey.load(self.mac_key_file)  # another process evolved the key
             if last_epoch > self.mac_key.epoch:
@@ -351,11 +353,29 @@ class Register:
 
     # -- integrity ---------------------------------------------------------------------
 
+    def refresh_mac_key(self) -> None:
+        """Read the MAC key file again if another process replaced it (``keys rotate
+        mac``, or a daily evolution), so this process signs and verifies with it."""
+        stamp = _stamp(self.mac_key_file)
+        if stamp is None or stamp == self._mac_stamp:
+            return
+        self._mac_stamp = stamp
+        try:
+            found = MacKey.load(self.mac_key_file)
+        except ConfigError as exc:
+            log.error("register_mac_key_reload_failed", error=str(exc))
+            return
+        if found.epoch >= self.mac_key.epoch:
+            self.mac_key = found
+            log.info("register_mac_key_reloaded", epoch=found.epoch)
+
     def verify(self, mac_key: MacKey | None = None) -> VerifyResult:
+        self.refresh_mac_key()
         return verify(self.store, mac_key or self.mac_key, self.checkpoint_dir, self.clock())
 
     def checkpoint(self) -> Path:
         """Write today's signed head file (REG-4); refuses if the head went backwards."""
+        self.refresh_mac_key()
         row = self.store.query("SELECT seq, mac FROM register ORDER BY seq DESC LIMIT 1")
         count, head = (row[0]["seq"], bytes(row[0]["mac"])) if row else (0, b"")
         found, _, _ = checkpoint.load(self.checkpoint_dir, self.mac_key)
@@ -380,6 +400,14 @@ class Register:
             self.mac_key.save(self.mac_key_file)
         log.info("register_checkpoint", count=count, epoch=self.mac_key.epoch, file=path.name)
         return path
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _accepted_entry(conn: sqlite3.Connection, queue_id: str) -> int:
