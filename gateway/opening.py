@@ -32,7 +32,7 @@ from gateway.register.codec import MacKey
 from gateway.register.ledger import Register
 from gateway.settings import Settings
 from gateway.store import Store
-from gateway.tls import client_context, server_context
+from gateway.tls import ServerTLS, client_context
 
 T = TypeVar("T")
 # An error that already names its setting ("filter.disclaimer.file: ...", "tls: ...").
@@ -59,7 +59,7 @@ class Parts:
     register: Register | None
     filters: list[Filter]
     transport: Transport
-    tls: ssl.SSLContext
+    tls: ServerTLS  # the listeners' TLS; serve reloads it on SIGHUP
 
 
 def missing_policy(chain: Sequence[str]) -> str:
@@ -166,10 +166,10 @@ def _readable(path: Path) -> None:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def _tls(step: _Steps, settings: Settings) -> ssl.SSLContext:
+def _tls(step: _Steps, settings: Settings) -> ServerTLS:
     step("tls.cert_file", lambda: _readable(settings.tls.cert_file))
     step("tls.key_file", lambda: _readable(settings.tls.key_file))
-    return step("tls", lambda: server_context(settings.tls.cert_file, settings.tls.key_file))
+    return step("tls", lambda: ServerTLS(settings.tls.cert_file, settings.tls.key_file))
 
 
 def _transport(step: _Steps, settings: Settings) -> Transport:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
+from cryptography.hazmat.primitives import hashes
 
 from filters.fax_route import load_providers, providers_path
 from gateway.directory.contacts import ContactRepository
@@ -22,6 +23,7 @@ from gateway.directory.contacts_retention import purge_removed_history
 from gateway.directory.contacts_sealed import keyring_for
 from gateway.directory.mx_sweep import default_resolver, sweep
 from gateway.directory.staff import StaffDirectory
+from gateway.errors import ConfigError
 from gateway.events import NullRecorder, Recorder
 from gateway.holds.service import Holds
 from gateway.metrics import Metrics
@@ -87,7 +89,8 @@ class Gateway:
         self.handler = Handler(
             settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
         )
-        self.tls = parts.tls
+        self.server_tls = parts.tls
+        self.tls = parts.tls.context  # the listeners keep it; reload_tls changes what it serves
         # [metrics] listen: the Prometheus endpoint (counts only); it counts failed logins.
         self.metrics: Metrics | None = None
         if settings.metrics.enabled:
@@ -201,6 +204,22 @@ class Gateway:
             )
 
         return build
+
+    def reload_tls(self) -> bool:
+        """SIGHUP (``systemctl reload``): read the listeners' certificate and key again, for
+        new connections; open ones and the queue are untouched. A pair that does not load
+        is logged and the certificate in use is kept."""
+        try:
+            cert = self.server_tls.reload()
+        except ConfigError as exc:
+            log.error("tls_reload_failed", error=str(exc))
+            return False
+        log.info(
+            "tls_reloaded",
+            cert_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+            not_after=cert.not_valid_after_utc.isoformat(),
+        )
+        return True
 
     def port(self, kind: str) -> int:
         return next(b.port for b in self.bound if b.kind == kind)

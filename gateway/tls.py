@@ -1,8 +1,9 @@
 """TLS contexts for the listeners and the upstream, and the dev certificate.
 
-Listeners accept TLS 1.2 and newer only (INJ-6). The upstream context always verifies
-the server certificate and its name, against the system store or a configured CA file;
-there is no setting that turns verification off.
+Listeners accept TLS 1.2 and newer only (INJ-6). Their certificate and key are read again
+on SIGHUP (:class:`ServerTLS`: certificate renewal without a restart). The upstream context
+always verifies the server certificate and its name, against the system store or a
+configured CA file; there is no setting that turns verification off.
 """
 
 from __future__ import annotations
@@ -31,6 +32,38 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"tls: cannot load {cert_file} / {key_file}: {exc}") from exc
     return ctx
+
+
+class ServerTLS:
+    """The listeners' TLS, whose certificate and key can be replaced while they run.
+
+    The listeners keep :attr:`context` for good (asyncio fixes a server's context when it
+    starts). Its SNI callback, which OpenSSL calls for every ClientHello (with or without
+    a server name), hands each new handshake to the newest context that loaded cleanly, so
+    :meth:`reload` changes what new connections get; connections already open keep theirs.
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path) -> None:
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self._current = server_context(cert_file, key_file)
+        self.context = server_context(cert_file, key_file)
+        self.context.sni_callback = self._pick
+
+    def _pick(self, conn: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        conn.context = self._current
+
+    def reload(self) -> x509.Certificate:
+        """Read the certificate and key files again and use them for new connections.
+        Returns the new certificate; raises :class:`ConfigError`, and keeps the one in
+        use, if they do not load (unreadable, not PEM, key and certificate not a pair)."""
+        fresh = server_context(self.cert_file, self.key_file)
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+        except (OSError, ValueError) as exc:  # replaced again since it loaded: next time
+            raise ConfigError(f"tls: cannot read {self.cert_file}: {exc}") from exc
+        self._current = fresh
+        return cert
 
 
 def client_context(ca_file: Path | None) -> ssl.SSLContext:

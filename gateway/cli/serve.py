@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "serve",
         help="accept submissions and deliver the queue (runs until stopped)",
         description="Start the submission listeners and the delivery worker. "
-        "SIGTERM or Ctrl-C stops it; queued mail stays safely queued.",
+        "SIGTERM or Ctrl-C stops it; queued mail stays safely queued. SIGHUP (systemctl "
+        "reload) reads the TLS certificate and key again for new connections; if they do "
+        "not load, the error is logged and the certificate in use is kept.",
     )
     add_config_arg(p)
     p.set_defaults(func=run)
@@ -37,6 +39,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)  # certificate renewal
     for b in gateway.bound:
         print(f"c4f-gateway: listening ({b.kind}) on {b.host}:{b.port}", flush=True)
     await stop.wait()
