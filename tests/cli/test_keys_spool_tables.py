@@ -1,0 +1,125 @@
+"""Every table the spool key seals, across ``keys rotate spool``, ``reseal`` and
+``retire``: a held message (its sender found by keyed hash), an approved one with its
+proof, a delivery error, a console session's state and a TOTP secret. The readers are
+the gateway's own classes, opened before the rotation in this process; the key commands
+run in other processes, as an operator runs them while ``serve`` and ``web`` are up.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyotp
+from support.pki import TestCA
+from support.subprocess_gateway import prepare, run_cli
+
+from gateway.crypto import Keyring, key_id_of
+from gateway.holds.table import HoldsTable
+from gateway.queue import release
+from gateway.queue.sealed import open_note, seal_note
+from gateway.queue.spool import Spool
+from gateway.settings import load
+from gateway.store import Store
+from gateway.web.sessions import SessionStore
+from gateway.web.totp import TotpStore
+
+ALICE = "alice@c4f.example"
+
+
+def keys(config: Path, *args: str) -> tuple[int, str, str]:
+    done = run_cli("keys", *args, "--config", config, "--by", "admin")
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_every_spool_sealed_table_survives_rotation_and_retire(tmp_path: Path, ca: TestCA) -> None:
+    config = prepare(tmp_path / "gw", ca)
+    settings = load(config)
+    store = Store(settings.storage.database)
+    ring = Keyring.load(settings.storage.spool_key_file)
+    spool = Spool(store, ring)
+    holds = HoldsTable(store, ring)
+    totp = TotpStore(store, ring)
+    sessions = SessionStore(store, ring, idle_timeout=3600, max_age=86400, clock=time.time)
+    old = ring.current_id
+
+    def accept(qid: str, held: bool) -> None:
+        def hold(conn: object, _event: object) -> None:
+            holds.insert(
+                conn,  # type: ignore[arg-type]
+                queue_id=qid,
+                staff=ALICE,
+                held_at=1.0,
+                expires_at=2e9,
+                needs_note=True,
+                reasons=("consent not sought",),
+            )
+
+        spool.accept(
+            queue_id=qid,
+            staff=ALICE,
+            peer="127.0.0.1",
+            mail_from=ALICE,
+            rcpt_tos=["bob@c4f.example"],
+            content=b"Subject: x\r\n\r\nSEALED-BODY\r\n",
+            held=held,
+            also=hold if held else None,
+        )
+
+    accept("HELD00000001", held=True)
+    accept("APPR00000002", held=True)
+    with store.transaction() as conn:
+        assert spool.release(conn, "APPR00000002", "manager@c4f.example")
+        conn.execute(
+            "UPDATE queue SET last_error = ? WHERE id = ?",
+            (seal_note(ring, "APPR00000002", "451 greylisted"), "APPR00000002"),
+        )
+    secret = totp.enrol(ALICE)
+    session = sessions.create(ALICE, "full")
+    session.state = {"filter": "held"}
+    sessions.save_state(session)
+
+    code, _out, err = keys(config, "rotate", "spool")
+    assert code == 0, err
+    new = Keyring.load(settings.storage.spool_key_file).current_id
+    code, _out, err = keys(config, "retire", old)
+    assert code == 2
+    for needed in ("queue.blob 2", "queue.staff 2", "queue.last_error 1"):
+        assert needed in err
+    for needed in ("queue_release.proof 1", "holds.staff 2", "holds.reasons 2"):
+        assert needed in err
+    assert "web_sessions.state 1" in err and "web_totp.secret 1" in err
+
+    code, out, err = keys(config, "reseal", "spool")
+    assert code == 0, err
+    assert f"spool: 12 re-sealed under {new}" in out
+    code, out, err = keys(config, "retire", old)
+    assert code == 0, err
+    assert Keyring.load(settings.storage.spool_key_file).ids == [new]
+
+    # Everything is now under the new key, and this process (which loaded the old file)
+    # reads it all through the same objects: its keyring followed the file.
+    for table, column in [
+        ("queue", "blob"), ("queue", "staff"), ("queue_release", "proof"),
+        ("holds", "staff"), ("holds", "reasons"), ("web_sessions", "state"),
+        ("web_totp", "secret"),
+    ]:  # fmt: skip
+        found = {key_id_of(r[0]) for r in store.query(f"SELECT {column} FROM {table}")}  # noqa: S608
+        assert found == {new}, table
+    assert ring.ids == [new]
+    mine = holds.sent_by([ALICE.upper()])  # found by the keyed hash, renewed with the row
+    assert sorted(h.queue_id for h in mine) == ["APPR00000002", "HELD00000001"]
+    assert {(h.staff, h.reasons) for h in mine} == {(ALICE, ("consent not sought",))}
+    assert holds.count_sent_by([ALICE]) == 2
+    assert holds.count_sent_by(["bob@c4f.example"]) == 0
+    loaded = spool.load("APPR00000002")  # a held message opens only with a valid proof
+    assert loaded is not None and b"SEALED-BODY" in loaded.content
+    (row,) = store.query("SELECT last_error FROM queue WHERE id = 'APPR00000002'")
+    assert open_note(ring, "APPR00000002", row["last_error"]) == "451 greylisted"
+    (proof,) = store.query("SELECT proof FROM queue_release")
+    (sha,) = store.query("SELECT sha256 FROM queue WHERE id = 'APPR00000002'")
+    assert release.approved(ring, "APPR00000002", sha[0], proof[0])
+    assert totp.check(ALICE, pyotp.TOTP(secret).now())
+    again = sessions.get(session.token)
+    assert again is not None and again.state == {"filter": "held"}
+    store.close()
