@@ -177,7 +177,7 @@ def test_office365_example_relays_over_starttls_with_credentials_from_a_file() -
     )
     assert up.ca_file is None  # the system trust store verifies Microsoft's certificate
     # The password lives in that file (there is no setting that could hold it here).
-    assert up.credentials_file == Path("/etc/c4f-gateway/private/upstream-credentials")
+    assert up.credentials_file == Path("/etc/c4f-gateway/keys/upstream-credentials")
     assert settings.storage.database.is_relative_to("/var/lib/c4f-gateway")  # ReadWritePaths
     assert "sender" in settings.pipeline.filters
     # Notices come from the relay mailbox: Microsoft 365 relays no other From: without Send As.
