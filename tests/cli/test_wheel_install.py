@@ -37,11 +37,11 @@ def test_wheel_holds_every_module_and_the_shipped_data(installed_gateway: Instal
     assert {"gateway/shipped/disclaimer.txt", "gateway/shipped/fax-providers.txt"} <= names
     sources = {
         str(p.relative_to(REPO))
-        for top in ("gateway", "filters")
-        for p in (REPO / top).rglob("*.py")
+        for pattern in ("gateway/**/*.py", "filters/**/*.py", "gateway/web/*/*.*")
+        for p in REPO.glob(pattern)
         if "__pycache__" not in p.parts
     }
-    assert sources - names == set(), "modules missing from the wheel"
+    assert sources - names == set(), "modules or console files missing from the wheel"
     assert not any(n.startswith(("config/", "tests/", "deploy/")) for n in names)
 
 
