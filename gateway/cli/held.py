@@ -15,7 +15,9 @@ from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, local_time, logs_to_stderr, table
 from gateway.directory.staff import StaffMember
 from gateway.holds.held import HeldDetails, HeldMessage
+from gateway.holds.reading import Unreadable, read_text
 from gateway.holds.service import HoldError, Holds
+from gateway.mail.readable import Readable
 from gateway.register.ledger import Register
 from gateway.register.view import CONSENT_WORDS
 from gateway.store import Store
@@ -54,6 +56,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     show.add_argument("queue_id", metavar="ID", help=_ID)
     _by(show, "who is reading it")
+    show.add_argument(
+        "--body",
+        action="store_true",
+        help="also print the message text (an HTML-only message as plain text) and each "
+        "attachment's name, type and size; each reading is recorded in the register",
+    )
 
     approve = actions.add_parser(
         "approve",
@@ -113,13 +121,13 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
     store = Store(database)
     try:
-        holds = Holds.open(store, settings, Register.from_settings(store, settings.register))
-        return _run(args, holds)
+        register = Register.from_settings(store, settings.register)
+        return _run(args, Holds.open(store, settings, register), register)
     finally:
         store.close()
 
 
-def _run(args: argparse.Namespace, holds: Holds) -> int:
+def _run(args: argparse.Namespace, holds: Holds, register: Register) -> int:
     viewer = _member(holds, args.by) if args.by else None
     if args.action == "list":
         return _list(holds, viewer)
@@ -139,6 +147,12 @@ def _run(args: argparse.Namespace, holds: Holds) -> int:
         except HoldError as exc:
             raise CLIError(str(exc)) from exc
         print(_show(details, viewer), end="")
+        if args.body:
+            try:
+                text = read_text(holds.spool, held, viewer.login, register.record_admin)
+            except Unreadable as exc:
+                raise CLIError(str(exc)) from exc
+            print(_body(text), end="")
         return 0
     try:
         if args.action == "approve":
@@ -233,6 +247,23 @@ def _show(d: HeldDetails, viewer: StaffMember) -> str:
     else:
         pairs.append(("You may", "approve or refuse it (refusing needs a note for the sender)"))
     return "".join(f"{k + ':':<18}{_printable(v)}\n" for k, v in pairs)
+
+
+def _body(r: Readable) -> str:
+    """The message text for a terminal, between rules, then its attachments."""
+    head = "Text (the HTML part as plain text):" if r.from_html else "Text:"
+    lines = [_printable(line) for line in r.text.splitlines()] or ["(no text)"]
+    files = [
+        f"  {a.number}. {_printable(a.name)} ({a.content_type}, {a.size:,} bytes)"
+        for a in r.attachments
+    ]
+    rule = "-" * 72
+    return (
+        "\n".join(
+            [head, rule, *lines, rule, "Attachments:" if files else "Attachments: none", *files]
+        )
+        + "\n"
+    )
 
 
 def _printable(text: str) -> str:

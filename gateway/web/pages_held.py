@@ -11,6 +11,11 @@ details are decrypted only for a viewer ``Holds.may_see`` allows.
 Staff (role ``staff``) see and withdraw only their own held messages; managers decide on
 their reports' messages; admins on everyone's, and alone on those of a sender with no
 line manager (the page says so, so the gap is seen and closed).
+
+The message text is shown as text (an HTML-only message through Python's HTML parser,
+never rendered) and attachments are downloads only (``Content-Disposition: attachment``,
+``application/octet-stream``), so nothing in a held message runs in the console; each
+reading is recorded in the register's admin trail (:mod:`gateway.holds.reading`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.holds.held import HeldMessage
+from gateway.holds.reading import Unreadable, read_attachment, read_text
 from gateway.holds.service import MAX_NOTE, HoldError, Holds
+from gateway.mail.readable import Readable
 from gateway.register.formats import local_time
 from gateway.register.view import CONSENT_WORDS
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
@@ -124,15 +131,22 @@ async def _detail(
     note: str = "",
     status: int = 200,
 ) -> Response:
-    holds = console_of(request).holds
+    console = console_of(request)
+    holds = console.holds
     problem = ""
+    body: Readable | None = None
     try:
         d = await asyncio.to_thread(holds.details, held)
-    except HoldError as exc:
+        reader = v.member.login
+        body = await asyncio.to_thread(
+            read_text, holds.spool, held, reader, console.register.record_admin
+        )
+    except (HoldError, Unreadable) as exc:
         d, problem = None, _sentence(str(exc))
     context: dict[str, Any] = {
         "h": _row(held, v),
         "d": d,
+        "body": body,
         "problem": problem,
         "recipients": [_recipient(r) for r in d.recipients] if d else [],
         "consent": CONSENT_WORDS.get(d.consent, d.consent) if d else "",
@@ -144,6 +158,37 @@ async def _detail(
     if error:
         context["flash"] = {"text": _sentence(error), "error": True}
     return await page(request, v, "held.html", context, status)
+
+
+async def held_attachment(request: Request) -> Response:
+    """One attachment of a held message, as a download (never shown in the console)."""
+    v = await viewer(request, "staff")
+    qid = _qid(request)
+    console = console_of(request)
+    held = await asyncio.to_thread(_visible, console.holds, v, qid)
+    number = int(request.path_params["number"])
+    found = None
+    if held is not None:
+        try:
+            found = await asyncio.to_thread(
+                read_attachment,
+                console.holds.spool,
+                held,
+                number,
+                v.member.login,
+                console.register.record_admin,
+            )
+        except Unreadable:
+            found = None
+    if found is None:
+        return await _not_found(request, v, qid)
+    info, data = found
+    name = re.sub(r"[^A-Za-z0-9._ -]", "_", info.name)[:100] or f"attachment-{number}"
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _sentence(words: str) -> str:
@@ -206,6 +251,7 @@ async def withdraw(request: Request) -> Response:
 routes = [
     Route("/held", held_list, methods=["GET"]),
     Route("/held/{qid:str}", held_page, methods=["GET"]),
+    Route("/held/{qid:str}/attachment/{number:int}", held_attachment, methods=["GET"]),
     Route("/held/{qid:str}/approve", approve, methods=["POST"]),
     Route("/held/{qid:str}/refuse", refuse, methods=["POST"]),
     Route("/held/{qid:str}/withdraw", withdraw, methods=["POST"]),

@@ -4,6 +4,7 @@ what arrived upstream for one address, and find a message's register record."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from email.message import EmailMessage
 
 from gateway.register.ledger import Register
 from gateway.register.view import Record
@@ -37,3 +38,24 @@ def record_of(gw: RunningGateway, qid: str) -> Record:
     assert isinstance(reg, Register)
     [found] = [r for r in reg.records() if r.entry.queue_id == qid]
     return found
+
+
+# A held message an approver must read safely: HTML only, with markup that must not run
+# or become an element, text that must not show (a script's, the head's), an attachment.
+PDF = b"%PDF-1.4\n% court bundle\n" + bytes(range(256)) * 4
+HTML = (
+    "<html><head><title>hidden title</title><style>p{color:red}</style></head><body>"
+    "<p>Notes for the court &amp; the family&#39;s social worker.</p>"
+    '<img src="x" onerror="alert(1)"><script>alert("script text")</script>'
+    "<p>Shown as text: &lt;img src=x onerror=alert(2)&gt;</p></body></html>"
+)
+
+
+def html_message(sender: str, to: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = "[consent:refused] [reason:Court order] Court notes"
+    msg.set_content(HTML, subtype="html")
+    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="bundle.pdf")
+    return msg

@@ -22,7 +22,7 @@ from playwright.async_api import Page
 from support.browser import chromium, context, shot
 from support.delivery import until
 from support.harness import PASSWORD as SMTP_PASSWORD
-from support.held import arrived_for, send_held
+from support.held import PDF, arrived_for, html_message, send_held
 from support.upstream import Upstream
 from support.web import MANAGER, PASSWORD
 from test_web_browser import stack
@@ -126,3 +126,48 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
         [gone] = [r for r in records if r.entry.queue_id == withdrawn]
         assert gone.approval == "withdrawn" and gone.approval_steps[-1]["by"] == ALICE
         assert [a for a in upstream.arrived if b"Draft notes" in a.content] == []
+
+
+async def test_approver_reads_the_text_as_text_and_downloads_the_attachment(
+    start_gateway: StartGateway, upstream: Upstream, tmp_path: Path
+) -> None:
+    """An HTML-only held message: its text is shown as text (an ``<img onerror>`` in the
+    message is neither an element nor run; a script's text is left out), its attachment is
+    a download with the exact bytes, and the reading is in the register's admin trail."""
+
+    from gateway.register.view import Filters
+
+    async with stack(start_gateway, upstream, tmp_path, filters=CHAIN) as s:
+        s.gw.add_staff(ALICE, managers=[MANAGER])
+        msg = html_message(ALICE, CONTACT)
+        errors, reply = await s.gw.send(ALICE, [str(msg["To"])], msg)
+        assert errors == {} and "held for approval" in reply
+        qid = reply.split("Queued as ")[1].split(",")[0].split()[0]
+
+        async with chromium() as browser:
+            ctx = await context(browser, s.url, accept_downloads=True)
+            page = await ctx.new_page()
+            await _sign_in(page, MANAGER, PASSWORD, "/register")
+            await page.goto(f"/held/{qid}")
+            title = await page.title()
+            text = await page.locator("pre.message-text").inner_text()
+            assert "Notes for the court & the family's social worker." in text
+            assert "Shown as text: <img src=x onerror=alert(2)>" in text
+            assert "script text" not in text
+            assert await page.locator("main img").count() == 0
+            assert await page.title() == title  # nothing in the message ran
+            await shot(page, "held-06-message-text")
+            async with page.expect_download() as waiting:
+                await page.get_by_role("link", name="bundle.pdf").click()
+            download = await waiting.value
+            path = await download.path()
+            assert path is not None and Path(path).read_bytes() == PDF
+            assert download.suggested_filename == "bundle.pdf"
+            await ctx.close()
+
+        records = await asyncio.to_thread(s.register.records, Filters(kinds=("admin",)))
+        reads = [r.data["details"] for r in records if r.data["action"] == "held message read"]
+        assert reads == [
+            {"queue_id": qid, "read": "text"},
+            {"queue_id": qid, "read": "attachment 1"},
+        ]
