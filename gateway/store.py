@@ -5,11 +5,17 @@ One connection per process, guarded by a lock, in WAL mode with ``synchronous=FU
 committed transaction survives power loss (with ``NORMAL`` a WAL commit can be lost).
 Blocking calls run in a worker thread from async code (``await store.run(fn, ...)``).
 Each component creates its own tables with :meth:`Store.ensure`.
+
+Opening checks the schema version (:mod:`gateway.schema_version`) and takes a shared lock
+on ``DATABASE.lock`` for as long as the store is open; ``restore`` and ``upgrade`` take it
+exclusively, so they never replace or change a database another gateway process has open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -17,16 +23,52 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway import schema_version
+from gateway.schema_version import DatabaseRefused
+
 T = TypeVar("T")
 
 
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+def take_lock(database: Path, *, exclusive: bool) -> int:
+    """A lock on ``DATABASE.lock`` (shared: open; exclusive: restore, upgrade) or
+    :class:`DatabaseRefused`. Released when the returned descriptor is closed, or the
+    process ends, however it ends."""
+    fd = os.open(lock_path(database), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        if exclusive:
+            raise DatabaseRefused(
+                f"{database}: in use by another c4f-gateway process (serve, web or a "
+                "command): stop it first"
+            ) from None
+        raise DatabaseRefused(
+            f"{database}: being restored or upgraded by another process: try again when "
+            "it has finished"
+        ) from None
+    return fd
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, check_version: bool = True, exclusive: bool = False) -> None:
+        """``check_version=False`` opens a database of any schema version (backup,
+        restore, upgrade); ``exclusive`` fails unless no other store has it open."""
         self.path = path
         self._lock = threading.RLock()
+        self._lock_fd = -1
         self._conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
+        try:
+            self._lock_fd = take_lock(path, exclusive=exclusive)
+        except BaseException:
+            self._conn.close()
+            raise
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -34,6 +76,15 @@ class Store:
         self._ensured: set[str] = set()
         if path.exists():
             path.chmod(0o600)
+        try:
+            self.version = (
+                schema_version.check(self._conn, path)
+                if check_version
+                else schema_version.read(self._conn)
+            )
+        except BaseException:
+            self.close()
+            raise
 
     def ensure(self, ddl: str) -> None:
         """Create tables and indexes (idempotent ``CREATE ... IF NOT EXISTS`` statements)."""
@@ -68,9 +119,23 @@ class Store:
         with self.transaction() as conn:
             return conn.execute(sql, params).rowcount
 
+    def backup_to(self, target: Path) -> None:
+        """A consistent copy of the whole database into ``target`` (a new file), with
+        SQLite's online backup API: one step, under one read transaction, so writers in
+        other processes go on (WAL) and the copy is the database as of one commit."""
+        dst = sqlite3.connect(target)
+        try:
+            with self._lock:
+                self._conn.backup(dst)
+        finally:
+            dst.close()
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.errors import ConfigError
+from gateway.schema_version import DatabaseRefused
 
 # One line per sub-command module, in the order --help lists them.
 COMMANDS = [
@@ -22,6 +23,8 @@ COMMANDS = [
     "serve",
     "check_config",
     "health",
+    "backup",
+    "upgrade",
     "staff",
     "contacts",
     "queue",
@@ -77,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"c4f-gateway {args.command}: config error: {exc}", file=sys.stderr)
         return 1
+    except DatabaseRefused as exc:
+        print(f"c4f-gateway {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return code

@@ -61,10 +61,7 @@ def keyring_for(settings: Any) -> Keyring:
 
 
 def ensure_schema(store: Store, keyring: Keyring) -> None:
-    """Create the tables, sealing in place any contacts an earlier release kept in clear."""
-    if _plain(store, "contacts", "address") or _plain(store, "contact_audit", "actor"):
-        upgraded = step_1_seal_plaintext(store, keyring)
-        log.warning("contacts_sealed_in_place", contacts=upgraded[0], changes=upgraded[1])
+    """Create the tables (an older database is brought up to them by ``upgrade``)."""
     store.ensure(SCHEMA)
 
 
@@ -72,18 +69,22 @@ def _plain(store: Store, table: str, column: str) -> bool:
     return column in {r["name"] for r in store.query(f"PRAGMA table_info({table})")}
 
 
-def step_1_seal_plaintext(store: Store, keyring: Keyring) -> tuple[int, int]:
-    """Step 1 (PRIV-1): earlier releases kept contacts and their change rows in clear.
-    Seal every row in place under the same id, in one transaction (a crash leaves the
-    old tables as they were), then drop the clear tables with ``secure_delete`` on and
-    empty the write-ahead log, so no clear copy stays in either file. The day's lookalike
-    hint counts (kept by login in clear) start again. Returns (contacts, change rows)."""
+def step_4_seal_plaintext(store: Store, keyring: Keyring) -> tuple[int, int]:
+    """Database step 4 (PRIV-1, :data:`gateway.schema.STEPS`): earlier releases kept
+    contacts and their change rows in clear. Seal every row in place under the same id,
+    in one transaction (a crash leaves the old tables as they were), then drop the clear
+    tables with ``secure_delete`` on and empty the write-ahead log, so no clear copy stays
+    in either file. The day's lookalike hint counts (kept by login in clear) start again.
+    Returns (contacts, change rows)."""
+    if not (_plain(store, "contacts", "address") or _plain(store, "contact_audit", "actor")):
+        return 0, 0
     store.query("PRAGMA secure_delete = ON")
     with store.transaction() as conn:
         contacts = _seal_contacts(conn, keyring) if _has(conn, "contacts", "address") else 0
         changes = _seal_changes(conn, keyring) if _has(conn, "contact_audit", "actor") else 0
         conn.execute("DELETE FROM contact_hints")
     store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    log.warning("contacts_sealed_in_place", contacts=contacts, changes=changes)
     return contacts, changes
 
 

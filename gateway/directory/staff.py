@@ -46,6 +46,22 @@ _ADDED_COLUMNS = [
     ("managers", "TEXT NOT NULL DEFAULT '[]'"),
 ]
 
+
+def step_1_add_roles(store: Store) -> int:
+    """Database step 1 (:mod:`gateway.schema`): a staff table from the first release gets
+    the role and line-manager columns (everyone ``staff``, no managers). Returns how many
+    columns it added."""
+    have = {r["name"] for r in store.query("PRAGMA table_info(staff)")}
+    if not have:
+        return 0  # no staff table yet: StaffDirectory creates it as it is now
+    added = 0
+    for name, definition in _ADDED_COLUMNS:
+        if name not in have:
+            store.execute(f"ALTER TABLE staff ADD COLUMN {name} {definition}")
+            added += 1
+    return added
+
+
 # Ends a person's console sessions inside the caller's transaction (gateway.web.sessions).
 SignOut = Callable[[sqlite3.Connection, str], object]
 
@@ -163,10 +179,6 @@ class StaffDirectory:
         self.sign_out = sign_out
         self.cost = cost
         store.ensure(SCHEMA)
-        have = {r["name"] for r in store.query("PRAGMA table_info(staff)")}
-        for name, definition in _ADDED_COLUMNS:
-            if name not in have:
-                store.execute(f"ALTER TABLE staff ADD COLUMN {name} {definition}")
 
     def add(
         self,

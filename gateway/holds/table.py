@@ -6,10 +6,11 @@ held messages are found by a keyed hash of their login (HMAC-SHA-256,
 :meth:`gateway.crypto.Keyring.lookups`), never by the login itself. The reasons are
 sealed too: a consent status says something about a family.
 
-There is no migration framework. Step 1 (PRIV-1) brings an older database up to this
-table when it is opened: ``holds.staff`` held the login in the clear and there was no
-``staff_key``; the column is added, each login sealed and hashed in place, and the
-write-ahead log emptied so that, with ``secure_delete``, no clear copy stays behind.
+Database step 3 (PRIV-1, :data:`gateway.schema.STEPS`, run by ``c4f-gateway upgrade``)
+brings an older database up to this table: ``holds.staff`` held the login in the clear
+and there was no ``staff_key``; the column is added, each login sealed and hashed in
+place, and the write-ahead log emptied so that, with ``secure_delete``, no clear copy
+stays behind.
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ from gateway.store import Store
 TABLE = """
 CREATE TABLE IF NOT EXISTS holds (
     queue_id TEXT PRIMARY KEY REFERENCES queue(id) ON DELETE CASCADE,
-    staff BLOB NOT NULL,  -- sealed (step 1): the sender's login
+    staff BLOB NOT NULL,  -- sealed (step 3): the sender's login
     held_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     reminded_at REAL NOT NULL,
     needs_note INTEGER NOT NULL,
     reasons BLOB NOT NULL,  -- sealed: a consent status says something about a family
-    staff_key BLOB NOT NULL  -- the login's keyed hash (step 1): a sender's holds are found by it
+    staff_key BLOB NOT NULL  -- the login's keyed hash (step 3): a sender's holds are found by it
 );
 CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
 """
-# After step 1, which adds the column to an older table.
+# After step 3, which adds the column to an older table.
 INDEXES = "CREATE INDEX IF NOT EXISTS holds_staff ON holds (staff_key);"
 _LOOKUP = b"holds.staff"
 _COLUMNS = "queue_id, staff, held_at, expires_at, needs_note, reasons"
@@ -59,7 +60,6 @@ class HoldsTable:
         self.store = store
         self.keyring = keyring
         store.ensure(TABLE)
-        self.step_1_seal_staff()
         store.ensure(INDEXES)
 
     def insert(
@@ -136,30 +136,6 @@ class HoldsTable:
             "UPDATE holds SET reminded_at = ? WHERE queue_id = ?", [(at, q) for q in queue_ids]
         )
 
-    def step_1_seal_staff(self) -> int:
-        """Seal and hash every login still in the clear; returns how many rows changed."""
-        columns = {r["name"] for r in self.store.query("PRAGMA table_info(holds)")}
-        if "staff_key" not in columns:
-            self.store.execute("ALTER TABLE holds ADD COLUMN staff_key BLOB")
-        clear = self.store.query(
-            "SELECT queue_id, staff FROM holds WHERE typeof(staff) = 'text' OR staff_key IS NULL"
-        )
-        if not clear:
-            return 0
-        with self.store.transaction() as conn:
-            for r in clear:
-                login = str(r["staff"]).lower()
-                conn.execute(
-                    "UPDATE holds SET staff = ?, staff_key = ? WHERE queue_id = ?",
-                    (
-                        self.keyring.seal(login.encode(), _staff_aad(r["queue_id"])),
-                        self.keyring.lookups(login, _LOOKUP)[0],
-                        r["queue_id"],
-                    ),
-                )
-        self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
-        return len(clear)
-
     # -- internals ---------------------------------------------------------------------
 
     def _senders(self, logins: Collection[str] | None) -> tuple[str, list[Any]]:
@@ -199,3 +175,30 @@ def _staff_aad(queue_id: str) -> bytes:
 
 def _reasons_aad(queue_id: str) -> bytes:
     return b"hold:" + queue_id.encode()  # as sealed since holds began: existing rows open
+
+
+def step_3_seal_staff(store: Store, keyring: Keyring) -> int:
+    """Seal and hash every login still in the clear; returns how many rows changed."""
+    columns = {r["name"] for r in store.query("PRAGMA table_info(holds)")}
+    if not columns:
+        return 0  # no holds table yet: HoldsTable creates it as it is now
+    if "staff_key" not in columns:
+        store.execute("ALTER TABLE holds ADD COLUMN staff_key BLOB")
+    clear = store.query(
+        "SELECT queue_id, staff FROM holds WHERE typeof(staff) = 'text' OR staff_key IS NULL"
+    )
+    if clear:
+        with store.transaction() as conn:
+            for r in clear:
+                login = str(r["staff"]).lower()
+                conn.execute(
+                    "UPDATE holds SET staff = ?, staff_key = ? WHERE queue_id = ?",
+                    (
+                        keyring.seal(login.encode(), _staff_aad(r["queue_id"])),
+                        keyring.lookups(login, _LOOKUP)[0],
+                        r["queue_id"],
+                    ),
+                )
+        store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.ensure(INDEXES)
+    return len(clear)

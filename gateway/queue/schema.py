@@ -1,9 +1,9 @@
 """The queue's tables, and the numbered step that brings an older database up to them.
 
-There is no migration framework: a step checks whether it is needed, is safe to run again,
-and runs when the spool opens the database (:class:`gateway.queue.spool.Spool`).
+The numbered sequence of steps is :data:`gateway.schema.STEPS`; ``c4f-gateway upgrade``
+runs them. A step checks whether it is needed and is safe to run again.
 
-Step 1 (PRIV-1): ``queue.staff`` held the staff login in the clear; it is sealed in place
+Step 2 (PRIV-1): ``queue.staff`` held the staff login in the clear; it is sealed in place
 (:func:`gateway.queue.sealed.seal_staff`) and the write-ahead log is emptied, so with
 ``secure_delete`` the clear login is left in neither file. The proof-of-approval table
 (:mod:`gateway.queue.release`) is new and needs no step: ``CREATE TABLE IF NOT EXISTS``.
@@ -21,7 +21,7 @@ SCHEMA = (
 CREATE TABLE IF NOT EXISTS queue (
     id TEXT PRIMARY KEY,
     created REAL NOT NULL,
-    staff BLOB NOT NULL,  -- sealed (step 1): the login of the member of staff who sent it
+    staff BLOB NOT NULL,  -- sealed (step 2): the login of the member of staff who sent it
     size INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -42,8 +42,10 @@ CREATE TABLE IF NOT EXISTS queue_rcpt (
 )
 
 
-def step_1_seal_staff(store: Store, keyring: Keyring) -> int:
+def step_2_seal_staff(store: Store, keyring: Keyring) -> int:
     """Seal every staff login still in the clear; returns how many rows it changed."""
+    if not store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'"):
+        return 0
     clear = store.query("SELECT id, staff FROM queue WHERE typeof(staff) = 'text'")
     if not clear:
         return 0

@@ -32,7 +32,7 @@ from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Accepted, NullRecorder, Outcome, Recorder
 from gateway.queue import release
-from gateway.queue.schema import SCHEMA, step_1_seal_staff
+from gateway.queue.schema import SCHEMA
 from gateway.queue.sealed import open_message, seal_message, seal_note, seal_staff
 from gateway.queue.states import UNDECIDED, QueueRow, QueueStates
 from gateway.store import Store
@@ -75,7 +75,6 @@ class Spool(QueueStates):
         store.ensure(SCHEMA)
         # Freed pages are zeroed: a refused or withdrawn held message leaves no ciphertext.
         store.query("PRAGMA secure_delete = ON")
-        step_1_seal_staff(store, keyring)
 
     # -- accepting ---------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from gateway.crypto import Keyring
 from gateway.directory.contact_cache import ContactCache
 from gateway.directory.contacts import ContactRepository
 from gateway.register.ledger import Register
+from gateway.schema import Keys, upgrade
+from gateway.schema_version import CURRENT, DatabaseRefused
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store
 
@@ -164,6 +166,12 @@ def test_priv1_contacts_kept_in_clear_by_an_earlier_release_are_sealed_in_place(
     old = sqlite3.connect(db)
     old.executescript(PLAIN_SCHEMA)
     old.close()
+    with pytest.raises(DatabaseRefused, match="older than this gateway's"):
+        Store(db)
+    store = Store(db, check_version=False, exclusive=True)
+    keyring = contacts_keyring(store)
+    assert upgrade(store, Keys(spool=keyring, register=keyring)) == CURRENT
+    store.close()
     store = Store(db)
     try:
         repo = ContactRepository(store, keyring=contacts_keyring(store))

@@ -26,6 +26,8 @@ from gateway.crypto import Keyring
 from gateway.directory.staff import StaffDirectory, hash_password
 from gateway.holds.service import Holds
 from gateway.queue.spool import Spool
+from gateway.schema import Keys, upgrade
+from gateway.schema_version import CURRENT
 from gateway.store import Store
 
 SENDER = "priv.sender-4e7a@c4f.example"
@@ -88,7 +90,7 @@ async def test_priv1_staff_login_is_sealed_in_the_queue_and_holds_tables(
     assert len([ln for ln in (await _cli(gw, "queue", "list")).splitlines() if SENDER in ln]) == 2
 
 
-# The queue and holds tables as databases from before step 1 have them.
+# The queue and holds tables as databases from before steps 2 and 3 have them.
 BEFORE_STEP_1 = """
 CREATE TABLE queue (
     id TEXT PRIMARY KEY, created REAL NOT NULL, staff TEXT NOT NULL, size INTEGER NOT NULL,
@@ -109,7 +111,7 @@ CREATE INDEX holds_expiry ON holds (expires_at);
 """
 
 
-def test_priv1_step_1_seals_the_logins_of_an_older_database(tmp_path: Path) -> None:
+def test_priv1_steps_2_and_3_seal_the_logins_of_an_older_database(tmp_path: Path) -> None:
     Keyring.create(tmp_path / "spool.key")
     keyring = Keyring.load(tmp_path / "spool.key")
     db = tmp_path / "gateway.db"
@@ -149,9 +151,12 @@ def test_priv1_step_1_seals_the_logins_of_an_older_database(tmp_path: Path) -> N
     old.close()
     assert SENDER.encode() in db.read_bytes()
 
+    store = Store(db, check_version=False, exclusive=True)
+    assert upgrade(store, Keys(spool=keyring, register=keyring)) == CURRENT  # steps 2 and 3
+    store.close()
     store = Store(db)
     spool = Spool(store, keyring)
-    holds = Holds(spool, StaffDirectory(store), "gateway.test")  # step 1 runs on opening
+    holds = Holds(spool, StaffDirectory(store), "gateway.test")
     store.query("PRAGMA wal_checkpoint(TRUNCATE)")
     assert SENDER.encode() not in _db_files(db)
     assert [r.staff for r in spool.rows()] == [SENDER, SENDER]
