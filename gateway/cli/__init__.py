@@ -24,6 +24,7 @@ COMMANDS = [
     "check_config",
     "health",
     "backup",
+    "restore",
     "upgrade",
     "staff",
     "contacts",
