@@ -19,8 +19,8 @@ import filters
 import gateway
 from filters.approval import ApprovalPolicy, policy_from
 from gateway.cli.init import DEV_CONFIG
-from gateway.crypto import Keyring
 from gateway.pipeline import FilterContext, load_filters
+from gateway.register.ledger import Register
 from gateway.settings import Settings, load
 from gateway.store import Store
 
@@ -134,13 +134,16 @@ def test_example_config_loads_and_its_filters_build(tmp_path: Path) -> None:
         "disclaimer",
     )
     assert settings.upstream.ca_file is None and settings.upstream.credentials_file is None
-    # The contact filters open the sealed contact list with the register's key, as `init`
-    # writes it; here it lives next to the test's database.
-    key_file = tmp_path / "register.key"
-    Keyring.create(key_file)
-    settings = dataclasses.replace(
-        settings, register=dataclasses.replace(settings.register, key_file=key_file)
+    # The contact filters open the sealed contact list with the register's key, and the
+    # disclosure filter reads the register (its MAC key too), as `init` writes them; here
+    # they live next to the test's database.
+    register = dataclasses.replace(
+        settings.register,
+        key_file=tmp_path / "register.key",
+        mac_key_file=tmp_path / "register-mac.key",
     )
+    Register.create_keys(register)
+    settings = dataclasses.replace(settings, register=register)
     store = Store(tmp_path / "gateway.db")
     try:
         built = load_filters(
