@@ -13,6 +13,7 @@ import sys
 
 from gateway.cli.common import add_config_arg, load_settings
 from gateway.opening import missing_policy, open_parts
+from gateway.settings import Auth
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "1. Run it as the user the gateway runs as. A pipeline without one of the policy "
         "filters (sender, fax_route, contacts, disclosure, approval, disclaimer) is an "
         "error unless [pipeline] allow_partial_pipeline = true (development only), which "
-        "gives a WARNING line instead.",
+        "gives a WARNING line instead; so does [auth] password_hash_cost below 17.",
     )
     add_config_arg(p)
     p.set_defaults(func=run)
@@ -40,5 +41,12 @@ def run(args: argparse.Namespace) -> int:
     warning = missing_policy(settings.pipeline.filters)
     if warning:
         print(f"WARNING: {settings.source}: pipeline.filters: {warning}", file=sys.stderr)
+    cost, minimum = settings.auth.password_hash_cost, Auth().password_hash_cost
+    if cost < minimum:
+        print(
+            f"WARNING: {settings.source}: auth.password_hash_cost: {cost} is below OWASP's "
+            f"minimum for scrypt ({minimum}); for test accounts only",
+            file=sys.stderr,
+        )
     print(f"{args.config}: ok")
     return 0

@@ -18,7 +18,7 @@ import pytest
 from conftest import StartGateway
 from support.harness import PASSWORD
 from support.pki import TestCA
-from support.subprocess_gateway import GatewayProcess, connect, prepare
+from support.subprocess_gateway import GatewayProcess, connect, prepare, run_cli
 from support.web import PASSWORD as CONSOLE_PASSWORD
 from support.web import make_site, sign_in
 
@@ -47,6 +47,22 @@ def cost_of(encoded: str) -> tuple[str, str, str, str]:
 def test_the_default_is_owasps_minimum() -> None:
     assert Settings().auth.password_hash_cost == 17
     assert cost_of(hash_password("x")) == ("scrypt", str(2**17), "8", "1")
+
+
+def test_check_config_warns_about_a_cost_below_the_minimum(tmp_path: Path, ca: TestCA) -> None:
+    config = prepare(tmp_path / "gw", ca)  # the tests' cost: 10
+    checked = run_cli("check-config", "--config", config)
+    assert checked.returncode == 0, checked.stderr
+    warning = (
+        f"WARNING: {config}: auth.password_hash_cost: 10 is below OWASP's minimum for "
+        "scrypt (17); for test accounts only"
+    )
+    assert warning in checked.stderr.splitlines()
+    config.write_text(
+        config.read_text().replace("password_hash_cost = 10", "password_hash_cost = 17")
+    )
+    checked = run_cli("check-config", "--config", config)
+    assert checked.returncode == 0 and "password_hash_cost" not in checked.stderr
 
 
 async def test_smtp_login_raises_an_old_hash_and_the_password_still_works(
