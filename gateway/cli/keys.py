@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from gateway.settings.register import register_settings
 from gateway.store import Store
 
 SEALING = ("spool", "register")
+SETTLE = 60.0  # seconds a key file must stay unchanged before one of its keys retires
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -265,6 +267,18 @@ def cmd_retire(args: argparse.Namespace) -> int:
 def _retire(keys: Keys, row: Row, actor: str) -> int:
     if row.state == "current":
         raise CLIError(f"{row.key_id} is the current {row.which} key: rotate first")
+    if row.which != "mac":
+        path = keys.settings.storage.spool_key_file if row.which == "spool" else keys.rs.key_file
+        age = time.time() - path.stat().st_mtime
+        if age < SETTLE:
+            # A value sealed just before the rotation may still be waiting for the database
+            # (a write waits at most the store's 30 s busy timeout): it must land, and be
+            # counted or re-sealed, before its key can go.
+            raise CLIError(
+                f"{path} changed {age:.0f} s ago; wait {SETTLE - age:.0f} s so that nothing "
+                f"sealed under {row.key_id} is still on its way to the database, run "
+                f"`c4f-gateway keys reseal {row.which}`, then retire"
+            )
     # Counted again inside a write transaction, so nothing is sealed or re-sealed under
     # the key between the count and the key file's change.
     with keys.store.transaction():
@@ -286,9 +300,6 @@ def _retire(keys: Keys, row: Row, actor: str) -> int:
             lines = [(s, k) for s, k in mac.lines() if s != start]
             MacKey(lines[0][0], lines[0][1], tuple(lines[1:])).save(keys.rs.mac_key_file)
         else:
-            path = (
-                keys.settings.storage.spool_key_file if row.which == "spool" else keys.rs.key_file
-            )
             Keyring.retire(path, row.key_id)
     keys.audit(actor, "key retired", {"key": row.which, "id": row.key_id})
     print(f"{row.which} key {row.key_id} retired; back up the key file now")

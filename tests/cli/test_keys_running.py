@@ -10,7 +10,9 @@ both arrive byte-for-byte, over real SMTP and TLS, and the register still verifi
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,12 @@ async def until(check: object, what: str, timeout: float = 20.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def settle(path: Path) -> None:
+    """Date the key file back past ``keys retire``'s settling time (60 s)."""
+    then = time.time() - 120
+    os.utime(path, (then, then))
 
 
 def sql(config: Path, query: str, *params: object) -> list[tuple[object, ...]]:
@@ -98,6 +106,8 @@ async def test_rotation_by_the_cli_while_serve_runs(
         assert key_id_of(blob) == old_spool  # type: ignore[arg-type]
 
         # Retire is refused while the deferred message still needs the old keys.
+        settle(keys / "spool.key")
+        settle(keys / "register.key")
         code, _out, err = await cli(config, "keys", "retire", old_spool)
         assert code == 2 and "queue.blob 1" in err
         code, _out, err = await cli(config, "keys", "retire", old_register)
