@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 run: venv
 	@test -f $(DEV)/gateway.toml || $(BIN)/c4f-gateway init --dir $(DEV) --demo
+	@# A dev database from an earlier version: backed up next to it, then upgraded.
+	$(BIN)/c4f-gateway upgrade --config $(DEV)/gateway.toml
 	$(BIN)/c4f-gateway serve --config $(DEV)/gateway.toml
 
 lint: venv
