@@ -10,21 +10,22 @@ it lacks.
 
 The tables, and where each one's current shape (``CREATE TABLE IF NOT EXISTS``) lives:
 
-============================================  =======================================
-``queue``, ``queue_rcpt``, ``queue_release``  :mod:`gateway.queue.schema`
-``holds``                                     :mod:`gateway.holds.table`
-``register``                                  :mod:`gateway.register.ledger`
-``staff``                                     :mod:`gateway.directory.staff`
-``contacts``, ``contact_audit``, ``contact_   :mod:`gateway.directory.contacts_sealed`
-meta``, ``contact_hints``
-``web_sessions``, ``web_totp``                :mod:`gateway.web.sessions`, ``totp``
-============================================  =======================================
+- ``queue``, ``queue_rcpt``: :mod:`gateway.queue.schema`; ``queue_release``:
+  :mod:`gateway.queue.release`
+- ``holds``: :mod:`gateway.holds.table`
+- ``register``: :mod:`gateway.register.ledger`; ``register_thread``:
+  :mod:`gateway.register.threads`
+- ``staff``: :mod:`gateway.directory.staff`
+- ``contacts``, ``contact_audit``, ``contact_meta``, ``contact_hints``:
+  :mod:`gateway.directory.contacts_sealed`
+- ``web_sessions``: :mod:`gateway.web.sessions`; ``web_totp``: :mod:`gateway.web.totp`
+- ``health`` (when each health check last passed): :mod:`gateway.cli.health`
 
 A table that does not exist yet is created in its current shape by its component when
 first opened, so a step touches only tables that exist. To change a table: change its
 ``CREATE`` statement, add a step here (and its function next to the table), and raise
-:data:`gateway.schema_version.CURRENT`. The register, its checkpoints and the console's
-tables have needed no step so far.
+:data:`gateway.schema_version.CURRENT`. The tables not named in a step below have
+needed none so far: their first shape is still their shape.
 """
 
 from __future__ import annotations
