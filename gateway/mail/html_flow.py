@@ -50,6 +50,8 @@ _SCOPE_LIMITS = frozenset(
     {"applet", "caption", "html", "table", "td", "th", "marquee", "object", "template"}
     | {"button", "ol", "ul", "select"}
 )
+_QUOTED = re.compile(r"=[\t\n\f\r ]*(?:\"[^\"]*\"|'[^']*')")
+_UNCLOSED_VALUE = re.compile(r"=[\t\n\f\r ]*[\"']")
 _PLAIN_END_TAG = re.compile(r"</[A-Za-z][^\t\n\f\r />]*[\t\n\f\r ]*>")
 
 
@@ -115,6 +117,10 @@ class _Reader(HTMLParser):
     # -- tags ------------------------------------------------------------------------------
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if _UNCLOSED_VALUE.search(_QUOTED.sub("", self.get_starttag_text() or "")):
+            # html.parser ended the tag at a ">" inside a quoted value; a browser reads the
+            # value on to the next quote, taking in what follows (the notice, too).
+            raise _Unsure
         if tag in ("html", "body"):
             self.document_hidden = self.document_hidden or hides(attrs)
             if tag == "body" and self.stack and self.stack[-1].tag == "head":

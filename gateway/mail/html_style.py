@@ -46,8 +46,8 @@ def style_hides(style: str) -> bool:
         if colon:
             declarations[prop.strip()] = _IMPORTANT.sub("", value).strip()
     for prop, value in declarations.items():
-        if value in _ALWAYS.get(prop, ()):
-            return True
+        if any(value.startswith(v) for v in _ALWAYS.get(prop, ())):
+            return True  # "none" and "nonesuch" alike: a value we cannot read might hide
         if prop in _ZERO_HIDES and _ZERO.fullmatch(value):
             return True
         if prop in _NOT_NONE_HIDES and value not in ("none", "auto", "initial", "unset", ""):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.mail_views import notices_seen, parse, views
@@ -238,3 +239,33 @@ def test_mime4_found_a_blank_before_a_colon_hides_the_notice_from_some_readers()
         b"Content-Type: text/html; charset=us-ascii\r\n\r\n<p>Hello.</p>\r\n"
     )
     assert check(content, NOTICES[0]) == "refused"
+
+
+def test_mime4_found_a_comment_among_parameters_hides_the_charset_from_readers() -> None:
+    """Found by the long run: ``text/plain;\\x1b$B...\\x1b(B`` carries an unclosed "(",
+    which readers take as a comment running to the end of the field, so the charset the
+    notice needed was read by us but not by them and the notice came out garbled."""
+    content = (
+        b"From: alice@c4f.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; x(B\r\n\r\nHello.\r\n"
+    )
+    assert check(content, NOTICES[1]) == "refused"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        # A ">" inside an unclosed quoted value: html.parser ends the tag there, a browser
+        # reads the value on to the next quote, taking the notice in with it.
+        b'<div style\r\n="di>Preview text\r\n</body></html>\r\n',
+        # "display:nonemax-height:0" is no CSS a browser applies, but a reader may: wrap.
+        b'<div style="display:nonemax-height:0;overflow:hidden">Preview text\r\n</body></html>\r\n',
+    ],
+)
+def test_mime4_found_html_that_readers_may_hide_the_notice_in_is_wrapped(html: bytes) -> None:
+    content = (
+        b"From: alice@c4f.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html; charset=us-ascii\r\n\r\n<html><body>\r\n<p>Hi.</p>\r\n" + html
+    )
+    for notice in NOTICES:
+        assert check(content, notice) == "wrapped"
