@@ -49,6 +49,7 @@ def _paths(site: Site, method: str) -> list[str]:
                 route.path.replace("{seq:int}", "1")
                 .replace("{cid:int}", "1")
                 .replace("{qid:str}", "0123456789AB")
+                .replace("{number:int}", "1")
             )
     return out
 
