@@ -17,22 +17,18 @@ import argparse
 import getpass
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 from gateway.cli import CLIError
 from gateway.cli import keys_tables as tables
 from gateway.cli.common import add_config_arg, load_settings, logs_to_stderr
 from gateway.cli.common import table as render
+from gateway.cli.keys_tables import SEALING, Keys, Row
 from gateway.crypto import Keyring
 from gateway.errors import ConfigError
-from gateway.register import checkpoint, rekey
+from gateway.register import rekey
 from gateway.register.codec import MacKey
-from gateway.register.ledger import Register, RegisterError
-from gateway.settings import Settings
-from gateway.settings.register import register_settings
-from gateway.store import Store
+from gateway.register.ledger import RegisterError
 
-SEALING = ("spool", "register")
 SETTLE = 60.0  # seconds a key file must stay unchanged before one of its keys retires
 
 
@@ -50,27 +46,68 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    ls = sub.add_parser("list", help="every key, which is current, and what still needs it")
+    ls = sub.add_parser(
+        "list",
+        help="every key, which is current, and what still needs it",
+        description=(
+            "One line per key: spool and register keys by id, MAC keys as mac-eN (N: the "
+            "first epoch it signs). NEEDED BY counts the rows each key sealed (or the "
+            "register entries and checkpoints each MAC key signed); nothing is decrypted. "
+            "A key marked 'missing' sealed rows but is in no key file."
+        ),
+    )
     ls.set_defaults(func=cmd_list)
 
-    rot = sub.add_parser("rotate", help="add a new current key (the old ones keep opening)")
+    rot = sub.add_parser(
+        "rotate",
+        help="add a new current key (the old ones keep opening)",
+        description=(
+            "spool, register: a new random key is put first in the key file; it seals from "
+            "now on, the old ones still open. mac: a checkpoint is signed with the outgoing "
+            "key, then the next epoch starts with a fresh random key (not derived from the "
+            "old one, which stays in the file for verifying). Running processes pick the "
+            "change up by themselves. Back up the key file afterwards."
+        ),
+    )
     rot.add_argument("which", choices=(*SEALING, "mac"), help="the spool, register or MAC key")
     rot.set_defaults(func=cmd_rotate)
 
-    res = sub.add_parser("reseal", help="seal what older keys sealed again, in batches")
+    res = sub.add_parser(
+        "reseal",
+        help="seal what older keys sealed again, in batches",
+        description=(
+            "Seal every row an older key sealed again under the current key, in its place "
+            "(the same associated data), renewing the keyed lookup hash beside it; the "
+            "register's entry keys are re-wrapped and recorded so that verify still passes. "
+            "Short transactions: safe while serve and web run. Exit 1 if a row does not "
+            "open (it keeps the old key needed)."
+        ),
+    )
     res.add_argument("which", choices=SEALING)
     res.add_argument(
         "--batch", type=int, default=tables.BATCH, help="rows per transaction (default 200)"
     )
     res.set_defaults(func=cmd_reseal)
 
-    ret = sub.add_parser("retire", help="remove an old key; refused while anything needs it")
+    ret = sub.add_parser(
+        "retire",
+        help="remove an old key; refused while anything needs it",
+        description=(
+            "Remove an old key from its key file. Refused for the current key, while any "
+            "row still needs it (run reseal first), and until its key file has been "
+            "unchanged for a minute after a rotation. A MAC key is refused while register "
+            "entries or checkpoints of its epochs exist: verify needs it."
+        ),
+    )
     ret.add_argument("key_id", metavar="KEY_ID", help="as `keys list` shows it")
     ret.set_defaults(func=cmd_retire)
 
-    for s in (ls, rot, res, ret):
+    add_config_arg(ls)
+    for s in (rot, res, ret):
         add_config_arg(s)
-        s.add_argument("--by", default=_whoami(), help="who does it (for the register)")
+        s.add_argument(
+            "--by", default=_whoami(), metavar="NAME", help="who does it (for the register)"
+        )
 
 
 def _whoami() -> str:
@@ -78,84 +115,6 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-@dataclass(frozen=True)
-class Row:
-    which: str  # spool, register, mac
-    key_id: str
-    state: str  # current, old, missing (found in the database, held by no key file)
-    needs: Counter[str]
-
-
-class Keys:
-    """The key files and the database of one config."""
-
-    def __init__(self, settings: Settings) -> None:
-        database = settings.storage.database
-        if not database.exists():
-            raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
-        self.settings = settings
-        self.rs = register_settings(settings)
-        self.store = Store(database)
-        self.register = Register.from_settings(self.store, self.rs)
-        self.spool = Keyring.load(settings.storage.spool_key_file)
-
-    def keyring(self, which: str) -> Keyring:
-        return self.spool if which == "spool" else self.register.keyring
-
-    def needs(self, which: str) -> dict[str, Counter[str]]:
-        if which == "spool":
-            return tables.counts(self.store, tables.SPOOL)
-        found = tables.counts(self.store, tables.REGISTER)
-        for kid, n in rekey.key_counts(self.register).items():
-            found.setdefault(kid, Counter())["register entries"] += n
-        return found
-
-    def mac_needs(self, mac: MacKey) -> list[tuple[int, int | None, Counter[str]]]:
-        """(first epoch, last epoch or None, needs) for each MAC key line."""
-        cps, _, _ = checkpoint.load(self.rs.checkpoint_dir, mac)
-        out = []
-        upper: int | None = None
-        for start, _key in mac.lines():
-            last = None if upper is None else upper - 1
-            sql = "SELECT count(*) AS n FROM register WHERE epoch >= ?"
-            params: list[int] = [start]
-            if last is not None:
-                sql += " AND epoch <= ?"
-                params.append(last)
-            needs: Counter[str] = Counter()
-            needs["register entries"] = self.store.query(sql, params)[0]["n"]
-            needs["checkpoints"] = sum(
-                1 for c in cps if c.epoch >= start and (last is None or c.epoch <= last)
-            )
-            out.append((start, last, +needs))
-            upper = start
-        return out
-
-    def rows(self) -> list[Row]:
-        out = []
-        for which in SEALING:
-            ring = self.keyring(which)
-            needs = self.needs(which)
-            for i, kid in enumerate(ring.ids):
-                out.append(
-                    Row(which, kid, "current" if i == 0 else "old", needs.pop(kid, Counter()))
-                )
-            out += [Row(which, kid, "missing", n) for kid, n in sorted(needs.items())]
-        mac = MacKey.load(self.rs.mac_key_file)
-        for i, (start, last, uses) in enumerate(self.mac_needs(mac)):
-            span = Counter({f"epochs {start}-{'' if last is None else last}": 0})
-            span.update(uses)
-            out.append(Row("mac", f"mac-e{start}", "current" if i == 0 else "old", span))
-        return out
-
-    def audit(self, actor: str, action: str, details: dict[str, object]) -> None:
-        with self.store.transaction() as conn:
-            self.register.record_admin(conn, actor, action, dict(details))
-
-    def close(self) -> None:
-        self.store.close()
 
 
 def _needs_text(needs: Counter[str]) -> str:

@@ -6,6 +6,7 @@ Each column is opened and sealed again with the associated data its owner binds 
 keyed lookup hash next to it gets that hash renewed in the same statement, from the
 opened value, so the row is still found once the old key is retired. The register's own
 entries are re-sealed by :mod:`gateway.register.rekey` (their digests are in the chain).
+:class:`Keys` puts them together with the key files: what each key id still has to open.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.cli import CLIError
 from gateway.crypto import Keyring, key_id_of
 from gateway.directory.contacts import Contact
 from gateway.directory.contacts_sealed import _change_aad, _contact_aad, lookups
@@ -23,6 +25,11 @@ from gateway.errors import SpoolCorrupt
 from gateway.holds.table import _LOOKUP as HOLD_LOOKUP
 from gateway.holds.table import _reasons_aad, _staff_aad
 from gateway.queue.release import _aad as release_aad
+from gateway.register import checkpoint, rekey
+from gateway.register.codec import MacKey
+from gateway.register.ledger import Register
+from gateway.settings import Settings
+from gateway.settings.register import register_settings
 from gateway.store import Store
 from gateway.web.sessions import SessionStore
 from gateway.web.totp import TotpStore
@@ -72,6 +79,7 @@ REGISTER = [
     SealedColumn("contact_audit", "sealed", lambda r: _change_aad(r["id"])),
 ]
 BATCH = 200
+SEALING = ("spool", "register")
 
 
 def _exists(store: Store, table: str) -> bool:
@@ -136,3 +144,81 @@ def reseal(
                     (*values, r["rowid_"]),
                 )
                 done += 1
+
+
+@dataclass(frozen=True)
+class Row:
+    which: str  # spool, register, mac
+    key_id: str
+    state: str  # current, old, missing (found in the database, held by no key file)
+    needs: Counter[str]
+
+
+class Keys:
+    """The key files and the database of one config."""
+
+    def __init__(self, settings: Settings) -> None:
+        database = settings.storage.database
+        if not database.exists():
+            raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
+        self.settings = settings
+        self.rs = register_settings(settings)
+        self.store = Store(database)
+        self.register = Register.from_settings(self.store, self.rs)
+        self.spool = Keyring.load(settings.storage.spool_key_file)
+
+    def keyring(self, which: str) -> Keyring:
+        return self.spool if which == "spool" else self.register.keyring
+
+    def needs(self, which: str) -> dict[str, Counter[str]]:
+        if which == "spool":
+            return counts(self.store, SPOOL)
+        found = counts(self.store, REGISTER)
+        for kid, n in rekey.key_counts(self.register).items():
+            found.setdefault(kid, Counter())["register entries"] += n
+        return found
+
+    def mac_needs(self, mac: MacKey) -> list[tuple[int, int | None, Counter[str]]]:
+        """(first epoch, last epoch or None, needs) for each MAC key line."""
+        cps, _, _ = checkpoint.load(self.rs.checkpoint_dir, mac)
+        out = []
+        upper: int | None = None
+        for start, _key in mac.lines():
+            last = None if upper is None else upper - 1
+            sql = "SELECT count(*) AS n FROM register WHERE epoch >= ?"
+            params: list[int] = [start]
+            if last is not None:
+                sql += " AND epoch <= ?"
+                params.append(last)
+            needs: Counter[str] = Counter()
+            needs["register entries"] = self.store.query(sql, params)[0]["n"]
+            needs["checkpoints"] = sum(
+                1 for c in cps if c.epoch >= start and (last is None or c.epoch <= last)
+            )
+            out.append((start, last, +needs))
+            upper = start
+        return out
+
+    def rows(self) -> list[Row]:
+        out = []
+        for which in SEALING:
+            ring = self.keyring(which)
+            needs = self.needs(which)
+            for i, kid in enumerate(ring.ids):
+                out.append(
+                    Row(which, kid, "current" if i == 0 else "old", needs.pop(kid, Counter()))
+                )
+            out += [Row(which, kid, "missing", n) for kid, n in sorted(needs.items())]
+        mac = MacKey.load(self.rs.mac_key_file)
+        for i, (start, last, uses) in enumerate(self.mac_needs(mac)):
+            span = Counter({f"epochs {start}-{'' if last is None else last}": 0})
+            span.update(uses)
+            out.append(Row("mac", f"mac-e{start}", "current" if i == 0 else "old", span))
+        return out
+
+    def audit(self, actor: str, action: str, details: dict[str, object]) -> None:
+        with self.store.transaction() as conn:
+            self.register.record_admin(conn, actor, action, dict(details))
+
+    def close(self) -> None:
+        self.store.close()

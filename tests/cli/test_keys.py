@@ -20,7 +20,8 @@ from gateway.register.codec import MacKey
 
 
 def keys(config: Path, *args: str) -> tuple[int, str, str]:
-    done = run_cli("keys", *args, "--config", config, "--by", "admin")
+    by = () if args[0] in ("list", "--help") else ("--by", "admin")
+    done = run_cli("keys", *args, "--config", config, *by)
     return done.returncode, done.stdout, done.stderr
 
 
