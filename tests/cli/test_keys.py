@@ -128,6 +128,16 @@ def test_register_key_rotation_reseal_and_retire(config: Path) -> None:
     for action in ("key rotated", "reseal", "keys resealed", "key retired"):
         assert action in admin
 
+    # A second rotation re-wraps the same entries again: the newest record counts.
+    assert keys(config, "rotate", "register")[0] == 0
+    code, out, err = keys(config, "reseal", "register")
+    assert code == 0, err
+    assert "register entries" in out
+    code, report = verify(config)
+    assert code == 0, report
+    entry = run_cli("register", "show", "1", "--config", config)
+    assert entry.returncode == 0 and "sam@school.example" in entry.stdout
+
 
 def test_rewrapped_entry_key_that_no_reseal_recorded_is_reported(config: Path) -> None:
     register_key = config.parent / "keys" / "register.key"
