@@ -396,8 +396,9 @@ class Register:
         if self.evolve_mac_key and first_today:
             # Forward integrity, once a day: this checkpoint, signed with the outgoing key,
             # fixes which entries that key wrote; the key is then gone from this machine.
-            self.mac_key = self.mac_key.evolved()
-            self.mac_key.save(self.mac_key_file)
+            evolved = self.mac_key.evolved()
+            evolved.save(self.mac_key_file)  # first: if it fails, keep signing as before
+            self.mac_key = evolved
         log.info("register_checkpoint", count=count, epoch=self.mac_key.epoch, file=path.name)
         return path
 
