@@ -74,6 +74,7 @@ class HoldEvent:
     actor: str  # the manager, admin or staff member who decided ("" for the gateway)
     note: str = ""
     reasons: tuple[str, ...] = ()  # why it was held (on "held")
+    consent: str = ""  # on "approved": the consent status the approver recorded, if any
 
 
 class Recorder(Protocol):

@@ -78,7 +78,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="",
         metavar="TEXT",
         help="the reason for sharing (required when consent was refused, not sought or "
-        "not recorded); recorded in the register",
+        "not recorded, unless --consent obtained); recorded in the register as the reason",
+    )
+    approve.add_argument(
+        "--consent",
+        choices=["obtained", "refused", "not-sought"],
+        default="",
+        help="record the consent status as it is now known (for example obtained since the "
+        "message was sent); the register entry then shows it",
     )
 
     refuse = actions.add_parser(
@@ -156,7 +163,7 @@ def _run(args: argparse.Namespace, holds: Holds, register: Register) -> int:
         return 0
     try:
         if args.action == "approve":
-            holds.approve(qid, viewer.login, args.note)
+            holds.approve(qid, viewer.login, args.note, args.consent)
             print(f"approved: {qid} will be delivered shortly; the approval is in the register")
         elif args.action == "refuse":
             holds.refuse(qid, viewer.login, args.note)

@@ -40,6 +40,8 @@ from gateway.store import Store
 log = structlog.get_logger("gateway.holds")
 
 MAX_NOTE = 2000
+# What an approver may record about consent ("": leave the status the message was sent with).
+APPROVAL_CONSENT = ("", "obtained", "refused", "not-sought")
 REMIND_EVERY = 86400.0  # policy: reminded daily
 
 
@@ -179,9 +181,13 @@ class Holds:
 
     # -- deciding ----------------------------------------------------------------------
 
-    def approve(self, queue_id: str, actor: str, note: str = "") -> HeldMessage:
-        """Release the message for delivery; the note and approver go into the register."""
-        return self._decide(queue_id, actor, "approved", note)
+    def approve(self, queue_id: str, actor: str, note: str = "", consent: str = "") -> HeldMessage:
+        """Release the message for delivery; the approver, the note and the consent status
+        they record (``obtained``, ``refused``, ``not-sought``; "" leaves it as sent) go
+        into the register, which then counts the note as the reason for sharing."""
+        if consent not in APPROVAL_CONSENT:
+            raise HoldError(f"consent must be one of {', '.join(c for c in APPROVAL_CONSENT if c)}")
+        return self._decide(queue_id, actor, "approved", note, consent)
 
     def refuse(self, queue_id: str, actor: str, note: str = "") -> HeldMessage:
         """Remove the message for good and tell the sender, with the note."""
@@ -191,7 +197,9 @@ class Holds:
         """The sender takes back their own held message."""
         return self._decide(queue_id, actor, "withdrawn", "")
 
-    def _decide(self, queue_id: str, actor: str, action: HoldAction, note: str) -> HeldMessage:
+    def _decide(
+        self, queue_id: str, actor: str, action: HoldAction, note: str, consent: str = ""
+    ) -> HeldMessage:
         note = " ".join(note.split())
         if len(note) > MAX_NOTE:
             raise HoldError(f"the note is too long (at most {MAX_NOTE} characters)")
@@ -208,16 +216,23 @@ class Holds:
                     raise HoldError(why)
                 if now >= held.expires_at:
                     raise HoldError(f"{held.queue_id} has expired; it will not be sent")
-                if action == "approved" and held.needs_note and not note:
+                if (
+                    action == "approved"
+                    and not note
+                    and consent != "obtained"
+                    and (held.needs_note or consent in ("refused", "not-sought"))
+                ):
                     raise HoldError(
                         "consent was refused, not sought or not recorded: approving needs a "
-                        "note giving the reason for sharing"
+                        "note giving the reason for sharing (or record that consent was "
+                        "obtained)"
                     )
                 if action == "refused" and not note:
                     raise HoldError("refusing needs a note for the sender")
             assert member is not None
             self.spool.recorder.hold(
-                conn, HoldEvent(held.queue_id, now, action, member.login, note=note)
+                conn,
+                HoldEvent(held.queue_id, now, action, member.login, note=note, consent=consent),
             )
             self.table.remove(conn, held.queue_id)
             if action == "approved":

@@ -49,6 +49,9 @@ CSV_COLUMNS = (
     "reply",
     "concerns",
     "inherited_from",
+    "approved_by",
+    "approved_at",
+    "approval_note",
 )
 
 
@@ -100,6 +103,8 @@ def notes(r: Record) -> str:
         out.append("safeguarding")
     if r.concerns:
         out.append("concern recorded")
+    if r.approved_by:
+        out.append(f"approved by {r.approved_by}")
     return ", ".join(out)
 
 
@@ -181,6 +186,9 @@ def flat(r: Record) -> dict[str, str]:
         "reply": str(d.get("reply", "")),
         "concerns": " | ".join(f"{local_time(c['at'])} {c['by']}: {c['text']}" for c in r.concerns),
         "inherited_from": str(r.inherited_from or ""),
+        "approved_by": r.approved_by,
+        "approved_at": local_time(r.approved_at, seconds=True) if r.approved_by else "",
+        "approval_note": r.approval_note,
     }
 
 
@@ -245,7 +253,8 @@ def _hold_words(d: dict[str, Any]) -> str:
     if action == "held":
         return "held for line-manager approval: " + ", ".join(d.get("reasons", []))
     words = {
-        "approved": f"approved for sending by {actor}",
+        "approved": f"approved for sending by {actor}"
+        + (f", consent recorded as {d['consent']}" if d.get("consent") else ""),
         "refused": f"refused by {actor}",
         "withdrawn": f"withdrawn by {actor}",
         "expired": "expired without approval; not sent",
@@ -321,6 +330,13 @@ def show_text(r: Record) -> str:
             ("On hold", f["on_hold"]),
             ("Record", "complete" if r.complete else f"incomplete ({f['missing']} missing)"),
             ("Status", f["status"]),
+            (
+                "Approved",
+                f"by {f['approved_by']} at {f['approved_at']} (local time)"
+                + (f"; note: {f['approval_note']}" if f["approval_note"] else "")
+                if f["approved_by"]
+                else "",
+            ),
             ("Reply", f["reply"]),
         ]
     lines += [f"  {k + ':':<23}{v}" for k, v in pairs if v]

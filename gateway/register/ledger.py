@@ -265,6 +265,8 @@ class Register:
             personal["note"] = event.note
         if event.reasons:
             personal["reasons"] = list(event.reasons)
+        if event.consent:
+            personal["consent"] = event.consent
         self.append(
             conn,
             kind="hold",

@@ -61,6 +61,9 @@ class Record:
     # Line-manager approval: "" (never held), then held, approved, refused, withdrawn, expired.
     approval: str = ""
     approval_steps: list[dict[str, Any]] = field(default_factory=list)
+    approved_by: str = ""
+    approved_at: float = 0.0
+    approval_note: str = ""
 
     @property
     def seq(self) -> int:
@@ -100,6 +103,8 @@ class Record:
         """What the policy asks to be recorded and is not (accepted external mail only)."""
         if self.kind != "accepted" or self.purged or not self.external:
             return []
+        if self.approval in ("refused", "withdrawn", "expired"):
+            return []  # never sent: nothing was disclosed, so nothing is missing
         out = []
         if self.consent == "not-recorded":
             out.append("consent")
@@ -193,6 +198,15 @@ def _hold(r: Record, e: Entry) -> None:
         }
     )
     r.status = HOLD_STATUS.get(action, action)
+    if action == "approved":
+        # The approver completes the record: the consent status they recorded, and their
+        # note as the reason for sharing when the consent was not obtained.
+        r.approved_by, r.approved_at = str(d.get("actor", "")), e.at
+        r.approval_note = str(d.get("note", ""))
+        if d.get("consent"):
+            r.consent = str(d["consent"])
+        if r.approval_note and r.consent != "obtained" and not r.reason:
+            r.reason = r.approval_note
 
 
 def _outcome(r: Record, d: dict[str, Any]) -> None:

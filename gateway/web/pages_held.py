@@ -129,6 +129,7 @@ async def _detail(
     error: str = "",
     failed: str = "",
     note: str = "",
+    consent: str = "",
     status: int = 200,
 ) -> Response:
     console = console_of(request)
@@ -151,6 +152,13 @@ async def _detail(
         "recipients": [_recipient(r) for r in d.recipients] if d else [],
         "consent": CONSENT_WORDS.get(d.consent, d.consent) if d else "",
         "may_decide": holds.refusal_to_decide(v.member, held) is None,
+        "consent_choices": [
+            ("", f"as sent ({CONSENT_WORDS.get(d.consent, d.consent)})" if d else "as sent"),
+            ("obtained", "consent obtained"),
+            ("refused", "consent refused"),
+            ("not-sought", "consent not sought"),
+        ],
+        "chosen_consent": consent,
         "failed": failed,
         "note": note,
         "max_note": MAX_NOTE,
@@ -217,9 +225,10 @@ async def _decide(request: Request, action: Action) -> Response:
     if held is None:
         return await _not_found(request, v, qid)
     note = text(form, "note", 4 * MAX_NOTE)  # Holds says when it is too long
+    consent = text(form, "consent", 20)
     try:
         if action == "approve":
-            await asyncio.to_thread(holds.approve, held.queue_id, v.login, note)
+            await asyncio.to_thread(holds.approve, held.queue_id, v.login, note, consent)
         elif action == "refuse":
             await asyncio.to_thread(holds.refuse, held.queue_id, v.login, note)
         else:
@@ -230,7 +239,14 @@ async def _decide(request: Request, action: Action) -> Response:
             await flash(request, v, _sentence(str(exc)), error=True)
             return see_other("/held")
         return await _detail(
-            request, v, still, error=str(exc), failed=action, note=note, status=400
+            request,
+            v,
+            still,
+            error=str(exc),
+            failed=action,
+            note=note,
+            consent=consent,
+            status=400,
         )
     await flash(request, v, _done(action, held, note))
     return see_other("/held")

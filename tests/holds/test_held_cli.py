@@ -156,7 +156,7 @@ async def test_held_listed_shown_to_the_manager_only_then_approved_with_a_note_a
     assert (code, out) == (2, "")
     assert err == (
         f"{CLI_ERROR}consent was refused, not sought or not recorded: approving needs a note "
-        "giving the reason for sharing\n"
+        "giving the reason for sharing (or record that consent was obtained)\n"
     )
     assert gw.gateway.holds.get(qid) is not None
     await asyncio.sleep(0.3)

@@ -164,7 +164,7 @@ def test_approve_needs_a_note_when_consent_was_refused_then_releases(site: Site)
         assert reply.status_code == 400
         assert _flash(reply.text) == (
             "Consent was refused, not sought or not recorded: approving needs a note "
-            "giving the reason for sharing."
+            "giving the reason for sharing (or record that consent was obtained)."
         )
         assert SUBJECT in reply.text  # the page again, to try once more
         assert _still_held(site) == [FROM_STAFF, FROM_LONER]
