@@ -135,6 +135,49 @@ def test_each_path_of_the_example_broken_stops_check_config_and_serve_alike(
     assert lines["check-config"] == lines["serve"]
 
 
+# The development example: paths next to the config, relayed mail into a Maildir.
+BROKEN_DEV = [
+    ("remove", "tls.cert_file", "tls/cert.pem"),
+    ("remove", "storage.spool_key_file", "keys/spool.key"),
+    ("remove", "register.mac_key_file", "keys/register-mac.key"),
+    ("read_only", "storage.database", "."),
+    ("read_only", "register.checkpoint_dir", "register-checkpoints"),
+    ("read_only", "delivery.maildir", "delivered/new"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "key", "path"), BROKEN_DEV, ids=[f"{h}-{k}" for h, k, _ in BROKEN_DEV]
+)
+def test_each_path_of_the_development_example_broken_stops_both_alike(
+    how: str, key: str, path: str
+) -> None:
+    with temp_root() as root:
+        dev = root / "dev"
+        dev.mkdir(mode=0o700)
+        config = dev / "gateway.toml"
+        shutil.copy(EXAMPLES / "development.toml", config)
+        USER.own(dev)
+        done = USER.run([*gateway_command(), "init", "--config", str(config)])
+        assert done.returncode == 0, done.stderr
+        assert check(config, "check-config") == (0, f"{config}: ok\n", "")
+        target = dev / path
+        if how == "remove":
+            target.unlink()
+        else:
+            USER.read_only(target)
+        lines = {}
+        for command in ("check-config", "serve"):
+            code, out, err = check(config, command)
+            assert (command, code, out) == (command, 1, "")
+            [line] = err.splitlines()
+            prefix = f"c4f-gateway {command}: config error: "
+            assert line.startswith(f"{prefix}{config}: {key}: "), line
+            lines[command] = line.removeprefix(prefix)
+        assert lines["check-config"] == lines["serve"]
+
+
 @pytest.mark.parametrize("example", ["office365.toml", "smarthost.toml"])
 def test_production_examples_name_every_path_and_pass_check_config(example: str) -> None:
     text = (EXAMPLES / example).read_text(encoding="utf-8")
