@@ -28,18 +28,18 @@ def read(conn: sqlite3.Connection) -> int:
 
 def check(conn: sqlite3.Connection, path: Path) -> int:
     """Stamp an empty database; refuse one of another version. Returns its version."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    version = read(conn)
+    if version == 0 and _empty(conn):
+        conn.execute("BEGIN IMMEDIATE")  # only a new database is written to here
+        try:
+            if read(conn) == 0 and _empty(conn):
+                conn.execute(f"PRAGMA user_version = {CURRENT}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         version = read(conn)
-        empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        if empty and version == 0:
-            conn.execute(f"PRAGMA user_version = {CURRENT}")
-            version = CURRENT
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     if version > CURRENT:
         raise DatabaseRefused(
             f"{path}: database schema version {version} is newer than this gateway's "
@@ -53,3 +53,7 @@ def check(conn: sqlite3.Connection, path: Path) -> int:
             "(it takes a backup first)"
         )
     return version
+
+
+def _empty(conn: sqlite3.Connection) -> bool:
+    return int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]) == 0

@@ -18,6 +18,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,15 +61,16 @@ class Store:
         restore, upgrade); ``exclusive`` fails unless no other store has it open."""
         self.path = path
         self._lock = threading.RLock()
-        self._lock_fd = -1
         self._conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
         try:
-            self._lock_fd = take_lock(path, exclusive=exclusive)
+            lock_fd = take_lock(path, exclusive=exclusive)
         except BaseException:
             self._conn.close()
             raise
+        # Released by close(), or when the store is dropped unclosed (as the connection is).
+        self._unlock = weakref.finalize(self, os.close, lock_fd)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -136,6 +138,4 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
-                self._lock_fd = -1
+            self._unlock()  # once: later calls do nothing

@@ -222,7 +222,14 @@ DELIVERY_CONCURRENCY = 4
 _TOKEN = re.compile(rb"^Message-ID: <([0-9a-f]+)@soak\.test>\r$", re.MULTILINE)
 _RECEIVED = re.compile(rb"Received: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
 # What may be left in the gateway's folder once it has stopped: anything else is an orphan.
-_EXPECTED_FILES = {"gateway.toml", "gateway.log", "gateway.db", "gateway.db-wal", "gateway.db-shm"}
+_EXPECTED_FILES = {
+    "gateway.toml",
+    "gateway.log",
+    "gateway.db",
+    "gateway.db-wal",
+    "gateway.db-shm",
+    "gateway.db.lock",  # held shared by every process that has the database open
+}
 
 
 def soak_message(token: str, *, spoofed: bool) -> bytes:
