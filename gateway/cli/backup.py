@@ -19,7 +19,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +85,15 @@ def new_folder(path: Path) -> None:
     path.chmod(0o700)
 
 
+def copy_private(source: Path, target: Path) -> None:
+    """Copy a file that only its owner may read: created 0600, never readable by others."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(source.read_bytes())
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -110,8 +118,7 @@ def take(store: Store, settings: Settings, to: Path, keys_to: Path | None) -> di
     source_cps = register_settings(settings).checkpoint_dir
     if source_cps.is_dir():
         for cp in sorted(source_cps.glob("head-*.json")):
-            shutil.copyfile(cp, copied_cps / cp.name)
-            (copied_cps / cp.name).chmod(0o600)
+            copy_private(cp, copied_cps / cp.name)
     store.backup_to(to / DATABASE)
     (to / DATABASE).chmod(0o600)
     files = [describe(to, to / DATABASE)]
@@ -130,8 +137,7 @@ def take(store: Store, settings: Settings, to: Path, keys_to: Path | None) -> di
         for k in key_files(settings):
             if not k.path.exists():
                 raise CLIError(f"{k.path}: {k.setting}: no such key file")
-            shutil.copyfile(k.path, keys_to / k.role)
-            (keys_to / k.role).chmod(0o600)
+            copy_private(k.path, keys_to / k.role)
             keys.append({**describe(keys_to, keys_to / k.role), "setting": k.setting})
         write_json(
             keys_to / KEYS_MANIFEST,
@@ -153,7 +159,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     add_config_arg(p)
-    p.add_argument("--to", type=Path, required=True, metavar="DIR", help="new, empty folder")
+    p.add_argument(
+        "--to",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="a new or empty folder for the copy and its manifest",
+    )
     p.add_argument(
         "--keys-to",
         type=Path,

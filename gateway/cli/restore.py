@@ -35,6 +35,7 @@ from gateway.cli.backup import (
     KEYS_FORMAT,
     KEYS_MANIFEST,
     MANIFEST,
+    copy_private,
     digest,
     key_files,
 )
@@ -59,7 +60,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     add_config_arg(p)
-    p.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="a folder written by 'c4f-gateway backup --to'",
+    )
     p.add_argument(
         "--keys-from",
         type=Path,
@@ -78,6 +86,11 @@ def _manifest(folder: Path, name: str, fmt: str) -> dict[str, Any]:
         raise CLIError(f"{path}: cannot read the manifest: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise CLIError(f"{path}: not a {fmt} manifest")
+    listed = {str(entry["path"]) for entry in doc.get("files", [])}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    unlisted = sorted(present - listed - {name})
+    if unlisted:
+        raise CLIError(f"{folder}: {unlisted[0]}: not in the manifest: added to the backup?")
     for entry in doc.get("files", []):
         file = folder / entry["path"]
         if not file.is_file():
@@ -123,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     db = settings.storage.database
     src: Path = args.source
     manifest = _manifest(src, MANIFEST, FORMAT)
+    if DATABASE not in {f["path"] for f in manifest["files"]}:
+        raise CLIError(f"{src / MANIFEST}: lists no {DATABASE}")
     version = int(manifest["schema_version"])
     if version > CURRENT:
         raise CLIError(
@@ -156,8 +171,7 @@ def run(args: argparse.Namespace) -> int:
             _move_aside(sorted(cps.glob("head-*.json")), aside / "checkpoints")
         cps.mkdir(parents=True, exist_ok=True, mode=0o700)
         for cp in sorted((src / CHECKPOINTS).glob("head-*.json")):
-            shutil.copyfile(cp, cps / cp.name)
-            (cps / cp.name).chmod(0o600)
+            copy_private(cp, cps / cp.name)
         if args.keys_from is not None:
             for role, k in keys.items():
                 new = args.keys_from / role
@@ -165,8 +179,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 _move_aside([k.path], aside / "keys")
                 k.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                shutil.copyfile(new, k.path)
-                k.path.chmod(0o600)
+                copy_private(new, k.path)
     finally:
         for p in (staged, *_companions(staged), lock_path(staged)):
             p.unlink(missing_ok=True)

@@ -154,6 +154,16 @@ async def test_restore_checks_the_backup_before_it_replaces_anything(
         "size or SHA-256: damaged or altered"
     )
 
+    # A file slipped in: only what the manifest lists is restored.
+    added = tmp_path / "added"
+    shutil.copytree(backup, added)
+    (added / "checkpoints" / "head-2099-01-01.json").write_text("{}")
+    line = refused("restore", "--config", config, "--from", added, "--yes")
+    assert line == (
+        f"c4f-gateway restore: error: {added}: checkpoints/head-2099-01-01.json: not in the "
+        "manifest: added to the backup?"
+    )
+
     # An entry edited and the manifest written to match: register verify catches it.
     forged = tmp_path / "forged"
     shutil.copytree(backup, forged)
