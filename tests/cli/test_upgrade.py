@@ -132,6 +132,13 @@ async def test_a_database_of_the_previous_release_is_upgraded_and_delivers(
     verified = ok("register", "verify", "--config", config)
     assert "Register verified: 13 entries, chain intact" in verified
 
+    # Going back: the backup upgrade took restores, and is refused again until upgraded.
+    out = ok("restore", "--config", config, "--from", backup, "--yes").splitlines()
+    assert out[-1] == ("Schema version 0 is older than this gateway's: run 'c4f-gateway upgrade'.")
+    assert user_version(db) == 0
+    assert dump(db) == dump(FIXTURE / "gateway.db")
+    assert run_cli("queue", "list", "--config", config).returncode == 2
+
 
 def test_a_database_newer_than_the_gateway_is_refused(
     tmp_path: Path, ca: TestCA, upstream: Upstream
