@@ -59,13 +59,17 @@ def run(args: argparse.Namespace) -> int:
         spool=Keyring.load(settings.storage.spool_key_file),
         register=Keyring.load(register_settings(settings).key_file),
     )
+    # A current database needs nothing, even while serve runs (make run, scripts).
+    look = Store(db, check_version=False)
+    try:
+        if not pending(look.version):  # refuses a newer database
+            print(f"{db} is at schema version {CURRENT}: nothing to do.")
+            return 0
+    finally:
+        look.close()
     store = Store(db, check_version=False, exclusive=True)
     try:
         before = store.version
-        steps = pending(before)  # refuses a newer database
-        if not steps:
-            print(f"{db} is at schema version {CURRENT}: nothing to do.")
-            return 0
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         to = args.backup_to or db.with_name(f"{db.name}.before-upgrade-{stamp}")
         take(store, settings, to, args.keys_to)

@@ -172,3 +172,10 @@ def test_upgrade_refuses_while_a_gateway_has_the_database_open(
         "web or a command): stop it first\n"
     )
     assert user_version(db) == 0
+    ok("upgrade", "--config", config)
+    # Once current, there is nothing to do, and saying so needs no one to stop.
+    store = Store(db)
+    try:
+        assert ok("upgrade", "--config", config).endswith("nothing to do.\n")
+    finally:
+        store.close()
