@@ -175,7 +175,7 @@ class Keys:
             return counts(self.store, SPOOL)
         found = counts(self.store, REGISTER)
         for kid, n in rekey.key_counts(self.register).items():
-            found.setdefault(kid, Counter())["register entries"] += n
+            found.setdefault(kid, Counter()).update(n)
         return found
 
     def mac_needs(self, mac: MacKey) -> list[tuple[int, int | None, Counter[str]]]:

@@ -9,6 +9,11 @@ part lists every entry it re-wrapped with the digest of its data afterwards:
 ``register verify`` accepts a changed wrapped key only when a later re-seal entry
 recorded exactly that digest, and still reports any other change.
 
+The keyed hash of a message's Message-ID (:mod:`gateway.register.threads`, how a reply
+finds the message it answers) is made with the master key too, when the entry is
+written: it is renewed with its entry, from the Message-ID in the entry's sealed data, so
+replies to messages sent before a rotation are still matched once the old key is gone.
+
 Each batch is one short write transaction, so a running ``serve`` keeps appending
 between batches, and the chain stays linear (the re-seal entry is appended like any
 other).
@@ -16,6 +21,8 @@ other).
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -23,7 +30,8 @@ import structlog
 
 from gateway.crypto import key_id_of
 from gateway.errors import SpoolCorrupt
-from gateway.register.codec import data_digest, rewrap_entry_key
+from gateway.register import threads
+from gateway.register.codec import data_digest, open_entry, rewrap_entry_key
 from gateway.register.ledger import Register
 
 log = structlog.get_logger("gateway.register")
@@ -38,9 +46,11 @@ class ResealResult:
     entries: list[int] = field(default_factory=list)  # the re-seal entries appended
 
 
-def key_counts(register: Register) -> Counter[str]:
-    """How many entries each master key still wraps (purged entries need none)."""
-    counts: Counter[str] = Counter()
+def key_counts(register: Register) -> dict[str, Counter[str]]:
+    """For each master key id: the entries it still wraps (purged entries need none) and
+    the Message-ID hashes made with it (those of the entries it wraps)."""
+    counts: dict[str, Counter[str]] = {}
+    threaded = {r["seq"] for r in register.store.query("SELECT DISTINCT seq FROM register_thread")}
     after = 0
     while True:
         rows = register.store.query(
@@ -49,10 +59,26 @@ def key_counts(register: Register) -> Counter[str]:
             (after,),
         )
         for r in rows:
-            counts[key_id_of(bytes(r["head"])) or "?"] += 1
+            found = counts.setdefault(key_id_of(bytes(r["head"])) or "?", Counter())
+            found["register entries"] += 1
+            if r["seq"] in threaded:
+                found["register_thread.lookup"] += 1
         if len(rows) < 5000:
             return counts
         after = rows[-1]["seq"]
+
+
+def _renew_thread(conn: sqlite3.Connection, register: Register, row: sqlite3.Row) -> None:
+    """The Message-ID hash of entry ``row`` made again with the current master key."""
+    if conn.execute("SELECT 1 FROM register_thread WHERE seq = ?", (row["seq"],)).fetchone():
+        data = json.loads(open_entry(register.keyring, row["seq"], row["sealed"], row["entry_key"]))
+        message_id = str(data.get("message_id") or "")
+        ids = threads.message_ids(message_id) or [message_id.strip()]
+        if ids[0]:
+            conn.execute(
+                "UPDATE register_thread SET lookup = ? WHERE seq = ?",
+                (threads.message_id_lookups(register.keyring, ids[0])[0], row["seq"]),
+            )
 
 
 def reseal(register: Register, *, actor: str, batch: int = BATCH) -> ResealResult:
@@ -73,7 +99,9 @@ def reseal(register: Register, *, actor: str, batch: int = BATCH) -> ResealResul
             for r in rows:
                 try:
                     new = rewrap_entry_key(register.keyring, r["seq"], bytes(r["entry_key"]))
-                except SpoolCorrupt:
+                    if new is not None:
+                        _renew_thread(conn, register, r)
+                except (SpoolCorrupt, ValueError):
                     result.unreadable.append(r["seq"])
                     continue
                 if new is None:

@@ -23,6 +23,8 @@ from support.upstream import Upstream
 
 from gateway.crypto import Keyring, key_id_of
 from gateway.register.codec import MacKey
+from gateway.register.threads import answered
+from gateway.store import Store
 
 ALICE = "alice@c4f.example"
 BOB = "bob@c4f.example"
@@ -37,7 +39,13 @@ async def cli(config: Path, *args: str) -> tuple[int, str, str]:
 async def send(gw: GatewayProcess, ca: TestCA, marker: str) -> str:
     smtp = await connect(gw.port, ca)
     try:
-        msg = message(ALICE, [BOB], subject=f"{marker} subject", body=f"{marker} body\n")
+        msg = message(
+            ALICE,
+            [BOB],
+            subject=f"{marker} subject",
+            body=f"{marker} body\n",
+            Message_ID=f"<{marker.lower()}@c4f.example>",
+        )
         _errors, reply = await smtp.send_message(msg)
     finally:
         smtp.close()
@@ -112,6 +120,7 @@ async def test_rotation_by_the_cli_while_serve_runs(
         assert code == 2 and "queue.blob 1" in err
         code, _out, err = await cli(config, "keys", "retire", old_register)
         assert code == 2 and "register entries" in err
+        assert "register_thread.lookup 1" in err  # the Message-ID a reply would name
 
         # Re-sealed while serve keeps retrying both messages (and recording each attempt).
         for which in ("spool", "register"):
@@ -125,6 +134,21 @@ async def test_rotation_by_the_cli_while_serve_runs(
             assert f"{old} retired" in out
         assert Keyring.load(keys / "spool.key").ids == [new_spool]
         assert Keyring.load(keys / "register.key").ids == [new_register]
+        # A reply naming either message still finds it, under the new key alone.
+        store = Store(config.parent / "gateway.db")
+        try:
+            for marker, qid in (("before-rotation", before), ("after-rotation", after)):
+                seqs = answered(
+                    store, Keyring.load(keys / "register.key"), [f"<{marker}@c4f.example>"], 0
+                )
+                accepted = sql(
+                    config,
+                    "SELECT seq FROM register WHERE queue_id = ? AND kind = 'accepted'",
+                    qid,
+                )
+                assert seqs == [accepted[0][0]], marker
+        finally:
+            store.close()
 
         # The upstream takes mail again: both leave, exactly as submitted.
         upstream.behaviour.data_replies.clear()
