@@ -111,3 +111,32 @@ def test_mac_key_lines_cover_their_epochs(tmp_path: Path) -> None:
     path.write_text(f"3 {k0.hex()}\n3 {k3.hex()}\n")
     with pytest.raises(ConfigError, match="each epoch once"):
         MacKey.load(path)
+
+
+# Every module that seals with a keyring or stores a keyed hash, and where `keys reseal`
+# renews what it wrote (a module missing from here would keep a key needed for ever, or
+# lose its rows when the key is retired).
+RESEALED_BY = {
+    "gateway/queue/sealed.py": "keys_tables.SPOOL (queue.blob, queue.staff, queue.last_error)",
+    "gateway/queue/release.py": "keys_tables.SPOOL (queue_release.proof)",
+    "gateway/holds/table.py": "keys_tables.SPOOL (holds.staff with staff_key, holds.reasons)",
+    "gateway/web/sessions.py": "keys_tables.SPOOL (web_sessions.state)",
+    "gateway/web/totp.py": "keys_tables.SPOOL (web_totp.secret)",
+    "gateway/directory/contacts_sealed.py": "keys_tables.REGISTER (contacts, contact_audit)",
+    "gateway/register/codec.py": "register.rekey (entry keys)",
+    "gateway/register/threads.py": "register.rekey (register_thread.lookup)",
+}
+
+
+def test_every_sealing_module_is_known_to_keys_reseal() -> None:
+    root = Path(__file__).resolve().parents[2]
+    sealing = {
+        str(path.relative_to(root))
+        for path in (root / "gateway").rglob("*.py")
+        if any(call in path.read_text() for call in (".seal(", ".lookups("))
+    }
+    sealing -= {"gateway/crypto.py", "gateway/cli/keys_tables.py"}
+    assert sealing == set(RESEALED_BY), (
+        "a module seals or hashes with a keyring: teach `keys reseal` its column "
+        "(gateway/cli/keys_tables.py or gateway/register/rekey.py), then list it here"
+    )
