@@ -7,6 +7,7 @@ that no re-seal recorded still reported by ``register verify``.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from support.subprocess_gateway import prepare, run_cli
 
 from gateway.crypto import Keyring, key_id_of
 from gateway.register.codec import MacKey
+
+pytestmark = pytest.mark.slow
 
 
 def keys(config: Path, *args: str) -> tuple[int, str, str]:
@@ -208,3 +211,17 @@ def test_spool_key_retire_refused_for_unknown_and_current_keys(config: Path) -> 
     assert code == 2 and "--batch: must be at least 1" in err
     code, out, _err = keys(config, "--help")
     assert code == 0 and "rotate" in out and "retire" in out
+
+
+def test_a_row_no_key_opens_is_listed_as_missing_and_reseal_exits_1(config: Path) -> None:
+    foreign = Keyring([("deadbeef", bytes(range(32)))])
+    with db(config) as conn:
+        conn.execute("UPDATE contacts SET sealed = ?", (foreign.seal(b"{}", b"c4f-contact:1"),))
+    rows = listing(config)
+    assert rows["deadbeef"] == ("register", "missing", "contacts.sealed 1")
+    assert keys(config, "rotate", "register")[0] == 0
+    code, out, _err = keys(config, "reseal", "register")
+    assert code == 1
+    assert "1 did not open (altered or damaged): they keep the old key needed" in out
+    assert re.search(r"^contacts\.sealed\s+0\s+1$", out, re.MULTILINE)
+    assert listing(config)["deadbeef"][1] == "missing"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pyotp
+import pytest
 from support.pki import TestCA
 from support.subprocess_gateway import prepare, run_cli
 
@@ -26,6 +27,7 @@ from gateway.web.sessions import SessionStore
 from gateway.web.totp import TotpStore
 
 ALICE = "alice@c4f.example"
+pytestmark = pytest.mark.slow
 
 
 def keys(config: Path, *args: str) -> tuple[int, str, str]:
