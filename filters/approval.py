@@ -30,6 +30,8 @@ from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
 
 DEFAULT_HOLD_CONSENT = ("refused", "not-sought", "not-recorded")
 DEFAULT_EXPIRE_DAYS = 7.0
+DEFAULT_ESCALATE_HOURS = 24.0
+DEFAULT_ESCALATE_SAFEGUARDING_HOURS = 2.0
 # Approving a message sent without consent needs the manager's reason for sharing anyway.
 NOTE_REQUIRED_FOR = ("refused", "not-sought", "not-recorded")
 _AFTER = ("disclosure", "contacts")
@@ -41,6 +43,11 @@ class ApprovalPolicy:
     hold_safeguarding: bool = True
     hold_contacts_requiring_approval: bool = True
     expire_after_days: float = DEFAULT_EXPIRE_DAYS
+    # Undecided this long after it was held: the admins are told (once).
+    escalate_after_hours: float = DEFAULT_ESCALATE_HOURS
+    escalate_safeguarding_after_hours: float = DEFAULT_ESCALATE_SAFEGUARDING_HOURS
+    # Told at once of every [safeguarding] hold, with its approvers (); (): every admin.
+    safeguarding_leads: tuple[str, ...] = ()
 
 
 def create(options: dict[str, Any], context: FilterContext) -> ApprovalFilter:
@@ -72,9 +79,29 @@ def policy_from(options: dict[str, Any]) -> ApprovalPolicy:
     days = options.pop("expire_after_days", DEFAULT_EXPIRE_DAYS)
     if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 365:
         raise ConfigError(f"{where}: expire_after_days: expected a number of days, 0 to 365")
+    hours = {}
+    for name, default in (
+        ("escalate_after_hours", DEFAULT_ESCALATE_HOURS),
+        ("escalate_safeguarding_after_hours", DEFAULT_ESCALATE_SAFEGUARDING_HOURS),
+    ):
+        value = options.pop(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}: {name}: expected a number of hours above 0")
+        hours[name] = float(value)
+    leads = options.pop("safeguarding_leads", [])
+    if not isinstance(leads, list) or not all(isinstance(x, str) and "@" in x for x in leads):
+        raise ConfigError(f"{where}: safeguarding_leads: expected a list of staff logins")
     if options:
         raise ConfigError(f"{where}: unknown option(s): {', '.join(sorted(options))}")
-    return ApprovalPolicy(hold_consent=tuple(consent), expire_after_days=float(days), **flags)
+    return ApprovalPolicy(
+        hold_consent=tuple(consent),
+        hold_safeguarding=flags["hold_safeguarding"],
+        hold_contacts_requiring_approval=flags["hold_contacts_requiring_approval"],
+        expire_after_days=float(days),
+        escalate_after_hours=hours["escalate_after_hours"],
+        escalate_safeguarding_after_hours=hours["escalate_safeguarding_after_hours"],
+        safeguarding_leads=tuple(x.lower() for x in leads),
+    )
 
 
 class ApprovalFilter:
@@ -88,10 +115,16 @@ class ApprovalFilter:
         reasons = self.reasons(tx)
         if reasons:
             consent = self._consent(tx)
+            p = self.policy
+            urgent = bool((tx.annotations.get("disclosure") or {}).get("safeguarding"))
+            hours = p.escalate_safeguarding_after_hours if urgent else p.escalate_after_hours
             tx.annotations["hold"] = {
                 "reasons": reasons,
                 "needs_note": self._external(tx) and consent in NOTE_REQUIRED_FOR,
-                "expires_after": self.policy.expire_after_days * 86400.0,
+                "expires_after": p.expire_after_days * 86400.0,
+                "urgent": urgent,
+                "escalate_after": hours * 3600.0,
+                "leads": list(p.safeguarding_leads),
             }
         return content
 

@@ -12,7 +12,7 @@ The tables, and where each one's current shape (``CREATE TABLE IF NOT EXISTS``) 
 
 - ``queue``, ``queue_rcpt``: :mod:`gateway.queue.schema`; ``queue_release``:
   :mod:`gateway.queue.release`
-- ``holds``: :mod:`gateway.holds.table`
+- ``holds``: :mod:`gateway.holds.table`; ``hold_escalation``: :mod:`gateway.holds.escalation`
 - ``register``: :mod:`gateway.register.ledger`; ``register_thread``:
   :mod:`gateway.register.threads`
 - ``staff``: :mod:`gateway.directory.staff`

@@ -35,6 +35,7 @@ from gateway.queue.transports import Transport
 from gateway.register.ledger import Register
 from gateway.register.purge import purge
 from gateway.settings import Settings, parse_hostport
+from gateway.settings.web import web_settings
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import GatewaySMTP, ListenerContext
@@ -43,7 +44,9 @@ from gateway.throttle import LoginThrottle
 log = structlog.get_logger("gateway.server")
 
 
-HELD_CHECK_INTERVAL = 3600.0  # expiry is checked hourly; approvals re-check it themselves
+# Expiry, escalation (2 hours for safeguarding) and the daily reminders are checked every
+# five minutes; approvals re-check expiry themselves.
+HELD_CHECK_INTERVAL = 300.0
 
 
 def _utcnow() -> dt.datetime:
@@ -84,7 +87,12 @@ class Gateway:
             log.warning("partial_pipeline", missing=missing_policy(settings.pipeline.filters))
         self.worker = DeliveryWorker(settings, self.spool, parts.transport, clock=clock)
         self.holds = Holds(
-            self.spool, self.staff, settings.hostname, sender=settings.notices_from, clock=clock
+            self.spool,
+            self.staff,
+            settings.hostname,
+            sender=settings.notices_from,
+            console_url=web_settings(settings).public_url,
+            clock=clock,
         )
         self.handler = Handler(
             settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
@@ -140,8 +148,9 @@ class Gateway:
 
     async def _held_messages(self) -> None:
         expired = await self.store.run(self.holds.expire_due)
+        escalated = await self.store.run(self.holds.escalate)
         reminded = await self.store.run(self.holds.remind)
-        if expired or reminded:
+        if expired or escalated or reminded:
             self.worker.wake()  # their notices are queued
 
     async def _mx_sweep(self) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.directory.staff import StaffDirectory
 from gateway.holds.held import HeldMessage
 from gateway.mail.notices import build_notice
 from gateway.queue.spool import Spool, new_queue_id
+from gateway.register.fields import recipients_of
 from gateway.register.formats import local_time
 
 DECIDE = (
@@ -52,6 +54,69 @@ class Notifier:
             "held",
             h.queue_id,
         )
+
+    def approvers(
+        self,
+        conn: sqlite3.Connection,
+        h: HeldMessage,
+        *,
+        organisations: Sequence[str],
+        urgent: bool,
+        leads: Sequence[str],
+        console_url: str,
+    ) -> list[str]:
+        """At once, to whoever can decide (the sender's line managers, else the admins)
+        and, for a safeguarding hold, the safeguarding leads (default: every admin).
+        Never the subject or the body: who, when, why, to which organisations, where."""
+        deciders = list(h.managers) or self._admins(h.staff)
+        told = list(dict.fromkeys(deciders))
+        if urgent:
+            told += [x for x in (list(leads) or self._admins(h.staff)) if x not in told]
+        subject = f"Held for your approval: a message from {h.staff}"
+        lines = [
+            f"A message from {h.staff} is held until a line manager or admin decides."
+            + (" It is flagged safeguarding." if urgent else ""),
+            "",
+            f"Held since: {local_time(h.held_at)} (local time).",
+            f"Why it is held: {'; '.join(h.reasons)}.",
+            f"It goes to: {', '.join(organisations) or 'recipients inside the centre'}.",
+            f"Who can decide: {', '.join(deciders) or 'an admin'}.",
+            f"If nobody approves it by {local_time(h.expires_at)} it will not be sent.",
+            "",
+            _where(console_url, h.queue_id),
+        ]
+        return self._each(conn, told, h, _urgent(subject, urgent), lines, "approval-needed")
+
+    def escalated(
+        self, conn: sqlite3.Connection, h: HeldMessage, urgent: bool, console_url: str
+    ) -> list[str]:
+        """Undecided past its time: the admins are told (once; gateway.holds.escalation)."""
+        subject = f"Still undecided: a held message from {h.staff}"
+        lines = [
+            f"A message from {h.staff}, held since {local_time(h.held_at)}, is still waiting "
+            f"for a decision. Who can decide: {', '.join(h.managers) or 'an admin'}.",
+            f"Why it is held: {'; '.join(h.reasons)}.",
+            f"If nobody approves it by {local_time(h.expires_at)} it will not be sent.",
+            "",
+            _where(console_url, h.queue_id),
+        ]
+        admins = self._admins(h.staff)
+        return self._each(conn, admins, h, _urgent(subject, urgent), lines, "escalated")
+
+    def _each(
+        self,
+        conn: sqlite3.Connection,
+        logins: Sequence[str],
+        h: HeldMessage,
+        subject: str,
+        lines: list[str],
+        kind: str,
+    ) -> list[str]:
+        """One notice per person (none names another reader); never to the sender."""
+        told = [x for x in logins if x != h.staff]
+        for login in told:
+            self._send(conn, [login], subject, lines, kind, h.queue_id)
+        return told
 
     def refused(self, conn: sqlite3.Connection, h: HeldMessage, actor: str, note: str) -> None:
         self._send(
@@ -128,3 +193,26 @@ class Notifier:
             content=content,
             annotations={"notice": kind, "notice_for": about},
         )
+
+
+def _urgent(subject: str, urgent: bool) -> str:
+    return "URGENT (safeguarding): " + subject if urgent else subject
+
+
+def _where(console_url: str, queue_id: str) -> str:
+    if console_url:
+        return f"Decide in the review console: {console_url.rstrip('/')}/held/{queue_id}"
+    return (
+        f"Decide in the review console (Held messages, {queue_id}) or with "
+        f"`c4f-gateway held approve|refuse {queue_id} --by LOGIN`."
+    )
+
+
+def organisations_of(rcpt_tos: Sequence[str], annotations: dict[str, Any]) -> list[str]:
+    """Where a held message goes, by organisation (else domain): what approvers are told."""
+    out = []
+    for r in recipients_of(rcpt_tos, annotations):
+        name = str(r.get("organisation") or "") or str(r["address"]).rpartition("@")[2]
+        if name not in out:
+            out.append(name)
+    return out

@@ -28,13 +28,15 @@ from gateway.crypto import Keyring
 from gateway.directory.staff import StaffDirectory, StaffMember
 from gateway.errors import SpoolCorrupt
 from gateway.events import Accepted, HoldAction, HoldEvent, Recorder
+from gateway.holds import escalation
 from gateway.holds.held import HeldDetails, HeldMessage
-from gateway.holds.notify import Notifier
+from gateway.holds.notify import Notifier, organisations_of
 from gateway.holds.table import HoldRow, HoldsTable
 from gateway.queue.spool import Spool
 from gateway.register.fields import disclosure_fields, recipients_of
 from gateway.register.message import summarise
 from gateway.settings import Settings
+from gateway.settings.web import web_settings
 from gateway.store import Store
 
 log = structlog.get_logger("gateway.holds")
@@ -54,7 +56,13 @@ class Holds:
     def open(cls, store: Store, settings: Settings, recorder: Recorder) -> Holds:
         """For the CLI and the console: the same objects ``serve`` builds, on ``store``."""
         spool = Spool(store, Keyring.load(settings.storage.spool_key_file), recorder)
-        return cls(spool, StaffDirectory(store), settings.hostname, sender=settings.notices_from)
+        return cls(
+            spool,
+            StaffDirectory(store),
+            settings.hostname,
+            sender=settings.notices_from,
+            console_url=web_settings(settings).public_url,
+        )
 
     def __init__(
         self,
@@ -63,16 +71,20 @@ class Holds:
         hostname: str,
         *,
         sender: str | None = None,
+        console_url: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``sender``: where notices come from (``Settings.notices_from``; None, in tests
-        and benchmarks only: postmaster@ ``hostname``)."""
+        and benchmarks only: postmaster@ ``hostname``). ``console_url``: the console's
+        address for the links in notices (``[web] public_url``)."""
+        self.console_url = console_url
         self.spool = spool
         self.store = spool.store
         self.staff = staff
         self.clock = clock
         self.notify = Notifier(spool, staff, hostname, sender or f"postmaster@{hostname}")
         self.table = HoldsTable(self.store, spool.keyring)
+        self.store.ensure(escalation.SCHEMA)
 
     # -- holding -----------------------------------------------------------------------
 
@@ -95,7 +107,20 @@ class Holds:
             self.spool.recorder.hold(
                 conn, HoldEvent(event.queue_id, event.received_at, "held", "", reasons=reasons)
             )
-            self.notify.held(conn, self._row(conn, event.queue_id))
+            row = self._row(conn, event.queue_id)
+            self.notify.held(conn, row)
+            urgent = bool(hold.get("urgent"))
+            self.notify.approvers(
+                conn,
+                row,
+                organisations=organisations_of(event.rcpt_tos, event.annotations),
+                urgent=urgent,
+                leads=[str(x) for x in hold.get("leads", [])],
+                console_url=self.console_url,
+            )
+            if hold.get("escalate_after"):
+                due = event.received_at + float(hold["escalate_after"])
+                escalation.schedule(conn, event.queue_id, due, urgent)
 
         accepted = self.spool.accept(**message, held=True, also=held)
         log.info("message_held", queue_id=accepted.queue_id, staff=accepted.staff)
@@ -269,6 +294,18 @@ class Holds:
         if done:
             self.spool.shred()
         return done
+
+    def escalate(self, now: float | None = None) -> int:
+        """Tell the admins of every held message undecided past its escalation time (once
+        each); returns how many were escalated."""
+        now = self.clock() if now is None else now
+        with self.store.transaction() as conn:
+            due = escalation.take_due(conn, now)
+            for queue_id, urgent in due:
+                self.notify.escalated(conn, self._row(conn, queue_id), urgent, self.console_url)
+        if due:
+            log.warning("holds_escalated", held=len(due))
+        return len(due)
 
     def remind(self, now: float | None = None) -> int:
         """One reminder per approver for messages waiting a day or more since the last;

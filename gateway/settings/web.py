@@ -39,6 +39,9 @@ class WebSettings:
     # and those they acted on themselves (as held messages go only to the sender's line
     # managers; policy, "Disclosing information"); "all": the whole register.
     manager_scope: ManagerScope = "reports"
+    # The console's address as approvers reach it (for example "https://console.centre.org"):
+    # notices about held messages link to the message there. "": no link.
+    public_url: str = ""
 
     def __post_init__(self) -> None:
         parse_hostport(self.listen, "web.listen")
@@ -51,6 +54,8 @@ class WebSettings:
                 f"web.require_totp: {', '.join(unknown)}: "
                 "console roles are staff, manager and admin"
             )
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ConfigError("web.public_url: must start with https:// (or http://)")
         if self.manager_scope not in get_args(ManagerScope):
             raise ConfigError("web.manager_scope: must be 'reports' or 'all'")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.delivery import until
 from support.harness import RunningGateway, message
-from support.held import arrived_for, queue_id, record_of
+from support.held import arrived_for, notices, queue_id, record_of
 from support.upstream import Upstream
 
 from gateway.holds.service import HoldError
@@ -178,13 +178,12 @@ async def test_expiry_refuses_never_delivers_and_tells_sender_and_manager(
     with pytest.raises(HoldError, match="no message"):
         holds.approve(qid, MANAGER, "too late")
     gw.gateway.worker.wake()
-    await until(lambda: arrived_for(upstream.arrived, MANAGER))
+    await until(lambda: notices(upstream.arrived, MANAGER, "Not sent:"))
     await until(lambda: len(arrived_for(upstream.arrived, STAFF)) == 2)
     await asyncio.sleep(0.3)
     assert arrived_for(upstream.arrived, CONTACT) == []
-    assert (
-        f"held message {qid} expired" in arrived_for(upstream.arrived, MANAGER)[0].content.decode()
-    )
+    [expiry] = notices(upstream.arrived, MANAGER, "Not sent:")
+    assert f"held message {qid} expired" in expiry
     assert record_of(gw, qid).approval == "expired"
     assert gw.gateway.spool.rows() == []
 
@@ -219,11 +218,13 @@ async def test_withdraw_only_by_the_sender_and_reminders_go_to_managers(
     assert [h.queue_id for h in holds.pending()] == [second]
     gw.gateway.worker.wake()
     await until(
-        lambda: arrived_for(upstream.arrived, MANAGER) and arrived_for(upstream.arrived, ADMIN)
+        lambda: notices(upstream.arrived, MANAGER, "Reminder:")
+        and notices(upstream.arrived, ADMIN, "Reminder:")
     )
-    reminder = arrived_for(upstream.arrived, ADMIN)[0].content.decode()
+    [reminder] = notices(upstream.arrived, ADMIN, "Reminder:")
     assert second in reminder and "admins only" in reminder and first not in reminder
-    assert first in arrived_for(upstream.arrived, MANAGER)[0].content.decode()
+    [reminder] = notices(upstream.arrived, MANAGER, "Reminder:")
+    assert first in reminder
     assert record_of(gw, first).approval == "withdrawn"
 
 

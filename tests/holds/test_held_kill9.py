@@ -116,12 +116,13 @@ async def test_held_messages_survive_kill9_stay_held_and_leave_once_approved(
     held_qids = {queue_ids[mid] for mid in held_ids}
     assert _held_rows(gw) == dict.fromkeys(held_qids, "held")
 
-    # Restarted: the ordinary message and the senders' notices leave, nothing held does.
+    # Restarted: the ordinary message and the notices (to the sender, and to her manager
+    # who must decide) leave, nothing held does.
     await gw.start()
     await _until(lambda: _copies(upstream, plain_id))
     await _until(lambda: sum(a.rcpt_tos == [ALICE] for a in upstream.arrived) >= HELD)
     await asyncio.sleep(0.5)  # room for a held message to (wrongly) leave
-    assert {r for a in upstream.arrived for r in a.rcpt_tos} == {BOB, ALICE}
+    assert {r for a in upstream.arrived for r in a.rcpt_tos} == {BOB, ALICE, MANAGER}
     # Notices come from [notices] from (default postmaster@ the first domain).
     notices = [a.mail_from for a in upstream.arrived if a.rcpt_tos == [ALICE]]
     assert set(notices) == {"postmaster@c4f.example"}
@@ -157,5 +158,5 @@ async def test_held_messages_survive_kill9_stay_held_and_leave_once_approved(
     assert _copies(upstream, first) == 1
     assert _copies(upstream, third) == 0
     assert _held_rows(gw) == {queue_ids[third]: "held"}
-    assert {r for a in upstream.arrived for r in a.rcpt_tos} == {BOB, ALICE, CONTACT}
+    assert {r for a in upstream.arrived for r in a.rcpt_tos} == {BOB, ALICE, MANAGER, CONTACT}
     _verify_register(config)

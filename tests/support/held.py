@@ -4,6 +4,7 @@ what arrived upstream for one address, and find a message's register record."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from gateway.register.ledger import Register
@@ -31,6 +32,16 @@ async def send_held(
 
 def arrived_for(arrived: list[Arrived], address: str) -> list[Arrived]:
     return [a for a in arrived if a.rcpt_tos == [address]]
+
+
+def notices(arrived: list[Arrived], address: str, subject: str) -> list[str]:
+    """The gateway's notices to ``address`` whose Subject starts with ``subject``."""
+    out = []
+    for a in arrived_for(arrived, address):
+        msg = message_from_bytes(a.content, policy=policy.default)
+        if str(msg["Subject"] or "").startswith(subject):
+            out.append(a.content.decode())
+    return out
 
 
 def record_of(gw: RunningGateway, qid: str) -> Record:
