@@ -269,3 +269,14 @@ def test_mime4_found_html_that_readers_may_hide_the_notice_in_is_wrapped(html: b
     )
     for notice in NOTICES:
         assert check(content, notice) == "wrapped"
+
+
+def test_mime4_found_a_quote_inside_a_parameter_value_is_refused() -> None:
+    """Found by the long run: ``charset=--"windows-1252"`` was read as windows-1252 by us
+    and as something else by readers, so the notice, written in that charset, was not seen."""
+    content = (
+        b"From: alice@c4f.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: text/plain; charset=--"windows-1252"\r\n'
+        b"Content-Transfer-Encoding: 8bit\r\n\r\nCaf\xe9\r\n"
+    )
+    assert check(content, NOTICES[1]) == "refused"
