@@ -84,7 +84,7 @@ class Gateway:
         self.staff = StaffDirectory(self.store, cost=settings.auth.password_hash_cost)
         self.pipeline = Pipeline(parts.filters)
         if missing_policy(settings.pipeline.filters):  # allow_partial_pipeline = true
-            log.warning("partial_pipeline", missing=missing_policy(settings.pipeline.filters))
+            log.info("partial_pipeline", missing=missing_policy(settings.pipeline.filters))
         self.worker = DeliveryWorker(settings, self.spool, parts.transport, clock=clock)
         self.holds = Holds(
             self.spool,
