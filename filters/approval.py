@@ -125,6 +125,7 @@ class ApprovalFilter:
                 "urgent": urgent,
                 "escalate_after": hours * 3600.0,
                 "leads": list(p.safeguarding_leads),
+                "hint": self.hint(tx),
             }
         return content
 
@@ -149,6 +150,21 @@ class ApprovalFilter:
                 ):
                     out.append(f"contact {info.get('contact_id') or address} requires approval")
         return out
+
+    def hint(self, tx: Transaction) -> str:
+        """What the sender can do next time, in the words of the subject tags."""
+        consent = self._consent(tx)
+        disclosure = tx.annotations.get("disclosure") or {}
+        if disclosure.get("safeguarding"):
+            return "safeguarding messages always wait for a line manager"
+        if self._external(tx) and consent == "not-recorded":
+            return (
+                "add [consent:obtained] to the subject when consent was obtained "
+                "(or [consent:refused] / [consent:not-sought] with [reason:why])"
+            )
+        if self._external(tx) and consent in self.policy.hold_consent:
+            return "sharing without consent always waits for a line manager"
+        return "messages to this contact always wait for a line manager"
 
     def _consent(self, tx: Transaction) -> str:
         disclosure = tx.annotations.get("disclosure") or {}

@@ -1,7 +1,9 @@
 """The notices about held messages, queued inside the transaction of the step they report.
 
-Each names the queue ID and says what happened and what to do next; none carries the
-message's subject, recipients or body (see :mod:`gateway.mail.notices`).
+Each names the queue ID and says what happened and what to do next. None carries the
+body (see :mod:`gateway.mail.notices`); only the sender's own notice names the subject
+and recipients, since mail programs never show a queue ID; approvers are told the
+recipients' organisations and given a link to the console, where they read the rest.
 """
 
 from __future__ import annotations
@@ -31,25 +33,43 @@ class Notifier:
         self.hostname = hostname
         self.sender = sender
 
-    def held(self, conn: sqlite3.Connection, h: HeldMessage) -> None:
+    def held(
+        self,
+        conn: sqlite3.Connection,
+        h: HeldMessage,
+        *,
+        subject: str,
+        recipients: Sequence[str],
+        hint: str,
+        console_url: str,
+    ) -> None:
+        """To the sender, who wrote it: which message (its subject, recipients and time, as
+        Outlook and Thunderbird never show a queue ID), why it waits, and how to avoid that."""
         who = (
             ", ".join(h.managers)
             if h.managers
             else "an admin (you have no line manager configured)"
         )
+        where = (
+            f"{console_url.rstrip('/')}/held/{h.queue_id}"
+            if console_url
+            else "the review console (Held messages)"
+        )
         self._send(
             conn,
             [h.staff],
-            f"Held for approval: your message {h.queue_id}",
+            f'Held for approval: your message "{_short(subject)}"',
             [
-                f"Your message {h.queue_id} has been received and is held until a line "
-                "manager approves it. Nothing has been sent yet.",
+                f'Your message "{subject}" to {", ".join(recipients)}, sent at '
+                f"{local_time(h.held_at)} (local time), is held until a line manager approves "
+                "it. Nothing has been sent yet.",
                 "",
                 f"Why it is held: {'; '.join(h.reasons)}.",
                 f"Who can approve it: {who}.",
                 f"If nobody approves it by {local_time(h.expires_at)} it will not be sent.",
+                *([f"Next time: {hint}."] if hint else []),
                 "",
-                "You can withdraw it in the review console (Held messages).",
+                f"You can see or withdraw it in {where} (reference {h.queue_id}).",
             ],
             "held",
             h.queue_id,
@@ -193,6 +213,11 @@ class Notifier:
             content=content,
             annotations={"notice": kind, "notice_for": about},
         )
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split()) or "(no subject)"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _urgent(subject: str, urgent: bool) -> str:

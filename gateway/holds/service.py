@@ -108,7 +108,14 @@ class Holds:
                 conn, HoldEvent(event.queue_id, event.received_at, "held", "", reasons=reasons)
             )
             row = self._row(conn, event.queue_id)
-            self.notify.held(conn, row)
+            self.notify.held(
+                conn,
+                row,
+                subject=summarise(event.content).subject,
+                recipients=list(event.rcpt_tos),
+                hint=str(hold.get("hint") or ""),
+                console_url=self.console_url,
+            )
             urgent = bool(hold.get("urgent"))
             self.notify.approvers(
                 conn,

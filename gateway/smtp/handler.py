@@ -213,9 +213,13 @@ class Handler:
         )
         self.on_queued()  # a held message's notice to its sender is queued too
         if held:
+            hold = tx.annotations["hold"]
+            why = "; ".join(str(r) for r in hold.get("reasons", []))
+            hint = str(hold.get("hint") or "")
             return (
-                f"250 2.0.0 Queued as {tx.queue_id}, held for approval: nothing is sent until "
-                "a line manager approves it (you will get a notice)"
+                f"250 2.0.0 Queued as {tx.queue_id}, held for approval ({why}): nothing is "
+                "sent until a line manager approves it (you will get a notice)"
+                + (f". Next time: {hint}" if hint else "")
             )
         return f"250 2.0.0 Queued as {tx.queue_id}"
 

@@ -57,17 +57,22 @@ async def test_held_message_waits_then_leaves_once_after_approval_with_note(
     qid = queue_id(reply)
     holds = gw.gateway.holds
 
-    # Only the sender's notice leaves; it says held, and quotes nothing of the message.
+    # Only notices leave. The sender's names the message as her mail program shows it
+    # (subject, recipient, time), why it is held and what to do; never the body.
     await until(lambda: arrived_for(upstream.arrived, STAFF))
     await asyncio.sleep(0.3)
     assert arrived_for(upstream.arrived, CONTACT) == []
     [notice] = arrived_for(upstream.arrived, STAFF)
     assert notice.mail_from == "postmaster@c4f.example"  # [notices] from, by default
     text = notice.content.decode()
-    assert f"Held for approval: your message {qid}" in text
+    assert 'Subject: Held for approval: your message "Contact report"' in text
+    assert f'Your message "Contact report" to {CONTACT}, sent at ' in text
+    assert f"(reference {qid})" in text
+    assert "Next time: sharing without consent always waits for a line manager." in text
     assert MANAGER in text and "consent refused" in text
-    for secret in ("Contact report", "Risk of harm", CONTACT, "Hello."):
+    for secret in ("Risk of harm", "Hello."):  # the reason tag and the body
         assert secret not in text
+    assert "held for approval (consent refused)" in reply
     [held] = holds.pending()
     assert (held.queue_id, held.staff, held.managers, held.needs_note) == (
         qid,

@@ -141,8 +141,9 @@ async def test_reply_to_another_organisation_inherits_nothing_and_is_held(
     r = record_of(gw, queue_id(reply))
     assert (r.consent, r.family, r.inherited_from) == ("not-recorded", "", 0)
     await asyncio.sleep(0.3)
-    # What left: the original, and the held notice to Alice; nothing for Jones.
-    assert sorted(a.rcpt_tos[0] for a in upstream.arrived) == [ALICE, SMITH]
+    # What left: the original, and the notices to Alice and her manager; nothing for Jones.
+    assert sorted(a.rcpt_tos[0] for a in upstream.arrived) == [ALICE, SMITH, MANAGER]
+    assert "Next time: add [consent:obtained] to the subject when consent was obtained" in reply
 
 
 async def test_a_safeguarding_thread_stays_flagged(
