@@ -25,6 +25,10 @@ QUEUE_ID = re.compile(r"^[0-9A-F]{12}$")
 def _state(r: QueueRow) -> str:
     if r.state == "corrupt":
         return "set aside (failed its integrity check)"
+    if r.state == "held":
+        return "held for approval"
+    if r.state == "unapproved":
+        return "set aside (released without a recorded approval)"
     return "deferred (will retry)" if r.attempts else "waiting"
 
 
@@ -45,7 +49,9 @@ async def queue_list(request: Request) -> Response:
                     "pending": r.pending,
                     "attempts": r.attempts,
                     "state": _state(r),
-                    "corrupt": r.state == "corrupt",
+                    "corrupt": r.state in ("corrupt", "unapproved"),
+                    # Only a decision moves these (Held messages): no Retry, no Delete.
+                    "undecided": r.state in ("held", "unapproved"),
                     "next": local_time(r.next_attempt) if r.state == "queued" else "-",
                     "error": r.last_error.splitlines()[0][:200] if r.last_error else "",
                 }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.pki import TestCA
-from support.web import ADMIN, Site, admin_actions, make_site, signed_in
+from support.web import ADMIN, STAFF, Site, admin_actions, hold, make_site, signed_in
 
 from gateway.errors import SpoolCorrupt
 
@@ -89,3 +89,19 @@ def test_retry_and_confirmed_delete(site: Site) -> None:
         ("queue retry", {"queue_id": "AAAAAAAAAAA1"}),
         ("queue delete", {"queue_id": "BBBBBBBBBBB2"}),
     ]
+
+
+def test_held_messages_show_as_held_with_a_link_to_decide_and_no_retry_or_delete(
+    site: Site,
+) -> None:
+    """Held messages were listed as "waiting" with Retry and Delete, which answered "not in
+    the queue": only a decision moves them, on the Held messages page."""
+    hold(site, "CCCCCCCCCCC3", STAFF, consent="refused", reasons=["consent refused"])
+    with site.client() as client:
+        signed_in(client, ADMIN)
+        html = client.get("/queue").text
+    row = _row(html, "CCCCCCCCCCC3")
+    assert "held for approval" in row and "waiting" not in row
+    assert '<a href="/held/CCCCCCCCCCC3" aria-label="Decide on CCCCCCCCCCC3">' in row
+    assert "Retry" not in row and "Delete" not in row
+    assert "Retry" in _row(html, "AAAAAAAAAAA1")  # the others keep their actions
