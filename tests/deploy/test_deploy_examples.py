@@ -278,3 +278,25 @@ def test_units_share_the_sandbox_and_allow_writes_where_the_examples_write() -> 
         for key in ("database", "checkpoint_dir"):
             [value] = re.findall(rf'^{key} = "([^"]+)"', text, re.MULTILINE)
             assert value.startswith(f"{STATE}/"), (example, key)
+
+
+def test_init_config_twice_keeps_every_key_and_says_so(tmp_path: Path) -> None:
+    """Replacing a key would make queued mail and register entries unreadable."""
+    config = tmp_path / "gateway.toml"
+    shutil.copy(EXAMPLES / "development.toml", config)
+    first = run_cli("init", "--config", config)
+    assert first.returncode == 0, first.stderr
+    assert "Wrote a self-signed certificate for localhost" in first.stdout
+    keys = ["keys/spool.key", "keys/register.key", "keys/register-mac.key", "tls/key.pem"]
+    before = {k: (tmp_path / k).read_bytes() for k in keys}
+    again = run_cli("init", "--config", config)
+    assert again.returncode == 0, again.stderr
+    assert {k: (tmp_path / k).read_bytes() for k in keys} == before
+    assert again.stdout.count("Kept the existing ") == 4
+    assert "self-signed" not in again.stdout
+    missing = run_cli("init", "--config", tmp_path / "nowhere.toml")
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert (
+        missing.stderr
+        == f"c4f-gateway init: error: {tmp_path / 'nowhere.toml'}: no such config file\n"
+    )
