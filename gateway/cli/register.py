@@ -63,8 +63,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ann.add_argument("--nature", help="the nature of the information shared")
     ann.add_argument("--safeguarding", choices=("yes", "no"))
     hold = ann.add_mutually_exclusive_group()
-    hold.add_argument("--hold", action="store_true", help="keep past the retention period")
-    hold.add_argument("--release-hold", action="store_true")
+    hold.add_argument(
+        "--retention-hold",
+        action="store_true",
+        help="keep this record (and its family's) beyond the three-year retention period",
+    )
+    hold.add_argument("--release-retention-hold", action="store_true")
     ann.add_argument("--by", default=_whoami(), help="who records this (default: you)")
     ann.set_defaults(func=cmd_annotate)
 
@@ -108,7 +112,16 @@ def _with_filters(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--consent", choices=CONSENT_VALUES)
     p.add_argument("--incomplete", action="store_true", help="details still missing")
     p.add_argument("--refused", action="store_true", help="refused messages only")
-    p.add_argument("--held", action="store_true", help="on hold only")
+    p.add_argument(
+        "--retention-hold",
+        action="store_true",
+        help="only records kept beyond the three-year retention period",
+    )
+    p.add_argument(
+        "--held-for-approval",
+        action="store_true",
+        help="only messages waiting for a line manager's approval now",
+    )
     return p
 
 
@@ -135,7 +148,8 @@ def _filters(args: argparse.Namespace) -> Filters:
         consent=args.consent or "",
         incomplete=args.incomplete,
         refused=args.refused,
-        held=args.held,
+        retention_hold=args.retention_hold,
+        held_for_approval=args.held_for_approval,
         kinds=kinds,
     )
 
@@ -199,7 +213,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    hold = True if args.hold else (False if args.release_hold else None)
+    hold = True if args.retention_hold else (False if args.release_retention_hold else None)
     safeguarding = None if args.safeguarding is None else args.safeguarding == "yes"
     try:
         seq = _open(args).annotate(
@@ -277,7 +291,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     )
     if result.kept_on_hold:
         print(
-            f"Kept {len(result.kept_on_hold)} record(s) on hold: "
+            f"Kept {len(result.kept_on_hold)} record(s) under a retention hold: "
             + ", ".join(map(str, result.kept_on_hold))
         )
     if result.entry:

@@ -42,7 +42,7 @@ CSV_COLUMNS = (
     "informed_on",
     "family",
     "safeguarding",
-    "on_hold",
+    "retention_hold",
     "complete",
     "missing",
     "status",
@@ -97,8 +97,8 @@ def notes(r: Record) -> str:
         out.append("UNREADABLE")
     if r.missing:
         out.append("incomplete: " + " and ".join(r.missing) + " missing")
-    if r.held:
-        out.append("on hold")
+    if r.retention_hold:
+        out.append("retention hold")
     if r.safeguarding:
         out.append("safeguarding")
     if r.concerns:
@@ -179,7 +179,7 @@ def flat(r: Record) -> dict[str, str]:
         "informed_on": r.informed_on,
         "family": r.family,
         "safeguarding": yes_no(r.safeguarding),
-        "on_hold": yes_no(r.held),
+        "retention_hold": yes_no(r.retention_hold),
         "complete": yes_no(r.complete),
         "missing": ", ".join(r.missing),
         "status": r.status,
@@ -266,7 +266,7 @@ def _change_words(key: str, value: Any) -> str:
     words = {
         "informed": "person informed",
         "informed_on": "informed on",
-        "hold": "on hold",
+        "hold": "retention hold",
         "concern": "concern",
         "reason": "reason",
         "consent": "consent",
@@ -327,7 +327,7 @@ def show_text(r: Record) -> str:
             ),
             ("Family reference", f["family"]),
             ("Safeguarding", f["safeguarding"]),
-            ("On hold", f["on_hold"]),
+            ("Retention hold", f["retention_hold"]),
             ("Record", "complete" if r.complete else f"incomplete ({f['missing']} missing)"),
             ("Status", f["status"]),
             (

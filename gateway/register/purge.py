@@ -62,13 +62,13 @@ def purge(
         chosen = [r for r in records if r.seq == only or any(f.seq == only for f in r.followups)]
         if not chosen:
             raise RegisterError(f"there is no register entry {only}")
-        if chosen[0].held:
+        if chosen[0].retention_hold:
             _refuse(register, chosen[0], actor)
         due, held = chosen, []
     else:
         old = [r for r in records if r.at < cutoff and not r.purged]
-        due = [r for r in old if not r.held]
-        held = [r.seq for r in old if r.held]
+        due = [r for r in old if not r.retention_hold]
+        held = [r.seq for r in old if r.retention_hold]
     doomed = sorted(e.seq for r in due for e in (r.entry, *r.followups) if not e.purged)
     result = PurgeResult(
         cutoff=cutoff,
@@ -124,12 +124,12 @@ def purge(
 
 
 def _refuse(register: Register, record: Record, actor: str) -> None:
-    log.warning("register_purge_refused", entry=record.seq, reason="on hold")
+    log.warning("register_purge_refused", entry=record.seq, reason="retention hold")
     with register.store.transaction() as conn:
         register.record_admin(
-            conn, actor, "purge refused", {"entry": record.seq, "reason": "on hold"}
+            conn, actor, "purge refused", {"entry": record.seq, "reason": "retention hold"}
         )
     raise PurgeRefused(
-        f"entry {record.seq} is on hold (safeguarding, injury or a manual hold) and must be "
-        "kept; release the hold first if it no longer applies"
+        f"entry {record.seq} is under a retention hold (safeguarding, injury or a manual "
+        "hold) and must be kept; release the hold first if it no longer applies"
     )

@@ -52,7 +52,9 @@ class Record:
     safeguarding: bool = False
     inherited_from: int = 0  # the entry whose disclosure details a reply took on
     manual_hold: bool = False
-    held: bool = False
+    # Kept beyond the three-year retention period: safeguarding, injury, a manual hold or
+    # its family's (policy, "Storage of information"). Not the same as held for approval.
+    retention_hold: bool = False
     external: bool = True
     concerns: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""
@@ -131,7 +133,7 @@ def build_records(entries: Iterable[Entry]) -> list[Record]:
         r.family.lower() for r in records.values() if r.family and (r.safeguarding or r.manual_hold)
     }
     for r in records.values():
-        r.held = r.safeguarding or r.manual_hold or r.family.lower() in held_families
+        r.retention_hold = r.safeguarding or r.manual_hold or r.family.lower() in held_families
         if r.kind == "accepted" and not r.status:
             r.status = "queued"
     return list(records.values())
@@ -240,7 +242,8 @@ class Filters:
     consent: str = ""
     incomplete: bool = False
     refused: bool = False
-    held: bool = False
+    retention_hold: bool = False  # kept beyond the three-year retention period
+    held_for_approval: bool = False  # waiting for a line manager now
     kinds: Sequence[str] = ROOT_KINDS
 
     def match(self, r: Record) -> bool:
@@ -259,6 +262,7 @@ class Filters:
             not self.consent or r.consent == self.consent,
             not self.incomplete or not r.complete,
             not self.refused or r.kind == "refused",
-            not self.held or r.held,
+            not self.retention_hold or r.retention_hold,
+            not self.held_for_approval or r.approval == "held",
         )
         return all(checks)

@@ -31,7 +31,7 @@ from gateway.web.render import flash, page, see_other
 
 PAGE_SIZE = 100
 FILTER_TEXT = ("since", "until", "staff", "recipient", "organisation", "family", "consent")
-FILTER_FLAGS = ("incomplete", "refused", "held")
+FILTER_FLAGS = ("incomplete", "refused", "retention_hold", "held_for_approval")
 
 
 def _day(value: str, *, end: bool = False) -> float | None:
@@ -56,7 +56,8 @@ def filters_of(saved: dict[str, Any], kinds: tuple[str, ...] = ("accepted", "ref
         consent=consent if consent in CONSENT_VALUES else "",
         incomplete=bool(saved.get("incomplete")),
         refused=bool(saved.get("refused")),
-        held=bool(saved.get("held")),
+        retention_hold=bool(saved.get("retention_hold")),
+        held_for_approval=bool(saved.get("held_for_approval")),
         kinds=kinds,
     )
 
@@ -148,7 +149,7 @@ def _row(r: Record) -> dict[str, Any]:
         "status": r.status,
         "notes": fmt.notes(r),
         "incomplete": bool(r.missing),
-        "held": r.held,
+        "held": r.retention_hold,
         "refused": r.kind == "refused",
     }
 

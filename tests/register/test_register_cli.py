@@ -122,7 +122,8 @@ def test_list_filters(reg: Register, config: Path, capsys: pytest.CaptureFixture
     assert entries("--refused") == ["3"]
     assert entries("--since", "2024-07-02", "--until", "2024-07-02") == ["2"]
     assert entries("--organisation", "cafcass") == ["1"]
-    assert entries("--held") == []
+    assert entries("--retention-hold") == []
+    assert entries("--held-for-approval") == []
     with pytest.raises(CLIError, match="is not a date"):
         run(config, "list", "--since", "1 July")
 
@@ -193,13 +194,13 @@ def test_family_report(reg: Register, config: Path, capsys: pytest.CaptureFixtur
 
 
 def test_annotate_hold_and_bad_input(reg: Register, config: Path) -> None:
-    assert run(config, "annotate", "2", "--hold", "--concern", "Injury at handover") == 0
+    assert run(config, "annotate", "2", "--retention-hold", "--concern", "Injury at handover") == 0
     [r] = [r for r in reg.records() if r.seq == 2]
-    assert (r.held, r.concerns[0]["text"]) == (True, "Injury at handover")
+    assert (r.retention_hold, r.concerns[0]["text"]) == (True, "Injury at handover")
     with pytest.raises(CLIError, match="is not a date"):
         run(config, "annotate", "2", "--informed", "yes", "--on", "yesterday")
     with pytest.raises(SystemExit):
-        run(config, "annotate", "2", "--hold", "--release-hold")
+        run(config, "annotate", "2", "--retention-hold", "--release-retention-hold")
 
 
 def test_verify_ok_then_names_the_tampered_entry(
@@ -237,9 +238,9 @@ def test_purge_dry_run_then_purge(config: Path, capsys: pytest.CaptureFixture[st
     assert run(config, "purge", "--by", "admin") == 0
     out = capsys.readouterr().out
     assert "Purged 1 record(s) (1 entries)" in out
-    assert "Kept 1 record(s) on hold: 2" in out
+    assert "Kept 1 record(s) under a retention hold: 2" in out
     assert "The purge is recorded as entry 3." in out
-    with pytest.raises(CLIError, match="entry 2 is on hold"):
+    with pytest.raises(CLIError, match="entry 2 is under a retention hold"):
         run(config, "purge", "--entry", "2")
     assert run(config, "list", "--admin") == 0
     admin = capsys.readouterr().out

@@ -105,18 +105,18 @@ def test_reg8_dry_run_changes_nothing(reg: Register, clock: Clock) -> None:
 
 
 def test_reg8_purging_a_held_entry_is_refused_and_logged(reg: Register) -> None:
-    with capture_logs() as logs, pytest.raises(PurgeRefused, match="entry 3 is on hold"):
+    with capture_logs() as logs, pytest.raises(PurgeRefused, match="entry 3 is under a retention hold"):
         purge(reg, actor="admin", only=3)  # held through its family's safeguarding flag
     assert _purged(reg) == []
     assert {
         "event": "register_purge_refused",
         "entry": 3,
-        "reason": "on hold",
+        "reason": "retention hold",
         "log_level": "warning",
     } in logs
     admin = reg.records(Filters(kinds=("admin",)))
     assert [(a.data["actor"], a.data["action"], a.data["details"]) for a in admin] == [
-        ("admin", "purge refused", {"entry": 3, "reason": "on hold"})
+        ("admin", "purge refused", {"entry": 3, "reason": "retention hold"})
     ]
 
 

@@ -82,7 +82,7 @@ def test_accepted_entry_holds_every_field_the_policy_asks_for(reg: Register) -> 
         "Contact session report",
     )
     assert r.data["reply"] == "250 2.0.0 Queued as Q1"
-    assert (r.complete, r.held, r.status) == (True, False, "queued")
+    assert (r.complete, r.retention_hold, r.status) == (True, False, "queued")
 
 
 def test_without_disclosure_details_an_external_message_is_incomplete(reg: Register) -> None:
@@ -236,7 +236,8 @@ def test_review_filters(tmp_path: Path) -> None:
     assert seqs(consent="obtained") == [2]
     assert seqs(incomplete=True) == [3]
     assert seqs(refused=True) == [4]
-    assert seqs(held=True) == [2]
+    assert seqs(retention_hold=True) == [2]
+    assert seqs(held_for_approval=True) == []
 
 
 def test_reg9_database_file_holds_no_personal_plaintext(tmp_path: Path) -> None:

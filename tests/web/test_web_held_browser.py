@@ -125,7 +125,11 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
 
         [gone] = [r for r in records if r.entry.queue_id == withdrawn]
         assert gone.approval == "withdrawn" and gone.approval_steps[-1]["by"] == ALICE
-        assert [a for a in upstream.arrived if b"Draft notes" in a.content] == []
+        # The withdrawn message never left (only its sender's own notice names it).
+        assert arrived_for(upstream.arrived, CONTACT) == [sent]
+        assert [
+            a for a in upstream.arrived if b"Draft notes" in a.content and a.rcpt_tos != [ALICE]
+        ] == []
 
 
 async def test_approver_reads_the_text_as_text_and_downloads_the_attachment(

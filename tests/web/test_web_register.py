@@ -71,11 +71,11 @@ def test_filters_match_the_cli_and_stay_out_of_the_url(site: Site) -> None:
         assert _filter(client, csrf, since=iso, until=iso) == [2]
         assert _filter(client, csrf, action="clear") == [3, 2, 1]
         # The filter is shown back in the form, and the page says how many match.
-        client.post("/register/filter", data={"csrf": csrf, "family": "F-1042", "held": "1"})
+        client.post("/register/filter", data={"csrf": csrf, "family": "F-1042", "retention_hold": "1"})
         page = client.get("/register").text
         assert (
             'name="family" value="F-1042"' in page
-            and 'name="held" type="checkbox" value="1" checked' in page
+            and 'name="retention_hold" type="checkbox" value="1" checked' in page
         )
         assert "0 records match" in page
         bad = client.post("/register/filter", data={"csrf": csrf, "since": "last week"})
@@ -120,13 +120,13 @@ def test_follow_up_forms_add_entries_the_cli_shows(
         post(action="hold")
         page = client.get("/register/entry/2").text
         assert 'Record</dt><dd class="">complete' in page
-        assert "Release the hold" in page
+        assert "Release the retention hold" in page
         empty = post(action="details")
         assert "nothing to record" in empty.text
         bad_date = post(action="informed", informed="yes", on="yesterday")
         assert "is not a date" in bad_date.text
         post(action="release")
-        assert "Place a safeguarding hold" in client.get("/register/entry/2").text
+        assert "Place a retention hold" in client.get("/register/entry/2").text
         # A follow-up's number leads to its original.
         moved = client.get("/register/entry/5", follow_redirects=False)
         assert moved.status_code == 303 and moved.headers["location"] == "/register/entry/2"
@@ -137,8 +137,8 @@ def test_follow_up_forms_add_entries_the_cli_shows(
     assert "Consent:               not sought" in shown
     assert "Person informed:       yes on 2026-01-05" in shown
     assert f"follow-up by {MANAGER}: concern: Address given by the father" in shown
-    assert f"follow-up by {MANAGER}: on hold: yes" in shown
-    assert f"follow-up by {MANAGER}: on hold: no" in shown
+    assert f"follow-up by {MANAGER}: retention hold: yes" in shown
+    assert f"follow-up by {MANAGER}: retention hold: no" in shown
 
 
 def test_family_report_matches_the_cli_report(
