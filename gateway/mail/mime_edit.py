@@ -24,9 +24,17 @@ _PSEUDO_CHARSETS = frozenset(
 )
 
 
+# RFC 2978 2.3: the characters of a charset name. Python's codec lookup is looser
+# ("utf=-16" finds UTF-16), readers may not be: a name outside these is unknown.
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9!#$%&'+^_`{}~-]{1,40}")
+
+
 def charset_codec(charset: str) -> str | None:
+    name = charset.strip().strip('"')
+    if not _CHARSET_NAME.fullmatch(name):
+        return None
     try:
-        name = codecs.lookup(charset.strip().strip('"').lower()).name
+        name = codecs.lookup(name.lower()).name
     except LookupError:
         return None
     return None if name in _PSEUDO_CHARSETS else name

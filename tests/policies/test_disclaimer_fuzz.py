@@ -280,3 +280,15 @@ def test_mime4_found_a_quote_inside_a_parameter_value_is_refused() -> None:
         b"Content-Transfer-Encoding: 8bit\r\n\r\nCaf\xe9\r\n"
     )
     assert check(content, NOTICES[1]) == "refused"
+
+
+def test_mime4_found_a_charset_name_only_python_knows_is_wrapped() -> None:
+    """Found by the long run: Python's codec lookup reads ``charset=utf=-16`` as UTF-16;
+    readers need not. A charset name outside RFC 2978's characters is unknown: wrapped."""
+    content = (
+        b"From: alice@c4f.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf=-16\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + "Hello.".encode("utf-16")
+        + b"\r\n"
+    )
+    assert check(content, NOTICES[0]) == "wrapped"
