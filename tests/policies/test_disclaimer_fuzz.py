@@ -287,8 +287,9 @@ def test_mime4_found_a_charset_name_only_python_knows_is_wrapped() -> None:
     readers need not. A charset name outside RFC 2978's characters is unknown: wrapped."""
     content = (
         b"From: alice@c4f.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
         b"Content-Type: text/plain; charset=utf=-16\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-        + "Hello.".encode("utf-16")
-        + b"\r\n"
+        + "日本語の文".encode("utf-16")  # no NUL byte in these characters
+        + b"\r\n--b--\r\n"
     )
     assert check(content, NOTICES[0]) == "wrapped"
