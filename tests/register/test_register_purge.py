@@ -105,7 +105,10 @@ def test_reg8_dry_run_changes_nothing(reg: Register, clock: Clock) -> None:
 
 
 def test_reg8_purging_a_held_entry_is_refused_and_logged(reg: Register) -> None:
-    with capture_logs() as logs, pytest.raises(PurgeRefused, match="entry 3 is under a retention hold"):
+    with (
+        capture_logs() as logs,
+        pytest.raises(PurgeRefused, match="entry 3 is under a retention hold"),
+    ):
         purge(reg, actor="admin", only=3)  # held through its family's safeguarding flag
     assert _purged(reg) == []
     assert {

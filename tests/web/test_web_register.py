@@ -71,7 +71,9 @@ def test_filters_match_the_cli_and_stay_out_of_the_url(site: Site) -> None:
         assert _filter(client, csrf, since=iso, until=iso) == [2]
         assert _filter(client, csrf, action="clear") == [3, 2, 1]
         # The filter is shown back in the form, and the page says how many match.
-        client.post("/register/filter", data={"csrf": csrf, "family": "F-1042", "retention_hold": "1"})
+        client.post(
+            "/register/filter", data={"csrf": csrf, "family": "F-1042", "retention_hold": "1"}
+        )
         page = client.get("/register").text
         assert (
             'name="family" value="F-1042"' in page
