@@ -223,8 +223,10 @@ async def test_withdraw_only_by_the_sender_and_reminders_go_to_managers(
     assert [h.queue_id for h in holds.pending()] == [second]
     gw.gateway.worker.wake()
     await until(
-        lambda: notices(upstream.arrived, MANAGER, "Reminder:")
-        and notices(upstream.arrived, ADMIN, "Reminder:")
+        lambda: (
+            notices(upstream.arrived, MANAGER, "Reminder:")
+            and notices(upstream.arrived, ADMIN, "Reminder:")
+        )
     )
     [reminder] = notices(upstream.arrived, ADMIN, "Reminder:")
     assert second in reminder and "admins only" in reminder and first not in reminder
