@@ -70,7 +70,12 @@ def minimal_edit(offset: int, old: bytes, new: bytes) -> Edit:
     return (offset + head, offset + len(old) - tail, new[head : len(new) - tail])
 
 
-_CHARSET = re.compile(rb'(;\s*charset\s*=\s*)("[^"\r\n]*"|[^;\s]*)', re.IGNORECASE)
+# Blanks, folding included, but never the field's final CRLF: "charset=" with no value at
+# the end of the field must not swallow it (found by the MIME-4 long run).
+_WSP = rb"(?:[ \t]|\r\n[ \t])*"
+_CHARSET = re.compile(
+    rb"(;" + _WSP + rb"charset" + _WSP + rb"=" + _WSP + rb')("[^"\r\n]*"|[^;\s]*)', re.IGNORECASE
+)
 
 
 def mime_fields(part: Entity, charset: str, cte: str | None) -> bytes:

@@ -293,3 +293,16 @@ def test_mime4_found_a_charset_name_only_python_knows_is_wrapped() -> None:
         + b"\r\n--b--\r\n"
     )
     assert check(content, NOTICES[0]) == "wrapped"
+
+
+def test_mime4_found_an_empty_charset_at_the_end_of_the_field_keeps_its_line_end() -> None:
+    """Found by the long run: ``charset=`` with no value at the end of Content-Type. The
+    charset was set by a pattern whose blanks took the field's CRLF, so the next field
+    was glued onto it and readers saw no charset at all."""
+    content = (
+        b"From: alice@c4f.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=\r\n\r\nHello.\r\n"
+    )
+    assert check(content, NOTICES[1]) == "inserted"
+    out = add_notice(content, NOTICES[1]).content
+    assert b"Content-Type: text/plain; charset=utf-8\r\n" in out
