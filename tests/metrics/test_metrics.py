@@ -120,11 +120,12 @@ async def test_counters_match_the_register_and_the_queue_and_name_nobody(
     with pytest.raises(aiosmtplib.SMTPDataError) as signed:
         await gw.send(STAFF, [BOB], signed_message())
     assert "NOTICE-SIGNED" in signed.value.message
-    # Held for a line manager (external, no consent recorded); its notice goes to Alice.
+    # Held for a line manager (external, no consent recorded); notices go to Alice and to
+    # her manager, who must decide.
     errors, reply = await gw.send(STAFF, [CONTACT], message(STAFF, [CONTACT], subject=SUBJECT))
     assert errors == {} and "held for approval" in reply
     held_id = queue_id(reply)
-    await until(lambda: len(upstream.arrived) == 4)
+    await until(lambda: len(upstream.arrived) == 5)
     store = gw.gateway.store
     await until(lambda: [r["state"] for r in store.query("SELECT state FROM queue")] == ["held"])
 
@@ -141,7 +142,7 @@ async def test_counters_match_the_register_and_the_queue_and_name_nobody(
     origins = Counter(
         "staff" if e.data["staff"] else "gateway" for e in entries if e.kind == "accepted"
     )
-    assert origins == {"staff": 4, "gateway": 1}  # the hold notice is the gateway's own
+    assert origins == {"staff": 4, "gateway": 2}  # the hold notices are the gateway's own
     for origin, n in origins.items():
         assert value(found, "c4f_gateway_messages_accepted_total", origin=origin) == n
     refused = Counter(refusal_labels(e.data) for e in entries if e.kind == "refused")
@@ -156,13 +157,13 @@ async def test_counters_match_the_register_and_the_queue_and_name_nobody(
     for e in entries:
         if e.kind == "outcome":
             outcomes[e.data["status"]] += len(e.data["recipients"])
-    assert outcomes == {"delivered": 5, "deferred": 1}  # 2 + 1 + 1 + the notice
+    assert outcomes == {"delivered": 6, "deferred": 1}  # 2 + 1 + 1 + the two notices
     for status in ("delivered", "deferred", "bounced"):
         assert (
             value(found, "c4f_gateway_recipient_outcomes_total", status=status) == outcomes[status]
         )
     delivered = [e for e in entries if e.kind == "outcome" and e.data["status"] == "delivered"]
-    assert value(found, "c4f_gateway_delivery_latency_seconds_count") == len(delivered) == 4
+    assert value(found, "c4f_gateway_delivery_latency_seconds_count") == len(delivered) == 5
     by_seq = {e.seq: e for e in entries}
     latency = sum(e.at - by_seq[e.ref].at for e in delivered)
     assert value(found, "c4f_gateway_delivery_latency_seconds_sum") == pytest.approx(
@@ -218,8 +219,8 @@ async def test_counters_match_the_register_and_the_queue_and_name_nobody(
     for e in entries:
         if e.kind == "outcome":
             outcomes[e.data["status"]] += len(e.data["recipients"])
-    assert outcomes["delivered"] == 6
-    assert value(approved, "c4f_gateway_recipient_outcomes_total", status="delivered") == 6
+    assert outcomes["delivered"] == 7  # and now the approved message
+    assert value(approved, "c4f_gateway_recipient_outcomes_total", status="delivered") == 7
     assert value(approved, "c4f_gateway_held_messages") == 0
     assert value(approved, "c4f_gateway_held_oldest_age_seconds") == 0
     assert value(approved, "c4f_gateway_queue_messages", state="held") == 0
