@@ -122,6 +122,12 @@ def _with_filters(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="only messages waiting for a line manager's approval now",
     )
+    p.add_argument(
+        "--include-notices",
+        action="store_true",
+        help="also the gateway's own notices to staff (held, refused, bounced, reminders), "
+        "which are recorded but are not disclosures",
+    )
     return p
 
 
@@ -150,6 +156,7 @@ def _filters(args: argparse.Namespace) -> Filters:
         refused=args.refused,
         retention_hold=args.retention_hold,
         held_for_approval=args.held_for_approval,
+        include_notices=args.include_notices,
         kinds=kinds,
     )
 

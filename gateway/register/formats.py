@@ -161,7 +161,9 @@ def flat(r: Record) -> dict[str, str]:
     return {
         "entry": str(r.seq),
         "time": local_time(r.at, seconds=True),
-        "decision": "refused" if r.kind == "refused" else "accepted",
+        "decision": "refused"
+        if r.kind == "refused"
+        else ("gateway notice" if r.notice else "accepted"),
         "staff": r.staff or gone,
         "recipients": "; ".join(str(x.get("address", "")) for x in r.recipients) or gone,
         "organisations": "; ".join(r.organisations),

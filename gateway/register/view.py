@@ -92,6 +92,18 @@ class Record:
         return str(self.data.get("staff", ""))
 
     @property
+    def notice(self) -> bool:
+        """The gateway's own mail to staff (a held notice, a bounce, a reminder): recorded,
+        but no disclosure, so lists, reports and exports leave it out unless asked."""
+        d = self.data
+        return (
+            self.kind == "accepted"
+            and not self.purged
+            and not d.get("staff")
+            and (any(k in d for k in ("notice", "notice_for", "bounce_for")))
+        )
+
+    @property
     def recipients(self) -> list[dict[str, Any]]:
         return list(self.data.get("recipients", []))
 
@@ -244,6 +256,7 @@ class Filters:
     refused: bool = False
     retention_hold: bool = False  # kept beyond the three-year retention period
     held_for_approval: bool = False  # waiting for a line manager now
+    include_notices: bool = False  # the gateway's own notices to staff (Record.notice)
     kinds: Sequence[str] = ROOT_KINDS
 
     def match(self, r: Record) -> bool:
@@ -264,5 +277,6 @@ class Filters:
             not self.refused or r.kind == "refused",
             not self.retention_hold or r.retention_hold,
             not self.held_for_approval or r.approval == "held",
+            self.include_notices or not r.notice,
         )
         return all(checks)

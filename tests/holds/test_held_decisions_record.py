@@ -95,5 +95,8 @@ async def test_a_refused_message_is_not_incomplete(gw: RunningGateway, upstream:
     r = record_of(gw, qid)
     assert (r.approval, r.missing, r.complete) == ("refused", [], True)
     code, out, _ = await cli(gw, "register", "list")
-    [line] = [x for x in out.splitlines() if x.startswith(f"{r.seq} ")]
+    [line] = [x for x in out.splitlines() if x.startswith(f"{r.seq} ") and STAFF in x]
+    assert "1 entry;" in out  # the notice to Alice is recorded, but not listed as a disclosure
+    code, out, _ = await cli(gw, "register", "list", "--include-notices")
+    assert code == 0 and "4 entries;" in out  # held notices to Alice and Mona, the refusal
     assert "incomplete" not in line and "refused by a manager" in line
