@@ -14,7 +14,17 @@ what it stands for, and said so here:
 - ``systemctl enable --now UNIT...``: each unit's ``ExecStartPre`` runs (and must pass) and
   its ``ExecStart`` starts, both parsed from the unit file the README installed;
 - ``swaks``: its server is the gateway's bound port, and its password is given on the
-  command line instead of typed.
+  command line instead of typed; after the keys are re-sealed (step 11) it is sent again;
+- cron: the line the README writes to ``/etc/cron.d`` is checked and its command run
+  once with ``sh``, as cron would (``\\%`` read as ``%``);
+- ``systemctl stop`` (step 12) stops both units as systemd would; then, as on a machine
+  that ran the previous release, the database, checkpoints and keys are replaced by
+  ``tests/fixtures/schema0``'s (its database has three queued messages and one held), so
+  the README's ``upgrade`` really upgrades, and ``systemctl start`` must deliver them.
+
+Paths under ``/var/backups``, ``/var/tmp`` and ``/etc/cron.d`` move into the temp root
+too, and each command runs with ``sh -c`` (the README's lines are shell lines); none may
+name a path outside the temp root.
 
 The smarthost is :class:`support.fakesmtp.FakeSmarthost`: STARTTLS with a test-CA
 certificate, ``AUTH PLAIN`` required, as Microsoft 365 does.
@@ -25,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import grp
+import inspect
+import json
 import os
 import pwd
 import re
@@ -32,9 +44,10 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +57,21 @@ from support.fakesmtp import FakeSmarthost, Script
 from support.pki import TestCA
 from support.wheel import InstalledGateway, clean_env, installed_gateway
 
+from gateway.schema_version import CURRENT
+
 pytestmark = pytest.mark.slow
 __all__ = ["installed_gateway"]  # the fixture, imported for this module
 
 README = DEPLOY / "README.md"
+FIXTURE = REPO / "tests" / "fixtures" / "schema0"
+BACKUPS = "/var/backups/c4f-gateway"
+KEY_BACKUPS = "/var/backups/c4f-gateway-keys"
+DRILL = "/var/tmp/c4f-gateway-drill"  # noqa: S108 (the README's path, moved into the root)
+CRON = "/etc/cron.d/c4f-gateway-backup"
+# What the README writes outside /etc/c4f-gateway and /var/lib/c4f-gateway: moved too.
+MOVED = ("/var/backups/", "/var/tmp/", "/etc/cron.d/", "/etc/systemd/system/")  # noqa: S108
+GW = "runuser -u c4f-gateway -- /opt/c4f-gateway/venv/bin/c4f-gateway"
+KEY_FILES = ("spool.key", "register.key", "register-mac.key")
 RELAY = ("relay-account@centre.example", "relay password for tests")
 PASSWORD = "alice's long password"
 ADMIN_PASSWORD = "the office manager's password"
@@ -82,6 +106,7 @@ class Walk:
     ports: dict[str, int]
     procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
+    swaks: list[str] = field(default_factory=list)  # the README's swaks line, translated
 
     def __post_init__(self) -> None:
         # The certificate the README copies from /root: one, for the gateway's hostname.
@@ -95,20 +120,28 @@ class Walk:
     def config(self) -> Path:
         return Path(f"{self.root}{ETC}/gateway.toml")
 
-    def translate(self, command: str) -> list[str]:
+    def at(self, path: str) -> Path:
+        """Where a production path of the README is in the temp root."""
+        return Path(self.text(path))
+
+    def text(self, command: str) -> str:
+        """A README line with its paths in the temp root and its user this test's."""
         user = pwd.getpwuid(os.geteuid()).pw_name
         group = grp.getgrgid(os.getegid()).gr_name
         cert = self.cert
         text = rewrite(command, self.root, self.gateway.venv)
-        text = (
+        for moved in MOVED:
+            text = text.replace(moved, f"{self.root}{moved}")
+        return (
             text.replace("runuser -u c4f-gateway -- ", "")
             .replace("-o c4f-gateway", f"-o {user}")
             .replace("-g c4f-gateway", f"-g {group}")
-            .replace("/etc/systemd/system/", f"{self.root}/etc/systemd/system/")
             .replace("/root/mail-gateway.crt", str(cert.cert))
             .replace("/root/mail-gateway.key", str(cert.key))
         )
-        return shlex.split(text)
+
+    def translate(self, command: str) -> list[str]:
+        return shlex.split(self.text(command))
 
     async def run(
         self, argv: list[str], stdin: str | None = None
@@ -187,8 +220,22 @@ class Walk:
             codes[name] = await asyncio.wait_for(proc.wait(), 30)
         return codes
 
+    async def send(self, count: int) -> None:
+        """The README's swaks line; the smarthost then has ``count`` messages."""
+        argv = list(self.swaks)
+        argv[argv.index("--server") + 1] = f"127.0.0.1:{self.ports['starttls']}"
+        done = await self.run([*argv, "--auth-password", PASSWORD])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "=== TLS started" in done.stdout, done.stdout
+        # "<~": the reply came over TLS.
+        assert re.search(r"^<~  250 2\.0\.0 Queued as \S+$", done.stdout, re.M), done.stdout
+        arrived = await self.smarthost.wait_for(count, timeout=30)
+        assert len(arrived) == count
+        assert arrived[-1].rcpt_tos == ["colleague@centre.example"]
+        assert b"Subject: gateway test" in arrived[-1].content
 
-Check = Callable[[Walk, subprocess.CompletedProcess[str]], None]
+
+Check = Callable[[Walk, subprocess.CompletedProcess[str]], Awaitable[None] | None]
 
 
 def ok(expected: str = "") -> Check:
@@ -209,6 +256,182 @@ def mode(path: str, bits: int, *, directory: bool = False) -> Check:
         assert stat.S_IMODE(target.stat().st_mode) == bits, path
 
     return check
+
+
+def shown(*expected: str) -> Check:
+    """Exit 0, and each of ``expected`` in a line of the output."""
+
+    def check(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = done.stdout.splitlines()
+        for text in expected:
+            assert any(text in line for line in out), (text, done.stdout)
+
+    return check
+
+
+def each(*checks: Check) -> Check:
+    """Every one of ``checks`` (none of them awaits)."""
+
+    def check(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+        for one in checks:
+            assert one(walk, done) is None
+
+    return check
+
+
+def backed_up(name: str) -> Check:
+    """``backup`` wrote ``BACKUPS/name*`` and, apart, ``KEY_BACKUPS/name*``."""
+
+    def check(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        [folder] = walk.at(BACKUPS).glob(name)
+        [keys] = walk.at(KEY_BACKUPS).glob(name)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert done.stdout.splitlines() == [
+            f"Backed up {walk.at(STATE)}/gateway.db (schema version "
+            f"{manifest['schema_version']}) and {len(manifest['files']) - 1} checkpoint(s) "
+            f"to {folder}: {sum(f['size'] for f in manifest['files'])} bytes.",
+            f"Key files in {keys}: keep them apart from the backup.",
+        ]
+        assert manifest["schema_version"] == CURRENT
+        check_backup(walk, folder, keys)
+
+    return check
+
+
+def check_backup(walk: Walk, folder: Path, keys: Path) -> None:
+    """A backup's files and manifest with their modes; the keys only in ``keys``."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format"] == "c4f-gateway-backup/1"
+    assert manifest["keys"] == "in a separate folder"
+    listed = {f["path"] for f in manifest["files"]}
+    assert "gateway.db" in listed and any(p.startswith("checkpoints/head-") for p in listed)
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert files == listed | {"manifest.json"}
+    assert sorted(p.name for p in keys.iterdir()) == sorted([*KEY_FILES, "keys-manifest.json"])
+    for where in (folder, keys):
+        assert stat.S_IMODE(where.stat().st_mode) == 0o700
+        for p in where.rglob("*"):
+            assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600), p
+    live = {name: walk.at(f"{ETC}/keys/{name}").read_bytes() for name in KEY_FILES}
+    for name, data in live.items():
+        assert (keys / name).read_bytes() == data, name
+        for p in folder.rglob("*"):
+            assert p.is_dir() or data.strip() not in p.read_bytes(), (name, p)
+
+
+def cron(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+    """The cron line: nightly, as the service user; its command, run as cron runs it."""
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    path = walk.at(CRON)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    [line] = path.read_text().splitlines()
+    found = re.fullmatch(r"30 2 \* \* \* c4f-gateway (\S.*)", line)
+    assert found, line
+    tonight = subprocess.run(
+        ["sh", "-c", found[1].replace("\\%", "%")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd="/",
+        env=clean_env(),
+    )
+    date = dt.date.today().isoformat()
+    backed_up(date)(walk, tonight)
+
+
+def drill_config(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+    assert (done.returncode, done.stderr) == (0, "")
+    text = walk.at(f"{DRILL}/gateway.toml").read_text()
+    assert f'database = "{walk.at(DRILL)}/gateway.db"' in text
+    assert f'spool_key_file = "{walk.at(DRILL)}/spool.key"' in text
+    # No setting names the live database, checkpoints or keys (comments may).
+    assert f'"{walk.at(STATE)}/' not in text and f'"{walk.at(ETC)}/keys/' not in text
+
+
+def restored(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode == 0, done.stdout + done.stderr
+    [line] = done.stdout.splitlines()
+    assert re.fullmatch(
+        f"Restored {walk.at(DRILL)}/gateway.db from {walk.at(BACKUPS)}/installed "
+        r"\(taken \S+, schema version \d+\): register verified, [1-9]\d* entries, "
+        r"[1-9]\d* checkpoint\(s\) agree\.",
+        line,
+    ), line
+    assert sorted(p.name for p in walk.at(DRILL).iterdir() if p.suffix == ".key") == sorted(
+        KEY_FILES
+    )
+    # The live database was not touched: nothing of it was replaced or moved aside.
+    assert not list(walk.at(STATE).glob("*.replaced-*"))
+
+
+def gone(path: str) -> Check:
+    def check(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+        assert (done.returncode, done.stderr) == (0, "")
+        assert not walk.at(path).exists()
+
+    return check
+
+
+def rotated(which: str) -> Check:
+    def check(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        key = walk.at(f"{ETC}/keys/{which}.key")
+        found = re.fullmatch(
+            f"{which} key rotated: (\\S+) seals from now on \\({key}\\)",
+            done.stdout.splitlines()[0],
+        )
+        assert found, done.stdout
+        # One line per key ("ID KEY"): the new one first, the old one kept for opening.
+        lines = key.read_text().splitlines()
+        assert len(lines) == 2 and lines[0].split()[0] == found[1], lines[0][:9]
+
+    return check
+
+
+async def resealed_register(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+    """Re-sealed; then a message is still taken, and delivered, under the new keys."""
+    shown("register: ", " re-sealed under ")(walk, done)
+    await walk.send(2)
+
+
+def keys_listed(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split(None, 3) for line in done.stdout.splitlines()[1:]]
+    for which in ("spool", "register"):
+        states = sorted((r[2], r[3]) for r in rows if r[0] == which)
+        assert len(states) == 2, done.stdout
+        assert states[1][0] == "current" or states[0][0] == "current", done.stdout
+        [old] = [s for s in states if s[0] != "current"]
+        assert old[1] == "nothing", done.stdout
+
+
+def upgraded(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
+    """The previous release's database, upgraded after a backup of it."""
+    assert done.returncode == 0, done.stdout + done.stderr
+    db = walk.at(f"{STATE}/gateway.db")
+    [folder] = walk.at(BACKUPS).glob("before-upgrade-*")
+    [keys] = walk.at(KEY_BACKUPS).glob("before-upgrade-*")
+    out = done.stdout.splitlines()
+    assert out[0] == f"Backed up {db} (schema version 0) to {folder}.", out
+    steps = out[1:-1]
+    assert steps and [ln.split(":")[0] for ln in steps] == [
+        f"Step {n}" for n in range(1, len(steps) + 1)
+    ]
+    assert out[-1] == f"Upgraded {db} from schema version 0 to {len(steps)}.", out
+    assert json.loads((folder / "manifest.json").read_text())["schema_version"] == 0
+    assert dump(folder / "gateway.db") == dump(FIXTURE / "gateway.db")
+    assert sorted(p.name for p in keys.iterdir()) == sorted([*KEY_FILES, "keys-manifest.json"])
+
+
+def dump(db: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
 
 
 def health(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
@@ -282,6 +505,56 @@ EXPECTED: list[tuple[str, str | None, Check | str]] = [
     ("systemctl enable --now c4f-gateway c4f-gateway-web", None, "systemd"),
     ("swaks --server mail-gateway.centre.example:587", None, "swaks"),
     ("runuser -u c4f-gateway -- /opt/c4f-gateway/venv/bin/c4f-gateway health", None, health),
+    # 10. Backups
+    (
+        f"install -d -m 0700 -o c4f-gateway -g c4f-gateway {BACKUPS} ",
+        None,
+        each(mode(BACKUPS, 0o700, directory=True), mode(KEY_BACKUPS, 0o700, directory=True)),
+    ),
+    ("echo '30 2 * * * c4f-gateway ", None, cron),
+    (
+        f"{GW} backup --config {ETC}/gateway.toml --to {BACKUPS}/installed ",
+        None,
+        backed_up("installed"),
+    ),
+    (
+        f"install -d -m 0700 -o c4f-gateway -g c4f-gateway {DRILL}",
+        None,
+        mode(DRILL, 0o700, directory=True),
+    ),
+    ("sed -e 's|/var/lib/c4f-gateway/|", None, drill_config),
+    (f"{GW} restore --config {DRILL}/gateway.toml --from {BACKUPS}/installed ", None, restored),
+    (
+        f"{GW} register verify --config {DRILL}/",
+        None,
+        shown("Register verified: ", " chain intact, "),
+    ),
+    (f"rm -r {DRILL}", None, gone(DRILL)),
+    # 11. Key rotation
+    (f"{GW} keys rotate spool ", None, rotated("spool")),
+    (f"{GW} keys rotate register ", None, rotated("register")),
+    (f"{GW} keys reseal spool ", None, shown("spool: ", " re-sealed under ")),
+    (f"{GW} keys reseal register ", None, resealed_register),
+    (f"{GW} keys list ", None, keys_listed),
+    (
+        f"{GW} register verify --config {ETC}/",
+        None,
+        shown("Register verified: ", " chain intact, "),
+    ),
+    (
+        f"{GW} backup --config {ETC}/gateway.toml --to {BACKUPS}/rotated-",
+        None,
+        backed_up("rotated-*"),
+    ),
+    # 12. Upgrading
+    ("systemctl stop c4f-gateway c4f-gateway-web", None, "stop"),
+    ("/opt/c4f-gateway/venv/bin/pip install --quiet -c requirements.lock .", None, "installed"),
+    (
+        f"{GW} upgrade --config {ETC}/gateway.toml --backup-to {BACKUPS}/before-upgrade-",
+        None,
+        upgraded,
+    ),
+    ("systemctl start c4f-gateway c4f-gateway-web", None, "start"),
 ]
 
 
@@ -303,10 +576,17 @@ async def test_deploy_readme_works_as_written(
     ]
     assert len(commands) == len(EXPECTED), commands[len(EXPECTED) :]
     ports = {k: free_port() for k in ("starttls", "implicit_tls", "web")}
-    real = [Path(ETC).exists(), Path(STATE).exists()]
+    outside = (ETC, STATE, BACKUPS, KEY_BACKUPS, DRILL, CRON)
+    real = [Path(p).exists() for p in outside]
     with temp_root() as root:
-        Path(f"{root}/etc/systemd/system").mkdir(parents=True)
-        Path(f"{root}/var/lib").mkdir(parents=True)
+        for folder in (
+            "/etc/systemd/system",
+            "/etc/cron.d",
+            "/var/lib",
+            "/var/backups",
+            "/var/tmp",  # noqa: S108 (in the temp root)
+        ):
+            Path(f"{root}{folder}").mkdir(parents=True)
         walk = Walk(root, installed_gateway, ca, smarthost, ports)
         try:
             for command, (_start, stdin, check) in zip(commands, EXPECTED, strict=True):
@@ -317,13 +597,14 @@ async def test_deploy_readme_works_as_written(
         # signal, which systemd also counts as a clean stop (SuccessExitStatus' default).
         assert codes["c4f-gateway"] == 0
         assert codes["c4f-gateway-web"] in (0, -signal.SIGTERM)
-    assert [Path(ETC).exists(), Path(STATE).exists()] == real
+    assert [Path(p).exists() for p in outside] == real
 
 
 async def follow(walk: Walk, command: str, stdin: str | None, check: Check | str) -> None:
-    argv = walk.translate(command)
-    for arg in argv:  # never the machine's own /etc or /var/lib
-        assert not arg.startswith((ETC, STATE, "/etc/systemd")), arg
+    text = walk.text(command)
+    argv = shlex.split(text)
+    # Never a path of the machine's own (/etc, /var, /root, /opt, /srv): only the temp root's.
+    assert not re.search(r"(?<![\w.-])/(etc|var|root|opt|srv)/", text), text
     if check == "machine":  # apt-get, useradd, daemon-reload: the machine has them already
         if argv[:2] == ["apt-get", "install"]:
             for tool in ("python3", "swaks"):
@@ -335,23 +616,65 @@ async def follow(walk: Walk, command: str, stdin: str | None, check: Check | str
     if check == "editor":
         walk.edit_config()
         return
-    if check == "systemd":
-        await walk.start_units(argv[3:])
+    if check in ("systemd", "start"):
+        # "systemctl enable --now UNIT..." or "systemctl start UNIT...": every unit named.
+        await walk.start_units([a for a in argv[2:] if not a.startswith("--")])
+        if check == "start":  # the upgraded database's queued messages go out
+            await delivered_after_upgrade(walk)
+        return
+    if check == "stop":
+        codes = await walk.stop_units()
+        assert codes["c4f-gateway"] == 0 and codes["c4f-gateway-web"] in (0, -signal.SIGTERM)
+        previous_release(walk)
+        # Not upgraded yet: the units' check refuses to start, and says what to do.
+        unit = walk.at("/etc/systemd/system/c4f-gateway.service")
+        pre = await walk.run(unit_command(unit, "ExecStartPre", walk.root, walk.gateway.venv))
+        assert pre.returncode == 2, pre.stdout + pre.stderr
+        assert "database schema version 0 is older than this gateway's" in pre.stderr
+        assert "run 'c4f-gateway upgrade" in pre.stderr
         return
     if check == "swaks":
-        argv[argv.index("--server") + 1] = f"127.0.0.1:{walk.ports['starttls']}"
-        done = await walk.run([*argv, "--auth-password", PASSWORD])
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "=== TLS started" in done.stdout, done.stdout
-        # "<~": the reply came over TLS.
-        assert re.search(r"^<~  250 2\.0\.0 Queued as \S+$", done.stdout, re.M), done.stdout
-        [arrived] = await walk.smarthost.wait_for(1, timeout=30)
-        assert arrived.rcpt_tos == ["colleague@centre.example"]
-        assert b"Subject: gateway test" in arrived.content
+        walk.swaks = argv
+        await walk.send(1)
         # Logged in, over TLS only: nothing but EHLO and STARTTLS in clear.
         assert set(walk.smarthost.verbs(tls=False)) <= {"EHLO", "STARTTLS"}
         assert {"AUTH", "MAIL", "RCPT", "DATA"} <= set(walk.smarthost.verbs(tls=True))
         return
     assert callable(check)
-    done = await walk.run(argv, stdin)
-    check(walk, done)
+    done = await walk.run(["sh", "-c", text], stdin)
+    result = check(walk, done)
+    if inspect.isawaitable(result):
+        await result
+
+
+def previous_release(walk: Walk) -> None:
+    """The machine as the previous release left it: tests/fixtures/schema0's database,
+    register checkpoints and keys where the config names them."""
+    state = walk.at(STATE)
+    for name in ("gateway.db", "gateway.db-wal", "gateway.db-shm"):
+        (state / name).unlink(missing_ok=True)
+    shutil.copyfile(FIXTURE / "gateway.db", state / "gateway.db")
+    checkpoints = state / "register-checkpoints"
+    shutil.rmtree(checkpoints)
+    checkpoints.mkdir(mode=0o700)
+    for source in (FIXTURE / "register-checkpoints").iterdir():
+        shutil.copyfile(source, checkpoints / source.name)
+    for name in KEY_FILES:
+        key = walk.at(f"{ETC}/keys/{name}")
+        key.write_bytes((FIXTURE / "keys" / name).read_bytes())
+        key.chmod(0o600)
+
+
+async def delivered_after_upgrade(walk: Walk) -> None:
+    """The fixture's three queued messages are read, opened and delivered."""
+    try:
+        arrived = await walk.smarthost.wait_for(2 + 3, timeout=60)
+    except TimeoutError:
+        log = walk.logs["c4f-gateway"].read_text(errors="replace")[-4000:]
+        raise AssertionError(f"{len(walk.smarthost.delivered())} delivered:\n{log}") from None
+    await asyncio.sleep(0.5)
+    assert len(walk.smarthost.delivered()) == 5
+    assert sorted(a.rcpt_tos[0] for a in arrived[2:]) == sorted(
+        ["j.smith@partner.example.org", "sam@c4f.example", "bob@c4f.example"]
+    )
+    assert any(b"Subject: Visit arrangements" in a.content for a in arrived[2:])
