@@ -61,7 +61,8 @@ class Outcome:
     evidence: Evidence = field(default_factory=Evidence)
 
 
-HoldAction = Literal["held", "approved", "refused", "withdrawn", "expired"]
+# "completed": the sender gave the missing details and no hold rule applies any more.
+HoldAction = Literal["held", "approved", "refused", "withdrawn", "expired", "completed"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class HoldEvent:
     note: str = ""
     reasons: tuple[str, ...] = ()  # why it was held (on "held")
     consent: str = ""  # on "approved": the consent status the approver recorded, if any
+    changes: dict[str, Any] = field(default_factory=dict)  # on "completed": what was given
 
 
 class Recorder(Protocol):

@@ -42,6 +42,7 @@ from gateway.store import Store
 log = structlog.get_logger("gateway.holds")
 
 MAX_NOTE = 2000
+
 # What an approver may record about consent ("": leave the status the message was sent with).
 APPROVAL_CONSENT = ("", "obtained", "refused", "not-sought")
 REMIND_EVERY = 86400.0  # policy: reminded daily
@@ -329,6 +330,11 @@ class Holds:
         return sent
 
     # -- internals ---------------------------------------------------------------------
+
+    def one(self, conn: sqlite3.Connection, queue_id: str) -> HeldMessage:
+        """The held message ``queue_id``, read in the caller's transaction; HoldError if
+        there is none."""
+        return self._row(conn, queue_id)
 
     def _row(self, conn: sqlite3.Connection, queue_id: str) -> HeldMessage:
         row = self.table.one(queue_id, conn)

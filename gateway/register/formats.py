@@ -260,6 +260,9 @@ def _hold_words(d: dict[str, Any]) -> str:
         "refused": f"refused by {actor}",
         "withdrawn": f"withdrawn by {actor}",
         "expired": "expired without approval; not sent",
+        "completed": f"details completed by the sender ({actor}): "
+        + ", ".join(f"{k} {v}" for k, v in (d.get("changes") or {}).items())
+        + "; no hold rule applies any more, so it was released",
     }
     return words.get(action, action) + (f"; note: {note}" if note else "")
 

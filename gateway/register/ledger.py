@@ -267,6 +267,8 @@ class Register:
             personal["reasons"] = list(event.reasons)
         if event.consent:
             personal["consent"] = event.consent
+        if event.changes:
+            personal["changes"] = dict(event.changes)
         self.append(
             conn,
             kind="hold",

@@ -195,6 +195,7 @@ HOLD_STATUS = {
     "refused": "refused by a manager",
     "withdrawn": "withdrawn by the sender",
     "expired": "expired unapproved",
+    "completed": "completed by the sender, queued",
 }
 
 
@@ -212,6 +213,12 @@ def _hold(r: Record, e: Entry) -> None:
         }
     )
     r.status = HOLD_STATUS.get(action, action)
+    if action == "completed":
+        # The sender gave the missing details; no hold rule applied any more.
+        changes = d.get("changes") or {}
+        for key in ("consent", "reason", "family", "nature"):
+            if changes.get(key):
+                setattr(r, key, str(changes[key]))
     if action == "approved":
         # The approver completes the record: the consent status they recorded, and their
         # note as the reason for sharing when the consent was not obtained.

@@ -28,6 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from filters.approval import ApprovalFilter, policy_from
+from gateway.envelope import Session, Transaction
+from gateway.holds.completion import Judge, complete
 from gateway.holds.held import HeldMessage
 from gateway.holds.reading import Unreadable, read_attachment, read_text
 from gateway.holds.service import MAX_NOTE, HoldError, Holds
@@ -168,6 +171,50 @@ async def _detail(
     return await page(request, v, "held.html", context, status)
 
 
+def _judge(console: Any) -> Judge:
+    """The approval filter's rules as the gateway applies them, for a completed message."""
+    settings = console.settings
+    policy = ApprovalFilter(
+        policy_from(dict(settings.filter.get("approval", {}))), settings.organisation.domains
+    )
+
+    def judge(rcpt_tos: list[str], annotations: dict[str, Any]) -> list[str]:
+        tx = Transaction(Session(peer=""), "", rcpt_tos=rcpt_tos, annotations=annotations)
+        return policy.reasons(tx)
+
+    return judge
+
+
+async def complete_details(request: Request) -> Response:
+    """The sender gives the details their held message lacked; released if nothing holds it."""
+    v = await viewer(request, "staff")
+    form = await checked_form(request, v.session)
+    console = console_of(request)
+    qid = _qid(request)
+    held = await asyncio.to_thread(_visible, console.holds, v, qid)
+    if held is None or held.staff != v.login:
+        return await _not_found(request, v, qid)
+    changes = {k: text(form, k, 1000) for k in ("consent", "reason", "family", "nature")}
+    try:
+        _, still = await asyncio.to_thread(
+            complete, console.holds, held.queue_id, v.login, changes, _judge(console)
+        )
+    except HoldError as exc:
+        return await _detail(request, v, held, error=str(exc), status=400)
+    if still:
+        words = "; ".join(still)
+        await flash(
+            request,
+            v,
+            f"Still held ({words}): a line manager decides. Nothing was recorded; "
+            "withdraw it, or wait for the decision.",
+            error=True,
+        )
+        return see_other(f"/held/{held.queue_id}")
+    await flash(request, v, f"Recorded: {held.queue_id} no longer needs approval and is sent now.")
+    return see_other("/held")
+
+
 async def held_attachment(request: Request) -> Response:
     """One attachment of a held message, as a download (never shown in the console)."""
     v = await viewer(request, "staff")
@@ -271,4 +318,5 @@ routes = [
     Route("/held/{qid:str}/approve", approve, methods=["POST"]),
     Route("/held/{qid:str}/refuse", refuse, methods=["POST"]),
     Route("/held/{qid:str}/withdraw", withdraw, methods=["POST"]),
+    Route("/held/{qid:str}/complete", complete_details, methods=["POST"]),
 ]

@@ -175,3 +175,55 @@ async def test_approver_reads_the_text_as_text_and_downloads_the_attachment(
             {"queue_id": qid, "read": "text"},
             {"queue_id": qid, "read": "attachment 1"},
         ]
+
+
+async def test_staff_complete_their_own_untagged_message_which_then_leaves_once(
+    start_gateway: StartGateway, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A member of staff forgot [consent:obtained]: they record it in the console, the
+    message leaves once and the register shows who completed it. A safeguarding message
+    stays held whatever is completed: a line manager decides."""
+    async with stack(start_gateway, upstream, tmp_path, filters=CHAIN) as s:
+        s.gw.add_staff(ALICE, managers=[MANAGER])
+        forgot = await send_held(s.gw, ALICE, [CONTACT], "Contact report for Saturday")
+        flagged = await send_held(s.gw, ALICE, [CONTACT], "[safeguarding] Concern")
+
+        async with chromium() as browser:
+            ctx = await context(browser, s.url)
+            page = await ctx.new_page()
+            await _sign_in(page, ALICE, SMTP_PASSWORD, "/held")
+            await page.goto(f"/held/{forgot}")
+            await page.get_by_label("consent obtained").check()
+            await page.get_by_label("Family reference").fill("F-1042")
+            await shot(page, "held-07-complete-details")
+            async with page.expect_navigation():
+                await page.get_by_role("button", name="Record the details").click()
+            flash = await page.locator(".flash").inner_text()
+            assert flash == f"Recorded: {forgot} no longer needs approval and is sent now."
+
+            await page.goto(f"/held/{flagged}")
+            await page.get_by_label("consent obtained").check()
+            async with page.expect_navigation():
+                await page.get_by_role("button", name="Record the details").click()
+            flash = await page.locator(".flash").inner_text()
+            assert flash.startswith("Still held (flagged safeguarding): a line manager decides")
+            await ctx.close()
+
+        s.gw.gateway.worker.wake()
+        await until(lambda: arrived_for(upstream.arrived, CONTACT))
+        await asyncio.sleep(0.5)  # time enough for a duplicate, or the flagged one, to show up
+        [sent] = arrived_for(upstream.arrived, CONTACT)
+        assert b"Contact report for Saturday" in sent.content
+        assert sent.content.count(NOTICE_START) == 1
+        records = await asyncio.to_thread(s.register.records)
+        [done] = [r for r in records if r.entry.queue_id == forgot]
+        assert (done.consent, done.family, done.complete, done.approval) == (
+            "obtained",
+            "F-1042",
+            True,
+            "completed",
+        )
+        assert done.approval_steps[-1]["by"] == ALICE
+        [still] = [r for r in records if r.entry.queue_id == flagged]
+        assert still.approval == "held" and still.consent == "not-recorded"
+        assert s.register.verify().ok  # a decision (the completion) precedes the delivery
