@@ -10,7 +10,9 @@ message that left without a hold, which the agency answered; the reply carries
 (mostly ``[consent:obtained]``, some refused or not sought with a reason, a few
 ``[safeguarding]``) and 10 % new untagged ones. Four managers, five staff each. The same
 month (same seed) runs with ``[filter.disclosure] inherit_from_thread`` off, then on;
-reported: holds per manager per working day, and why they were held.
+reported: holds per manager per working day, and why they were held. A third run adds the
+staff completing their own untagged messages in the console (here: all of them, with the
+consent they had).
 
 A manager should decide only what the policy requires (consent refused or not sought,
 safeguarding, contacts that require approval, no consent status), not every reply.
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path[:0] = [str(TESTS)]
@@ -35,8 +38,11 @@ sys.path[:0] = [str(TESTS)]
 from support.harness import SMTP_POLICY, RunningGateway, message, start_gateway  # noqa: E402
 from support.pki import TestCA  # noqa: E402
 
+from filters.approval import ApprovalFilter, policy_from  # noqa: E402
 from gateway.directory.contacts import Contact, ContactRepository  # noqa: E402
 from gateway.directory.contacts_sealed import keyring_for  # noqa: E402
+from gateway.envelope import Session, Transaction  # noqa: E402
+from gateway.holds.completion import complete  # noqa: E402
 from gateway.logging import configure  # noqa: E402
 
 CHAIN = ["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]
@@ -65,7 +71,9 @@ def tagged(rng: random.Random) -> tuple[str, str]:
     return "[consent:obtained] ", "new, consent obtained"
 
 
-async def month(folder: Path, args: argparse.Namespace, inherit: bool) -> Month:
+async def month(
+    folder: Path, args: argparse.Namespace, inherit: bool, self_complete: bool
+) -> Month:
     rng = random.Random(args.seed)
     config = {
         "pipeline": {"filters": CHAIN},
@@ -81,6 +89,12 @@ async def month(folder: Path, args: argparse.Namespace, inherit: bool) -> Month:
         reasons: collections.Counter[str] = collections.Counter()
         kinds: collections.Counter[str] = collections.Counter()
         serial = 0
+        approval = ApprovalFilter(policy_from({}), gw.settings.organisation.domains)
+
+        def judge(rcpt_tos: list[str], annotations: dict[str, Any]) -> list[str]:
+            tx = Transaction(Session(peer=""), "", rcpt_tos=rcpt_tos, annotations=annotations)
+            return approval.reasons(tx)
+
         for day in range(args.days):
             for login, manager in staff:
                 client = await gw.client(login)
@@ -92,7 +106,15 @@ async def month(folder: Path, args: argparse.Namespace, inherit: bool) -> Month:
                         to = [str(msg["To"])]
                         content = msg.as_bytes(policy=SMTP_POLICY)
                         _errors, reply = await client.sendmail(login, to, content)
-                        if "held for approval" in reply:
+                        held = "held for approval" in reply
+                        if held and self_complete and kind == "new, untagged":
+                            # The sender sees the notice and records the consent they had
+                            # (the console's "Complete the details"): released, no manager.
+                            qid = reply.split("Queued as ")[1].split(",")[0]
+                            done = {"consent": "obtained"}
+                            _, still = complete(gw.gateway.holds, qid, login, done, judge)
+                            held = bool(still)
+                        if held:
                             holds[(day, manager)] += 1
                             reasons[kind] += 1
                         else:  # it left: the agency may answer, and staff reply to that
@@ -191,9 +213,13 @@ def main() -> None:
     configure("console", "error")
     results: dict[str, Month] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for inherit in (False, True):
-            label = "with thread inheritance" if inherit else "without (baseline)"
-            results[label] = asyncio.run(month(Path(tmp) / label.split()[0], opts, inherit))
+        for label, inherit, self_complete in (
+            ("without (baseline)", False, False),
+            ("with thread inheritance", True, False),
+            ("with thread inheritance and staff completing their own", True, True),
+        ):
+            folder = Path(tmp) / str(len(results))
+            results[label] = asyncio.run(month(folder, opts, inherit, self_complete))
     base = results["without (baseline)"]
     print(
         f"{opts.days} working days, {opts.staff} staff, {opts.per_day} messages each a day, "
