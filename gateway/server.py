@@ -185,13 +185,23 @@ class Gateway:
             for text in addrs:
                 host, port = parse_hostport(text, f"listen.{kind}")
                 implicit = kind == "implicit_tls"
-                server = await loop.create_server(
-                    self._factory(implicit),
-                    host,
-                    port,
-                    ssl=self.tls if implicit else None,
-                    ssl_handshake_timeout=self.settings.limits.idle_timeout if implicit else None,
-                )
+                try:
+                    server = await loop.create_server(
+                        self._factory(implicit),
+                        host,
+                        port,
+                        ssl=self.tls if implicit else None,
+                        ssl_handshake_timeout=(
+                            self.settings.limits.idle_timeout if implicit else None
+                        ),
+                    )
+                except OSError as exc:
+                    # One line, not a traceback: the usual cause is another gateway.
+                    why = exc.strerror or str(exc)
+                    raise ConfigError(
+                        f"{self.settings.source}: listen.{kind}: cannot listen on {text}: "
+                        f"{why}" + (" (is another gateway running?)" if exc.errno == 98 else "")
+                    ) from None
                 self._servers.append(server)
                 sockname = server.sockets[0].getsockname()
                 self.bound.append(Bound(kind, sockname[0], sockname[1]))

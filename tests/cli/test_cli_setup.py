@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import shutil
+import socket
 import ssl
 import stat
 import subprocess
@@ -284,3 +285,22 @@ def test_python_dash_m_gateway_is_the_same_command() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("usage: c4f-gateway")
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(setup_copy: Path) -> None:
+    """A second gateway (or anything) on the port: one line naming the setting, exit 1,
+    not a traceback."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        text = setup_copy.read_text(encoding="utf-8")
+        setup_copy.write_text(text.replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"', 1))
+        done = run_cli("serve", "--config", setup_copy)
+    finally:
+        taken.close()
+    assert done.returncode == 1, done.stderr
+    assert f"listen.starttls: cannot listen on 127.0.0.1:{port}: " in done.stderr
+    assert "(is another gateway running?)" in done.stderr
+    assert "Traceback" not in done.stderr
