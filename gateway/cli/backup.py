@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, load_settings, logs_to_stderr
+from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
 from gateway.settings import Settings
 from gateway.settings.register import register_settings
 from gateway.store import Store
@@ -178,9 +178,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     logs_to_stderr()
     settings = load_settings(args)
-    db = settings.storage.database
-    if not db.exists():
-        raise CLIError(f"{db}: storage.database: no such database")
+    db = existing_database(settings)
     store = Store(db, check_version=False)
     try:
         manifest = take(store, settings, args.to, args.keys_to)

@@ -33,6 +33,16 @@ def load_settings(args: argparse.Namespace) -> Settings:
     return settings_mod.load(path)
 
 
+def existing_database(settings: Settings) -> Path:
+    """The config's database, which a command other than ``init`` must find in place."""
+    database = settings.storage.database
+    if not database.exists():
+        raise CLIError(
+            f"{database}: storage.database: no such database (run `c4f-gateway init` first)"
+        )
+    return database
+
+
 def read_password(args: argparse.Namespace, prompt: str = "Password") -> str:
     if getattr(args, "password_stdin", False):
         password = sys.stdin.readline().rstrip("\r\n")

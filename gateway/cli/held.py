@@ -12,7 +12,14 @@ from __future__ import annotations
 import argparse
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, load_settings, local_time, logs_to_stderr, table
+from gateway.cli.common import (
+    add_config_arg,
+    existing_database,
+    load_settings,
+    local_time,
+    logs_to_stderr,
+    table,
+)
 from gateway.directory.staff import StaffMember
 from gateway.holds.held import HeldDetails, HeldMessage
 from gateway.holds.reading import Unreadable, read_text
@@ -123,10 +130,7 @@ def _by(parser: argparse.ArgumentParser, who: str) -> None:
 def run(args: argparse.Namespace) -> int:
     logs_to_stderr()
     settings = load_settings(args)
-    database = settings.storage.database
-    if not database.exists():
-        raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
-    store = Store(database)
+    store = Store(existing_database(settings))
     try:
         register = Register.from_settings(store, settings.register)
         return _run(args, Holds.open(store, settings, register), register)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.cli import CLIError
+from gateway.cli.common import existing_database
 from gateway.crypto import Keyring, key_id_of
 from gateway.directory.contacts import Contact
 from gateway.directory.contacts_sealed import _change_aad, _contact_aad, lookups
@@ -158,9 +158,7 @@ class Keys:
     """The key files and the database of one config."""
 
     def __init__(self, settings: Settings) -> None:
-        database = settings.storage.database
-        if not database.exists():
-            raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
+        database = existing_database(settings)
         self.settings = settings
         self.rs = register_settings(settings)
         self.store = Store(database)

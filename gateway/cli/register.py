@@ -16,7 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, load_settings
+from gateway.cli.common import add_config_arg, existing_database, load_settings
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_retention import purge_removed_history
 from gateway.register import formats as fmt
@@ -163,10 +163,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, RegisterSettings, Store]:
     settings = load_settings(args)
-    database = settings.storage.database
-    if not database.exists():
-        raise CLIError(f"no database at {database} (run `c4f-gateway init` first)")
-    return settings, register_settings(settings), Store(database)
+    return settings, register_settings(settings), Store(existing_database(settings))
 
 
 def _open(args: argparse.Namespace) -> Register:

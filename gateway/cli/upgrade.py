@@ -15,9 +15,8 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.cli import CLIError
 from gateway.cli.backup import take
-from gateway.cli.common import add_config_arg, load_settings, logs_to_stderr
+from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
 from gateway.crypto import Keyring
 from gateway.schema import Keys, Step, pending, upgrade
 from gateway.schema_version import CURRENT
@@ -52,9 +51,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     logs_to_stderr()
     settings = load_settings(args)
-    db = settings.storage.database
-    if not db.exists():
-        raise CLIError(f"{db}: storage.database: no such database")
+    db = existing_database(settings)
     keys = Keys(
         spool=Keyring.load(settings.storage.spool_key_file),
         register=Keyring.load(register_settings(settings).key_file),

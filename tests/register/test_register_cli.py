@@ -249,7 +249,9 @@ def test_purge_dry_run_then_purge(config: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_missing_database_is_a_clear_error(config: Path) -> None:
-    with pytest.raises(CLIError, match=r"no database at .*run `c4f-gateway init` first"):
+    with pytest.raises(
+        CLIError, match=r"storage.database: no such database \(run `c4f-gateway init` first\)"
+    ):
         run(config, "list")
 
 
