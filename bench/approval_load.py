@@ -27,7 +27,6 @@ import random
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,12 @@ from typing import Any
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path[:0] = [str(TESTS)]
 
+from support.contacts import approved  # noqa: E402
 from support.harness import SMTP_POLICY, RunningGateway, message, start_gateway  # noqa: E402
 from support.pki import TestCA  # noqa: E402
 
 from filters.approval import ApprovalFilter, policy_from  # noqa: E402
-from gateway.directory.contacts import Contact, ContactRepository  # noqa: E402
+from gateway.directory.contacts import ContactRepository  # noqa: E402
 from gateway.directory.contacts_sealed import keyring_for  # noqa: E402
 from gateway.envelope import Session, Transaction  # noqa: E402
 from gateway.holds.completion import complete  # noqa: E402
@@ -149,28 +149,11 @@ def _people(gw: RunningGateway, count: int) -> list[tuple[str, str]]:
 
 def _contacts(gw: RunningGateway) -> dict[str, list[str]]:
     repo = ContactRepository(gw.gateway.store, keyring=keyring_for(gw.settings))
-    today = datetime.now(UTC).date()
     out: dict[str, list[str]] = {}
     for org in ORGS:
         out[org] = [f"worker{n}@{org}.example" for n in (1, 2)]
         for address in out[org]:
-            repo.add(
-                Contact(
-                    0,
-                    "address",
-                    address,
-                    address.split("@")[0],
-                    org.capitalize(),
-                    "",
-                    "Bench Admin",
-                    today.isoformat(),
-                    "phoned back",
-                    today.replace(year=today.year + 1).isoformat(),
-                    not_fax_by="Bench Admin",
-                    not_fax_on=today.isoformat(),
-                ),
-                "Bench Admin",
-            )
+            repo.add(approved(address, address.split("@")[0], org.capitalize()), "Bench Admin")
     return out
 
 

@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from conftest import StartGateway
+from support.database import dump
 from support.harness import RunningGateway, message
 from support.subprocess_gateway import run_cli
 
@@ -39,14 +40,6 @@ def refused(*args: str | Path) -> str:
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = done.stderr.strip().splitlines()
     return line
-
-
-def dump(db: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def mode(path: Path) -> int:

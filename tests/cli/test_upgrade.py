@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from conftest import StartGateway
+from support.database import dump
 from support.harness import base_config, write_config
 from support.pki import TestCA
 from support.subprocess_gateway import run_cli
@@ -47,15 +48,6 @@ def user_version(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def dump(db: Path) -> list[str]:
-    """Every table's rows and every statement of the schema, read without writing."""
-    conn = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
-    try:
-        return list(conn.iterdump())
     finally:
         conn.close()
 

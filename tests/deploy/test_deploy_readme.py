@@ -44,7 +44,6 @@ import shlex
 import shutil
 import signal
 import socket
-import sqlite3
 import stat
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support.database import dump
 from support.deploy import DEPLOY, ETC, REPO, STATE, rewrite, temp_root, unit_command
 from support.fakesmtp import FakeSmarthost, Script
 from support.pki import TestCA
@@ -424,14 +424,6 @@ def upgraded(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:
     assert json.loads((folder / "manifest.json").read_text())["schema_version"] == 0
     assert dump(folder / "gateway.db") == dump(FIXTURE / "gateway.db")
     assert sorted(p.name for p in keys.iterdir()) == sorted([*KEY_FILES, "keys-manifest.json"])
-
-
-def dump(db: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def health(walk: Walk, done: subprocess.CompletedProcess[str]) -> None:

@@ -12,18 +12,18 @@ full policy chain, a real upstream, the register's own records.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from conftest import StartGateway
+from support.contacts import approved
 from support.delivery import until
 from support.harness import RunningGateway, message
 from support.held import queue_id, record_of
 from support.upstream import Upstream
 
 from gateway.cli import main
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
 
 ALICE = "alice@c4f.example"
@@ -46,29 +46,12 @@ async def _gateway(
     gw.add_staff(ALICE, managers=[MANAGER])
     gw.add_staff(BEN, managers=[MANAGER])
     repo = ContactRepository(gw.gateway.store, keyring=keyring_for(gw.settings))
-    today = datetime.now(UTC).date()
     for address, name, org in (
         (SMITH, "J Smith", "Cafcass"),
         (BROWN, "M Brown", "Cafcass"),
         (JONES, "K Jones", "Other Agency"),
     ):
-        repo.add(
-            Contact(
-                0,
-                "address",
-                address,
-                name,
-                org,
-                "",
-                "Sam Admin",
-                today.isoformat(),
-                "phoned the switchboard back",
-                today.replace(year=today.year + 1).isoformat(),
-                not_fax_by="Sam Admin",
-                not_fax_on=today.isoformat(),
-            ),
-            "Sam Admin",
-        )
+        repo.add(approved(address, name, org), "Sam Admin")
     return gw
 
 

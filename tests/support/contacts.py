@@ -8,8 +8,10 @@ Contacts are sealed at rest with the register's master key
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 
 from gateway.crypto import Keyring
+from gateway.directory.contacts import Contact
 from gateway.register.ledger import Register
 from gateway.settings import Settings
 from gateway.settings.register import RegisterSettings
@@ -27,3 +29,22 @@ def settings_for(store: Store) -> Settings:
     """Default settings for a gateway whose database is ``store``, its keys in place."""
     contacts_keyring(store)
     return dataclasses.replace(Settings(), source=store.path.parent / "gateway.toml")
+
+
+def approved(address: str, name: str, organisation: str, *, by: str = "Sam Admin") -> Contact:
+    """An address approved today for a year, attested as no fax route, for ``repo.add``."""
+    today = datetime.now(UTC).date()
+    return Contact(
+        0,
+        "address",
+        address,
+        name,
+        organisation,
+        "",
+        by,
+        today.isoformat(),
+        "phoned the switchboard back",
+        today.replace(year=today.year + 1).isoformat(),
+        not_fax_by=by,
+        not_fax_on=today.isoformat(),
+    )
