@@ -9,10 +9,16 @@ when an edited body needs a transfer encoding.
 
 from __future__ import annotations
 
-import re
-
-_UNCLEAN = re.compile(rb"\r(?!\n)|(?<!\r)\n|\x00")
-
 
 def has_bare_line_end_or_nul(data: bytes) -> bool:
-    return _UNCLEAN.search(data) is not None
+    """True when ``data`` holds a CR not followed by LF, an LF not preceded by CR, or a NUL.
+
+    Counted, not searched: every CRLF holds one CR and one LF (and two CRLFs never
+    overlap), so all CRs and LFs are paired exactly when the three counts agree. Each
+    count is one pass at C speed; a look-around regex took most of the time of a large
+    DATA.
+    """
+    if b"\x00" in data:
+        return True
+    crlf = data.count(b"\r\n")
+    return data.count(b"\r") != crlf or data.count(b"\n") != crlf
