@@ -81,7 +81,11 @@ class Gateway:
         self.register: Register | None = parts.register
         self.recorder: Recorder = recorder or self.register or NullRecorder()
         self.spool = Spool(self.store, self.keyring, self.recorder, clock=clock)
-        self.staff = StaffDirectory(self.store, cost=settings.auth.password_hash_cost)
+        self.staff = StaffDirectory(
+            self.store,
+            cost=settings.auth.password_hash_cost,
+            cache_ttl=settings.auth.cache_ttl,
+        )
         self.pipeline = Pipeline(parts.filters)
         if missing_policy(settings.pipeline.filters):  # allow_partial_pipeline = true
             log.info("partial_pipeline", missing=missing_policy(settings.pipeline.filters))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from gateway.directory.login_cache import VerifiedLogins
 from gateway.settings import Auth
 from gateway.store import Store
 
@@ -167,17 +168,25 @@ class StaffDirectory:
         actor: str = "",
         sign_out: SignOut | None = None,
         cost: int = DEFAULT_COST,
+        cache_ttl: float = 0.0,
+        verify: Callable[[str, str], bool] = check_password,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``audit`` (the register's ``record_admin``) records each change made through
         this object, as ``actor``, in the same transaction as the change. ``sign_out``
         ends the person's console sessions in the transaction that changes their
         password or removes them: the old password, or the old account, opens nothing.
-        ``cost``: new hashes are scrypt with N = 2**cost (``[auth] password_hash_cost``)."""
+        ``cost``: new hashes are scrypt with N = 2**cost (``[auth] password_hash_cost``).
+        ``cache_ttl``: seconds a verified login skips the hash check (``[auth] cache_ttl``,
+        :mod:`gateway.directory.login_cache`); 0, the default here, checks every time.
+        ``verify(password, stored_hash)`` is the hash check (:func:`check_password`)."""
         self.store = store
         self.audit = audit
         self.actor = actor
         self.sign_out = sign_out
         self.cost = cost
+        self.verify = verify
+        self.verified = VerifiedLogins(cache_ttl, clock=clock)
         store.ensure(SCHEMA)
 
     def add(
@@ -211,6 +220,7 @@ class StaffDirectory:
     def set_role(self, login: str, role: str) -> bool:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        self.verified.forget(login)
         return self._write(
             "UPDATE staff SET role = ? WHERE login = ?",
             (role, login.lower()),
@@ -229,6 +239,7 @@ class StaffDirectory:
         )
 
     def set_password(self, login: str, password: str) -> bool:
+        self.verified.forget(login)
         return self._write(
             "UPDATE staff SET password_hash = ? WHERE login = ?",
             (hash_password(password, n=2**self.cost), login.lower()),
@@ -247,6 +258,7 @@ class StaffDirectory:
         )
 
     def remove(self, login: str) -> bool:
+        self.verified.forget(login)
         return self._write(
             "DELETE FROM staff WHERE login = ?",
             (login.lower(),),
@@ -288,24 +300,32 @@ class StaffDirectory:
 
     def authenticate(self, login: str, password: str) -> StaffMember | None:
         """Blocking (scrypt): call from a worker thread. Same cost for unknown logins.
-        A hash below the directory's cost is replaced once the password has matched."""
+        A hash below the directory's cost is replaced once the password has matched.
+        A login verified less than ``cache_ttl`` ago, with the same password, stored hash
+        and role, skips the hash check; a failure forgets the account's verified login."""
         rows = self.store.query(
             "SELECT * FROM staff WHERE login = ?",
             (login.lower(),),
         )
         if not rows:
-            check_password(password, _dummy_hash(self.cost))
+            self.verify(password, _dummy_hash(self.cost))
             return None
-        stored = rows[0]["password_hash"]
-        if not check_password(password, stored):
+        row = rows[0]
+        stored, role = row["password_hash"], row["role"]
+        if self.verified.verified(row["login"], stored, role, password):
+            return _member(row)
+        if not self.verify(password, stored):
+            self.verified.forget(row["login"])
             return None
         if needs_upgrade(stored, self.cost):
-            self._upgrade(rows[0]["login"], stored, password)
-        return _member(rows[0])
+            stored = self._upgrade(row["login"], stored, password) or stored
+        self.verified.remember(row["login"], stored, role, password)
+        return _member(row)
 
-    def _upgrade(self, login: str, stored: str, password: str) -> None:
+    def _upgrade(self, login: str, stored: str, password: str) -> str | None:
         """Re-hash at the current cost. Only if the hash is still the one checked (a
-        password changed meanwhile wins); the login succeeds even if this cannot be saved."""
+        password changed meanwhile wins); the login succeeds even if this cannot be saved.
+        Returns the new stored hash, or None if it was not saved."""
         new = hash_password(password, n=2**self.cost)
         try:
             with self.store.transaction() as conn:
@@ -315,9 +335,11 @@ class StaffDirectory:
                 ).rowcount
         except (sqlite3.Error, OSError) as exc:
             log.warning("password_hash_upgrade_failed", login=login, error=type(exc).__name__)
-            return
-        if changed:
-            log.info("password_hash_upgraded", login=login, cost=self.cost)
+            return None
+        if not changed:
+            return None
+        log.info("password_hash_upgraded", login=login, cost=self.cost)
+        return new
 
 
 def _member(r: sqlite3.Row) -> StaffMember:

@@ -73,6 +73,9 @@ class Auth:
     # 17 is OWASP's minimum (128 MiB and about 0.4 s per check); 10 to 20 are accepted,
     # below 17 for test accounts only. An older, cheaper hash is replaced at the next login.
     password_hash_cost: int = 17
+    # Seconds a successful login is remembered (a keyed digest, never the password), so the
+    # same password again skips scrypt; 0 checks every login (gateway.directory.login_cache).
+    cache_ttl: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,8 @@ def _check(s: Settings, file: str) -> None:
         )
     if not 10 <= s.auth.password_hash_cost <= 20:
         raise ConfigError(f"{file}: auth.password_hash_cost: must be from 10 to 20 (17 or more)")
+    if s.auth.cache_ttl < 0:
+        raise ConfigError(f"{file}: auth.cache_ttl: must be zero (off) or more")
     if s.auth.max_failures_per_account > 100:
         # NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts per account.
         raise ConfigError(f"{file}: auth.max_failures_per_account: must be at most 100")

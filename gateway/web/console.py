@@ -75,7 +75,10 @@ class Console:
             web=web,
             store=store,
             staff=StaffDirectory(
-                store, sign_out=end_sessions, cost=settings.auth.password_hash_cost
+                store,
+                sign_out=end_sessions,
+                cost=settings.auth.password_hash_cost,
+                cache_ttl=settings.auth.cache_ttl,
             ),
             register=register,
             contacts=ContactRepository(
