@@ -9,10 +9,12 @@ held when:
   recorded (``hold_consent``);
 - it is flagged ``[safeguarding]`` (``hold_safeguarding``), wherever it goes;
 - any recipient is a contact marked "requires approval"
-  (``hold_contacts_requiring_approval``).
+  (``hold_contacts_requiring_approval``);
+- the ``media`` filter found a photograph or video (``[filter.media] action = "hold"``).
 
-Runs after ``disclosure`` and ``contacts`` (it reads what they found) and fails closed:
-without the disclosure filter every external message counts as "consent not recorded".
+Runs after ``disclosure``, ``contacts`` and ``media`` (it reads what they found) and fails
+closed: without the disclosure filter every external message counts as "consent not
+recorded".
 The decision is left in ``tx.annotations["hold"]``; the message is then still answered 250
 (it is safely spooled), with a reply that says it is held.
 """
@@ -34,7 +36,7 @@ DEFAULT_ESCALATE_HOURS = 24.0
 DEFAULT_ESCALATE_SAFEGUARDING_HOURS = 2.0
 # Approving a message sent without consent needs the manager's reason for sharing anyway.
 NOTE_REQUIRED_FOR = ("refused", "not-sought", "not-recorded")
-_AFTER = ("disclosure", "contacts")
+_AFTER = ("disclosure", "contacts", "media")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ class ApprovalFilter:
                     and address.lower() in envelope
                 ):
                     out.append(f"contact {info.get('contact_id') or address} requires approval")
+        media = tx.annotations.get("media") or {}
+        if media.get("found"):
+            out.append(str(media.get("reason") or "photo or video attached"))
         return out
 
     def hint(self, tx: Transaction) -> str:
@@ -164,6 +169,8 @@ class ApprovalFilter:
             )
         if self._external(tx) and consent in self.policy.hold_consent:
             return "sharing without consent always waits for a line manager"
+        if (tx.annotations.get("media") or {}).get("found") and not self.reasons(tx)[:-1]:
+            return "photographs and video always wait for a line manager (policy)"
         return "messages to this contact always wait for a line manager"
 
     def _consent(self, tx: Transaction) -> str:

@@ -1,8 +1,11 @@
 """What the register notes about a relayed message: Message-ID, subject and attachments.
 
 Read from the exact bytes that are relayed (after every filter ran), so the attachment
-digests describe what left the centre. Parsing is lenient: a message the parser cannot
-read is still recorded, by its SHA-256, with "(unreadable)" in place of the details.
+digests describe what left the centre. Each attachment is noted with its name, type, size
+and SHA-256; an image or video by the type its content shows (a video named ``notes.txt``
+is noted as a video, with the type it was declared as). Parsing is lenient: a message the
+parser cannot read is still recorded, by its SHA-256, with "(unreadable)" in place of the
+details.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from email.parser import BytesParser
 from typing import Any
 
 import structlog
+
+from gateway.mail import media
 
 log = structlog.get_logger("gateway.register")
 
@@ -61,15 +66,28 @@ def _text(value: str) -> str:
 def _is_attachment(part: Message) -> bool:
     if part.is_multipart():
         return False
-    return part.get_content_disposition() == "attachment" or part.get_filename() is not None
+    if part.get_content_disposition() == "attachment" or part.get_filename() is not None:
+        return True
+    # A video is recorded even unnamed and inline (small inline images are logos).
+    return part.get_content_maintype() == "video" or media.sniff(_data(part)).startswith("video/")
+
+
+def _data(part: Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def _attachment(part: Message) -> dict[str, Any]:
-    payload = part.get_payload(decode=True)
-    data = payload if isinstance(payload, bytes) else b""
-    return {
+    data = _data(part)
+    declared = part.get_content_type()
+    # An image or video is recorded as what its content is, whatever it was called.
+    found = media.sniff(data)
+    out: dict[str, Any] = {
         "name": _text(part.get_filename() or "") or "(no name)",
-        "type": part.get_content_type(),
+        "type": found or declared,
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
+    if found and found != declared:
+        out["declared_type"] = declared
+    return out
