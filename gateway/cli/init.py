@@ -48,7 +48,7 @@ transport = "maildir"
 maildir = "delivered"
 
 [pipeline]
-filters = ["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]
+filters = ["sender", "fax_route", "contacts", "disclosure", "media", "approval", "disclaimer"]
 
 [log]
 format = "console"

@@ -189,7 +189,7 @@ def test_a_missing_policy_filter_stops_check_config_and_serve(
     """Without allow_partial_pipeline a partial chain is an error, in both commands."""
     config = setup_copy
     text = config.read_text()
-    full = '["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]'
+    full = '["sender", "fax_route", "contacts", "disclosure", "media", "approval", "disclaimer"]'
     assert full in text
     config.write_text(text.replace(full, chain))
     for command in ("check-config", "serve"):
@@ -219,7 +219,8 @@ def test_allow_partial_pipeline_turns_the_error_into_a_warning(
     """Development and tests run fewer filters on purpose, when the config says so."""
     config = setup_copy
     text = config.read_text()
-    full = '["sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer"]'
+    full = '["sender", "fax_route", "contacts", "disclosure", "media", "approval", "disclaimer"]'
+    assert f"filters = {full}" in text
     config.write_text(
         text.replace(f"filters = {full}", f"filters = {chain}\nallow_partial_pipeline = true")
     )
