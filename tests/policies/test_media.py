@@ -12,6 +12,7 @@ import hashlib
 import struct
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -19,6 +20,7 @@ import pytest
 from support.delivery import until
 from support.harness import RunningGateway, message
 from support.held import arrived_for, queue_id, record_of
+from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
 from filters.media import find_media
@@ -90,6 +92,9 @@ async def test_a_camera_photo_is_held_and_the_register_notes_its_type_size_and_d
     qid = queue_id(reply)
     [held] = gw.gateway.holds.pending()
     assert held.queue_id == qid
+    await until(lambda: arrived_for(upstream.arrived, STAFF))
+    [notice] = arrived_for(upstream.arrived, STAFF)
+    assert b"Next time: photographs and video always wait for a line manager" in notice.content
     await asyncio.sleep(0.3)
     assert arrived_for(upstream.arrived, CONTACT) == []
     record = record_of(gw, qid)
@@ -214,3 +219,40 @@ def test_a_photo_inside_a_forwarded_message_is_found() -> None:
     outer.add_attachment(inner)
     [found] = find_media(outer.as_bytes().replace(b"\n", b"\r\n"))
     assert (found.type, found.camera) == ("image/jpeg", True)
+
+
+# --- the settings ---
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (
+            lambda text: text + '\n[filter.media]\naction = "delete"\n',
+            "filter.media.action: must be 'hold' or 'refuse', not 'delete'",
+        ),
+        (
+            lambda text: text + "\n[filter.media]\ninline_max_bytes = -1\n",
+            "filter.media.inline_max_bytes: expected a number of bytes, 0 to 10 MB",
+        ),
+        (
+            lambda text: text.replace('"media", "approval"', '"approval", "media"'),
+            "pipeline.filters: approval must come after media",
+        ),
+    ],
+    ids=["action", "inline_max_bytes", "order"],
+)
+def test_check_config_names_a_wrong_media_setting(
+    tmp_path: Path, edit: Callable[[str], str], error: str
+) -> None:
+    done = run_cli("init", "--dir", tmp_path / "dev")
+    assert done.returncode == 0, done.stderr
+    config = tmp_path / "dev" / "gateway.toml"
+    text = config.read_text()
+    assert '"disclosure", "media", "approval", "disclaimer"]' in text  # the default chain
+    config.write_text(edit(text))
+    checked = run_cli("check-config", "--config", config)
+    assert (checked.returncode, checked.stdout) == (1, "")
+    assert checked.stderr.splitlines() == [
+        f"c4f-gateway check-config: config error: {config}: {error}"
+    ]
