@@ -17,6 +17,8 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.delivery import until
 from support.harness import RunningGateway, message
 from support.held import arrived_for, queue_id, record_of
@@ -211,6 +213,19 @@ def test_camera_reads_make_and_model_and_survives_crafted_lengths() -> None:
     for data in (huge, far, many, *(good[:n] for n in range(len(good) // 4))):
         camera(data)
     assert camera(far) == Camera("", "Canon EOS 250D")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([b"\xff\xd8", b"\xff\xd8\xff\xe1", b"II*\x00", b"MM\x00*"]),
+    st.binary(max_size=400),
+)
+def test_camera_never_fails_on_crafted_bytes(start: bytes, rest: bytes) -> None:
+    """Whatever follows a JPEG or TIFF start, the answer is a camera or None, at once."""
+    for data in (start + rest, camera_jpeg()[:40] + rest):
+        found = camera(data)
+        assert found is None or isinstance(found, Camera)
+        assert isinstance(sniff(data), str)
 
 
 def test_a_photo_inside_a_forwarded_message_is_found() -> None:
