@@ -10,8 +10,9 @@ never kept, and the digest is worthless outside this process.
 Kept per process. Because the stored hash and role are part of what is digested, a
 password or role changed by any process (the ``staff`` commands run in their own) makes the
 next login miss, and a removed account has no row to match. Changes made through this
-process's directory, and every failed login (so also the failures that lock an account
-out), also forget the account's entry at once. Failures are never remembered.
+process's directory, and every failed login, the console's second-factor step included
+(so every failure that counts towards a lockout), also forget the account's entry at once.
+Failures are never remembered.
 """
 
 from __future__ import annotations

@@ -164,6 +164,7 @@ async def code(request: Request) -> Response:
         )
     if not await asyncio.to_thread(console.totp.check, login, text(form, "code", 20)):
         console.throttle.failed(client, login)
+        console.staff.verified.forget(login)  # a failure counts towards a lockout
         log.warning("web_signin_failed", client=client, step="totp")
         await _audit(console, login, "console sign-in failed", client=client, step="totp")
         return await _code_form(request, session, "That code is wrong or was already used.", 401)

@@ -12,13 +12,17 @@ from pathlib import Path
 import pytest
 from conftest import StartGateway
 from support.harness import PASSWORD, write_config
+from support.pki import TestCA
 from support.rawsmtp import RawSMTP
 from support.subprocess_gateway import run_cli
+from support.web import MANAGER, STAFF, csrf_of, make_site, sign_in
 
+from gateway.cli import main
 from gateway.directory.staff import StaffDirectory, check_password
 from gateway.register.ledger import Register
 from gateway.settings import ConfigError, load
 from gateway.settings.register import RegisterSettings
+from gateway.settings.web import WebSettings
 from gateway.store import Store
 
 ALICE = "alice@c4f.example"
@@ -202,3 +206,25 @@ async def test_smtp_wrong_password_after_a_verified_login_is_refused_and_throttl
     third = await _session(gw.port, gw.client_tls())
     assert (await third.cmd(f"AUTH PLAIN {_plain(ALICE, PASSWORD)}")).startswith("454 4.7.0")
     await third.close()
+
+
+def test_console_sign_in_is_verified_once_and_a_wrong_code_forgets_it(
+    tmp_path: Path, ca: TestCA, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path / "gw", ca, web=WebSettings())  # TOTP for managers
+    hashes = site.console.staff.verify = Counted()
+    config = str(site.settings.source)
+    assert main(["web", "totp-enrol", MANAGER, "--config", config, "--by", "it-admin"]) == 0
+    capsys.readouterr()
+    with site.client() as client:
+        for _ in range(2):
+            assert sign_in(client, STAFF).status_code == 303
+            client.cookies.clear()
+        assert hashes.calls == 1
+        assert sign_in(client, MANAGER).headers["location"] == "/signin/code"
+        page = client.get("/signin/code")
+        wrong = client.post("/signin/code", data={"csrf": csrf_of(page.text), "code": "000000"})
+        assert wrong.status_code == 401 and hashes.calls == 2
+        client.cookies.clear()
+        assert sign_in(client, MANAGER).headers["location"] == "/signin/code"
+        assert hashes.calls == 3  # the password was checked again after the failure
