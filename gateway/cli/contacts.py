@@ -19,7 +19,14 @@ from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, table
 from gateway.directory.contacts import Contact, ContactError, ContactRepository, review_date
-from gateway.directory.contacts_csv import CSVImportError, export_csv, import_csv
+from gateway.directory.contacts_csv import (
+    COLUMNS,
+    EXAMPLE,
+    REQUIRED,
+    CSVImportError,
+    export_csv,
+    import_csv,
+)
 from gateway.directory.contacts_sealed import ContactsUnreadable
 from gateway.directory.mx_sweep import Flag, default_resolver, sweep
 from gateway.register.ledger import Register
@@ -100,9 +107,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     ap.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
 
-    imp = actions.add_parser("import", help="add contacts from CSV (all rows or none)")
-    imp.add_argument("file", type=Path)
-    imp.add_argument("--by", required=True, metavar="NAME")
+    imp = actions.add_parser(
+        "import",
+        help="add (and with --update, change) contacts from CSV (all rows or none)",
+        description="Read a CSV file, such as one 'contacts export' wrote, and add its new "
+        "contacts. A row equal to the contact it names changes nothing; a row that differs is "
+        "refused unless --update is given. Every row is checked first: one bad row and "
+        "nothing is written. Each change is one audit row and one register entry.",
+        epilog=_import_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imp.add_argument("file", type=Path, help="the CSV file ('-': standard input)")
+    imp.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
+    imp.add_argument(
+        "--update", action="store_true", help="change contacts whose rows differ from the list"
+    )
 
     exp = actions.add_parser("export", help="write all contacts as CSV")
     exp.add_argument("file", type=Path, nargs="?", help="default: standard output")
@@ -124,6 +143,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for a in actions.choices.values():
         add_config_arg(a)
     p.set_defaults(func=run)
+
+
+def _import_help() -> str:
+    width = max(len(name) for name, _, _ in COLUMNS)
+    lines = ["columns (any order; headers match case-insensitively; '*' required):"]
+    for name, aliases, default in COLUMNS:
+        mark = "*" if name in REQUIRED else " "
+        also = f" (also: {', '.join(aliases)})" if aliases else ""
+        lines.append(f"  {mark}{name:{width}}  {default}{also}")
+    lines += [
+        "",
+        "a column left out keeps a contact's value on --update, and takes the default on an add.",
+        "",
+        "example:",
+        *("  " + line for line in EXAMPLE.splitlines()),
+    ]
+    return "\n".join(lines)
 
 
 def _date(text: str) -> date:
@@ -303,16 +339,28 @@ def _import(args: argparse.Namespace, repo: ContactRepository, settings: Setting
         return f"{sign.reason}: fax routes cannot be approved" if sign and sign.hard else None
 
     try:
-        text = args.file.read_text(encoding="utf-8-sig")
+        if str(args.file) == "-":
+            text = sys.stdin.buffer.read().decode("utf-8-sig")
+        else:
+            text = args.file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CLIError(f"{args.file}: cannot read: {exc}") from None
     try:
-        added = import_csv(repo, text, args.by, reject)
+        plan = import_csv(repo, text, args.by, reject, update=args.update)
     except CSVImportError as exc:
         for problem in exc.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)
         raise CLIError(str(exc)) from None
-    print(f"imported {len(added)} contact(s); run 'contacts review' to check their MX hosts")
+    for row in plan.of("update"):
+        assert row.contact is not None
+        print(f"updated {row.contact.ref} {row.contact.address}: {', '.join(row.changed)}")
+    added, updated = plan.of("add"), plan.of("update")
+    print(
+        f"imported {len(added)} new, {len(updated)} updated, "
+        f"{len(plan.of('unchanged'))} unchanged contact(s)"
+    )
+    if added:
+        print("run 'contacts review' to check the new contacts' MX hosts")
     return 0
 
 

@@ -276,10 +276,12 @@ class ContactRepository:
     def add_all(
         self, entries: Iterable[tuple[str, Contact | ContactError]], actor: str, action: str
     ) -> list[Contact]:
-        """Add every entry or none, in one transaction (a CSV import).
+        """Add or change every entry or none, in one transaction (a CSV import).
 
-        Each entry has a label (``line 3``) and is either a contact to check and add or the
-        error found while reading it; :class:`BatchError` lists every problem, labelled.
+        Each entry has a label (``line 3``) and is either a contact to check and write or the
+        error found while reading it; :class:`BatchError` lists every problem, labelled. A
+        contact with no id is added; one with an id replaces that contact (one audit row and
+        one register entry, in this transaction, only if an audited field differs).
         """
         problems: list[str] = []
         added: list[Contact] = []
@@ -289,7 +291,15 @@ class ContactRepository:
                     problems.append(f"{label}: {entry}")
                     continue
                 try:
-                    added.append(self._insert(conn, checked(entry), actor, action))
+                    if entry.id:
+                        before = self._locked_get(conn, entry.id)
+                        after = checked(entry)
+                        if before.audit_view() != after.audit_view():
+                            self._write(conn, after)
+                            self._audit(conn, actor, action, before, after)
+                        added.append(after)
+                    else:
+                        added.append(self._insert(conn, checked(entry), actor, action))
                 except ContactError as exc:
                     problems.append(f"{label}: {exc}")
             if problems:

@@ -1,18 +1,32 @@
-"""The approved-contact list as CSV: export, and import all rows or none.
+"""The approved-contact list as CSV: export, and an import that round-trips it.
 
-``contacts export`` and ``contacts import`` (and the console's import preview, which reads
-rows with :func:`contact_from_csv` so that what it calls fine is what the import accepts).
-An export always has every column; an import may leave out the columns added since the
-first release (:data:`OPTIONAL_COLUMNS`), so files exported before still import.
+``contacts export`` writes every column; ``contacts import`` reads that file back (or a
+spreadsheet's: headers are matched case-insensitively, with common aliases such as
+``Email`` or ``Organization``) and plans each row before anything is written
+(:func:`plan_import`, which the console's preview shows): a row equal to the contact it
+names is *unchanged* and writes nothing; a row that differs is an *update* (refused unless
+asked for); any other row is an *add*. The import writes the plan all rows or none, in one
+transaction, with one audit row and one register entry per contact that changes
+(:meth:`gateway.directory.contacts.ContactRepository.add_all`).
+
+A column the file leaves out (all but :data:`REQUIRED`), or an empty approved_on or
+review_due cell, keeps the contact's current value on an update; on an add it takes the
+:data:`COLUMNS` default. Problems name the line, the
+column and the value: ``line 7, review_due: '06/12/2026' is not YYYY-MM-DD``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import re
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any, Literal, NamedTuple
 
+from gateway.directory.addresses import AddressSyntaxError, normalise
 from gateway.directory.contacts import (
     BatchError,
     Contact,
@@ -22,19 +36,94 @@ from gateway.directory.contacts import (
     review_date,
 )
 
-CSV_COLUMNS = tuple(
-    "kind address display_name organisation role approved_by approved_on verified_how "  # noqa: SIM905 (word list)
-    "review_due notes unusual not_fax_by not_fax_on requires_approval".split()
+# Every column in export order: (name, other header names accepted, what an add takes when
+# the file has no such column). Shown by ``contacts import --help`` and the console.
+COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("kind", ("type",), "address ('address' or 'domain')"),
+    ("address", ("email", "e-mail", "email address", "mail", "domain"), "required"),
+    ("display_name", ("name", "full name", "contact name"), "empty (required for addresses)"),
+    ("organisation", ("organization", "org", "agency"), "required"),
+    ("role", ("job title", "position"), "empty"),
+    ("approved_by", ("approver",), "required"),
+    ("approved_on", ("approved", "approval date", "date approved"), "today (YYYY-MM-DD)"),
+    ("verified_how", ("verified", "how verified", "verification"), "required"),
+    ("review_due", ("review", "review date", "review by"), "12 months after approved_on"),
+    ("notes", ("note", "comments", "comment"), "empty"),
+    ("unusual", ("allow unusual",), "empty ('yes': match an unusual address exactly)"),
+    ("not_fax_by", ("not fax by",), "empty (who attested the address is not a fax route)"),
+    ("not_fax_on", ("not fax on",), "empty (when, YYYY-MM-DD)"),
+    (
+        "requires_approval",
+        ("manager approval", "needs approval"),
+        "empty ('yes': held for a line manager)",
+    ),
 )
-# Added after the first release: a file without them reads them as empty (not required).
-OPTIONAL_COLUMNS = frozenset({"requires_approval"})
-_YES_NO = ("unusual", "requires_approval")  # cells "yes" or empty
+CSV_COLUMNS = tuple(name for name, _, _ in COLUMNS)
+REQUIRED = ("address", "organisation", "approved_by", "verified_how")
+EXAMPLE = (
+    "kind,address,display_name,organisation,role,approved_by,approved_on,verified_how,"
+    "review_due,notes,unusual,not_fax_by,not_fax_on,requires_approval\r\n"
+    "address,j.whitaker@cafcass.gov.uk,Jane Whitaker,Cafcass,Family court adviser,Sam Admin,"
+    "2026-03-01,phoned back on a known number,2027-03-01,,,,,\r\n"
+)
+_YES_NO = ("unusual", "requires_approval")
+_DATES = ("approved_on", "review_due", "not_fax_on")
 
-Row = dict[str, str | None]
+Action = Literal["add", "update", "unchanged", "problem"]
+
+
+def _header_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+_ALIASES = {_header_key(alias): name for name, aliases, _ in COLUMNS for alias in (name, *aliases)}
 
 
 class CSVImportError(BatchError):
     """The file's header or rows are wrong; ``problems`` lists each, by line."""
+
+
+class CellError(ContactError):
+    """One cell is wrong: ``str(exc)`` is ``column: 'value' reason``."""
+
+    def __init__(self, column: str, value: str, reason: str) -> None:
+        super().__init__(f"{column}: {value!r} {reason}")
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """What the import does with one row. ``contact`` is what will be stored."""
+
+    line: int
+    action: Action
+    address: str
+    contact: Contact | None = None
+    before: Contact | None = None
+    changed: tuple[str, ...] = ()
+    problem: str = ""
+
+    @property
+    def message(self) -> str:
+        sep = "," if re.match(r"[a-z_]+: ", self.problem) else ":"
+        return f"line {self.line}{sep} {self.problem}"
+
+
+@dataclass
+class ImportPlan:
+    rows: list[RowPlan] = field(default_factory=list)
+    header_problem: str = ""
+
+    def of(self, action: Action) -> list[RowPlan]:
+        return [r for r in self.rows if r.action == action]
+
+    @property
+    def problems(self) -> list[str]:
+        head = [self.header_problem] if self.header_problem else []
+        return head + [r.message for r in self.of("problem")]
+
+    @property
+    def writes(self) -> list[RowPlan]:
+        return [r for r in self.rows if r.action in ("add", "update")]
 
 
 def export_csv(repo: ContactRepository) -> str:
@@ -51,74 +140,222 @@ def import_csv(
     text: str,
     actor: str,
     reject: Callable[[str], str | None] = lambda a: None,
-) -> list[Contact]:
-    """All rows or none. ``reject(address)`` may veto a row (e.g. a fax route)."""
-    today = repo.today()
-    entries: list[tuple[str, Contact | ContactError]] = []
-    for line, raw in csv_rows(text):
-        try:
-            c = contact_from_csv(raw, today)
-            veto = reject(c.address) if c.kind == "address" else None
-            entries.append((f"line {line}", ContactError(veto) if veto else c))
-        except ContactError as exc:
-            entries.append((f"line {line}", exc))
+    *,
+    update: bool = False,
+) -> ImportPlan:
+    """Write the plan all rows or none; the plan returned has the stored contacts."""
+    plan = plan_import(repo, text, reject, update=update)
+    if plan.problems:
+        raise CSVImportError(plan.problems)
+    entries: list[tuple[str, Contact | ContactError]] = [
+        (f"line {r.line}", r.contact) for r in plan.writes if r.contact is not None
+    ]
     try:
-        return repo.add_all(entries, actor, "import")
+        stored = iter(repo.add_all(entries, actor, "import"))
     except BatchError as exc:
         raise CSVImportError(exc.problems) from None
+    plan.rows = [
+        replace(r, contact=next(stored)) if r.action in ("add", "update") else r for r in plan.rows
+    ]
+    return plan
 
 
-def csv_rows(text: str) -> list[tuple[int, Row]]:
-    """The rows with their line numbers; :class:`CSVImportError` if the header is wrong."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = set(reader.fieldnames or [])
-    missing = sorted(set(CSV_COLUMNS) - OPTIONAL_COLUMNS - header)
-    extra = sorted(header - set(CSV_COLUMNS))
-    if missing or extra:
-        raise CSVImportError(
-            [
-                f"line 1: header: missing {', '.join(missing) or '-'}; "
-                f"unknown {', '.join(extra) or '-'}"
-            ]
-        )
-    return [(reader.line_num, raw) for raw in reader]
-
-
-def contact_from_csv(raw: Row, today: date) -> Contact:
-    """One row as the contact it approves, checked (:func:`gateway.directory.contacts.checked`);
-    raises ContactError. Empty dates default as ``contacts add`` does."""
-    v = {k: _cell_in(raw.get(k) or "") for k in CSV_COLUMNS}
-    if None in raw:
-        raise ContactError("more cells than columns")
-    if v["kind"] not in ("address", "domain"):
-        raise ContactError("kind must be 'address' or 'domain'")
-    for name in _YES_NO:
-        if v[name] not in ("", "yes"):
-            raise ContactError(f"{name.replace('_', ' ')} must be 'yes' or empty")
-    approved = v["approved_on"] or today.isoformat()
+def plan_import(
+    repo: ContactRepository,
+    text: str,
+    reject: Callable[[str], str | None] = lambda a: None,
+    *,
+    update: bool = False,
+) -> ImportPlan:
+    """What :func:`import_csv` would do, row by row, writing nothing. ``reject(address)``
+    may veto a row (a fax route); a changed row is a problem unless ``update``."""
     try:
-        due = v["review_due"] or review_date(date.fromisoformat(approved)).isoformat()
-    except ValueError:
-        raise ContactError("dates must be YYYY-MM-DD") from None
-    return checked(
-        Contact(
-            id=0,
-            kind="domain" if v["kind"] == "domain" else "address",
-            address=v["address"],
-            display_name=v["display_name"],
-            organisation=v["organisation"],
-            role=v["role"],
-            approved_by=v["approved_by"],
-            approved_on=approved,
-            verified_how=v["verified_how"],
-            review_due=due,
-            notes=v["notes"],
-            unusual=v["unusual"] == "yes",
-            not_fax_by=v["not_fax_by"],
-            not_fax_on=v["not_fax_on"],
-            requires_approval=v["requires_approval"] == "yes",
+        header, rows = csv_rows(text)
+    except CSVImportError as exc:
+        return ImportPlan(header_problem=exc.problems[0])
+    existing = {c.key: c for c in repo.all()}
+    today = repo.today()
+    seen: dict[str, int] = {}
+    plan = ImportPlan()
+    for line, cells, extra in rows:
+        address = cells[header["address"]]
+        try:
+            if extra:
+                raise ContactError(f"{extra} more cell(s) than columns")
+            row = _plan_row(line, cells, header, existing, today, update)
+            assert row.contact is not None
+            veto = reject(row.contact.address) if row.contact.kind == "address" else None
+            if veto and row.action != "unchanged":
+                raise CellError("address", address, f"is {veto}")
+            key = row.contact.key
+            if key in seen:
+                raise CellError("address", address, f"is also on line {seen[key]}")
+            seen[key] = line
+        except ContactError as exc:
+            row = RowPlan(line, "problem", address, problem=str(exc))
+        plan.rows.append(row)
+    return plan
+
+
+class CSVRow(NamedTuple):
+    line: int  # where the row starts (a quoted cell may hold line breaks)
+    cells: list[str]  # one per header column, padded with empty cells
+    extra: int  # cells beyond the header's
+
+
+def csv_rows(text: str) -> tuple[dict[str, int], list[CSVRow]]:
+    """The header (column name to its place in the file) and the rows, each with the line
+    it starts on (rows with every cell empty left out; unnamed columns ignored);
+    :class:`CSVImportError` if the header is wrong."""
+    lines = io.StringIO(text)
+    reader = csv.reader(lines)
+    names = next(reader, [])
+    header: dict[str, int] = {}
+    unknown: list[str] = []
+    for place, name in enumerate(names):
+        column = _ALIASES.get(_header_key(name))
+        if not name.strip():
+            continue  # a spreadsheet's empty trailing column
+        if column is None:
+            unknown.append(repr(name))
+        elif column in header:
+            unknown.append(f"{name!r} (a second {column} column)")
+        else:
+            header[column] = place
+    problems = []
+    if not names:
+        problems.append("the file is empty")
+    elif missing := [c for c in REQUIRED if c not in header]:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    if problems:
+        raise CSVImportError(
+            [f"line 1, header: {'; '.join(problems)} (see 'contacts import --help')"]
         )
-    )
+    rows: list[CSVRow] = []
+    start = reader.line_num + 1
+    for cells in reader:
+        if any(cells):
+            pad = [""] * (len(names) - len(cells))
+            rows.append(CSVRow(start, cells + pad, max(0, len(cells) - len(names))))
+        start = reader.line_num + 1
+    return header, rows
+
+
+def _plan_row(
+    line: int,
+    cells: list[str],
+    header: dict[str, int],
+    existing: dict[str, Contact],
+    today: date,
+    update: bool,
+) -> RowPlan:
+    values = _values(cells, header)
+    address = str(values["address"])
+    before = _match(existing, values)
+    if before is None:
+        base = _defaults(today)
+        base.update(values)
+        base["approved_on"] = base["approved_on"] or today.isoformat()
+        if not base["review_due"]:
+            base["review_due"] = review_date(date.fromisoformat(base["approved_on"])).isoformat()
+        contact = _checked(Contact(id=0, **base))
+        if contact.key in existing:
+            ref = existing[contact.key].ref
+            raise CellError("address", address, f"is already approved as {ref}")
+        return RowPlan(line, "add", contact.address, contact)
+    for name in ("approved_on", "review_due"):  # an empty date keeps the contact's
+        if values.get(name) == "":
+            del values[name]
+    contact = _checked(replace(before, **values))
+    changed = tuple(c for c in CSV_COLUMNS if getattr(before, c) != getattr(contact, c))
+    if not changed:
+        return RowPlan(line, "unchanged", contact.address, contact, before)
+    if not update:
+        raise CellError(
+            "address",
+            address,
+            f"is approved as {before.ref} with another {', '.join(changed)}; "
+            "import with --update to change it",
+        )
+    return RowPlan(line, "update", contact.address, contact, before, changed)
+
+
+def _values(cells: list[str], header: dict[str, int]) -> dict[str, Any]:
+    """The row's cells by column name, checked one by one (only the file's columns)."""
+    values: dict[str, Any] = {}
+    for column, place in header.items():
+        cell = _cell_in(cells[place])
+        value: str | bool = cell
+        if column == "kind":
+            value = cell.strip().lower() or "address"
+            if value not in ("address", "domain"):
+                raise CellError(column, cell, "is not 'address' or 'domain'")
+        elif column in _YES_NO:
+            if cell.strip().lower() not in ("", "yes", "no"):
+                raise CellError(column, cell, "is not 'yes', 'no' or empty")
+            value = cell.strip().lower() == "yes"
+        elif column in _DATES and cell.strip():
+            try:
+                value = date.fromisoformat(cell.strip()).isoformat()
+            except ValueError:
+                raise CellError(column, cell, "is not YYYY-MM-DD") from None
+        elif column in REQUIRED and not cell.strip():
+            raise CellError(column, cell, "is empty; it is required")
+        values[column] = value
+    return values
+
+
+def _defaults(today: date) -> dict[str, Any]:
+    return {
+        "kind": "address",
+        "display_name": "",
+        "role": "",
+        "approved_on": today.isoformat(),
+        "review_due": "",
+        "notes": "",
+        "unusual": False,
+        "not_fax_by": "",
+        "not_fax_on": "",
+        "requires_approval": False,
+    }
+
+
+def _match(existing: dict[str, Contact], values: dict[str, Any]) -> Contact | None:
+    """The contact this row names (same kind, same address as the gateway compares them)."""
+    address = str(values["address"])
+    keys = ["=" + address]
+    with contextlib.suppress(AddressSyntaxError):
+        if values.get("kind", "address") == "domain":
+            keys = ["@" + normalise("postmaster@" + address.strip()).domain]
+        else:
+            keys.append(normalise(address).key)
+    return next((existing[k] for k in keys if k in existing), None)
+
+
+# checked()'s reasons start with what they are about; the CSV says which column that is.
+_SUBJECTS = (
+    ("address ", "address"),
+    ("domain", "address"),
+    ("display name ", "display_name"),
+    ("review date ", "review_due"),
+    ("organisation ", "organisation"),
+    ("approved by ", "approved_by"),
+    ("verified how ", "verified_how"),
+)
+
+
+def _checked(c: Contact) -> Contact:
+    try:
+        return checked(c)
+    except ContactError as exc:
+        reason = str(exc)
+        for prefix, column in _SUBJECTS:
+            if reason.startswith(prefix):
+                value = str(getattr(c, column))
+                raise CellError(column, value, reason.removeprefix(prefix).lstrip(": ")) from None
+        raise
 
 
 def csv_row(c: Contact) -> dict[str, str]:

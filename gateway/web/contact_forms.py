@@ -1,24 +1,21 @@
-"""Contact forms and the CSV import preview, on the contacts module's own rules.
+"""Contact forms on the contacts module's own rules, and the import's fax veto.
 
 A new contact is built and checked exactly as ``c4f-gateway contacts add`` builds it
 (hard fax signs refused, soft ones need the not-a-fax attestation, review due 12 months
-after approval); the preview of an import reads each row with the import's own CSV
-reader (:mod:`gateway.directory.contacts_csv`), so what the preview calls fine is what the import
-accepts.
+after approval); the import's preview is the import's own plan
+(:func:`gateway.directory.contacts_csv.plan_import`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from starlette.datastructures import FormData
 
 from filters.fax_route import FaxRoutes
-from gateway.directory.contacts import Contact, ContactError, ContactRepository, review_date
-from gateway.directory.contacts_csv import CSVImportError, contact_from_csv, csv_rows
+from gateway.directory.contacts import Contact, ContactError, review_date
 from gateway.web.auth import text
 
 
@@ -85,73 +82,3 @@ def fax_veto(routes: FaxRoutes) -> Callable[[str], str | None]:
         return f"{sign.reason}: fax routes cannot be approved" if sign and sign.hard else None
 
     return reject
-
-
-@dataclass
-class PreviewRow:
-    line: int
-    kind: str
-    address: str
-    organisation: str
-    review_due: str
-    problem: str = ""
-    warning: str = ""
-
-
-@dataclass
-class Preview:
-    rows: list[PreviewRow] = field(default_factory=list)
-    header_problem: str = ""
-
-    @property
-    def problems(self) -> int:
-        return len([r for r in self.rows if r.problem]) + (1 if self.header_problem else 0)
-
-    @property
-    def ok(self) -> bool:
-        return self.problems == 0 and bool(self.rows)
-
-
-def preview_import(repo: ContactRepository, text_: str, routes: FaxRoutes) -> Preview:
-    """What ``import_csv(repo, text_)`` would do, row by row, without changing anything."""
-    preview = Preview()
-    try:
-        rows = csv_rows(text_)
-    except CSVImportError as exc:
-        preview.header_problem = exc.problems[0]
-        return preview
-    reject = fax_veto(routes)
-    seen: dict[str, int] = {}
-    today = repo.today()
-    for line, raw in rows:
-        row = PreviewRow(
-            line,
-            str(raw.get("kind") or ""),
-            str(raw.get("address") or ""),
-            str(raw.get("organisation") or ""),
-            "",
-        )
-        try:
-            # The import's own row reader, so defaults and checks cannot drift apart.
-            c = contact_from_csv(raw, today)
-            row.kind, row.address, row.review_due = c.kind, c.address, c.review_due
-            veto = reject(c.address) if c.kind == "address" else None
-            if veto:
-                raise ContactError(str(veto))
-            key = Contact.key_for(c.kind, c.address, c.unusual)
-            existing = repo.find(c.address)
-            if (
-                existing is not None
-                and Contact.key_for(existing.kind, existing.address, existing.unusual) == key
-            ):
-                raise ContactError(f"{c.address} is already approved as {existing.ref}")
-            if key in seen:
-                raise ContactError(f"the same address as line {seen[key]}")
-            seen[key] = line
-            sign = routes.classify(c.address) if c.kind == "address" else None
-            if sign is not None and not c.not_fax_by:
-                row.warning = f"looks like {sign.reason}: refused until an admin attests it"
-        except ContactError as exc:
-            row.problem = str(exc)
-        preview.rows.append(row)
-    return preview

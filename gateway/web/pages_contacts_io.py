@@ -1,8 +1,10 @@
 """Contacts in and out as CSV (admins): import after a preview, export.
 
-The preview reads each row as the import will (:func:`gateway.web.contact_forms.
-preview_import`); the import itself is :func:`gateway.directory.contacts_csv.import_csv` with the
-CLI's fax veto, all rows or none. The CSV travels in the form body, never the URL.
+The preview is the import's own plan (:func:`gateway.directory.contacts_csv.plan_import`):
+rows to add, to update and unchanged, and the problems, before anything is written. The
+import itself is :func:`gateway.directory.contacts_csv.import_csv` with the CLI's fax veto,
+all rows or none, one audit row and one register entry per changed contact in the import's
+own transaction. The CSV travels in the form body, never the URL.
 """
 
 from __future__ import annotations
@@ -13,18 +15,57 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.directory.contacts_csv import CSVImportError, export_csv, import_csv
+from filters.fax_route import FaxRoutes
+from gateway.directory.contacts import ContactRepository
+from gateway.directory.contacts_csv import (
+    COLUMNS,
+    EXAMPLE,
+    REQUIRED,
+    CSVImportError,
+    ImportPlan,
+    export_csv,
+    import_csv,
+    plan_import,
+)
 from gateway.web.auth import checked_form, console_of, text, viewer
+from gateway.web.console import Console
 from gateway.web.contact_checks import flags_note, sweep_domains
-from gateway.web.contact_forms import fax_veto, preview_import
+from gateway.web.contact_forms import fax_veto
 from gateway.web.render import flash, page, see_other
 
 MAX_CSV = 4 * 1024 * 1024
+_HELP = {"columns": COLUMNS, "required": REQUIRED, "example": EXAMPLE}
+
+
+def _recording(console: Console) -> ContactRepository:
+    """The console's contacts, each change also entered in the register's admin trail in
+    the change's own transaction."""
+    repo = console.contacts
+    return ContactRepository(
+        repo.store, repo.clock, keyring=repo.keyring, register_audit=console.register.record_admin
+    )
+
+
+def _preview(repo: ContactRepository, csv_text: str, routes: FaxRoutes) -> dict[str, object]:
+    plan = plan_import(repo, csv_text, fax_veto(routes), update=True)
+    warnings = {}
+    for row in plan.writes:
+        c = row.contact
+        sign = routes.classify(c.address) if c is not None and c.kind == "address" else None
+        if c is not None and sign is not None and not c.not_fax_by:
+            warnings[row.line] = f"looks like {sign.reason}: refused until an admin attests it"
+    return {"preview": plan, "warnings": warnings, "ok": _ok(plan)}
+
+
+def _ok(plan: ImportPlan) -> bool:
+    return not plan.problems and bool(plan.writes)
 
 
 async def import_page(request: Request) -> Response:
     v = await viewer(request, "admin")
-    return await page(request, v, "contacts_import.html", {"preview": None, "csv_text": ""})
+    return await page(
+        request, v, "contacts_import.html", {"preview": None, "csv_text": "", **_HELP}
+    )
 
 
 async def import_preview(request: Request) -> Response:
@@ -44,14 +85,17 @@ async def import_preview(request: Request) -> Response:
                     request,
                     v,
                     "contacts_import.html",
-                    {"preview": None, "csv_text": "", "error": "The file is not UTF-8 text."},
+                    {
+                        "preview": None,
+                        "csv_text": "",
+                        "error": "The file is not UTF-8 text.",
+                        **_HELP,
+                    },
                     400,
                 )
-    preview = await asyncio.to_thread(
-        preview_import, console.contacts, csv_text, console.fax_routes
-    )
+    preview = await asyncio.to_thread(_preview, console.contacts, csv_text, console.fax_routes)
     return await page(
-        request, v, "contacts_import.html", {"preview": preview, "csv_text": csv_text}
+        request, v, "contacts_import.html", {**preview, "csv_text": csv_text, **_HELP}
     )
 
 
@@ -61,20 +105,26 @@ async def import_apply(request: Request) -> Response:
     form = await checked_form(request, v.session)
     csv_text = text(form, "csv_text", MAX_CSV)
     try:
-        added = await asyncio.to_thread(
-            import_csv, console.contacts, csv_text, v.login, fax_veto(console.fax_routes)
+        plan = await asyncio.to_thread(
+            import_csv,
+            _recording(console),
+            csv_text,
+            v.login,
+            fax_veto(console.fax_routes),
+            update=True,
         )
     except CSVImportError as exc:
         await flash(request, v, f"{exc}: " + "; ".join(exc.problems[:10]), error=True)
         return see_other("/contacts/import")
-    await asyncio.to_thread(
-        console.audit,
-        v.login,
-        "contacts imported",
-        {"count": len(added), "contacts": ", ".join(c.ref for c in added)},
-    )
+    added = [r.contact for r in plan.of("add") if r.contact is not None]
     flags = await sweep_domains(console, {c.domain for c in added}) if added else []
-    await flags_note(request, v, flags, f"Imported {len(added)} contact(s).")
+    await flags_note(
+        request,
+        v,
+        flags,
+        f"Imported: {len(added)} new, {len(plan.of('update'))} updated, "
+        f"{len(plan.of('unchanged'))} unchanged.",
+    )
     return see_other("/contacts")
 
 

@@ -165,7 +165,7 @@ def test_export_then_import_round_trips(
     other_config.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
     Register.create_keys(RegisterSettings().resolved(other))
     code, out, _ = run(other_config, capsys, "import", str(out_file), "--by", "Kim")
-    assert out.startswith("imported 2 contact(s)")
+    assert out.startswith("imported 2 new, 0 updated, 0 unchanged contact(s)\n")
     assert run(other_config, capsys, "export")[1].encode() == out_file.read_bytes()
 
 
@@ -192,9 +192,10 @@ def test_bad_import_reports_lines_and_adds_nothing(
     code, _, err = run(config, capsys, "import", str(bad), "--by", "Kim")
     assert code == 2
     assert err.splitlines() == [
-        f"{bad}: line 3: a fax or telephone gateway address (RFC 3191/3192 FAX=, VOICE=, "
-        "AMIS=): fax routes cannot be approved",
-        f"{bad}: line 4: address is not valid: An email address must have an @-sign.",
+        f"{bad}: line 3, address: 'FAX=+441234@corp.example' is a fax or telephone gateway "
+        "address (RFC 3191/3192 FAX=, VOICE=, AMIS=): fax routes cannot be approved",
+        f"{bad}: line 4, address: 'not an address' is not valid: An email address must have "
+        "an @-sign.",
         "c4f-gateway contacts: error: 2 bad row(s); nothing imported",
     ]
     assert "new.person" not in run(config, capsys, "list")[1]

@@ -18,7 +18,13 @@ from gateway.directory.contacts import (
     ContactRepository,
     review_date,
 )
-from gateway.directory.contacts_csv import CSV_COLUMNS, CSVImportError, export_csv, import_csv
+from gateway.directory.contacts_csv import (
+    CSV_COLUMNS,
+    CSVImportError,
+    ImportPlan,
+    export_csv,
+    import_csv,
+)
 from gateway.store import Store
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -182,6 +188,10 @@ def _fill(repo: ContactRepository) -> None:
     repo.add(contact("duty@council.example", requires_approval=True), "S")
 
 
+def _stored(plan: ImportPlan) -> list[Contact]:
+    return [r.contact for r in plan.writes if r.contact is not None]
+
+
 def test_csv_round_trips(tmp_path: Path, repo: ContactRepository) -> None:
     _fill(repo)
     exported = export_csv(repo)
@@ -189,7 +199,7 @@ def test_csv_round_trips(tmp_path: Path, repo: ContactRepository) -> None:
     assert "'=cmd|" in exported  # a spreadsheet will not run it as a formula
     other = ContactRepository(Store(tmp_path / "other.db"), lambda: NOW, keyring=repo.keyring)
     imported = import_csv(other, exported, "Kim")
-    assert len(imported) == 5
+    assert len(imported.of("add")) == 5
     assert export_csv(other) == exported
     strip = [replace(c, id=0) for c in repo.all()]
     assert [replace(c, id=0) for c in other.all()] == strip
@@ -221,24 +231,18 @@ def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepositor
     with pytest.raises(CSVImportError) as err:
         import_csv(repo, text, "Kim", reject=lambda a: "a fax route" if "fax=" in a else None)
     problems = err.value.problems
-    assert [p.split(":")[0] for p in problems] == [
-        "line 3",
-        "line 4",
-        "line 5",
-        "line 6",
-        "line 7",
-        "line 8",
-        "line 9",
-        "line 10",
+    assert problems == [
+        "line 3, address: 'postmaster' is not valid: An email address must have an @-sign.",
+        "line 4, kind: 'person' is not 'address' or 'domain'",
+        "line 5, approved_on: '01/03/2026' is not YYYY-MM-DD",
+        "line 6, address: 'already@there.example' is approved as C-001 with another "
+        "display_name, organisation, role, approved_by, verified_how; "
+        "import with --update to change it",
+        "line 7, address: 'good@one.example' is also on line 2",
+        "line 8, verified_how: '' is empty; it is required",
+        "line 9: 1 more cell(s) than columns",
+        "line 10, address: 'fax=+44123@y.example' is a fax route",
     ]
-    assert "address is not valid" in problems[0]
-    assert "kind must be" in problems[1]
-    assert "YYYY-MM-DD" in problems[2]
-    assert "already approved as C-001" in problems[3]
-    assert "already approved" in problems[4]  # the same address twice in one file
-    assert "verified how is required" in problems[5]
-    assert "more cells than columns" in problems[6]
-    assert "a fax route" in problems[7]
     assert [c.address for c in repo.all()] == ["already@there.example"]  # nothing half-done
     assert len(repo.history()) == 1
 
@@ -246,14 +250,16 @@ def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepositor
 def test_csv_header_must_match(repo: ContactRepository) -> None:
     with pytest.raises(CSVImportError) as err:
         import_csv(repo, "kind,address,colour\r\naddress,a@b.example,red\r\n", "Kim")
-    assert err.value.problems[0].startswith("line 1: header: missing")
-    assert "colour" in err.value.problems[0]
+    assert err.value.problems == [
+        "line 1, header: missing column(s) organisation, approved_by, verified_how; "
+        "unknown column(s) 'colour' (see 'contacts import --help')"
+    ]
 
 
 def test_csv_defaults_review_date_to_twelve_months(repo: ContactRepository) -> None:
     header = ",".join(CSV_COLUMNS)
     row = "address,a@b.example,A B,Org,,Sam,2026-05-31,phoned,,,,,"
-    [c] = import_csv(repo, f"{header}\r\n{row}\r\n", "Kim")
+    [c] = _stored(import_csv(repo, f"{header}\r\n{row}\r\n", "Kim"))
     assert c.review_due == "2027-05-31"
 
 
@@ -282,7 +288,7 @@ def test_requires_approval_is_stored_changed_and_audited(repo: ContactRepository
 def test_an_export_from_before_still_imports(repo: ContactRepository) -> None:
     old_columns = [c for c in CSV_COLUMNS if c != "requires_approval"]
     row = "address,a@b.example,A B,Org,,Sam,2026-05-31,phoned,,,,,"
-    [c] = import_csv(repo, f"{','.join(old_columns)}\r\n{row}\r\n", "Kim")
+    [c] = _stored(import_csv(repo, f"{','.join(old_columns)}\r\n{row}\r\n", "Kim"))
     assert (c.address, c.requires_approval) == ("a@b.example", False)
     assert export_csv(repo).splitlines()[0] == ",".join(CSV_COLUMNS)  # the new column, always
 
@@ -295,7 +301,111 @@ def test_requires_approval_cell_is_yes_or_empty(repo: ContactRepository) -> None
     ]
     with pytest.raises(CSVImportError) as err:
         import_csv(repo, "\r\n".join([header, *rows]) + "\r\n", "Kim")
-    assert err.value.problems == ["line 3: requires approval must be 'yes' or empty"]
+    assert err.value.problems == ["line 3, requires_approval: 'true' is not 'yes', 'no' or empty"]
     assert repo.all() == []
-    [c] = import_csv(repo, f"{header}\r\n{rows[0]}\r\n", "Kim")
+    [c] = _stored(import_csv(repo, f"{header}\r\n{rows[0]}\r\n", "Kim"))
     assert c.requires_approval
+
+
+# -- CSV round trip: unchanged, updated, added ----------------------------------------------
+
+
+def test_reimporting_an_export_changes_nothing(repo: ContactRepository) -> None:
+    _fill(repo)
+    exported = export_csv(repo)
+    generation, history = repo.generation(), repo.history()
+    plan = import_csv(repo, exported, "Kim", update=True)
+    assert [r.action for r in plan.rows] == ["unchanged"] * 5
+    assert [r.before.ref for r in plan.rows if r.before] == [c.ref for c in repo.all()]
+    assert (repo.generation(), repo.history()) == (generation, history)
+    assert export_csv(repo) == exported
+
+
+def test_one_edited_row_updates_that_contact_only(repo: ContactRepository) -> None:
+    _fill(repo)
+    lines = export_csv(repo).split("\r\n")
+    assert lines[2].startswith("domain,family-court.org.uk,")
+    lines[2] = lines[2].replace(",Cafcass,", ",Cafcass South,")
+    lines.insert(3, "address,new@council.example,New One,Council,,Kim,2026-03-01,phoned,,,,,,")
+    edited = "\r\n".join(lines)
+    before = repo.all()
+    with pytest.raises(CSVImportError) as err:
+        import_csv(repo, edited, "Kim")  # a change needs --update
+    assert err.value.problems == [
+        "line 3, address: 'family-court.org.uk' is approved as C-002 with another "
+        "organisation; import with --update to change it"
+    ]
+    assert repo.all() == before
+    plan = import_csv(repo, edited, "Kim", update=True)
+    assert [(r.line, r.action) for r in plan.rows] == [
+        (2, "unchanged"),
+        (3, "update"),
+        (4, "add"),
+        (5, "unchanged"),
+        (6, "unchanged"),
+        (7, "unchanged"),
+    ]
+    assert plan.of("update")[0].changed == ("organisation",)
+    after = {c.id: c for c in repo.all()}
+    assert after[2] == replace(before[1], organisation="Cafcass South")
+    assert [after[c.id] for c in before if c.id != 2] == [c for c in before if c.id != 2]
+    assert after[6].address == "new@council.example" and after[6].review_due == "2027-03-01"
+    changes = repo.history()[5:]
+    assert [(r["contact_id"], r["action"], r["actor"]) for r in changes] == [
+        (2, "import", "Kim"),
+        (6, "import", "Kim"),
+    ]
+    assert json.loads(changes[0]["before"])["organisation"] == "Cafcass"
+    assert json.loads(changes[0]["after"])["organisation"] == "Cafcass South"
+
+
+def test_headers_match_aliases_and_missing_columns_take_defaults(
+    repo: ContactRepository,
+) -> None:
+    text = (
+        "E-mail, Name ,Organization,Approved By,Verified,Review Date\r\n"
+        "k.lee@council.example,Kim Lee,Council,Ada,phoned back,\r\n"
+        ",,,,,\r\n"  # a spreadsheet's empty row
+    )
+    [c] = _stored(import_csv(repo, text, "Kim"))
+    assert (c.kind, c.address, c.display_name, c.organisation) == (
+        "address",
+        "k.lee@council.example",
+        "Kim Lee",
+        "Council",
+    )
+    assert (c.approved_on, c.review_due, c.role, c.notes) == ("2026-03-02", "2027-03-02", "", "")
+    assert (c.unusual, c.requires_approval, c.not_fax_by) == (False, False, "")
+    # The same short file again: unchanged. A column it leaves out keeps the contact's value.
+    repo.update(c.id, "Sam", "requires-approval", requires_approval=True, role="Adviser")
+    plan = import_csv(repo, text.replace("2026", "2026"), "Kim", update=True)
+    assert [r.action for r in plan.rows] == ["unchanged"]
+    stored = repo.get(c.id)
+    assert stored is not None and (stored.requires_approval, stored.role) == (True, "Adviser")
+
+
+def test_csv_problems_name_line_column_and_value(repo: ContactRepository) -> None:
+    header = ",".join(CSV_COLUMNS)
+    good = "address,a{n}@b.example,A B,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,,"
+    rows = [good.format(n=n) for n in range(5)]
+    rows.append("address,z@b.example,Z,Org,,Sam,2026-03-01,phoned,06/12/2026,,,,,")
+    rows.append("domain,b.example,,Org,,Sam,2026-03-01,phoned,2026-02-01,,,,,")
+    with pytest.raises(CSVImportError) as err:
+        import_csv(repo, "\r\n".join([header, *rows]) + "\r\n", "Kim")
+    assert err.value.problems == [
+        "line 7, review_due: '06/12/2026' is not YYYY-MM-DD",
+        "line 8, review_due: '2026-02-01' must be after the approval date",
+    ]
+    for text, problem in (
+        ("", "line 1, header: the file is empty (see 'contacts import --help')"),
+        (
+            "Email,E-mail,Organisation,approved_by,verified_how\r\n",
+            "line 1, header: unknown column(s) 'E-mail' (a second address column) "
+            "(see 'contacts import --help')",
+        ),
+    ):
+        with pytest.raises(CSVImportError) as err:
+            import_csv(repo, text, "Kim")
+        assert err.value.problems == [problem]
+        assert "unknown -" not in problem
+    assert repo.all() == []

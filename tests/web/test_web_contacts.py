@@ -203,31 +203,33 @@ def test_import_previews_then_applies_all_or_nothing(site: Site) -> None:
             data={"csrf": csrf},
             files={"file": ("contacts.csv", bad.encode(), "text/csv")},
         ).text
-        assert "3 row(s): 1 to add, 2 with problems." in preview
+        assert "3 row(s): 1 to add, 0 to update, 0 unchanged, 2 with problems." in preview
         assert "an address at fax service efax.com: fax routes cannot be approved" in preview
-        assert "the same address as line 2" in preview
-        assert "Import 3 contact(s)" not in preview  # no way to apply a bad file
+        assert "line 4, address: &#39;K.Lee@council.example&#39; is also on line 2" in preview
+        assert 'action="/contacts/import">' not in preview  # no way to apply a bad file
         assert site.console.contacts.all() == []
         preview = client.post(
             "/contacts/import/preview", data={"csrf": csrf, "csv_text": good}
         ).text
-        assert "2 row(s): 2 to add, 0 with problems." in preview
+        assert "2 row(s): 2 to add, 0 to update, 0 unchanged, 0 with problems." in preview
         assert site.console.contacts.all() == []  # a preview changes nothing
         hidden = re.search(
             r'<textarea name="csv_text" hidden aria-hidden="true">(.*?)</textarea>', preview, re.S
         )
         assert hidden is not None
         done = client.post("/contacts/import", data={"csrf": csrf, "csv_text": good}).text
-        assert "Imported 2 contact(s)." in done
+        assert "Imported: 2 new, 0 updated, 0 unchanged." in done
         again = client.post("/contacts/import/preview", data={"csrf": csrf, "csv_text": good}).text
-        assert "already approved as C-001" in again
+        assert "2 row(s): 0 to add, 0 to update, 2 unchanged, 0 with problems." in again
+        assert "unchanged (C-001)" in again and "Nothing to import" in again
     assert [c.address for c in site.console.contacts.all()] == [
         "k.lee@council.example",
         "cafcass.example",
     ]
-    assert (ADMIN, "contacts imported", {"count": 2, "contacts": "C-001, C-002"}) in admin_actions(
-        site
-    )
+    imports = [
+        (a, d["contact_id"]) for a, action, d in admin_actions(site) if action == "contact import"
+    ]
+    assert imports == [(ADMIN, 1), (ADMIN, 2)]  # one register entry per contact
 
 
 def test_search_and_export_match_the_cli(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
@@ -331,15 +333,84 @@ def test_import_preview_reads_the_mark_and_old_files(site: Site) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
         preview = client.post("/contacts/import/preview", data={"csrf": csrf, "csv_text": bad}).text
-        assert "requires approval must be &#39;yes&#39; or empty" in preview
+        assert (
+            "line 2, requires_approval: &#39;maybe&#39; is not &#39;yes&#39;, &#39;no&#39; or empty"
+            in preview
+        )
         for text in (marked, old):
             preview = client.post(
                 "/contacts/import/preview", data={"csrf": csrf, "csv_text": text}
             ).text
-            assert "1 row(s): 1 to add, 0 with problems." in preview
+            assert "1 row(s): 1 to add, 0 to update, 0 unchanged, 0 with problems." in preview
             done = client.post("/contacts/import", data={"csrf": csrf, "csv_text": text}).text
-            assert "Imported 1 contact(s)." in done
+            assert "Imported: 1 new, 0 updated, 0 unchanged." in done
     assert [(c.address, c.requires_approval) for c in site.console.contacts.all()] == [
         ("k.lee@council.example", True),
         ("a@b.example", False),
     ]
+
+
+def test_import_page_lists_the_columns_with_an_example(site: Site) -> None:
+    with site.client() as client:
+        signed_in(client, ADMIN)
+        body = client.get("/contacts/import").text
+    table = re.search(r'<table id="import-columns">(.*?)</table>', body, re.S)
+    assert table is not None
+    names = re.findall(r"<tr><td><code>(\w+)</code></td>", table.group(1))
+    assert tuple(names) == CSV_COLUMNS
+    assert "<td>organization, org, agency</td><td>required</td>" in table.group(1)
+    assert "<td>12 months after approved_on</td>" in table.group(1)
+    example = re.search(r'<pre id="import-example">(.*?)</pre>', body, re.S)
+    assert example is not None and example.group(1).startswith(",".join(CSV_COLUMNS))
+
+
+def test_import_preview_shows_adds_updates_and_unchanged_before_writing(site: Site) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        first = _csv(
+            {**ROW, "address": "k.lee@council.example"},
+            {**ROW, "address": "j.smith@cafcass.example", "organisation": "Cafcass"},
+        )
+        client.post("/contacts/import", data={"csrf": csrf, "csv_text": first})
+        exported = client.get("/contacts/export.csv").text
+        edited = (
+            exported.replace(",Council,", ",County Council,")
+            + _csv({**ROW, "address": "new@council.example"}).split("\r\n", 1)[1]
+        )
+        contacts, trail = site.console.contacts.all(), admin_actions(site)
+
+        preview = client.post(
+            "/contacts/import/preview", data={"csrf": csrf, "csv_text": edited}
+        ).text
+        assert "3 row(s): 1 to add, 1 to update, 1 unchanged, 0 with problems." in preview
+        rows = re.findall(r'<tr class="(\w+)"><td>(\d+)</td><td>([^<]*)</td>', preview)
+        assert rows == [
+            ("update", "2", "k.lee@council.example"),
+            ("unchanged", "3", "j.smith@cafcass.example"),
+            ("add", "4", "new@council.example"),
+        ]
+        assert "will update C-001:" in preview
+        assert (
+            "<li>organisation: &ldquo;Council&rdquo; &rarr; &ldquo;County Council&rdquo;</li>"
+            in (preview)
+        )
+        assert "unchanged (C-002)" in preview
+        assert "Add 1 and update 1 contact(s)" in preview
+        assert (site.console.contacts.all(), admin_actions(site)) == (contacts, trail)
+
+        done = client.post("/contacts/import", data={"csrf": csrf, "csv_text": edited}).text
+        assert "Imported: 1 new, 1 updated, 1 unchanged." in done
+        after = site.console.contacts.all()
+        assert [c.organisation for c in after] == ["County Council", "Cafcass", "Council"]
+        assert after[1] == contacts[1]
+        new_entries = admin_actions(site)[len(trail) :]
+        assert [(a, action, d["contact_id"]) for a, action, d in new_entries] == [
+            (ADMIN, "contact import", 1),
+            (ADMIN, "contact import", 3),
+        ]
+        # The same file again writes nothing: no contact, audit row or register entry.
+        history, trail = site.console.contacts.history(), admin_actions(site)
+        again = client.post("/contacts/import", data={"csrf": csrf, "csv_text": edited}).text
+        assert "Imported: 0 new, 0 updated, 3 unchanged." in again
+        assert site.console.contacts.all() == after
+        assert (site.console.contacts.history(), admin_actions(site)) == (history, trail)
