@@ -120,6 +120,10 @@ class Contact:
     def fields_to_seal(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "id"}
 
+    def sweep_fields(self) -> dict[str, Any]:
+        """What the MX sweep records and accepts (no CSV or form sets these)."""
+        return {k: getattr(self, k) for k in ("mx_hosts", "mx_seen", "mx_checked_at", "mx_flag")}
+
     def audit_view(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k in _AUDITED}
 
@@ -292,8 +296,9 @@ class ContactRepository:
                     continue
                 try:
                     if entry.id:
+                        # What the sweep saw since the entry was read stays as it is now.
                         before = self._locked_get(conn, entry.id)
-                        after = checked(entry)
+                        after = checked(replace(entry, **before.sweep_fields()))
                         if before.audit_view() != after.audit_view():
                             self._write(conn, after)
                             self._audit(conn, actor, action, before, after)

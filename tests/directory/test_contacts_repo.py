@@ -409,3 +409,14 @@ def test_csv_problems_name_line_column_and_value(repo: ContactRepository) -> Non
         assert err.value.problems == [problem]
         assert "unknown -" not in problem
     assert repo.all() == []
+
+
+def test_an_update_by_import_keeps_what_the_mx_sweep_saw(repo: ContactRepository) -> None:
+    c = repo.add(contact("j.whitaker@cafcass.gov.uk"), "S")
+    exported = export_csv(repo)
+    repo.record_mx(c.id, ("mx.cafcass.gov.uk",), "2026-03-02T09:00:00+00:00")
+    repo.update(c.id, "S", "mx-sweep", mx_flag="fax-mx")
+    import_csv(repo, exported.replace(",Cafcass,", ",Cafcass South,"), "Kim", update=True)
+    stored = repo.get(c.id)
+    assert stored is not None and stored.organisation == "Cafcass South"
+    assert (stored.mx_seen, stored.mx_flag) == (("mx.cafcass.gov.uk",), "fax-mx")
