@@ -45,6 +45,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="read the password from standard input instead of prompting",
     )
+    add.add_argument(
+        "--external",
+        action="store_true",
+        help="allow a login outside the centre's [organisation] domains (someone who works "
+        "for the centre with an address elsewhere: a contractor or volunteer); without it "
+        "such a login is refused, as it is most often a typing mistake",
+    )
 
     ed = actions.add_parser(
         "edit",
@@ -110,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             sign_out=end_sessions,
             cost=settings.auth.password_hash_cost,
         )
+        if args.action == "add":
+            _check_domain(args.login, settings.organisation.domains, args.external)
         return _run(args, staff)
     finally:
         store.close()
@@ -177,6 +186,20 @@ def _run(args: argparse.Namespace, staff: StaffDirectory) -> int:
             )
         )
     return 0
+
+
+def _check_domain(login: str, domains: tuple[str, ...], external: bool) -> None:
+    """A login is the address staff send as: outside the centre's domains it is most often a
+    typing mistake (a personal or a partner's address), so it takes ``--external``."""
+    if external or "@" not in login:  # no "@": _run says what a login is
+        return
+    if login.rpartition("@")[2].lower() in (d.lower() for d in domains):
+        return
+    raise CLIError(
+        f"{login.lower()} is outside the centre's domains ({', '.join(domains)}, "
+        "[organisation] domains in the config): give --external if this person really "
+        "sends from that address"
+    )
 
 
 def _check_managers(staff: StaffDirectory, managers: list[str], login: str) -> None:

@@ -263,3 +263,28 @@ def test_staff_edit_managers_or_no_managers_not_both(config: Path) -> None:
     assert "not allowed with argument" in err
     code, _, err = staff(config, "edit", ALICE, "--role", "boss")
     assert code == 2 and "invalid choice: 'boss'" in err
+
+
+def test_a_login_outside_the_centres_domains_needs_external(config: Path) -> None:
+    """A personal or a partner's address as a login is most often a typing mistake."""
+    outsider = "Volunteer@Example.org"
+    code, out, err = staff(config, "add", outsider, "--password-stdin", stdin=FIRST)
+    assert (code, out) == (2, "")
+    assert err == (
+        "c4f-gateway staff: error: volunteer@example.org is outside the centre's domains "
+        "(c4f.example, [organisation] domains in the config): give --external if this "
+        "person really sends from that address\n"
+    )
+    assert member(config, outsider) is None
+    assert admin_trail(config) == []  # refused before anything is written
+
+    code, out, err = staff(config, "add", outsider, "--external", "--password-stdin", stdin=FIRST)
+    assert (code, out, err) == (0, "added volunteer@example.org\n", "")
+    assert authenticate(config, "volunteer@example.org", FIRST)
+    # The centre's own domain needs no flag, in any letter case.
+    assert staff(config, "add", "bob@C4F.Example", "--password-stdin", stdin=FIRST)[0] == 0
+
+
+def test_staff_add_help_explains_external(config: Path) -> None:
+    out = " ".join(run_cli("staff", "add", "--help").stdout.split())
+    assert "--external allow a login outside the centre's [organisation] domains" in out
