@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
 from gateway.cli.common import add_config_arg, load_settings
+from gateway.cli.policy_warnings import policy_warnings
 from gateway.opening import missing_policy, open_parts
 from gateway.settings import Auth
 
@@ -28,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "1. Run it as the user the gateway runs as. A pipeline without one of the policy "
         "filters (sender, fax_route, contacts, disclosure, approval, disclaimer) is an "
         "error unless [pipeline] allow_partial_pipeline = true (development only), which "
-        "gives a WARNING line instead; so does [auth] password_hash_cost below 17.",
+        "gives a WARNING line instead; so does [auth] password_hash_cost below 17, a "
+        "[policy] reviewed_on more than 12 months ago (the policy is reviewed annually), "
+        "and a notice file ([filter.disclaimer] file) whose words differ from the notice "
+        "in the policy's text ([policy] file, by default the copy shipped with the "
+        "gateway).",
     )
     add_config_arg(p)
     p.set_defaults(func=run)
@@ -48,5 +54,7 @@ def run(args: argparse.Namespace) -> int:
             f"minimum for scrypt ({minimum}); for test accounts only",
             file=sys.stderr,
         )
+    for line in policy_warnings(settings, datetime.now(UTC).date()):
+        print(f"WARNING: {line}", file=sys.stderr)
     print(f"{args.config}: ok")
     return 0

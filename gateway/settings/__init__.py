@@ -20,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.hostport import parse_hostport
 from gateway.settings.metrics import MetricsSettings
 from gateway.settings.notices import NoticeSettings
+from gateway.settings.policy import PolicySettings
 from gateway.settings.register import RegisterSettings
 from gateway.settings.web import WebSettings
 
@@ -146,6 +147,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     notices: NoticeSettings = field(default_factory=NoticeSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
     # [filter.NAME] tables: options passed to that filter's create(); checked by the filter.
     filter: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path = Path("gateway.toml")
