@@ -1,5 +1,6 @@
 """Console accounts (admins): who may use the console, with which role and second factor,
-and who has no line manager (their held messages wait for an admin).
+and who has no line manager (their held messages wait for an admin; not warned of for
+admins, whose held messages another admin decides anyway).
 
 Role changes call ``StaffDirectory.set_role`` as ``c4f-gateway staff role`` does; a
 TOTP reset removes the secret as ``c4f-gateway web totp-remove`` does. Either change
@@ -37,8 +38,10 @@ async def staff_list(request: Request) -> Response:
                     "login": m.login,
                     "role": m.role,
                     "managers": ", ".join(m.managers),
-                    # As gateway.holds.service counts them: only a manager or admin account decides.
-                    "no_manager": not any(roles.get(x) in REVIEW_ROLES for x in m.managers),
+                    # As gateway.holds.service counts them: only a manager or admin account
+                    # decides. Not said of admins: another admin decides theirs, as intended.
+                    "no_manager": m.role != "admin"
+                    and not any(roles.get(x) in REVIEW_ROLES for x in m.managers),
                     "totp": m.login in enrolled,
                     "created": local_time(m.created),
                 }
