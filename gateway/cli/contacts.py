@@ -28,6 +28,7 @@ from gateway.directory.contacts_csv import (
     import_csv,
 )
 from gateway.directory.contacts_sealed import ContactsUnreadable
+from gateway.directory.mx_state import mx_states
 from gateway.directory.mx_sweep import Flag, default_resolver, sweep
 from gateway.register.ledger import Register
 from gateway.settings import Settings
@@ -266,14 +267,18 @@ def _list(args: argparse.Namespace, repo: ContactRepository, settings: Settings)
                     rows,
                 )
             )
+        # The MX states in the console's words, so both read the same.
+        for c in entries:
+            if c.kind == kind:
+                for s in mx_states(c):
+                    print(f"{c.ref} {s.code}: {s.words}")
         print()
     return 0
 
 
 def _state(c: Contact, today: date) -> str:
     states = ["expired" if c.expired(today) else "ok"]
-    if c.mx_flag:
-        states.append("fax-mx")
+    states += [s.code for s in mx_states(c)]
     if c.not_fax_by:
         states.append("not-fax-attested")
     if c.requires_approval:

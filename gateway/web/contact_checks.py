@@ -1,8 +1,8 @@
 """What the console warns about on a contact, and the MX sweep it runs after changes.
 
 The warnings are the CLI's states in words (``contacts list`` and ``contacts review``):
-a lapsed or soon-due approval, a fax-MX flag from the DNS sweep, a soft fax sign not yet
-attested, MX hosts that changed since approval, a domain that takes no mail.
+a lapsed or soon-due approval, a soft fax sign not yet attested, and the MX states of
+:func:`gateway.directory.mx_state.mx_states` (the one wording both use).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from starlette.requests import Request
 
 from gateway.directory.contacts import Contact
+from gateway.directory.mx_state import mx_states
 from gateway.directory.mx_sweep import Flag, sweep
 from gateway.web.auth import Viewer
 from gateway.web.console import Console
@@ -26,18 +27,10 @@ def warnings(console: Console, c: Contact, today: date) -> list[str]:
         out.append("approval lapsed: mail to it is refused until renewed")
     elif date.fromisoformat(c.review_due) <= today + timedelta(days=DUE_SOON):
         out.append(f"review due {c.review_due}")
-    if c.mx_flag:
-        out.append(f"fax route by DNS: {c.mx_flag}")
     sign = console.fax_routes.classify(c.address) if c.kind == "address" else None
     if sign is not None and not c.not_fax_by:
         out.append(f"looks like {sign.reason}: refused until attested not a fax")
-    if c.mx_hosts is not None and c.mx_seen is not None and set(c.mx_hosts) != set(c.mx_seen):
-        out.append(
-            f"MX hosts changed: {', '.join(c.mx_hosts) or '(none)'} -> "
-            f"{', '.join(c.mx_seen) or '(none)'}"
-        )
-    if c.mx_seen == ():
-        out.append("the domain takes no mail (no MX)")
+    out += [s.words for s in mx_states(c)]  # as `contacts list` and `show` word them
     return out
 
 
