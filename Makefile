@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := var/dev
+DEMO   := demo@c4f.example
 
 .PHONY: run test lint venv clean bench
 
@@ -16,8 +17,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
 
+# Run again, the setup is reused: its demo password was shown once and is kept nowhere.
 run: venv
-	@test -f $(DEV)/gateway.toml || $(BIN)/c4f-gateway init --dir $(DEV) --demo
+	@if test -f $(DEV)/gateway.toml; then \
+	  echo "Reusing the dev setup in $(DEV)/. The demo account's password was shown when it"; \
+	  echo "was created; to set a new one:"; \
+	  echo "  $(BIN)/c4f-gateway staff passwd $(DEMO) --config $(DEV)/gateway.toml"; \
+	else $(BIN)/c4f-gateway init --dir $(DEV) --demo; fi
 	@# A dev database from an earlier version: backed up next to it, then upgraded.
 	$(BIN)/c4f-gateway upgrade --config $(DEV)/gateway.toml
 	$(BIN)/c4f-gateway serve --config $(DEV)/gateway.toml
