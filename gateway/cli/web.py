@@ -1,10 +1,12 @@
-"""``c4f-gateway web``: serve the review console; enrol or remove a TOTP second factor.
+"""``c4f-gateway web``: serve the review console; manage a console account's TOTP second factor.
 
-    c4f-gateway web --config PATH [--listen HOST:PORT]  serve until SIGTERM / Ctrl-C
+    c4f-gateway web [serve] --config PATH [--listen HOST:PORT]  serve until SIGTERM / Ctrl-C
+    c4f-gateway web enrol-link LOGIN --config PATH   a one-time link (24 hours) to enrol
     c4f-gateway web totp-enrol LOGIN --config PATH   print a new otpauth:// URI for LOGIN
-    c4f-gateway web totp-remove LOGIN --config PATH
+    c4f-gateway web totp-reset LOGIN --config PATH   remove it (lost device); also totp-remove
 
-The console reads and writes the same database and keys as the other commands.
+Options go before or after the login. The console reads and writes the same database
+and keys as the other commands; every change here is in the register's admin trail.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings
@@ -20,26 +24,57 @@ from gateway.logging import configure
 from gateway.settings import Settings
 from gateway.settings.web import WebSettings, web_settings
 
-ACTIONS = ("serve", "totp-enrol", "totp-remove")
+if TYPE_CHECKING:
+    from gateway.web.console import Console
+
+LOGIN_ACTIONS = {
+    "enrol-link": "issue a one-time link (valid 24 hours) with which LOGIN sets up their "
+    "own second factor: they give their password, scan the QR code and confirm a code",
+    "totp-enrol": "print a new second-factor key for LOGIN as an otpauth:// URI (active at "
+    "once; hand it over in person)",
+    "totp-reset": "remove LOGIN's second factor (a lost device) and sign them out; issue a "
+    "new enrol-link afterwards",
+    "totp-remove": "the same as totp-reset",
+}
+ACTIONS = ("serve", *LOGIN_ACTIONS)
+
+
+def _listen_arg(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=default,
+        help="serve on this address instead of [web] listen (port 0: any free port)",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "web",
         help="serve the review console (register review, contacts, queue)",
-        description="Serve the review console for line managers and admins, or manage "
-        "the TOTP second factor of a console account.",
+        description="Serve the review console for line managers and admins (the default), "
+        "or manage the TOTP second factor of a console account.",
     )
-    p.add_argument("action", nargs="?", choices=ACTIONS, default="serve")
-    p.add_argument("login", nargs="?", help="the account (totp-enrol, totp-remove)")
     p.add_argument("--by", help="who makes the change (default: you)")
-    p.add_argument(
-        "--listen",
-        metavar="HOST:PORT",
-        help="serve on this address instead of [web] listen (port 0: any free port)",
-    )
+    _listen_arg(p, None)
     add_config_arg(p)
-    p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    # Options given after ACTION land here; SUPPRESS keeps those given before it.
+    serve_p = actions.add_parser("serve", help="serve the console (the default)")
+    _listen_arg(serve_p, argparse.SUPPRESS)
+    serve_p.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH")
+    for name, words in LOGIN_ACTIONS.items():
+        a = actions.add_parser(name, help=words, description=words[0].upper() + words[1:] + ".")
+        a.add_argument("login", help="the account's login (its mail address)")
+        a.add_argument("--by", default=argparse.SUPPRESS, help="who makes the change")
+        a.add_argument(
+            "--config",
+            type=Path,
+            default=argparse.SUPPRESS,
+            metavar="PATH",
+            help="the gateway's config file (default: ./gateway.toml)",
+        )
+    p.set_defaults(func=run, action="serve", login=None)
 
 
 def _whoami() -> str:
@@ -52,16 +87,12 @@ def _whoami() -> str:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     if args.action == "serve":
-        if args.login:
-            raise CLIError("serve takes no login")
         web = web_settings(settings)
         if args.listen:
             web = dataclasses.replace(web, listen=args.listen)  # checked as [web] listen is
         configure(settings.log.format, settings.log.level)
         asyncio.run(serve(settings, web))
         return 0
-    if not args.login:
-        raise CLIError(f"{args.action} needs the account's login")
     return totp(settings, args.action, args.login.lower(), args.by or _whoami())
 
 
@@ -73,11 +104,13 @@ def totp(settings: Settings, action: str, login: str, actor: str) -> int:
         member = console.staff.get(login)
         if member is None:
             raise CLIError(f"no account {login}")
-        if action == "totp-remove":
+        if action == "enrol-link":
+            return enrol_link(settings, console, login, actor)
+        if action in ("totp-remove", "totp-reset"):
             if not console.totp.remove(login):
                 raise CLIError(f"{login} has no second factor")
             console.sessions.end_all(login)
-            console.audit(actor, "totp removed", {"login": login})
+            console.audit(actor, "totp removed", {"login": login, "how": action})
             print(f"second factor removed for {login}; signed out everywhere")
             return 0
         secret = console.totp.enrol(login)
@@ -89,6 +122,29 @@ def totp(settings: Settings, action: str, login: str, actor: str) -> int:
         return 0
     finally:
         console.close()
+
+
+def link_base(web: WebSettings) -> str:
+    """Where people reach the console: ``[web] public_url``, else the listen address."""
+    if web.public_url:
+        return web.public_url.rstrip("/")
+    host, port = web.host_port
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if web.tls else 'http'}://{host}:{port}"
+
+
+def enrol_link(settings: Settings, console: Console, login: str, actor: str) -> int:
+    from gateway.web.totp import LINK_TTL
+
+    token = console.totp.issue_link(login)
+    console.audit(actor, "totp enrolment link", {"login": login})
+    hours = int(LINK_TTL // 3600)
+    print(f"One-time link for {login} to set up their second factor (valid {hours} hours):")
+    print(f"  {link_base(console.web)}/enrol/{token}")
+    print("Give it to them only (it works once; a new link replaces this one).")
+    if console.totp.enrolled(login):
+        print("Their current second factor keeps working until they confirm a new one.")
+    return 0
 
 
 async def serve(settings: Settings, web: WebSettings) -> None:

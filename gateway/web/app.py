@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.web import (
     pages_contacts,
     pages_contacts_io,
+    pages_enrol,
     pages_held,
     pages_queue,
     pages_register,
@@ -75,6 +76,7 @@ def create_app(console: Console, *, verify_at_start: bool = True) -> Starlette:
     app = Starlette(
         routes=[
             *pages_signin.routes,
+            *pages_enrol.routes,
             *pages_register.routes,
             *pages_contacts_io.routes,  # before /contacts/{cid}
             *pages_contacts.routes,

@@ -4,13 +4,22 @@ Secrets live in the shared SQLite store sealed with the spool keyring, bound to 
 login, so a copy of the database alone reveals none. A code is accepted one step
 either side of now (clock drift, RFC 6238 section 5.2) and only once: the step it
 matched is stored, and a code from that step or an earlier one is refused (replay).
-Enrolment is a command (``c4f-gateway web totp-enrol LOGIN``), run by an admin.
+Enrolment is a command (``c4f-gateway web totp-enrol LOGIN``), run by an admin, or a
+one-time link the admin issues (``c4f-gateway web enrol-link LOGIN``): the link's token is
+stored only as a keyed hash (the spool keyring's HMAC, so a copy of the database finds no
+link), it is valid for 24 hours and once, and the new secret it shows is pending (sealed,
+bound to the link) until the person confirms it with a current code. A newer link for the
+same login replaces an unused older one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pyotp
 from pyotp import OTPVerificationError
@@ -26,7 +35,28 @@ CREATE TABLE IF NOT EXISTS web_totp (
     enrolled REAL NOT NULL,
     last_step INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS web_totp_links (
+    key BLOB PRIMARY KEY,            -- keyed hash (HMAC, spool keyring) of the link's token
+    login TEXT NOT NULL,
+    issued REAL NOT NULL,
+    expires REAL NOT NULL,
+    used REAL,                       -- when a code confirmed it; then never again
+    proof TEXT,                      -- SHA-256 of the cookie given after the password step
+    secret BLOB                      -- the pending secret, sealed, bound to the link
+);
 """
+LINK_TTL = 24 * 3600.0
+LINK_PURPOSE = b"totp-link"
+
+
+@dataclass(frozen=True)
+class EnrolLink:
+    """An unused, unexpired enrolment link (what its token found)."""
+
+    key: bytes
+    login: str
+    expires: float
+    proof: str | None
 
 
 class TotpStore:
@@ -66,6 +96,102 @@ class TotpStore:
     @staticmethod
     def uri(secret: str, login: str, issuer: str) -> str:
         return pyotp.TOTP(secret).provisioning_uri(name=login.lower(), issuer_name=issuer)
+
+    def issue_link(self, login: str, ttl: float = LINK_TTL) -> str:
+        """A one-time enrolment link's token for ``login``, valid ``ttl`` seconds; any
+        unused older link of that login stops working."""
+        token = secrets.token_urlsafe(32)
+        key = self.keyring.lookups(token, LINK_PURPOSE)[0]
+        now = self.clock()
+        with self.store.transaction() as conn:
+            conn.execute(
+                "DELETE FROM web_totp_links WHERE login = ? AND used IS NULL", (login.lower(),)
+            )
+            conn.execute(
+                "INSERT INTO web_totp_links (key, login, issued, expires) VALUES (?, ?, ?, ?)",
+                (key, login.lower(), now, now + ttl),
+            )
+        return token
+
+    def link(self, token: str) -> EnrolLink | None:
+        """The link ``token`` opens, or None when it is unknown, used or expired."""
+        if not token or len(token) > 100:
+            return None
+        keys = self.keyring.lookups(token, LINK_PURPOSE)
+        marks = ", ".join("?" * len(keys))
+        rows = self.store.query(
+            f"SELECT key, login, expires, proof FROM web_totp_links WHERE key IN ({marks})"  # noqa: S608
+            " AND used IS NULL AND expires > ?",
+            (*keys, self.clock()),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return EnrolLink(bytes(r["key"]), r["login"], r["expires"], r["proof"])
+
+    @staticmethod
+    def _link_aad(link: EnrolLink) -> bytes:
+        return b"totp-link:" + link.key + b":" + link.login.encode()
+
+    def start(self, link: EnrolLink) -> str:
+        """After the password step: a new pending secret for the link, and the proof (a
+        cookie value) that the same browser gave the password. Returns the proof."""
+        proof = secrets.token_urlsafe(32)
+        sealed = self.keyring.seal(pyotp.random_base32().encode(), self._link_aad(link))
+        self.store.execute(
+            "UPDATE web_totp_links SET proof = ?, secret = ? WHERE key = ? AND used IS NULL",
+            (hashlib.sha256(proof.encode()).hexdigest(), sealed, link.key),
+        )
+        return proof
+
+    def pending(self, link: EnrolLink, proof: str) -> str | None:
+        """The pending secret shown to the browser holding ``proof``, or None."""
+        if link.proof is None or not proof:
+            return None
+        if not hmac.compare_digest(link.proof, hashlib.sha256(proof.encode()).hexdigest()):
+            return None
+        rows = self.store.query("SELECT secret FROM web_totp_links WHERE key = ?", (link.key,))
+        if not rows or rows[0]["secret"] is None:
+            return None
+        try:
+            return self.keyring.open(rows[0]["secret"], self._link_aad(link)).decode()
+        except SpoolCorrupt:
+            return None
+
+    def confirm(self, link: EnrolLink, proof: str, code: str) -> bool:
+        """With a current code for the pending secret: the secret becomes the login's second
+        factor (replacing any old one) and the link is used up. False changes nothing."""
+        secret = self.pending(link, proof)
+        code = code.strip().replace(" ", "")
+        if secret is None or len(code) != 6 or not code.isdigit():
+            return False
+        try:
+            step = pyotp.TOTP(secret).verify_and_get_timecode(
+                code, for_time=self.clock(), valid_window=1
+            )
+        except OTPVerificationError:
+            return False
+        now = self.clock()
+        with self.store.transaction() as conn:
+            used = conn.execute(
+                "UPDATE web_totp_links SET used = ?, secret = NULL, proof = NULL"
+                " WHERE key = ? AND used IS NULL AND expires > ?",
+                (now, link.key, now),
+            ).rowcount
+            if used != 1:
+                return False  # used meanwhile (another tab) or expired
+            conn.execute(
+                "INSERT INTO web_totp (login, secret, enrolled, last_step) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(login) DO UPDATE SET secret = excluded.secret,"
+                " enrolled = excluded.enrolled, last_step = excluded.last_step",
+                (
+                    link.login,
+                    self.keyring.seal(secret.encode(), self._aad(link.login)),
+                    now,
+                    step,  # the confirming code is used: it cannot sign in as well
+                ),
+            )
+        return True
 
     def check(self, login: str, code: str) -> bool:
         """True once per valid code; False for a wrong, stale or replayed one."""

@@ -40,6 +40,11 @@ def site(tmp_path: Path, ca: TestCA) -> Site:
     return make_site(tmp_path / "gw", ca)
 
 
+# Pages for someone not signed in: sign-in, and the one-time second-factor enrolment link
+# (its token is the key; tests/web/test_web_enrol_link.py checks an unknown one is refused).
+SIGNED_OUT = ("/signin", "/enrol")
+
+
 def _paths(site: Site, method: str) -> list[str]:
     """Every route of the app for ``method``, with sample path parameters filled in."""
     out = []
@@ -68,12 +73,12 @@ def test_route_lists_cover_the_console(site: Site) -> None:
 def test_every_page_requires_sign_in(site: Site) -> None:
     with site.client() as client:
         for path in _paths(site, "GET"):
-            if path.startswith("/signin"):
+            if path.startswith(SIGNED_OUT):
                 continue
             reply = client.get(path, follow_redirects=False)
             assert (reply.status_code, reply.headers.get("location")) == (303, "/signin"), path
         for path in _paths(site, "POST"):
-            if path.startswith("/signin") or path == "/signout":
+            if path.startswith(SIGNED_OUT) or path == "/signout":
                 continue
             reply = client.post(path, data={"csrf": "x"}, follow_redirects=False)
             assert (reply.status_code, reply.headers.get("location")) == (303, "/signin"), path
@@ -86,7 +91,7 @@ def test_post_without_the_session_csrf_token_is_refused(site: Site) -> None:
         signed_in(client, ADMIN)
         before = site.store.query("SELECT count(*) FROM register")[0][0]
         for path in _paths(site, "POST"):
-            if path.startswith("/signin"):
+            if path.startswith(SIGNED_OUT):
                 continue
             for data in ({}, {"csrf": "forged-token"}):
                 reply = client.post(path, data={**data, "action": "hold"}, follow_redirects=False)
@@ -165,14 +170,14 @@ def test_staff_sign_in_only_to_their_held_messages(site: Site) -> None:
             reply = client.get(path, follow_redirects=False)
             assert reply.status_code == 403, path
         for path in _paths(site, "GET"):
-            if path.startswith(("/signin", "/held")) or path == "/":
+            if path.startswith((*SIGNED_OUT, "/held")) or path == "/":
                 continue
             reply = client.get(path, follow_redirects=False)
             assert reply.status_code == 403, path
             assert "only" in reply.text and "Your role (staff) does not include it" in reply.text
         before = site.store.query("SELECT count(*) FROM register")[0][0]
         for path in _paths(site, "POST"):
-            if path.startswith(("/signin", "/signout", "/held")):
+            if path.startswith((*SIGNED_OUT, "/signout", "/held")):
                 continue
             data = {"csrf": csrf, "action": "hold", "family": "F-1", "login": STAFF}
             reply = client.post(path, data={**data, "role": "admin"}, follow_redirects=False)
