@@ -106,8 +106,8 @@ async def signin(request: Request) -> Response:
         await _audit(console, login, "console sign-in refused", client=client, reason="no TOTP")
         return _signin_form(
             request,
-            "Your role needs a second factor and none is set up yet. Ask an admin to "
-            "enrol you (c4f-gateway web totp-enrol).",
+            "Your role needs a second factor and none is set up yet. Ask an admin for "
+            "an enrolment link (c4f-gateway web enrol-link).",
             403,
         )
     stage: Stage = "totp" if enrolled else "full"

@@ -9,7 +9,9 @@ one-time link the admin issues (``c4f-gateway web enrol-link LOGIN``): the link'
 stored only as a keyed hash (the spool keyring's HMAC, so a copy of the database finds no
 link), it is valid for 24 hours and once, and the new secret it shows is pending (sealed,
 bound to the link) until the person confirms it with a current code. A newer link for the
-same login replaces an unused older one.
+same login replaces an unused older one; issuing a link forgets the expired ones. A link
+is found by the HMAC of any key the spool keyring holds, so `keys rotate` leaves it
+working; once the key it was made with is retired, it is unknown (ask for a new one).
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ class TotpStore:
         now = self.clock()
         with self.store.transaction() as conn:
             conn.execute(
-                "DELETE FROM web_totp_links WHERE login = ? AND used IS NULL", (login.lower(),)
+                "DELETE FROM web_totp_links WHERE expires <= ? OR (login = ? AND used IS NULL)",
+                (now, login.lower()),
             )
             conn.execute(
                 "INSERT INTO web_totp_links (key, login, issued, expires) VALUES (?, ?, ?, ?)",

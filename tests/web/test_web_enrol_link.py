@@ -69,7 +69,8 @@ def test_enrol_through_the_link(site: Site) -> None:
         # Pending until a code confirms it: a password alone still cannot sign in.
         assert not site.console.totp.enrolled(MANAGER)
         with site.client() as other:
-            assert sign_in(other, MANAGER).status_code == 403
+            refused = sign_in(other, MANAGER)
+            assert refused.status_code == 403 and "c4f-gateway web enrol-link" in refused.text
         bad = client.post(f"{path}/confirm", data={"code": "000000"})
         assert bad.status_code == 401 and "That code is wrong" in bad.text
         assert key_of(bad.text) == secret  # the same key is shown again
@@ -118,6 +119,10 @@ def test_an_expired_or_replaced_link_is_refused(site: Site) -> None:
         assert client.get("/enrol/not-a-token").status_code == 410
     assert not site.console.totp.enrolled(MANAGER)
     assert ("it-admin", "totp enrolment link") in [(a, b) for a, b, _ in admin_actions(site)]
+    # The next link issued forgets the expired one (and its sealed pending key).
+    site.console.totp.issue_link(ADMIN)
+    assert site.store.query("SELECT login FROM web_totp_links")[0]["login"] == ADMIN
+    assert len(site.store.query("SELECT 1 FROM web_totp_links")) == 1
 
 
 def test_the_key_page_needs_the_browser_that_gave_the_password(site: Site) -> None:
