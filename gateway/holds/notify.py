@@ -45,9 +45,10 @@ class Notifier:
     ) -> None:
         """To the sender, who wrote it: which message (its subject, recipients and time, as
         Outlook and Thunderbird never show a queue ID), why it waits, and how to avoid that."""
-        who = (
-            ", ".join(h.managers)
-            if h.managers
+        who = ", ".join(h.managers) or (
+            # An admin's message waits for another admin, as intended: no gap to point out.
+            "another admin"
+            if h.staff in self._admins("")
             else "an admin (you have no line manager configured)"
         )
         where = (
@@ -170,6 +171,7 @@ class Notifier:
         self, conn: sqlite3.Connection, waiting: Sequence[HeldMessage], now: float
     ) -> int:
         per: dict[str, list[HeldMessage]] = {}
+        admins = set(self._admins(""))
         for h in waiting:
             for login in h.managers or tuple(self._admins(h.staff)):
                 per.setdefault(login, []).append(h)
@@ -178,7 +180,11 @@ class Notifier:
             lines += [
                 f"  {h.queue_id}  from {h.staff}, held since {local_time(h.held_at)}, "
                 f"expires {local_time(h.expires_at)}"
-                + ("  (no line manager configured: admins only)" if h.admin_only else "")
+                + (
+                    "  (no line manager configured: admins only)"
+                    if h.admin_only and h.staff not in admins
+                    else ""
+                )
                 for h in items
             ]
             lines += ["", DECIDE]

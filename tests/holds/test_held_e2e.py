@@ -257,3 +257,24 @@ async def test_details_show_what_the_approver_needs_and_queue_delete_cannot_bypa
     assert [r["address"] for r in d.recipients] == [CONTACT]
     assert not gw.gateway.spool.delete(held.queue_id)  # only a decision removes it
     assert holds.get(held.queue_id) is not None
+
+
+async def test_an_admins_held_message_waits_for_another_admin_without_a_gap_warning(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    """Admins have no line manager by design: their notices say "another admin", and
+    speak of no missing line manager."""
+    gw = await _gateway(start_gateway, upstream)
+    second_admin = "ed@c4f.example"
+    gw.add_staff(second_admin, role="admin")
+    qid = queue_id(await _send(gw, ADMIN, "[consent:refused] [reason:r] Mine"))
+    notice = await _until_notice(upstream, ADMIN)
+    assert "another admin" in notice and "no line manager" not in notice
+    holds = gw.gateway.holds
+    [held] = holds.pending()
+    assert holds.remind(now=held.held_at + 86400) == 1  # the other admin only
+    gw.gateway.worker.wake()
+    await until(lambda: notices(upstream.arrived, second_admin, "Reminder:"))
+    [reminder] = notices(upstream.arrived, second_admin, "Reminder:")
+    assert qid in reminder and "admins only" not in reminder
+    assert "no line manager" not in reminder

@@ -250,3 +250,19 @@ def test_expired_message_cannot_be_approved(site: Site) -> None:
         assert reply.status_code == 400
         assert _flash(reply.text) == f"{FROM_LONER} has expired; it will not be sent."
     assert FROM_LONER in _still_held(site)  # until the hourly sweep refuses it
+
+
+def test_an_admins_held_message_shows_no_gap_warning(site: Site) -> None:
+    """Admins have no line manager by design: another admin decides, and nothing warns."""
+    second_admin, mine = "ed.admin@c4f.example", "C0C0C0C0C0C3"
+    add_account(site.store, second_admin, "admin")
+    hold(site, mine, ADMIN, consent="obtained", reasons=["flagged safeguarding"])
+    with site.client() as client:
+        signed_in(client, second_admin)
+        listed = client.get("/held").text
+        rows = dict(re.findall(r'<a href="/held/([0-9A-F]{12})">.*?</td>(.*?)</tr>', listed, re.S))
+        assert ADMIN_ONLY in rows[FROM_LONER]  # a gap: staff with no line manager
+        assert "another admin" in rows[mine] and "No line manager" not in rows[mine]
+        page = client.get(f"/held/{mine}").text
+        assert 'id="admin-only"' not in page and "No line manager" not in page
+        assert "<dt>Who can decide</dt><dd>another admin</dd>" in page
