@@ -13,6 +13,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.register.formats import local_time
 from gateway.web.auth import Viewer, console_of
+from gateway.web.policy_banner import review_banner
 
 HERE = Path(__file__).parent
 
@@ -47,6 +48,7 @@ async def page(
         # The register's integrity is the reviewers' business; staff see only their holds.
         "verify": console.verifier.status if viewer is None or viewer.is_reviewer else None,
         "held_count": await held_count(request, viewer),
+        "policy_review": review_banner(request, viewer),
         "flash": None,
         **(context or {}),
     }

@@ -63,7 +63,10 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
             page = await ctx.new_page()
             await _sign_in(page, ALICE, SMTP_PASSWORD, "/held")
             nav = page.get_by_role("navigation", name="Main").get_by_role("link")
-            assert await nav.all_inner_texts() == ["Held messages (2 waiting)"]
+            assert await nav.all_inner_texts() == [
+                "Held messages (2 waiting)",
+                "Confidentiality policy",
+            ]
             await shot(page, "held-01-staff-list")
             await page.get_by_role("link", name=withdrawn).click()
             assert "Draft notes" in await page.locator("main").inner_text()

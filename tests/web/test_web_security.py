@@ -163,14 +163,14 @@ def test_staff_sign_in_only_to_their_held_messages(site: Site) -> None:
         held = client.get("/held")
         assert held.status_code == 200
         csrf = field_value(held.text, "csrf")
-        # The navigation offers nothing else, nor the reviewers' register banner.
-        assert re.findall(r'<li><a href="([^"]+)"', held.text) == ["/held"]
+        # The navigation offers nothing else but the policy, nor the reviewers' banner.
+        assert re.findall(r'<li><a href="([^"]+)"', held.text) == ["/held", "/policy"]
         assert "Verify now" not in held.text
         for path in ("/register", "/contacts", "/queue", "/staff"):
             reply = client.get(path, follow_redirects=False)
             assert reply.status_code == 403, path
         for path in _paths(site, "GET"):
-            if path.startswith((*SIGNED_OUT, "/held")) or path == "/":
+            if path.startswith((*SIGNED_OUT, "/held", "/policy")) or path == "/":
                 continue
             reply = client.get(path, follow_redirects=False)
             assert reply.status_code == 403, path
