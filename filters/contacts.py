@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import structlog
 
+from gateway.directory import public_domains
 from gateway.directory.addresses import (
     Address,
     AddressSyntaxError,
@@ -45,6 +46,10 @@ DEFAULT_HINT_LIMIT = 5
 def create(options: dict[str, Any], context: FilterContext) -> ContactsFilter:
     options = dict(options)
     limit = options.pop("hint_limit_per_day", DEFAULT_HINT_LIMIT)
+    # Read by `contacts add`/`import` and the console; loaded here so check-config and
+    # serve stop on a file that cannot be read.
+    public_domains.load(public_domains.local_file(options, context.settings.base_dir))
+    options.pop(public_domains.OPTION, None)
     if options:
         raise ConfigError(f"filter.contacts: unknown option(s): {', '.join(sorted(options))}")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:

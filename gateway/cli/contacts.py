@@ -18,7 +18,14 @@ from pathlib import Path
 from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, table
-from gateway.directory.contacts import Contact, ContactError, ContactRepository, review_date
+from gateway.directory import public_domains
+from gateway.directory.contacts import (
+    Contact,
+    ContactError,
+    ContactRepository,
+    PublicDomainError,
+    review_date,
+)
 from gateway.directory.contacts_csv import (
     COLUMNS,
     EXAMPLE,
@@ -78,6 +85,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument(
         "--requires-approval", action="store_true", help=f"{_REQUIRES_APPROVAL} (see 'approval')"
     )
+    add.add_argument(
+        "--public-domain-override",
+        metavar="REASON",
+        default="",
+        help="approve a whole public webmail or disposable-mail domain (gmail.com, "
+        "hotmail.co.uk, ...) anyway, for this recorded reason; without it such a --domain is "
+        "refused (single addresses there are approved one by one)",
+    )
     add.add_argument("--no-dns", action="store_true", help="skip the MX check")
     add.add_argument("--by", metavar="NAME", help="who makes the change (default: approver)")
 
@@ -130,6 +145,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rev = actions.add_parser("review", help="DNS sweep, due reviews; renew or attest")
     rev.add_argument("--renew", metavar="C-NNN", help="re-approve for another 12 months")
     rev.add_argument("--review-due", type=_date, metavar="YYYY-MM-DD", help="with --renew")
+    rev.add_argument(
+        "--public-domain-override",
+        metavar="REASON",
+        help="with --renew: why a whole public webmail domain stays approved (recorded)",
+    )
     rev.add_argument("--not-fax", metavar="C-NNN", help="attest: not a fax route")
     rev.add_argument(
         "--accept-mx", metavar="C-NNN", help="accept the MX hosts last seen and clear a fax-MX flag"
@@ -176,9 +196,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         register = Register.from_settings(store, settings.register)
         repo = ContactRepository(
-            store, keyring=register.keyring, register_audit=register.record_admin
+            store,
+            keyring=register.keyring,
+            register_audit=register.record_admin,
+            public_domains=public_domains.from_settings(settings.filter, settings.base_dir),
         )
         return HANDLERS[args.action](args, repo, settings)
+    except PublicDomainError as exc:
+        raise CLIError(
+            f"{exc.domain} {exc.reason}, or give --public-domain-override REASON"
+        ) from None
     except (ContactError, ContactsUnreadable) as exc:
         raise CLIError(str(exc)) from None
     finally:
@@ -223,10 +250,13 @@ def _add(args: argparse.Namespace, repo: ContactRepository, settings: Settings) 
             not_fax_by=by if args.not_fax else "",
             not_fax_on=repo.today().isoformat() if args.not_fax else "",
             requires_approval=args.requires_approval,
+            public_domain_override=args.public_domain_override if args.domain else "",
         ),
         by,
     )
     print(f"added {c.ref} {c.address} (review due {c.review_due})")
+    if c.public_domain_override:
+        print(f"public domain approved as a whole; reason recorded: {c.public_domain_override}")
     if sign is not None and not args.not_fax:
         print(
             f"warning: {c.address} looks like {sign.reason}; mail to it stays refused "
@@ -302,6 +332,10 @@ def _show(args: argparse.Namespace, repo: ContactRepository, settings: Settings)
         ("state", _state(c, repo.today())),
         ("notes", c.notes),
         ("unusual form", "yes (matched exactly)" if c.unusual else "no"),
+        (
+            "public domain",
+            f"approved as a whole: {c.public_domain_override}" if c.public_domain_override else "-",
+        ),
         (
             "manager approval",
             f"required: {_REQUIRES_APPROVAL}" if c.requires_approval else "not required",
@@ -388,6 +422,7 @@ def _review(args: argparse.Namespace, repo: ContactRepository, settings: Setting
         if args.renew:
             c = _find(repo, args.renew)
             due = args.review_due or review_date(today)
+            reason = args.public_domain_override
             repo.update(
                 c.id,
                 args.by,
@@ -395,6 +430,7 @@ def _review(args: argparse.Namespace, repo: ContactRepository, settings: Setting
                 approved_on=today.isoformat(),
                 approved_by=args.by,
                 review_due=due.isoformat(),
+                **({"public_domain_override": reason} if reason is not None else {}),
             )
             print(f"renewed {c.ref} until {due}")
         if args.not_fax:

@@ -16,6 +16,7 @@ Contact data is personal data: sealed at rest, contacts and audit rows alike
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -35,6 +36,8 @@ from gateway.directory.contacts_sealed import (
     open_contact,
     seal_contact,
 )
+from gateway.directory.public_domains import PublicDomains
+from gateway.directory.public_domains import load as load_public_domains
 from gateway.store import Store
 
 if TYPE_CHECKING:
@@ -43,13 +46,26 @@ if TYPE_CHECKING:
 # What an admin decides about an entry: each change to these is audited (before/after).
 _AUDITED = tuple(
     "kind address display_name organisation role approved_by approved_on verified_how "  # noqa: SIM905 (word list)
-    "review_due notes unusual not_fax_by not_fax_on requires_approval mx_hosts mx_flag".split()
+    "review_due notes unusual not_fax_by not_fax_on requires_approval mx_hosts mx_flag "
+    "public_domain_override".split()
 )
 Clock = Callable[[], datetime]
 
 
 class ContactError(ValueError):
     """A contact change that cannot be made; ``str(exc)`` says why."""
+
+
+class PublicDomainError(ContactError):
+    """A whole public webmail or disposable-mail domain, approved without an override."""
+
+    def __init__(self, domain: str, source: str) -> None:
+        self.domain = domain
+        self.reason = (
+            f"is a public email provider ({source}): anyone can have an address there; "
+            "approve single addresses one by one"
+        )
+        super().__init__(f"domain {domain} {self.reason}, or give a public-domain override reason")
 
 
 class BatchError(ContactError):
@@ -82,6 +98,8 @@ class Contact:
     mx_flag: str = ""
     # Messages to this contact are held until a line manager approves them (filters/approval).
     requires_approval: bool = False
+    # Why a whole public webmail domain is approved anyway (recorded; see public_domains).
+    public_domain_override: str = ""
 
     @property
     def ref(self) -> str:
@@ -125,7 +143,12 @@ class Contact:
         return {k: getattr(self, k) for k in ("mx_hosts", "mx_seen", "mx_checked_at", "mx_flag")}
 
     def audit_view(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k in _AUDITED}
+        # An empty override is left out, as rows written before it existed leave it out.
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if k in _AUDITED and (v or k != "public_domain_override")
+        }
 
 
 def review_date(approved: date, months: int = 12) -> date:
@@ -138,8 +161,9 @@ def review_date(approved: date, months: int = 12) -> date:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def checked(c: Contact) -> Contact:
-    """Validate a new or changed entry; returns it in stored form or raises ContactError."""
+def checked(c: Contact, public: PublicDomains | None = None) -> Contact:
+    """Validate a new or changed entry; returns it in stored form or raises ContactError
+    (:class:`PublicDomainError` for a whole ``public`` domain without an override reason)."""
     for name in ("organisation", "approved_by", "verified_how"):
         if not getattr(c, name).strip():
             raise ContactError(f"{name.replace('_', ' ')} is required")
@@ -153,7 +177,15 @@ def checked(c: Contact) -> Contact:
         addr = _parse("postmaster@" + c.address.strip(), "domain")
         if not addr.plain:
             raise ContactError(f"domain: {', '.join(addr.unusual) or 'not in normal form'}")
-        return replace(c, address=addr.domain, unusual=False)
+        source = (_default_public() if public is None else public).source(addr.domain)
+        if source is not None and not c.public_domain_override.strip():
+            raise PublicDomainError(addr.domain, source)
+        return replace(
+            c,
+            address=addr.domain,
+            unusual=False,
+            public_domain_override=c.public_domain_override.strip() if source else "",
+        )
     if not c.display_name.strip():
         raise ContactError("display name is required")
     addr = _parse(c.address, "address")
@@ -167,6 +199,11 @@ def checked(c: Contact) -> Contact:
     if addr.rewritten:
         raise ContactError("address is not in normal form")
     return replace(c, address=f"{addr.local}@{addr.domain}", unusual=False)
+
+
+@functools.cache
+def _default_public() -> PublicDomains:
+    return load_public_domains()
 
 
 def _parse(text: str, what: str) -> Any:
@@ -184,15 +221,18 @@ class ContactRepository:
         *,
         keyring: Keyring,
         register_audit: AdminAudit | None = None,
+        public_domains: PublicDomains | None = None,
     ) -> None:
         """``keyring`` seals every contact and change row (the register's master key:
-        :func:`gateway.directory.contacts_sealed.keyring_for`)."""
+        :func:`gateway.directory.contacts_sealed.keyring_for`); ``public_domains``: the
+        domains never approved as a whole without a reason (default: the built-in lists)."""
         self.store = store
         self.clock = clock
         self.keyring = keyring
         # Also write each change into the disclosure register's admin trail, in the same
         # transaction, so the contacts history is tamper-evident too (issue: register).
         self.register_audit = register_audit
+        self.public_domains = _default_public() if public_domains is None else public_domains
         ensure_schema(store, keyring)
 
     def today(self) -> date:
@@ -234,7 +274,7 @@ class ContactRepository:
 
     def add(self, c: Contact, actor: str) -> Contact:
         with self.store.transaction() as conn:
-            return self._insert(conn, checked(c), actor)
+            return self._insert(conn, checked(c, self.public_domains), actor)
 
     def remove(self, contact_id: int, actor: str) -> Contact:
         with self.store.transaction() as conn:
@@ -248,7 +288,7 @@ class ContactRepository:
             before = self._locked_get(conn, contact_id)
             after = replace(before, **changes)
             if action != "mx-sweep":
-                after = checked(after)
+                after = checked(after, self.public_domains)
             if any(getattr(before, k) != getattr(after, k) for k in _AUDITED):
                 self._write(conn, after)
                 self._audit(conn, actor, action, before, after)
@@ -298,13 +338,16 @@ class ContactRepository:
                     if entry.id:
                         # What the sweep saw since the entry was read stays as it is now.
                         before = self._locked_get(conn, entry.id)
-                        after = checked(replace(entry, **before.sweep_fields()))
+                        kept = replace(entry, **before.sweep_fields())
+                        after = checked(kept, self.public_domains)
                         if before.audit_view() != after.audit_view():
                             self._write(conn, after)
                             self._audit(conn, actor, action, before, after)
                         added.append(after)
                     else:
-                        added.append(self._insert(conn, checked(entry), actor, action))
+                        added.append(
+                            self._insert(conn, checked(entry, self.public_domains), actor, action)
+                        )
                 except ContactError as exc:
                     problems.append(f"{label}: {exc}")
             if problems:

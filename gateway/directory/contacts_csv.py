@@ -32,9 +32,11 @@ from gateway.directory.contacts import (
     Contact,
     ContactError,
     ContactRepository,
+    PublicDomainError,
     checked,
     review_date,
 )
+from gateway.directory.public_domains import PublicDomains
 
 # Every column in export order: (name, other header names accepted, what an add takes when
 # the file has no such column). Shown by ``contacts import --help`` and the console.
@@ -57,14 +59,19 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ("manager approval", "needs approval"),
         "empty ('yes': held for a line manager)",
     ),
+    (
+        "public_domain_override",
+        ("public domain override",),
+        "empty (why a whole public webmail domain is approved anyway)",
+    ),
 )
 CSV_COLUMNS = tuple(name for name, _, _ in COLUMNS)
 REQUIRED = ("address", "organisation", "approved_by", "verified_how")
 EXAMPLE = (
     "kind,address,display_name,organisation,role,approved_by,approved_on,verified_how,"
-    "review_due,notes,unusual,not_fax_by,not_fax_on,requires_approval\r\n"
+    "review_due,notes,unusual,not_fax_by,not_fax_on,requires_approval,public_domain_override\r\n"
     "address,j.whitaker@cafcass.gov.uk,Jane Whitaker,Cafcass,Family court adviser,Sam Admin,"
-    "2026-03-01,phoned back on a known number,2027-03-01,,,,,\r\n"
+    "2026-03-01,phoned back on a known number,2027-03-01,,,,,,\r\n"
 )
 _YES_NO = ("unusual", "requires_approval")
 _DATES = ("approved_on", "review_due", "not_fax_on")
@@ -182,7 +189,7 @@ def plan_import(
         try:
             if extra:
                 raise ContactError(f"{extra} more cell(s) than columns")
-            row = _plan_row(line, cells, header, existing, today, update)
+            row = _plan_row(line, cells, header, existing, today, update, repo.public_domains)
             assert row.contact is not None
             veto = reject(row.contact.address) if row.contact.kind == "address" else None
             if veto and row.action != "unchanged":
@@ -250,6 +257,7 @@ def _plan_row(
     existing: dict[str, Contact],
     today: date,
     update: bool,
+    public: PublicDomains,
 ) -> RowPlan:
     values = _values(cells, header)
     address = str(values["address"])
@@ -260,7 +268,7 @@ def _plan_row(
         base["approved_on"] = base["approved_on"] or today.isoformat()
         if not base["review_due"]:
             base["review_due"] = review_date(date.fromisoformat(base["approved_on"])).isoformat()
-        contact = _checked(Contact(id=0, **base))
+        contact = _checked(Contact(id=0, **base), public)
         if contact.key in existing:
             ref = existing[contact.key].ref
             raise CellError("address", address, f"is already approved as {ref}")
@@ -268,7 +276,7 @@ def _plan_row(
     for name in ("approved_on", "review_due"):  # an empty date keeps the contact's
         if values.get(name) == "":
             del values[name]
-    contact = _checked(replace(before, **values))
+    contact = _checked(replace(before, **values), public)
     changed = tuple(c for c in CSV_COLUMNS if getattr(before, c) != getattr(contact, c))
     if not changed:
         return RowPlan(line, "unchanged", contact.address, contact, before)
@@ -319,6 +327,7 @@ def _defaults(today: date) -> dict[str, Any]:
         "not_fax_by": "",
         "not_fax_on": "",
         "requires_approval": False,
+        "public_domain_override": "",
     }
 
 
@@ -346,9 +355,13 @@ _SUBJECTS = (
 )
 
 
-def _checked(c: Contact) -> Contact:
+def _checked(c: Contact, public: PublicDomains) -> Contact:
     try:
-        return checked(c)
+        return checked(c, public)
+    except PublicDomainError as exc:
+        raise CellError(
+            "address", c.address, f"{exc.reason}, or give a public_domain_override reason"
+        ) from None
     except ContactError as exc:
         reason = str(exc)
         for prefix, column in _SUBJECTS:

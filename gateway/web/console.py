@@ -13,6 +13,7 @@ from typing import Any
 
 from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.crypto import Keyring
+from gateway.directory import public_domains
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.mx_sweep import MXResolver, default_resolver
 from gateway.directory.staff import StaffDirectory
@@ -85,6 +86,7 @@ class Console:
                 store,
                 lambda: datetime.fromtimestamp(clock(), UTC),
                 keyring=register.keyring,  # contacts are sealed with the register's key
+                public_domains=public_domains.from_settings(settings.filter, settings.base_dir),
             ),
             spool=Spool(store, keyring, clock=clock),
             holds=holds,

@@ -42,7 +42,11 @@ def _recording(console: Console) -> ContactRepository:
     the change's own transaction."""
     repo = console.contacts
     return ContactRepository(
-        repo.store, repo.clock, keyring=repo.keyring, register_audit=console.register.record_admin
+        repo.store,
+        repo.clock,
+        keyring=repo.keyring,
+        register_audit=console.register.record_admin,
+        public_domains=repo.public_domains,
     )
 
 

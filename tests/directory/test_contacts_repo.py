@@ -206,8 +206,8 @@ def test_csv_round_trips(tmp_path: Path, repo: ContactRepository) -> None:
     assert [r["action"] for r in other.history()] == ["import"] * 5
     assert [c.requires_approval for c in other.all()] == [False] * 4 + [True]
     rows = exported.splitlines()
-    assert rows[0].endswith(",requires_approval")
-    assert rows[-1].endswith(",yes") and rows[1].endswith(",")
+    assert rows[0].endswith(",requires_approval,public_domain_override")
+    assert rows[-1].endswith(",yes,") and rows[1].endswith(",")
 
 
 def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepository) -> None:
@@ -223,7 +223,7 @@ def test_bad_csv_names_every_bad_line_and_imports_nothing(repo: ContactRepositor
             "address,already@there.example,A,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
             "address,good@one.example,Twice,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
             "address,q@y.example,Q,Org,,Sam,2026-03-01,,2027-03-01,,,,",
-            "address,w@y.example,W,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,,,extra",
+            "address,w@y.example,W,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,,,,extra",
             "address,fax=+44123@y.example,F,Org,,Sam,2026-03-01,phoned,2027-03-01,,,,",
             "",
         ]
