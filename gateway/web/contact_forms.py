@@ -54,6 +54,7 @@ def new_contact(form: FormData, actor: str, today: date, routes: FaxRoutes) -> C
         not_fax_by=actor if not_fax else "",
         not_fax_on=today.isoformat() if not_fax else "",
         requires_approval=bool(form.get("requires_approval")),
+        public_domain_override=text(form, "public_domain_override", 500) if domain else "",
     )
 
 

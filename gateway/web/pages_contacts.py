@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.directory.contacts import Contact, ContactError, review_date
+from gateway.directory.contacts import Contact, ContactError, PublicDomainError, review_date
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.contact_checks import DUE_SOON, flags_note, sweep_domains, warnings
@@ -85,16 +85,20 @@ async def add(request: Request) -> Response:
         c = await asyncio.to_thread(console.contacts.add, c, v.login)
     except ContactError as exc:
         values = {k: text(form, k) for k in form}
+        error = str(exc)
+        if isinstance(exc, PublicDomainError):
+            error = f"{exc.domain} {exc.reason}, or give the reason to approve all of it anyway."
         return await page(
             request,
             v,
             "contact_new.html",
-            {"values": values, "today": _today(request), "error": str(exc)},
+            {"values": values, "today": _today(request), "error": error},
             400,
         )
-    await asyncio.to_thread(
-        console.audit, v.login, "contact added", {"contact": c.ref, "address": c.address}
-    )
+    details = {"contact": c.ref, "address": c.address}
+    if c.public_domain_override:
+        details["public_domain_override"] = c.public_domain_override
+    await asyncio.to_thread(console.audit, v.login, "contact added", details)
     flags = await sweep_domains(console, {c.domain})
     await flags_note(request, v, flags, f"Added {c.ref} (review due {c.review_due}).")
     return see_other(f"/contacts/{c.id}")
