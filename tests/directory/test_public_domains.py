@@ -240,3 +240,20 @@ def test_a_whole_public_domain_approved_before_the_rule_is_renewed_only_with_a_r
 
 def _none() -> public_domains.PublicDomains:
     return public_domains.PublicDomains({})
+
+
+def test_check_config_names_a_bad_line_of_the_local_file(tmp_path: Path) -> None:
+    done = run_cli("init", "--dir", tmp_path / "dev")
+    assert done.returncode == 0, done.stderr
+    config = tmp_path / "dev" / "gateway.toml"
+    (tmp_path / "dev" / "public-domains.txt").write_text("ok.example\nnot a domain\n", "utf-8")
+    with config.open("a", encoding="utf-8") as f:
+        f.write('\n[filter.contacts]\npublic_domains_file = "public-domains.txt"\n')
+    checked = run_cli("check-config", "--config", config)
+    assert (checked.returncode, checked.stdout) == (1, "")
+    assert checked.stderr.splitlines() == [
+        f"c4f-gateway check-config: config error: {config}: filter.contacts: "
+        f"{tmp_path / 'dev' / 'public-domains.txt'}:2: 'not a domain' is not a domain name"
+    ]
+    (tmp_path / "dev" / "public-domains.txt").write_text("# ours\nok.example\n", "utf-8")
+    assert run_cli("check-config", "--config", config).returncode == 0
