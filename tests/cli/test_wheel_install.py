@@ -35,6 +35,7 @@ _LISTENING = re.compile(r"^c4f-gateway: listening \((\w+)\) on (\S+):(\d+)$", re
 def test_wheel_holds_every_module_and_the_shipped_data(installed_gateway: InstalledGateway) -> None:
     names = set(zipfile.ZipFile(installed_gateway.wheel).namelist())
     assert {
+        "gateway/shipped/confidentiality-policy.txt",
         "gateway/shipped/disclaimer.txt",
         "gateway/shipped/fax-providers.txt",
         "gateway/shipped/public-domains.txt",
