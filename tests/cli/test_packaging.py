@@ -130,6 +130,7 @@ def test_example_config_loads_and_its_filters_build(tmp_path: Path) -> None:
         "fax_route",
         "contacts",
         "disclosure",
+        "media",
         "approval",
         "disclaimer",
     )
@@ -163,7 +164,7 @@ def test_example_config_documents_every_approval_option_with_its_default() -> No
 
 
 def test_shipped_configs_run_every_policy_filter() -> None:
-    full = ("sender", "fax_route", "contacts", "disclosure", "approval", "disclaimer")
+    full = ("sender", "fax_route", "contacts", "disclosure", "media", "approval", "disclaimer")
     assert load(OFFICE365).pipeline.filters == full
     init_config = tomllib.loads(DEV_CONFIG.format(domain="c4f.example", port=1, implicit_port=2))
     assert tuple(init_config["pipeline"]["filters"]) == full

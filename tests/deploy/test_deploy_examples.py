@@ -26,6 +26,7 @@ from support.deploy import (
     rewrite,
     temp_root,
     unit_lines,
+    without_review_due,
 )
 from support.subprocess_gateway import gateway_command, run_cli
 
@@ -64,7 +65,7 @@ def production_setup(root: Path, example: str) -> Path:
 
 def check(config: Path, command: str) -> tuple[int, str, str]:
     done = USER.run([*gateway_command(), command, "--config", str(config)])
-    return done.returncode, done.stdout, done.stderr
+    return done.returncode, done.stdout, without_review_due(done.stderr)
 
 
 @pytest.fixture
