@@ -54,6 +54,8 @@ def test_make_run_again_says_how_to_set_the_demo_password(tmp_path: Path) -> Non
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()  # else a ResourceWarning at some later test's collection
     command = f".venv/bin/c4f-gateway staff passwd {DEMO} --config {dev}/gateway.toml"
     assert lines == [
         f"Reusing the dev setup in {dev}/. The demo account's password was shown when it",
