@@ -108,7 +108,7 @@ class Holds:
             self.spool.recorder.hold(
                 conn, HoldEvent(event.queue_id, event.received_at, "held", "", reasons=reasons)
             )
-            row = self._row(conn, event.queue_id)
+            row = self.one(conn, event.queue_id)
             self.notify.held(
                 conn,
                 row,
@@ -238,7 +238,7 @@ class Holds:
             raise HoldError(f"the note is too long (at most {MAX_NOTE} characters)")
         member = self.staff.get(actor)
         with self.store.transaction() as conn:
-            held = self._row(conn, queue_id.upper())
+            held = self.one(conn, queue_id.upper())
             now = self.clock()
             if action == "withdrawn":
                 if member is None or member.login != held.staff:
@@ -290,7 +290,7 @@ class Holds:
         for queue_id in self.table.expired(now):
             with self.store.transaction() as conn:
                 try:
-                    held = self._row(conn, queue_id)
+                    held = self.one(conn, queue_id)
                 except HoldError:
                     continue  # decided meanwhile
                 self.spool.recorder.hold(conn, HoldEvent(held.queue_id, now, "expired", ""))
@@ -310,7 +310,7 @@ class Holds:
         with self.store.transaction() as conn:
             due = escalation.take_due(conn, now)
             for queue_id, urgent in due:
-                self.notify.escalated(conn, self._row(conn, queue_id), urgent, self.console_url)
+                self.notify.escalated(conn, self.one(conn, queue_id), urgent, self.console_url)
         if due:
             log.warning("holds_escalated", held=len(due))
         return len(due)
@@ -334,9 +334,6 @@ class Holds:
     def one(self, conn: sqlite3.Connection, queue_id: str) -> HeldMessage:
         """The held message ``queue_id``, read in the caller's transaction; HoldError if
         there is none."""
-        return self._row(conn, queue_id)
-
-    def _row(self, conn: sqlite3.Connection, queue_id: str) -> HeldMessage:
         row = self.table.one(queue_id, conn)
         if row is None:
             raise HoldError(f"no message {queue_id} is waiting for approval")
