@@ -44,7 +44,7 @@ from gateway.mail.mime_edit import (
     wrap_with_part,
 )
 from gateway.mail.wire import has_bare_line_end_or_nul
-from gateway.pipeline import FilterContext
+from gateway.pipeline import FilterContext, checked_options
 
 log = structlog.get_logger("filters.disclaimer")
 
@@ -263,10 +263,7 @@ class DisclaimerFilter:
 
 def create(options: dict[str, Any], context: FilterContext) -> DisclaimerFilter:
     settings = context.settings
-    where = f"{getattr(settings, 'source', 'config')}: filter.disclaimer"
-    for key in options:
-        if key not in ("file", "signed"):
-            raise ConfigError(f"{where}.{key}: unknown option")
+    where = checked_options(context, "disclaimer", options, ("file", "signed"))
     signed = options.get("signed", "wrap")
     if signed not in SIGNED_CHOICES:
         raise ConfigError(f"{where}.signed: must be 'wrap' or 'refuse', not {signed!r}")

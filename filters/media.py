@@ -34,7 +34,7 @@ from gateway.errors import ConfigError, Refused
 from gateway.mail import mime, transfer
 from gateway.mail.media import camera, is_media, sniff
 from gateway.mail.mime import Entity, MimeError
-from gateway.pipeline import FilterContext
+from gateway.pipeline import FilterContext, checked_options
 
 log = structlog.get_logger("filters.media")
 
@@ -212,10 +212,7 @@ class MediaFilter:
 
 
 def create(options: dict[str, Any], context: FilterContext) -> MediaFilter:
-    where = f"{getattr(context.settings, 'source', 'config')}: filter.media"
-    for key in options:
-        if key not in ("action", "inline_max_bytes"):
-            raise ConfigError(f"{where}.{key}: unknown option")
+    where = checked_options(context, "media", options, ("action", "inline_max_bytes"))
     action = options.get("action", "hold")
     if action not in ACTIONS:
         raise ConfigError(f"{where}.action: must be 'hold' or 'refuse', not {action!r}")

@@ -85,6 +85,18 @@ async def _guard(f: Filter, awaitable: Any, tx: Transaction) -> Any:
         raise TempFailure("Local policy check failed; try again later") from exc
 
 
+def checked_options(
+    context: FilterContext, name: str, options: dict[str, Any], known: Sequence[str]
+) -> str:
+    """``FILE: filter.NAME``, the prefix of the filter's config errors, once every option in
+    ``options`` is one of ``known``."""
+    where = f"{getattr(context.settings, 'source', 'config')}: filter.{name}"
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown option")
+    return where
+
+
 def load_filters(
     names: Sequence[str], options: Mapping[str, Mapping[str, Any]], context: FilterContext
 ) -> list[Filter]:
