@@ -115,8 +115,9 @@ def _leaves(msg: EmailMessage) -> list[tuple[EmailMessage, bytes]]:
 
 
 def _is_file(part: EmailMessage) -> bool:
-    kind = part.get_content_maintype()
-    return part.is_attachment() or bool(part.get_filename()) or kind not in ("text",)
+    return (
+        part.is_attachment() or bool(part.get_filename()) or part.get_content_maintype() != "text"
+    )
 
 
 def _name(part: EmailMessage) -> str:
