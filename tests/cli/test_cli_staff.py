@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.harness import write_config
+from support.harness import staff_commands_config
 from support.subprocess_gateway import run_cli
 
 from gateway.directory.staff import StaffDirectory, StaffMember
 from gateway.register.ledger import Register
 from gateway.register.view import Filters
 from gateway.settings import load
-from gateway.settings.register import RegisterSettings
 from gateway.store import Store
 
 ALICE = "alice@c4f.example"
@@ -28,18 +27,7 @@ SECOND = "second secret pass phrase 42"
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    # Staff commands need the database and the register's keys (changes go into its
-    # admin trail): no spool key or certificates.
-    Register.create_keys(RegisterSettings().resolved(tmp_path))
-    return write_config(
-        tmp_path / "gateway.toml",
-        {
-            "storage": {"database": "gateway.db"},
-            "delivery": {"transport": "maildir"},
-            # Cheap hashes keep these tests fast (test_password_cost.py runs the default).
-            "auth": {"password_hash_cost": 10},
-        },
-    )
+    return staff_commands_config(tmp_path)
 
 
 def staff(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:

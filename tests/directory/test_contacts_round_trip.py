@@ -7,14 +7,13 @@ import json
 import shlex
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.contacts import contacts_state as state
 from support.subprocess_gateway import gateway_command, run_cli
 
 from gateway.directory.contacts import Contact, ContactRepository
 from gateway.register.ledger import Register
-from gateway.register.view import Entry
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store
 
@@ -58,17 +57,6 @@ def config(tmp_path: Path) -> Path:
     finally:
         store.close()
     return path
-
-
-def state(config: Path) -> tuple[list[Contact], list[dict[str, Any]], list[Entry]]:
-    """The contacts, their audit rows and every register entry."""
-    store = Store(config.parent / "gateway.db")
-    try:
-        register = Register.from_settings(store, RegisterSettings().resolved(config.parent))
-        repo = ContactRepository(store, keyring=register.keyring)
-        return repo.all(), repo.history(), register.entries()
-    finally:
-        store.close()
 
 
 def pipe(config: Path, *import_args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartGateway
-from support.harness import PASSWORD, write_config
+from support.harness import PASSWORD, staff_commands_config, write_config
 from support.pki import TestCA
 from support.rawsmtp import RawSMTP
 from support.subprocess_gateway import run_cli
@@ -19,9 +19,7 @@ from support.web import MANAGER, STAFF, csrf_of, make_site, sign_in
 
 from gateway.cli import main
 from gateway.directory.staff import StaffDirectory, check_password
-from gateway.register.ledger import Register
 from gateway.settings import ConfigError, load
-from gateway.settings.register import RegisterSettings
 from gateway.settings.web import WebSettings
 from gateway.store import Store
 
@@ -120,15 +118,7 @@ def test_changes_through_the_directory_forget_the_account(tmp_path: Path) -> Non
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    Register.create_keys(RegisterSettings().resolved(tmp_path))
-    return write_config(
-        tmp_path / "gateway.toml",
-        {
-            "storage": {"database": "gateway.db"},
-            "delivery": {"transport": "maildir"},
-            "auth": {"password_hash_cost": 10},
-        },
-    )
+    return staff_commands_config(tmp_path)
 
 
 def cli(config: Path, *args: str, stdin: str | None = None) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.contacts import contacts_state as state
 from support.subprocess_gateway import run_cli
 
 from gateway.directory import public_domains
 from gateway.directory.contacts import Contact, ContactRepository
 from gateway.register.ledger import Register
-from gateway.register.view import Entry
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store
 
@@ -39,16 +39,6 @@ def config(tmp_path: Path) -> Path:
         "# the centre's own additions\nmail.example-isp.co.uk\n", encoding="utf-8"
     )
     return path
-
-
-def state(config: Path) -> tuple[list[Contact], list[dict[str, Any]], list[Entry]]:
-    store = Store(config.parent / "gateway.db")
-    try:
-        register = Register.from_settings(store, RegisterSettings().resolved(config.parent))
-        repo = ContactRepository(store, keyring=register.keyring)
-        return repo.all(), repo.history(), register.entries()
-    finally:
-        store.close()
 
 
 def add(config: Path, address: str, *extra: str) -> Any:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from gateway.crypto import Keyring
-from gateway.directory.contacts import Contact
+from gateway.directory.contacts import Contact, ContactRepository
 from gateway.register.ledger import Register
+from gateway.register.view import Entry
 from gateway.settings import Settings
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store
@@ -48,3 +51,14 @@ def approved(address: str, name: str, organisation: str, *, by: str = "Sam Admin
         not_fax_by=by,
         not_fax_on=today.isoformat(),
     )
+
+
+def contacts_state(config: Path) -> tuple[list[Contact], list[dict[str, Any]], list[Entry]]:
+    """The contacts, their audit rows and every register entry of the gateway at ``config``."""
+    store = Store(config.parent / "gateway.db")
+    try:
+        register = Register.from_settings(store, RegisterSettings().resolved(config.parent))
+        repo = ContactRepository(store, keyring=register.keyring)
+        return repo.all(), repo.history(), register.entries()
+    finally:
+        store.close()

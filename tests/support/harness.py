@@ -228,3 +228,18 @@ async def start_gateway(
     gw = Gateway(settings, recorder=recorder)
     await gw.start(deliver=deliver)
     return RunningGateway(gw, settings, ca, path)
+
+
+def staff_commands_config(folder: Path) -> Path:
+    """A config for the staff and contacts commands: the database and the register's keys
+    (changes go into its admin trail), no spool key or certificates; cheap password hashes
+    (test_password_cost.py runs the default cost)."""
+    Register.create_keys(RegisterSettings().resolved(folder))
+    return write_config(
+        folder / "gateway.toml",
+        {
+            "storage": {"database": "gateway.db"},
+            "delivery": {"transport": "maildir"},
+            "auth": {"password_hash_cost": 10},
+        },
+    )
