@@ -5,9 +5,13 @@ was obtained, refused or not sought, the reason when it was not obtained, and wh
 the person was informed. Staff give these with the message itself:
 
 - subject tags: ``[consent:obtained]``, ``[consent:refused]``, ``[consent:not-sought]``,
-  ``[reason:TEXT]``, ``[family:REF]``, ``[nature:TEXT]``, ``[safeguarding]``;
+  ``[reason:TEXT]``, ``[family:REF]``, ``[nature:TEXT]``, ``[safeguarding]``,
+  ``[informed:yes]``/``[informed:no]``, ``[request:N]`` (this message answers request N of
+  the register), and the flags ``[child-protection]``, ``[injury]`` (kept beyond three years,
+  with that category) and ``[third-party]`` (about another person: withheld from a client copy);
 - headers, for clients that can set them: ``X-Disclosure-Consent``, ``-Reason``,
-  ``-Family``, ``-Nature``, ``-Safeguarding`` (yes/no), ``-Informed`` (yes/no).
+  ``-Family``, ``-Nature``, ``-Request`` (a number), and the yes/no ones ``-Safeguarding``,
+  ``-Informed``, ``-Child-Protection``, ``-Injury``, ``-Third-Party``.
 
 Tags and headers are removed before relaying (they are for the register, not the
 recipient), byte-exactly: nothing else in the message changes. Outlook copies the
@@ -47,20 +51,30 @@ from gateway.settings.register import MissingConsent, register_settings
 log = structlog.get_logger("gateway.filters.disclosure")
 
 _WS = rb"(?:[ \t]|\r\n[ \t])*"  # blanks, including folding (RFC 5322 2.2.3)
+_KEYS = (
+    "consent|reason|family|nature|safeguarding|informed|request|child-protection|injury|third-party"
+)
 _TAG = re.compile(
-    rb"\["
-    + _WS
-    + rb"(consent|reason|family|nature|safeguarding)"
-    + _WS
-    + rb"(?::((?:[^\]\r\n]|\r\n[ \t])*))?\]",
+    rb"\[" + _WS + rb"(" + _KEYS.encode() + rb")" + _WS + rb"(?::((?:[^\]\r\n]|\r\n[ \t])*))?\]",
     re.IGNORECASE,
 )
 _TRAILING = re.compile(_WS)
-_TAG_TEXT = re.compile(
-    r"\[\s*(consent|reason|family|nature|safeguarding)\s*(?::([^\]]*))?\]", re.IGNORECASE
-)
+_TAG_TEXT = re.compile(r"\[\s*(" + _KEYS + r")\s*(?::([^\]]*))?\]", re.IGNORECASE)
 _HEADER_PREFIX = "x-disclosure-"
-_HEADER_KEYS = ("consent", "reason", "family", "nature", "safeguarding", "informed")
+_HEADER_KEYS = (
+    "consent",
+    "reason",
+    "family",
+    "nature",
+    "safeguarding",
+    "informed",
+    "request",
+    "child-protection",
+    "injury",
+    "third-party",
+)
+# Flags: a bare tag means yes; the header says yes or no. Stored as child_protection etc.
+_FLAGS = ("safeguarding", "child-protection", "injury", "third-party")
 _CONSENT = {
     "obtained": "obtained",
     "refused": "refused",
@@ -216,6 +230,13 @@ class DisclosureFilter:
             "complete": not missing,
             "missing": missing,
             **({"inherited_from": inherited_from} if inherited_from else {}),
+            # Set only when given, so entries without them read as before.
+            **{
+                k.replace("-", "_"): True
+                for k in ("child-protection", "injury", "third-party")
+                if values.get(k)
+            },
+            **({"request": values["request"]} if values.get("request") else {}),
         }
 
 
@@ -248,15 +269,24 @@ def _normalise(key: str, raw: str) -> Any:
         if text.lower() not in _CONSENT:
             raise bad
         return _CONSENT[text.lower()]
-    if key in ("safeguarding", "informed"):
-        if key == "safeguarding" and not text:
-            return True  # the bare [safeguarding] tag
+    if key == "request":
+        if not text.isdigit() or not 0 < int(text) < 2**63:
+            raise Refused(
+                550,
+                "5.7.1",
+                "Request must be the register number of the request (for example [request:12])",
+                reference="DISC-TAG",
+            )
+        return int(text)
+    if key in _FLAGS or key == "informed":
+        if key in _FLAGS and not text:
+            return True  # a bare flag tag such as [safeguarding]
         if text.lower() not in _YES:
             raise Refused(
                 550, "5.7.1", f"Disclosure detail {key} must be yes or no", reference="DISC-TAG"
             )
         flag = _YES[text.lower()]
-        return flag if key == "safeguarding" else ("yes" if flag else "no")
+        return flag if key in _FLAGS else ("yes" if flag else "no")
     if key == "family":
         if not FAMILY_REF.match(text):
             raise Refused(
@@ -301,15 +331,17 @@ def _strip_tags(f: HeaderField) -> tuple[HeaderField, list[tuple[str, str]]]:
         start, end = m.span()
         after = _TRAILING.match(value, end)
         end = after.end() if after else end
-        if end == len(value):  # a tag at the end takes the blanks before it instead
-            while start > 0 and value[start - 1 : start] in (b" ", b"\t"):
-                start -= 1
-                if value[start - 2 : start] == CRLF:
-                    start -= 2
         if spans and start <= spans[-1][1]:
             spans[-1][1] = max(spans[-1][1], end)
         else:
             spans.append([start, end])
+    if spans[-1][1] == len(value):  # tags at the end take the blanks before them instead
+        start = spans[-1][0]
+        while start > 0 and value[start - 1 : start] in (b" ", b"\t"):
+            start -= 1
+            if value[start - 2 : start] == CRLF:
+                start -= 2
+        spans[-1][0] = start
     out, pos = bytearray(), 0
     for start, end in spans:
         out += value[pos:start]

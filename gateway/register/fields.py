@@ -24,6 +24,10 @@ _DISCLOSURE_KEYS = (
     "informed",
     "external",
     "inherited_from",
+    "request",
+    "child_protection",
+    "injury",
+    "third_party",
 )
 
 

@@ -57,6 +57,9 @@ async def _run(
         (b"Subject: Contact report\r\n [consent:obtained]\r\n", b"Subject: Contact report\r\n"),
         (b"Subject: [consent:obtained]\r\n Contact   report\r\n", b"Subject: Contact   report\r\n"),
         (b"Subject: [consent:obtained]\r\n", b"Subject:\r\n"),
+        # Two tags ending the subject leave no blank behind them.
+        (b"Subject: Visit notes [consent:obtained] [family:F-1]\r\n", b"Subject: Visit notes\r\n"),
+        (b"Subject: Notes [consent:obtained]\t[injury] \r\n", b"Subject: Notes\r\n"),
     ],
 )
 async def test_subject_tags_are_removed_byte_exactly(subject: bytes, expected: bytes) -> None:
@@ -83,6 +86,49 @@ async def test_every_tag_is_read() -> None:
         "complete": True,
         "missing": [],
     }
+
+
+async def test_request_informed_and_retention_flags_are_read() -> None:
+    subject = (
+        b"Subject: Report [consent:obtained] [request:12] [informed:yes] [child-protection]"
+        b" [injury] [third-party]\r\n"
+    )
+    out, details = await _run(_msg(subject))
+    assert out == _msg(b"Subject: Report\r\n")
+    assert details["request"] == 12
+    assert details["informed"] == "yes"
+    assert (details["child_protection"], details["injury"], details["third_party"]) == (
+        True,
+        True,
+        True,
+    )
+
+
+async def test_request_and_flags_by_header() -> None:
+    content = _msg(
+        b"Subject: Report [consent:obtained]\r\n",
+        b"X-Disclosure-Request: 7\r\n",
+        b"X-Disclosure-Third-Party: yes\r\n",
+        b"X-Disclosure-Child-Protection: no\r\n",
+    )
+    out, details = await _run(content)
+    assert out == _msg(b"Subject: Report\r\n")
+    assert details["request"] == 7
+    assert details["third_party"] is True
+    assert "child_protection" not in details  # "no" leaves the entry as before
+
+
+async def test_flags_absent_leave_the_details_as_before() -> None:
+    _, details = await _run(_msg(b"Subject: Report [consent:obtained]\r\n"))
+    assert not {"request", "child_protection", "injury", "third_party"} & set(details)
+
+
+@pytest.mark.parametrize("tag", [b"[request:abc]", b"[request:0]", b"[request]", b"[injury:maybe]"])
+async def test_unclear_request_or_flag_is_refused(tag: bytes) -> None:
+    with pytest.raises(Refused) as caught:
+        await _run(_msg(b"Subject: Report [consent:obtained] " + tag + b"\r\n"))
+    assert caught.value.code == 550
+    assert caught.value.reference == "DISC-TAG"
 
 
 async def test_headers_are_read_and_removed() -> None:
