@@ -143,7 +143,7 @@ def columns(
     rows = tuple(
         (cat, *figures[i], *((sums[i],) if totals else ())) for i, cat in enumerate(categories)
     )
-    return Chart(name, title, desc, _markup(svg), Table(heads, rows))
+    return Chart(name, title, desc, _markup(svg, plot), Table(heads, rows))
 
 
 def horizontal(
@@ -156,7 +156,7 @@ def horizontal(
     first_column: str,
 ) -> Chart:
     """One bar per row, longest first as given, its label on the left and its figure after it."""
-    left, row_h, label_chars = 230, 24, 34
+    left, row_h, label_chars = 240, 24, 32
     height = PLOT_TOP + max(1, len(rows)) * row_h + 30
     axis_max, step = nice_top(max((n for _, n in rows), default=0))
     svg, plot = _frame(name, title, desc, height)
@@ -178,7 +178,7 @@ def horizontal(
     if not rows:
         _text(svg, WIDTH / 2, PLOT_TOP + row_h / 2 + 4, "Nothing in this period", anchor="middle")
     table = Table((first_column, series.label), tuple((label, n) for label, n in rows))
-    return Chart(name, title, desc, _markup(svg), table)
+    return Chart(name, title, desc, _markup(svg, plot), table)
 
 
 def _frame(name: str, title: str, desc: str, height: float) -> tuple[ET.Element, ET.Element]:
@@ -199,7 +199,7 @@ def _frame(name: str, title: str, desc: str, height: float) -> tuple[ET.Element,
     )
     ET.SubElement(svg, "title", id=f"chart-{name}-title").text = title
     ET.SubElement(svg, "desc", id=f"chart-{name}-desc").text = desc
-    plot = ET.SubElement(svg, "g", {"class": "bars"})
+    plot = ET.Element("g", {"class": "bars"})  # drawn last, over the grid (see _markup)
     return svg, plot
 
 
@@ -275,6 +275,7 @@ def _n(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _markup(svg: ET.Element) -> Markup:
+def _markup(svg: ET.Element, plot: ET.Element) -> Markup:
+    svg.append(plot)
     # ElementTree escaped every text and attribute above; nothing else goes in.
     return Markup(ET.tostring(svg, encoding="unicode"))  # noqa: S704
