@@ -45,6 +45,7 @@ POLICY_FILTERS = {
     "fax_route": "fax-to-email addresses are not refused",
     "contacts": "recipients are not checked against the approved contacts",
     "disclosure": "consent and safeguarding tags are not read",
+    "media": "photos and videos leave without a manager's approval",
     "approval": "messages are not held for approval",
     "disclaimer": "the mandatory confidentiality notice is not added",
 }

@@ -170,7 +170,7 @@ def flat(r: Record) -> dict[str, str]:
         "subject": str(d.get("subject", gone)),
         "message_id": str(d.get("message_id", "")),
         "attachments": "; ".join(
-            f"{a['name']} (SHA-256 {a['sha256']})" for a in d.get("attachments", [])
+            f"{a['name']} ({_file_words(a)}SHA-256 {a['sha256']})" for a in d.get("attachments", [])
         ),
         "size": str(r.entry.size),
         "sha256": r.entry.sha256,
@@ -192,6 +192,15 @@ def flat(r: Record) -> dict[str, str]:
         "approved_at": local_time(r.approved_at, seconds=True) if r.approved_by else "",
         "approval_note": r.approval_note,
     }
+
+
+def _file_words(a: dict[str, Any]) -> str:
+    """Type and size of one attachment ("image/jpeg, 48,213 bytes, "); entries written
+    before they were recorded have neither."""
+    words = [str(a["type"])] if a.get("type") else []
+    if "size" in a:
+        words.append(f"{int(a['size']):,} bytes")
+    return "".join(w + ", " for w in words)
 
 
 def safe_cell(text: str) -> str:

@@ -167,12 +167,15 @@ def test_check_config_names_file_key_and_reason(
     [
         (
             '["sender", "fax_route", "contacts", "disclosure", "disclaimer"]',
-            "approval",
-            ["messages are not held for approval"],
+            "media, approval",
+            [
+                "photos and videos leave without a manager's approval",
+                "messages are not held for approval",
+            ],
         ),
         (
             '["sender"]',
-            "fax_route, contacts, disclosure, approval, disclaimer",
+            "fax_route, contacts, disclosure, media, approval, disclaimer",
             [
                 "fax-to-email addresses are not refused",
                 "recipients are not checked against the approved contacts",
@@ -209,8 +212,8 @@ def test_a_missing_policy_filter_stops_check_config_and_serve(
 @pytest.mark.parametrize(
     ("chain", "missing"),
     [
-        ('["sender", "fax_route", "contacts", "disclosure", "disclaimer"]', "approval"),
-        ('["sender"]', "fax_route, contacts, disclosure, approval, disclaimer"),
+        ('["sender", "fax_route", "contacts", "disclosure", "disclaimer"]', "media, approval"),
+        ('["sender"]', "fax_route, contacts, disclosure, media, approval, disclaimer"),
     ],
     ids=["no_approval", "sender_only"],
 )

@@ -27,6 +27,7 @@ from support.upstream import Upstream
 
 from filters.media import find_media
 from gateway.mail.media import Camera, camera, sniff
+from gateway.register import formats as fmt
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 STAFF = "alice@c4f.example"
@@ -108,6 +109,8 @@ async def test_a_camera_photo_is_held_and_the_register_notes_its_type_size_and_d
         "size": len(photo),
         "sha256": hashlib.sha256(photo).hexdigest(),
     }
+    shown = fmt.show_text(record)
+    assert f"IMG_0412.jpg (image/jpeg, {len(photo):,} bytes, SHA-256 " in shown
 
 
 async def test_a_camera_photo_is_refused_citing_the_policy_when_set_to_refuse(
