@@ -123,5 +123,18 @@ class Console:
     ) -> int:
         return self.register.record_admin(conn, actor, action, details)
 
+    def recording_contacts(self) -> ContactRepository:
+        """The console's contacts, each change also entered in the register's admin trail
+        in the change's own transaction (as the CLI records it): the contact and its entry
+        are written together or not at all."""
+        repo = self.contacts
+        return ContactRepository(
+            repo.store,
+            repo.clock,
+            keyring=repo.keyring,
+            register_audit=self.register.record_admin,
+            public_domains=repo.public_domains,
+        )
+
     def close(self) -> None:
         self.store.close()

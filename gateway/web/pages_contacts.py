@@ -3,8 +3,10 @@ MX hosts (CSV import and export: :mod:`gateway.web.pages_contacts_io`).
 
 Each change goes through :class:`gateway.directory.contacts.ContactRepository` (its own audit rows
 and the reload generation the SMTP filters watch, so a change applies to the next
-message) and is then written to the register's admin trail. The MX check is the same
-sweep as ``contacts review`` (:func:`gateway.directory.mx_sweep.sweep`).
+message), which writes its register admin entry in the change's own transaction
+(:meth:`gateway.web.console.Console.recording_contacts`, as the CLI records it): the
+contact and its entry exist together or not at all. The MX check is the same sweep as
+``contacts review`` (:func:`gateway.directory.mx_sweep.sweep`).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ async def add(request: Request) -> Response:
     form = await checked_form(request, v.session)
     try:
         c = new_contact(form, v.login, console.contacts.today(), console.fax_routes)
-        c = await asyncio.to_thread(console.contacts.add, c, v.login)
+        c = await asyncio.to_thread(console.recording_contacts().add, c, v.login)
     except ContactError as exc:
         values = {k: text(form, k) for k in form}
         error = str(exc)
@@ -95,10 +97,6 @@ async def add(request: Request) -> Response:
             {"values": values, "today": _today(request), "error": error},
             400,
         )
-    details = {"contact": c.ref, "address": c.address}
-    if c.public_domain_override:
-        details["public_domain_override"] = c.public_domain_override
-    await asyncio.to_thread(console.audit, v.login, "contact added", details)
     flags = await sweep_domains(console, {c.domain})
     await flags_note(request, v, flags, f"Added {c.ref} (review due {c.review_due}).")
     return see_other(f"/contacts/{c.id}")
@@ -136,7 +134,8 @@ async def change(request: Request) -> Response:
     c = await asyncio.to_thread(console.contacts.get, request.path_params["cid"])
     if c is None:
         return await page(request, v, "not_found.html", {"what": "that contact"}, 404)
-    action, today, repo = text(form, "action"), console.contacts.today(), console.contacts
+    action, today = text(form, "action"), console.contacts.today()
+    repo = console.recording_contacts()
     try:
         if action == "edit":
             changes: dict[str, Any] = edits(form, c)
@@ -164,12 +163,6 @@ async def change(request: Request) -> Response:
             return see_other(f"/contacts/{c.id}")
         if changes:
             await asyncio.to_thread(repo.update, c.id, v.login, action, **changes)
-            await asyncio.to_thread(
-                console.audit,
-                v.login,
-                f"contact {action}",
-                {"contact": c.ref, "fields": ", ".join(sorted(changes))},
-            )
         await flash(request, v, done)
     except PublicDomainError as exc:
         await flash(request, v, f"{exc.domain} {exc.reason}, or give the reason.", error=True)
@@ -203,13 +196,12 @@ async def remove(request: Request) -> Response:
     console = console_of(request)
     await checked_form(request, v.session)
     try:
-        c = await asyncio.to_thread(console.contacts.remove, request.path_params["cid"], v.login)
+        c = await asyncio.to_thread(
+            console.recording_contacts().remove, request.path_params["cid"], v.login
+        )
     except ContactError as exc:
         await flash(request, v, str(exc), error=True)
         return see_other("/contacts")
-    await asyncio.to_thread(
-        console.audit, v.login, "contact removed", {"contact": c.ref, "address": c.address}
-    )
     await flash(request, v, f"Removed {c.ref} {c.address}.")
     return see_other("/contacts")
 

@@ -28,26 +28,12 @@ from gateway.directory.contacts_csv import (
     plan_import,
 )
 from gateway.web.auth import checked_form, console_of, text, viewer
-from gateway.web.console import Console
 from gateway.web.contact_checks import flags_note, sweep_domains
 from gateway.web.contact_forms import fax_veto
 from gateway.web.render import flash, page, see_other
 
 MAX_CSV = 4 * 1024 * 1024
 _HELP = {"columns": COLUMNS, "required": REQUIRED, "example": EXAMPLE}
-
-
-def _recording(console: Console) -> ContactRepository:
-    """The console's contacts, each change also entered in the register's admin trail in
-    the change's own transaction."""
-    repo = console.contacts
-    return ContactRepository(
-        repo.store,
-        repo.clock,
-        keyring=repo.keyring,
-        register_audit=console.register.record_admin,
-        public_domains=repo.public_domains,
-    )
 
 
 def _preview(repo: ContactRepository, csv_text: str, routes: FaxRoutes) -> dict[str, object]:
@@ -111,7 +97,7 @@ async def import_apply(request: Request) -> Response:
     try:
         plan = await asyncio.to_thread(
             import_csv,
-            _recording(console),
+            console.recording_contacts(),
             csv_text,
             v.login,
             fax_veto(console.fax_routes),
