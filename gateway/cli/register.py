@@ -23,6 +23,8 @@ from gateway.register import formats as fmt
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register, RegisterError
 from gateway.register.purge import purge
+from gateway.register.summary import summarise
+from gateway.register.summary_formats import summary_csv, summary_text
 from gateway.register.verify import verify
 from gateway.register.view import CONSENT_VALUES, Filters
 from gateway.settings import Settings
@@ -47,8 +49,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("--output", type=Path, help="write to this file (default: stdout)")
     export.set_defaults(func=cmd_export)
 
-    report = _common(sub.add_parser("report", help="everything shared about one family"))
-    report.add_argument("--family", required=True, metavar="REF")
+    report = _common(
+        sub.add_parser(
+            "report",
+            help="everything shared about one family, or the figures of a period",
+            description="--family REF: everything shared about one family. --summary: the "
+            "register at a glance for a period (messages sent and refused, held now, "
+            'disclosures without consent, incomplete records, "person informed" '
+            "outstanding; disclosures per month by consent and per receiving organisation; "
+            "held messages and time to decision; incomplete records by age).",
+        )
+    )
+    what = report.add_mutually_exclusive_group(required=True)
+    what.add_argument("--family", metavar="REF")
+    what.add_argument("--summary", action="store_true", help="the figures of a period")
+    report.add_argument("--since", metavar="DATE", help="--summary from this local date")
+    report.add_argument("--until", metavar="DATE", help="--summary up to and including this date")
+    report.add_argument(
+        "--format", choices=("text", "csv"), default="text", help="--summary as text or CSV"
+    )
     report.add_argument("--output", type=Path)
     report.set_defaults(func=cmd_report)
 
@@ -210,9 +229,22 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.summary:
+        return _summary_report(args)
+    if args.since or args.until or args.format != "text":
+        raise CLIError("--since, --until and --format go with --summary")
     register = _open(args)
     records = register.records(Filters(family=args.family))
     _write(fmt.report_text(args.family, records, time.time()), args.output)
+    return 0
+
+
+def _summary_report(args: argparse.Namespace) -> int:
+    since, until = _day(args.since), _day(args.until, end=True)
+    if since is not None and until is not None and until <= since:
+        raise CLIError("--until is before --since")
+    figures = summarise(_open(args), since=since, until=until, now=time.time())
+    _write((summary_csv if args.format == "csv" else summary_text)(figures), args.output)
     return 0
 
 

@@ -1,0 +1,218 @@
+"""The register at a glance: the figures of a period, for the list page's strip, the
+Reports page's charts and ``c4f-gateway register report --summary``.
+
+Every figure counts records (an original with its follow-ups, :mod:`.view`) whose
+original falls in ``[since, until)``. A *disclosure* is a message a member of staff sent
+outside the centre that actually left: accepted, external, not the gateway's own notice,
+not purged (its details are gone), and not a message held for approval now, nor one
+refused, withdrawn or expired. *Sent* counts every message the gateway accepted from a
+member of staff (held ones included), external or internal.
+Months are local calendar months, as every time the register shows.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.register.ledger import Register
+from gateway.register.view import CONSENT_VALUES, Record
+
+AGE_BANDS = ("under 7 days", "7 to 30 days", "30 to 90 days", "over 90 days")
+_BAND_DAYS = (7, 30, 90)
+TOP_ORGANISATIONS = 15
+# A held message has not left yet; refused, withdrawn or expired, it never will.
+NOT_SENT = ("held", "refused", "withdrawn", "expired")
+DECIDED = ("approved", "refused")  # a line manager's decision on a held message
+WITHOUT_CONSENT = ("refused", "not-sought")
+
+
+@dataclass(frozen=True)
+class Summary:
+    since: float | None
+    until: float | None
+    sent: int  # accepted messages (not gateway notices), external or internal
+    refused: int  # refused at the door (kind "refused")
+    held_now: int  # held for approval right now
+    without_consent: int  # external disclosures with consent refused or not sought
+    incomplete: int  # records whose disclosure details are incomplete
+    inform_outstanding: int  # without consent, "person informed" not yet answered
+    # ("2026-11", {"obtained": n, "refused": n, "not-sought": n, "not-recorded": n}),
+    # oldest first, every month in the period
+    by_month: list[tuple[str, dict[str, int]]]
+    # receiving organisation (contact organisation, else the domain) -> disclosures,
+    # top 15, descending then by name
+    by_organisation: list[tuple[str, int]]
+    # (month, held, decided, median hours from hold to decision or None)
+    holds_by_month: list[tuple[str, int, int, float | None]]
+    # (AGE_BANDS[i], n): incomplete records by the age of their original
+    incomplete_by_age: list[tuple[str, int]]
+    disclosures: int = 0  # external disclosures in the period (the by_month total)
+
+
+def month_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m")
+
+
+def months(first: str, last: str) -> list[str]:
+    """Every month from ``first`` to ``last`` ("YYYY-MM"), both included."""
+    y, m = int(first[:4]), int(first[5:7])
+    out = []
+    while f"{y:04d}-{m:02d}" <= last:
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def period_months(
+    since: float | None, until: float | None, now: float, oldest: float | None
+) -> list[str]:
+    """The months a period covers: from ``since`` (else the oldest record, else the last
+    month) to the month before ``until`` ends (else this month)."""
+    last = month_of(until - 1 if until is not None else now)
+    start = since if since is not None else oldest
+    first = month_of(start) if start is not None else last
+    return months(first, last) if first <= last else []
+
+
+def age_band(age_seconds: float) -> int:
+    days = age_seconds / 86400.0
+    for i, limit in enumerate(_BAND_DAYS):
+        if days < limit:
+            return i
+    return len(_BAND_DAYS)
+
+
+def is_disclosure(r: Record) -> bool:
+    return (
+        r.kind == "accepted"
+        and not r.notice
+        and not r.purged
+        and r.external
+        and r.approval not in NOT_SENT
+    )
+
+
+def organisation_names(r: Record) -> dict[str, str]:
+    """The receiving organisations of ``r``: a key (case and spacing folded) -> its name
+    as recorded (the contact's organisation, else the address's domain)."""
+    out: dict[str, str] = {}
+    for x in r.recipients:
+        name = " ".join(str(x.get("organisation") or "").split())
+        if not name:
+            name = str(x.get("address", "")).rpartition("@")[2].lower()
+        if name:
+            out.setdefault(name.lower(), name)
+    return out
+
+
+def hold_times(r: Record) -> tuple[float | None, float | None]:
+    """When ``r`` was first held for approval, and when a line manager decided."""
+    held = decided = None
+    for step in r.approval_steps:
+        if step["action"] == "held" and held is None:
+            held = float(step["at"])
+        elif step["action"] in DECIDED and held is not None and decided is None:
+            decided = float(step["at"])
+    return held, decided
+
+
+def median_hours(waits: list[float]) -> float | None:
+    return round(statistics.median(waits) / 3600.0, 1) if waits else None
+
+
+def top_organisations(counts: dict[str, int], names: dict[str, str]) -> list[tuple[str, int]]:
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], names[kv[0]].lower(), kv[0]))
+    return [(names[k], n) for k, n in ranked[:TOP_ORGANISATIONS]]
+
+
+def summarise_records(
+    records: Iterable[Record],
+    *,
+    since: float | None,
+    until: float | None,
+    now: float,
+    scope: Callable[[Record], bool] | None = None,
+) -> Summary:
+    """The figures over already folded records (``Register.records()``)."""
+    chosen = [
+        r
+        for r in records
+        if r.kind in ("accepted", "refused")
+        and (since is None or r.at >= since)
+        and (until is None or r.at < until)
+        and (scope is None or scope(r))
+    ]
+    oldest = min((r.at for r in chosen), default=None)
+    all_months = period_months(since, until, now, oldest)
+    by_month = {m: dict.fromkeys(CONSENT_VALUES, 0) for m in all_months}
+    held_count: Counter[str] = Counter()
+    decided_count: Counter[str] = Counter()
+    waits: dict[str, list[float]] = {}
+    orgs: Counter[str] = Counter()
+    org_names: dict[str, str] = {}
+    ages = [0] * len(AGE_BANDS)
+    sent = refused = held_now = without = incomplete = outstanding = disclosures = 0
+    for r in chosen:
+        if r.kind == "refused":
+            refused += 1
+            continue
+        if not r.notice:
+            sent += 1
+        if r.approval == "held":
+            held_now += 1
+        held_at, decided_at = hold_times(r)
+        if held_at is not None:
+            month = month_of(r.at)
+            held_count[month] += 1
+            if decided_at is not None:
+                decided_count[month] += 1
+                waits.setdefault(month, []).append(decided_at - held_at)
+        if r.missing:
+            incomplete += 1
+            ages[age_band(now - r.at)] += 1
+        if not is_disclosure(r):
+            continue
+        disclosures += 1
+        consent = r.consent if r.consent in CONSENT_VALUES else "not-recorded"
+        by_month.setdefault(month_of(r.at), dict.fromkeys(CONSENT_VALUES, 0))[consent] += 1
+        if consent in WITHOUT_CONSENT:
+            without += 1
+            if not r.informed:
+                outstanding += 1
+        for key, name in organisation_names(r).items():
+            orgs[key] += 1
+            org_names.setdefault(key, name)
+    return Summary(
+        since=since,
+        until=until,
+        sent=sent,
+        refused=refused,
+        held_now=held_now,
+        without_consent=without,
+        incomplete=incomplete,
+        inform_outstanding=outstanding,
+        by_month=sorted(by_month.items()),
+        by_organisation=top_organisations(dict(orgs), org_names),
+        holds_by_month=[
+            (m, held_count[m], decided_count[m], median_hours(waits.get(m, []))) for m in all_months
+        ],
+        incomplete_by_age=list(zip(AGE_BANDS, ages, strict=True)),
+        disclosures=disclosures,
+    )
+
+
+def summarise(
+    register: Register,
+    *,
+    since: float | None,
+    until: float | None,
+    now: float,
+    scope: Callable[[Record], bool] | None = None,
+) -> Summary:
+    """The figures of ``[since, until)`` in ``register`` (a :class:`Register`), limited
+    to the records ``scope`` shows (a manager's, ``[web] manager_scope``)."""
+    return summarise_records(register.records(), since=since, until=until, now=now, scope=scope)
