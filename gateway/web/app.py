@@ -26,6 +26,7 @@ from gateway.web import (
     pages_policy,
     pages_queue,
     pages_register,
+    pages_reports,
     pages_signin,
     pages_staff,
 )
@@ -79,6 +80,7 @@ def create_app(console: Console, *, verify_at_start: bool = True) -> Starlette:
             *pages_signin.routes,
             *pages_enrol.routes,
             *pages_register.routes,
+            *pages_reports.routes,
             *pages_contacts_io.routes,  # before /contacts/{cid}
             *pages_contacts.routes,
             *pages_queue.routes,

@@ -4,7 +4,7 @@ The console has no JavaScript and its CSP allows no inline style, so a chart is 
 whose colours are presentation attributes (``fill``), not CSS. Every chart is built with
 :mod:`xml.etree.ElementTree`, which escapes every text and attribute it writes: an
 organisation called ``<script>`` or ``"x"`` comes out as text. Each chart carries a
-``<title>`` and ``<desc>`` (named by ``aria-labelledby``), and the same figures as a
+``<title>`` and ``<desc>`` (its ``aria-label`` and ``aria-describedby``), and the same figures as a
 :class:`Table` that the page shows beneath it for screen readers and hands out as CSV.
 """
 
@@ -48,6 +48,7 @@ class Chart:
     desc: str
     svg: Markup
     table: Table
+    also: tuple[Markup, ...] = ()  # more pictures of the same table (drawn beneath svg)
 
     def csv(self) -> str:
         out = io.StringIO()
@@ -101,10 +102,12 @@ def columns(
     first_column: str = "Month",
     unit: str = "",
     totals: bool = False,
+    legend: bool | None = None,
 ) -> Chart:
     """Vertical bars per category: one column of stacked ``series`` or a group side by side."""
     left, bottom, plot_h = 44, 40, 220
-    legend_h = 24 if len(series) > 1 else 0
+    legend = len(series) > 1 if legend is None else legend  # one series: the title says it
+    legend_h = 24 if legend else 0
     height = PLOT_TOP + legend_h + plot_h + bottom
     top = PLOT_TOP + legend_h
     figures = [[values.get(c, {}).get(s.key) for s in series] for c in categories]
@@ -112,7 +115,8 @@ def columns(
     largest = max((sums if stacked else [v or 0 for row in figures for v in row]), default=0)
     axis_max, step = nice_top(largest)
     svg, plot = _frame(name, title, desc, height)
-    _legend(svg, series, left)
+    if legend:
+        _legend(svg, series, left)
     _y_axis(svg, left, top, plot_h, axis_max, step, unit)
     slot = (WIDTH - left - 8) / max(1, len(categories))
     bar_w = min(48.0, slot * 0.7) / (1 if stacked else max(1, len(series)))
@@ -191,7 +195,7 @@ def _frame(name: str, title: str, desc: str, height: float) -> tuple[ET.Element,
             "id": f"chart-{name}",
             "role": "img",
             "aria-label": title,
-            "aria-labelledby": f"chart-{name}-title chart-{name}-desc",
+            "aria-describedby": f"chart-{name}-desc",
             "font-size": str(FONT),
             "font-family": "system-ui, sans-serif",
             "stroke": "#505a5f",
@@ -204,8 +208,6 @@ def _frame(name: str, title: str, desc: str, height: float) -> tuple[ET.Element,
 
 
 def _legend(svg: ET.Element, series: Sequence[Series], left: float) -> None:
-    if len(series) < 2:
-        return
     g = ET.SubElement(svg, "g", {"class": "legend"})
     x = left
     for s in series:

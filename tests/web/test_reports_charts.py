@@ -40,7 +40,7 @@ def test_stacked_columns_stack_each_month_and_say_what_they_show() -> None:
     svg = _parse(chart.svg)
     assert svg.get("role") == "img"
     assert svg.get("aria-label") == "Disclosures per month"
-    assert svg.get("aria-labelledby") == "chart-disclosures-title chart-disclosures-desc"
+    assert svg.get("aria-describedby") == "chart-disclosures-desc"
     assert svg.find("s:title", NS).text == "Disclosures per month"  # type: ignore[union-attr]
     assert svg.find("s:desc", NS).text == (  # type: ignore[union-attr]
         "Messages sent each month, by consent status"
