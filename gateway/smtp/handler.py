@@ -138,8 +138,13 @@ class Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         tx: Transaction = envelope.tx
         content: bytes = envelope.original_content
+        # The listener counted bare CR, LF and NUL as the blocks arrived; a caller that did
+        # not gets them counted here.
+        unclean = getattr(envelope, "unclean", None)
+        if unclean is None:
+            unclean = has_bare_line_end_or_nul(content)
         try:
-            return await self._data(tx, content)
+            return await self._data(tx, content, unclean=unclean)
         except Refused as r:
             return await self._refuse(tx, "data", r)
         except TempFailure as t:
@@ -148,8 +153,8 @@ class Handler:
             )
             return t.reply()
 
-    async def _data(self, tx: Transaction, content: bytes) -> str:
-        if has_bare_line_end_or_nul(content):
+    async def _data(self, tx: Transaction, content: bytes, *, unclean: bool) -> str:
+        if unclean:
             # SMUG-1..11: bare CR or LF (or NUL) could end the message early at a later hop.
             raise Refused(
                 550,

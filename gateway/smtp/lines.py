@@ -27,8 +27,9 @@ class LineTooLong(Exception):
 def guard_lines(reader: asyncio.StreamReader, in_auth: Callable[[], bool]) -> None:
     """Make ``reader.readuntil(b"\\n")`` return only whole CRLF lines within its limit.
 
-    ``in_auth`` says whether the line being read answers an AUTH challenge. DATA reads up
-    to CRLF itself, and answers over-long lines itself (LIM-2): it is left alone.
+    ``in_auth`` says whether the line being read answers an AUTH challenge. DATA is read
+    in blocks with ``read`` (:mod:`gateway.smtp.data`), which answers over-long lines
+    itself (LIM-2): it is left alone.
     """
     original = reader.readuntil
 

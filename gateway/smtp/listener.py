@@ -8,6 +8,8 @@ What this subclass adds (reliability-tests.md §0 lists the library behaviour it
 - AUTH PLAIN refuses an authzid that differs from the authcid (AUTH-3); passwords are
   checked in a worker thread (scrypt), throttled per client and per account (AUTH-1);
 - ``AUTH PLAIN =`` (an empty initial response) gets the empty continuation (AUTH-8);
+- DATA is read in blocks, not line by line (:mod:`gateway.smtp.data`), with the same
+  replies as the library's (552 over the size limit, 500 for a line over 1,001 octets);
 - connection slots (:mod:`gateway.smtp.limits`: per client, per network, and the idlest
   connection not logged in evicted when full; LIM-5, LIM-8), a short idle timeout before
   login (LIM-7), and a maximum session age so a NOOP loop cannot hold a session (LIM-4);
@@ -26,10 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
 from gateway.directory.staff import StaffDirectory
 from gateway.settings import Settings
+from gateway.smtp.data import DataState, GatewayEnvelope, read_data
 from gateway.smtp.limits import ConnectionLimiter, Slot
 from gateway.smtp.lines import BareLineFeed, LineTooLong, guard_lines
 from gateway.smtp.replies import with_enhanced_code
@@ -95,6 +98,9 @@ class GatewaySMTP(SMTP):
         self._age_handle: asyncio.TimerHandle | None = None
         self._in_auth = False
         self._auth_failures = 0
+
+    def _create_envelope(self) -> GatewayEnvelope:
+        return GatewayEnvelope()
 
     # -- connection lifecycle ----------------------------------------------------------
 
@@ -191,6 +197,44 @@ class GatewaySMTP(SMTP):
             # connection is gone, so the session would hang forever: end it here (INJ-5).
             log.info("starttls_abandoned", client=self.client_ip)
             self.connection_lost(None)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """The library's DATA with the message read in blocks (:mod:`gateway.smtp.data`)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert isinstance(envelope, GatewayEnvelope)
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            blocks = await read_data(
+                self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+            )
+        except asyncio.CancelledError:
+            self._writer.close()  # the connection ended during DATA
+            raise
+        if blocks is None:
+            return
+        if blocks.state is not DataState.NOMINAL:
+            log.info("data_refused", client=self.client_ip, why=blocks.state.value)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            if blocks.state is DataState.TOO_LONG:
+                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            else:
+                await self.push("552 Error: Too much mail data")
+            return
+        envelope.content = envelope.original_content = blocks.content()
+        # The handler refuses a message with bare CR, LF or NUL (counted as it arrived).
+        envelope.unclean = blocks.unclean
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
 
     async def _challenge(self, text: str) -> bytes | None:
         """Send ``334`` + challenge, return the decoded answer; None if the library has
