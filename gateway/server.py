@@ -256,6 +256,7 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._job_tasks, return_exceptions=True)
         await self.worker.stop()
+        await self.worker.transport.close()  # QUIT the kept upstream connections
         if self.register is not None:
             try:
                 await self.store.run(self.register.checkpoint)

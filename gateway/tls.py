@@ -66,9 +66,50 @@ class ServerTLS:
         return cert
 
 
-def client_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verify the upstream's certificate chain and name; TLS 1.2 minimum (TLS-3, TLS-4)."""
-    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+class ResumingContext(ssl.SSLContext):
+    """A client context that offers the last session it was given (:meth:`keep`) to each
+    new handshake for the same server name (RFC 5077, RFC 8446 2.2): a resumed session
+    skips the certificate exchange and the signature.
+
+    asyncio's TLS (which aiosmtplib uses, STARTTLS or implicit) has no way to pass a
+    session, so :meth:`wrap_bio` adds it. A session belongs to the context that made it
+    (``ssl`` refuses another's) and is offered only under the name it was verified for,
+    since a resumed handshake checks no certificate; a server that declines it gets a
+    full handshake, verified as always.
+    """
+
+    _kept: tuple[str, ssl.SSLSession] | None = None
+
+    def keep(self, server_hostname: str, session: ssl.SSLSession) -> None:
+        self._kept = (server_hostname, session)
+
+    def kept(self, server_hostname: str | bytes | None) -> ssl.SSLSession | None:
+        """The session to offer a server of that name, if any."""
+        if self._kept is None or self._kept[0] != server_hostname:
+            return None
+        return self._kept[1]
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        if session is None and not server_side:
+            session = self.kept(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
+def client_context(ca_file: Path | None) -> ResumingContext:
+    """Verify the upstream's certificate chain and name; TLS 1.2 minimum (TLS-3, TLS-4).
+    Nothing is resumed until a caller keeps a session (:meth:`ResumingContext.keep`)."""
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_file is not None:
+        ctx.load_verify_locations(cafile=str(ca_file))
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = True
     # RFC 6125 6.4.4: the name must be in subjectAltName; CN-only is not verified (TLS-3).

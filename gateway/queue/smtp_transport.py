@@ -1,8 +1,10 @@
-"""The smarthost transport: verified TLS first, then AUTH, then one SMTP transaction.
+"""The smarthost transport: verified TLS first, then AUTH, then SMTP transactions.
 
 Nothing of the envelope or the message is sent before the upstream's certificate is
 verified (TLS-1, TLS-2, TLS-3); a failure before that defers the whole message, a failure
-after it is a result with the evidence of how far it got.
+after it is a result with the evidence of how far it got. A connection that carried a
+message cleanly is kept for the next ones (:mod:`gateway.queue.smtp_pool`), and a new
+connection resumes the TLS session of the last one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.crypto import read_secret_file
 from gateway.errors import ConfigError, TempFailure
 from gateway.events import Evidence
 from gateway.queue.smtp_exchange import transaction
+from gateway.queue.smtp_pool import ConnectionPool, Kept
 from gateway.queue.transports import AttemptResult, not_sent
 from gateway.settings import Upstream
 from gateway.tls import client_context, peer_evidence
@@ -64,6 +67,8 @@ class SmtpTransport:
     The certificate is checked against ``upstream.tls_name`` (default ``upstream.host``);
     EHLO is the only command sent before TLS, and AUTH follows only once the certificate
     is verified (RFC 4954 4). Nothing of the envelope or the message is sent otherwise.
+    Connections are kept between messages (``pool_idle_seconds``, ``pool_max_messages``);
+    :meth:`close` QUITs those still open.
     """
 
     def __init__(self, upstream: Upstream, hostname: str) -> None:
@@ -72,18 +77,34 @@ class SmtpTransport:
         self.tls_name = upstream.tls_name or upstream.host
         self.context = client_context(upstream.ca_file)
         self.credentials = _read_credentials(upstream.credentials_file)
+        self.pool = ConnectionPool(
+            upstream.pool_idle_seconds, upstream.pool_max_messages, upstream.timeout
+        )
 
     async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult:
         up = self.upstream
-        client = await self._open()
-        evidence = _evidence(client, f"{up.host}:{up.port}")
+        kept = await self.pool.take()
+        if kept is None:
+            kept = Kept(await self._open())  # TempFailure: nothing sent, the caller defers
+        # Read for every message, from the connection it goes over.
+        evidence = _evidence(kept.client, f"{up.host}:{up.port}")
         try:
-            return await self._session(client, mail_from, rcpt_tos, content, evidence)
+            result = await self._session(kept, mail_from, rcpt_tos, content, evidence)
         except TempFailure as t:
-            # TLS was up: the record keeps how far the attempt got (TLS-6).
+            # TLS was up: the record keeps how far the attempt got (TLS-6). The line is
+            # in an unknown state (a reply may still be on its way): never used again.
+            self.pool.discard(kept)
             return not_sent(rcpt_tos, f"{t.enhanced} {t.text}", evidence)
-        finally:
-            client.close()
+        except BaseException:
+            self.pool.discard(kept)
+            raise
+        self._keep_session(kept.client)
+        self.pool.give_back(kept)
+        return result
+
+    async def close(self) -> None:
+        """QUIT the kept connections (``serve`` stopping)."""
+        await self.pool.close()
 
     async def probe(self) -> Evidence:
         """Connect, verify the certificate, EHLO over TLS and log in as delivery would,
@@ -111,16 +132,20 @@ class SmtpTransport:
 
     async def _session(
         self,
-        client: aiosmtplib.SMTP,
+        kept: Kept,
         mail_from: str,
         rcpt_tos: list[str],
         content: bytes,
         evidence: Evidence,
     ) -> AttemptResult:
+        """EHLO and AUTH on a new connection, then one transaction; TempFailure when the
+        connection failed (it is not reused)."""
         up = self.upstream
+        client = kept.client
         try:
-            await client.ehlo()  # RFC 3207 4.2: forget what was said before TLS
-            if self.credentials:
+            if kept.messages == 0:
+                await client.ehlo()  # RFC 3207 4.2: forget what was said before TLS
+            if kept.messages == 0 and self.credentials:
                 try:
                     await client.login(*self.credentials)
                 except aiosmtplib.SMTPResponseException as exc:
@@ -139,9 +164,16 @@ class SmtpTransport:
             )
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             raise TempFailure(f"upstream {up.host}: {_describe(exc)}", enhanced="4.4.2") from exc
-        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-            await client.quit(timeout=min(up.timeout, 5.0))
         return result
+
+    def _keep_session(self, client: aiosmtplib.SMTP) -> None:
+        """The next new connection offers this one's TLS session (TLS 1.3: its ticket,
+        which has arrived by the end of a transaction)."""
+        if not client.is_connected:
+            return
+        ssl_object = client.get_transport_info("ssl_object")
+        if ssl_object is not None and ssl_object.session is not None:
+            self.context.keep(self.tls_name, ssl_object.session)
 
     async def _open(self) -> aiosmtplib.SMTP:
         """Connected, TLS negotiated and the certificate verified; else TempFailure."""

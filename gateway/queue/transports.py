@@ -35,6 +35,9 @@ def not_sent(rcpts: list[str], reason: str, evidence: Evidence | None = None) ->
 class Transport(Protocol):
     async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult: ...
 
+    async def close(self) -> None:
+        """Let go of what is kept between messages (``serve`` stopping)."""
+
 
 class MaildirTransport:
     """Dev and tests: each delivered message becomes one file in ``DIR/new`` (Maildir)."""
@@ -65,3 +68,6 @@ class MaildirTransport:
             f"250 {reply}",
             Evidence(host=f"maildir:{self.path}"),
         )
+
+    async def close(self) -> None:
+        """Nothing is kept open between messages."""

@@ -114,6 +114,11 @@ class Upstream:
     # so ``host`` may be an IP address or an internal alias while the certificate is
     # checked against the smarthost's public name (e.g. "smtp.office365.com").
     tls_name: str = ""
+    # Connections kept between messages (Postfix's connection cache): one that carried a
+    # message cleanly waits this many seconds for the next (0: one message per connection)
+    # and carries at most pool_max_messages, with RSET before each after the first.
+    pool_idle_seconds: float = 10.0
+    pool_max_messages: int = 100
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,7 @@ def _check(s: Settings, file: str) -> None:
         "delivery.poll_interval": s.delivery.poll_interval,
         "upstream.timeout": s.upstream.timeout,
         "upstream.final_reply_timeout": s.upstream.final_reply_timeout,
+        "upstream.pool_max_messages": s.upstream.pool_max_messages,
     }
     for key, v in positive.items():
         if v <= 0:
@@ -293,6 +299,8 @@ def _check(s: Settings, file: str) -> None:
         raise ConfigError(f"{file}: auth.password_hash_cost: must be from 10 to 20 (17 or more)")
     if s.auth.cache_ttl < 0:
         raise ConfigError(f"{file}: auth.cache_ttl: must be zero (off) or more")
+    if s.upstream.pool_idle_seconds < 0:
+        raise ConfigError(f"{file}: upstream.pool_idle_seconds: must be zero (off) or more")
     if s.auth.max_failures_per_account > 100:
         # NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts per account.
         raise ConfigError(f"{file}: auth.max_failures_per_account: must be at most 100")

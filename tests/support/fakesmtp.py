@@ -60,6 +60,7 @@ class FakeSmarthost:
         self.transcript: list[Line] = []
         self.messages: list[Received] = []
         self.connections = 0
+        self.resumed: list[bool] = []  # per TLS handshake: did it resume a session?
         self.port = 0
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
@@ -93,6 +94,13 @@ class FakeSmarthost:
         await asyncio.gather(*self._sessions, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+
+    async def hang_up(self) -> None:
+        """Every open session's line dies (as a smarthost drops idle connections); new
+        connections are still accepted."""
+        for task in list(self._sessions):
+            task.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
 
     async def __aenter__(self) -> FakeSmarthost:
         return self if self._server is not None else await self.start()
@@ -157,6 +165,8 @@ class _Session:
         await self.writer.drain()
 
     async def run(self) -> None:
+        if self.tls:
+            self._handshake_done()
         await self.send(self.script.greeting)
         while True:
             raw = await self.reader.readline()
@@ -194,10 +204,15 @@ class _Session:
             return True
         assert self.fake.tls is not None
         await self.writer.start_tls(self.fake.tls)
+        self._handshake_done()
         self.tls = True
         self.authed = False
         self.mail_from, self.rcpts = None, []
         return True
+
+    def _handshake_done(self) -> None:
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        self.fake.resumed.append(bool(ssl_object and ssl_object.session_reused))
 
     async def do_auth(self, text: str) -> None:
         words = text.split()
