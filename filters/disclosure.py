@@ -7,8 +7,9 @@ the person was informed. Staff give these with the message itself:
 - subject tags: ``[consent:obtained]``, ``[consent:refused]``, ``[consent:not-sought]``,
   ``[reason:TEXT]``, ``[family:REF]``, ``[nature:TEXT]``, ``[safeguarding]``,
   ``[informed:yes]``/``[informed:no]``, ``[request:N]`` (this message answers request N of
-  the register), and the flags ``[child-protection]``, ``[injury]`` (kept beyond three years,
-  with that category) and ``[third-party]`` (about another person: withheld from a client copy);
+  the register; a number that is not a request there is refused), and the flags
+  ``[child-protection]``, ``[injury]`` (kept beyond three years, with that category) and
+  ``[third-party]`` (about another person: withheld from a client copy);
 - headers, for clients that can set them: ``X-Disclosure-Consent``, ``-Reason``,
   ``-Family``, ``-Nature``, ``-Request`` (a number), and the yes/no ones ``-Safeguarding``,
   ``-Informed``, ``-Child-Protection``, ``-Injury``, ``-Third-Party``.
@@ -43,7 +44,7 @@ from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail.headers import CRLF, HeaderField, join_message, split_message
 from gateway.pipeline import FilterContext
-from gateway.register import threads
+from gateway.register import requests, threads
 from gateway.register.fields import FAMILY_REF
 from gateway.register.ledger import Register
 from gateway.settings.register import MissingConsent, register_settings
@@ -101,10 +102,12 @@ def create(options: dict[str, Any], context: FilterContext) -> DisclosureFilter:
     if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
         raise ConfigError("filter.disclosure: inherit_for_days: expected a whole number > 0")
     settings = register_settings(context.settings)
+    register = Register.from_settings(context.store, settings)
     return DisclosureFilter(
         own_domains=context.settings.organisation.domains,
         missing_consent=settings.missing_consent,
-        register=Register.from_settings(context.store, settings) if inherit else None,
+        register=register if inherit else None,
+        requests=register,
         inherit_for_days=days,
     )
 
@@ -118,11 +121,14 @@ class DisclosureFilter:
         missing_consent: MissingConsent,
         *,
         register: Register | None = None,
+        requests: Register | None = None,
         inherit_for_days: int = 90,
     ) -> None:
         self.own_domains = addresses.own_domains(own_domains)
         self.missing_consent = missing_consent
         self.register = register  # None: replies inherit nothing
+        # Where [request:N] is looked up (``create`` always gives it; None: not checked).
+        self.requests = requests
         self.inherit_for = inherit_for_days * 86400.0
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
@@ -147,6 +153,11 @@ class DisclosureFilter:
             kept.append(f)
         thread = await self._thread(tx, answers) if answers else None
         details = self._details(tx, found, thread)
+        if details.get("request") and self.requests is not None:
+            # Refused here, at DATA, so the sender reads why and can correct the number.
+            why = await self.requests.store.run(requests.check, self.requests, details["request"])
+            if why:
+                raise Refused(550, "5.7.1", why, reference="DISC-REQUEST")
         tx.annotations["disclosure"] = details
         log.info(
             "disclosure_details",

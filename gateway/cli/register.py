@@ -15,18 +15,19 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, existing_database, load_settings
+from gateway.cli import CLIError, register_requests
+from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_retention import purge_removed_history
 from gateway.register import formats as fmt
+from gateway.register.client_copy import client_copy_text
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register, RegisterError
 from gateway.register.purge import purge
 from gateway.register.summary import summarise
 from gateway.register.summary_formats import summary_csv, summary_text
 from gateway.register.verify import verify
-from gateway.register.view import CONSENT_VALUES, Filters
+from gateway.register.view import CONSENT_VALUES, ROOT_KINDS, Filters
 from gateway.settings import Settings
 from gateway.settings.register import RegisterSettings, register_settings
 from gateway.store import Store
@@ -68,6 +69,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     report.add_argument(
         "--format", choices=("text", "csv"), default="text", help="--summary as text or CSV"
     )
+    report.add_argument(
+        "--client-copy",
+        action="store_true",
+        help="--family for the family itself: third-party and safeguarding entries withheld, "
+        "people's names replaced by their organisation",
+    )
     report.add_argument("--output", type=Path)
     report.set_defaults(func=cmd_report)
 
@@ -81,6 +88,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ann.add_argument("--family", metavar="REF")
     ann.add_argument("--nature", help="the nature of the information shared")
     ann.add_argument("--safeguarding", choices=("yes", "no"))
+    ann.add_argument(
+        "--third-party",
+        choices=("yes", "no"),
+        help="information about or from another person: withheld from a client copy",
+    )
     hold = ann.add_mutually_exclusive_group()
     hold.add_argument(
         "--retention-hold",
@@ -107,6 +119,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     cp = _common(sub.add_parser("checkpoint", help="write today's signed head file"))
     cp.set_defaults(func=cmd_checkpoint)
+
+    register_requests.add_parser(sub)
 
 
 def _whoami() -> str:
@@ -162,7 +176,7 @@ def _day(text: str | None, *, end: bool = False) -> float | None:
 
 
 def _filters(args: argparse.Namespace) -> Filters:
-    kinds = ("admin", "purge") if getattr(args, "admin", False) else ("accepted", "refused")
+    kinds = ("admin", "purge") if getattr(args, "admin", False) else ROOT_KINDS
     return Filters(
         since=_day(args.since),
         until=_day(args.until, end=True),
@@ -181,6 +195,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, RegisterSettings, Store]:
+    logs_to_stderr()  # the answer goes to stdout, without info events in it
     settings = load_settings(args)
     return settings, register_settings(settings), Store(existing_database(settings))
 
@@ -229,13 +244,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.client_copy and args.summary:
+        raise CLIError("--client-copy goes with --family")
     if args.summary:
         return _summary_report(args)
     if args.since or args.until or args.format != "text":
         raise CLIError("--since, --until and --format go with --summary")
     register = _open(args)
     records = register.records(Filters(family=args.family))
-    _write(fmt.report_text(args.family, records, time.time()), args.output)
+    text = (client_copy_text if args.client_copy else fmt.report_text)(
+        args.family, records, time.time()
+    )
+    _write(text, args.output)
     return 0
 
 
@@ -251,6 +271,7 @@ def _summary_report(args: argparse.Namespace) -> int:
 def cmd_annotate(args: argparse.Namespace) -> int:
     hold = True if args.retention_hold else (False if args.release_retention_hold else None)
     safeguarding = None if args.safeguarding is None else args.safeguarding == "yes"
+    third_party = None if args.third_party is None else args.third_party == "yes"
     try:
         seq = _open(args).annotate(
             args.entry,
@@ -263,6 +284,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             family=args.family,
             nature=args.nature,
             safeguarding=safeguarding,
+            third_party=third_party,
             hold=hold,
         )
     except RegisterError as exc:

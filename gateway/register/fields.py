@@ -83,7 +83,7 @@ def check_changes(changes: dict[str, Any]) -> dict[str, Any]:
             raise RegisterError(f"consent must be one of {', '.join(CONSENT_VALUES)}")
         if key == "family" and not FAMILY_REF.match(str(value)):
             raise RegisterError(f"{value!r} is not a family reference (letters, digits, . _ / -)")
-        if key in ("hold", "safeguarding"):
+        if key in ("hold", "safeguarding", "third_party"):
             value = bool(value)
         elif key in ("reason", "concern", "nature"):
             value = str(value).strip()

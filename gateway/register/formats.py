@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
+from gateway.register.requests import VIA_WORDS
 from gateway.register.view import CONSENT_WORDS, Entry, Record
 
 PURGED = "(purged)"
@@ -21,6 +23,7 @@ KIND_WORDS = {
     "refused": "message refused",
     "admin": "admin action",
     "purge": "purge",
+    "request": "request received",
 }
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
@@ -52,6 +55,12 @@ CSV_COLUMNS = (
     "approved_by",
     "approved_at",
     "approval_note",
+    "request",
+    "requester",
+    "received_via",
+    "received_on",
+    "answers",
+    "third_party",
 )
 
 
@@ -82,6 +91,8 @@ def _short(text: str, width: int) -> str:
 
 
 def _to(r: Record) -> str:
+    if r.kind == "request":
+        return _short("from " + requester(r), 36)
     addresses = [str(x.get("address", "")) for x in r.recipients]
     if not addresses:
         return PURGED if r.purged else ""
@@ -191,6 +202,39 @@ def flat(r: Record) -> dict[str, str]:
         "approved_by": r.approved_by,
         "approved_at": local_time(r.approved_at, seconds=True) if r.approved_by else "",
         "approval_note": r.approval_note,
+        **_request_cells(r),
+    }
+
+
+def requester(r: Record) -> str:
+    """Who made a request: the agency or person, and the contact it is linked to."""
+    d = r.data
+    contact = f"contact {d['contact_id']}" if d.get("contact_id") else ""
+    linked = ", ".join(str(v) for v in (d.get("organisation"), contact) if v)
+    return str(d.get("requester", PURGED if r.purged else "")) + (f" ({linked})" if linked else "")
+
+
+def _request_cells(r: Record) -> dict[str, str]:
+    if r.kind != "request":
+        return {
+            "request": str(r.request or ""),
+            "requester": "",
+            "received_via": "",
+            "received_on": "",
+            "answers": "",
+            "third_party": yes_no(r.third_party),
+        }
+    d = r.data
+    return {
+        "decision": "request received",
+        "subject": "",
+        "informed": "",
+        "request": "",
+        "requester": requester(r),
+        "received_via": str(d.get("via", "")),
+        "received_on": str(d.get("received", "")),
+        "answers": "; ".join(map(str, r.answers)),
+        "third_party": yes_no(r.third_party),
     }
 
 
@@ -287,6 +331,7 @@ def _change_words(key: str, value: Any) -> str:
         "family": "family",
         "nature": "nature",
         "safeguarding": "safeguarding",
+        "third_party": "third-party information",
     }
     if isinstance(value, bool):
         value = yes_no(value)
@@ -316,11 +361,14 @@ def show_text(r: Record) -> str:
         ("Staff member", f["staff"]),
         ("Recipients", "\n    ".join(recipients) or f["recipients"]),
     ]
-    if r.kind == "refused":
+    if r.kind == "request":
+        pairs = request_pairs(r)
+    elif r.kind == "refused":
         # Nothing was shared: only what was tried and why it was refused.
         pairs += [("Reply", f["reply"]), ("Reference", str(r.data.get("reference", "")))]
     else:
         pairs += [
+            ("Answers request", f"entry {r.request}" if r.request else ""),
             ("Subject", f["subject"]),
             ("Message ID", f["message_id"]),
             ("Attachments", f["attachments"] or "none"),
@@ -361,21 +409,44 @@ def show_text(r: Record) -> str:
     return "\n".join(lines) + "\n"
 
 
+def request_pairs(r: Record) -> list[tuple[str, str]]:
+    """A request's details, as ``register show`` and the family report word them."""
+    d = r.data
+    return [
+        ("Recorded", local_time(r.at, seconds=True) + " (local time)"),
+        ("Requester", requester(r)),
+        ("How it arrived", VIA_WORDS.get(str(d.get("via", "")), str(d.get("via", "")))),
+        ("Date received", str(d.get("received", ""))),
+        ("Information requested", r.nature),
+        ("Family reference", r.family),
+        ("Taken by", r.staff),
+        ("Third-party", yes_no(r.third_party) if r.third_party else ""),
+        ("Answered by", ", ".join(f"entry {n}" for n in r.answers) or "none yet"),
+    ]
+
+
 def report_text(family: str, records: Sequence[Record], generated: float) -> str:
-    """What was shared about one family (policy, "Client files": their right to know)."""
+    """What was shared about one family, and the requests received about it, for managers
+    (a client's own copy withholds third-party information: :mod:`.client_copy`)."""
     lines = [
         f"Disclosures about family {family}",
         f"Generated {local_time(generated)} (local time); {len(records)} record(s).",
+        REQUEST_CLAUSE,
         "",
     ]
     for r in records:
         f = flat(r)
+        if r.kind == "request":
+            lines += [*request_lines(r), ""]
+            continue
         lines += [
             f"{f['time'][:16]}  entry {r.seq}: {'sent' if r.kind == 'accepted' else 'refused'}",
             f"  To:       {f['recipients']}"
             + (f" ({f['organisations']})" if f["organisations"] else ""),
             f"  What:     {f['subject']}" + (f" (nature: {f['nature']})" if f["nature"] else ""),
         ]
+        if r.request:
+            lines.append(f"  Answers:  request {r.request}")
         if f["attachments"]:
             lines.append(f"  Files:    {f['attachments']}")
         lines += [
@@ -385,3 +456,16 @@ def report_text(family: str, records: Sequence[Record], generated: float) -> str
             "",
         ]
     return "\n".join(lines)
+
+
+def request_lines(r: Record) -> list[str]:
+    """One request in the managers' family report."""
+    d = r.data
+    how = VIA_WORDS.get(str(d.get("via", "")), str(d.get("via", "")))
+    return [
+        f"{local_time(r.at)}  entry {r.seq}: request received",
+        f"  From:     {requester(r)}, {how}, received {d.get('received', '')}",
+        f"  Wanted:   {r.nature}",
+        f"  Taken by: {r.staff}",
+        "  Answered: " + (", ".join(f"entry {n}" for n in r.answers) or "not yet"),
+    ]

@@ -19,7 +19,7 @@ CONSENT_WORDS = {
     "not-sought": "not sought",
     "not-recorded": "not recorded",
 }
-ROOT_KINDS = ("accepted", "refused")
+ROOT_KINDS = ("accepted", "refused", "request")  # request: received (gateway.register.requests)
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class Record:
     family: str = ""
     nature: str = ""
     safeguarding: bool = False
+    # About another person (the [third-party] tag or a manager's annotation): withheld
+    # from a client's copy of the family report (gateway.register.client_copy).
+    third_party: bool = False
+    request: int = 0  # the request (a ``request`` entry) this message answers
+    answers: list[int] = field(default_factory=list)  # a request: the entries naming it
     inherited_from: int = 0  # the entry whose disclosure details a reply took on
     manual_hold: bool = False
     # Kept beyond the three-year retention period: safeguarding, injury, a manual hold or
@@ -148,6 +153,12 @@ def build_records(entries: Iterable[Entry]) -> list[Record]:
         r.retention_hold = r.safeguarding or r.manual_hold or r.family.lower() in held_families
         if r.kind == "accepted" and not r.status:
             r.status = "queued"
+        asked = records.get(r.request) if r.request and r.kind == "accepted" else None
+        if asked is not None and asked.kind == "request":
+            asked.answers.append(r.seq)
+    for r in records.values():
+        if r.kind == "request":
+            r.status = "answered" if r.answers else "not answered yet"
     return list(records.values())
 
 
@@ -162,6 +173,10 @@ def _start(e: Entry) -> Record:
     r.safeguarding = bool(d.get("safeguarding", False))
     r.inherited_from = int(d.get("inherited_from") or 0)
     r.external = bool(d.get("external", True))
+    r.third_party = bool(d.get("third_party", False))
+    r.request = int(d.get("request") or 0)
+    if e.kind == "request":
+        r.consent = ""  # a request discloses nothing: no consent status is asked of it
     if e.kind == "refused":
         r.status = "refused"
     return r
@@ -183,6 +198,8 @@ def _apply(r: Record, e: Entry) -> None:
             setattr(r, key, str(changes[key]))
     if "safeguarding" in changes:
         r.safeguarding = bool(changes["safeguarding"])
+    if "third_party" in changes:
+        r.third_party = bool(changes["third_party"])
     if "hold" in changes:
         r.manual_hold = bool(changes["hold"])
     if changes.get("concern"):

@@ -1,0 +1,200 @@
+"""Policy, "Client files": "All clients have the right to view their files. However, to
+protect the safety and confidentiality of others, no clients will have access to any
+information from their files that has been obtained from a third party ..."
+
+``c4f-gateway register report --family REF --client-copy`` (its own process) on a real
+register: entries flagged third-party (at send time, or by a manager's ``annotate
+--third-party yes`` later) or safeguarding are withheld and counted, and none of their
+subjects, reasons, recipients or attachment names are in the bytes; people's names and
+addresses in the rest are replaced by their organisation or domain. The full report keeps
+everything for managers. Both quote the clause they serve, word for word from the policy.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from support.register import DAY, T0, accepted, message, record
+from support.subprocess_gateway import run_cli
+
+from gateway.register import requests
+from gateway.register.client_copy import CLAUSE, WITHHELD
+from gateway.register.ledger import Register
+from gateway.settings import load
+from gateway.settings.policy import SHIPPED_FILE
+from gateway.settings.register import register_settings
+from gateway.store import Store
+
+FAMILY = "F-7"
+# What only the withheld entries hold: none of it may reach a client.
+THIRD_PARTY = (
+    b"Statement of Lee Brown",
+    b"Risk from Mr Brown",
+    b"lee.brown@police.example",
+    b"PC Lee Brown",
+    b"Police Station",
+    b"brown-statement.pdf",
+)
+SAFEGUARDING = (
+    b"Referral about the children",
+    b"duty@council.example",
+    b"Duty Desk",
+    b"Council Safeguarding",
+    b"referral-form.pdf",
+)
+LATER = (b"Grandmother's view", b"nan@home.example", b"Nan Jones", b"nan-letter.pdf")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[upstream]\nhost = "smtp.example"\n', encoding="utf-8")
+    settings = load(path)
+    rs = register_settings(settings)
+    Register.create_keys(rs)
+    reg = Register.from_settings(Store(settings.storage.database), rs)
+
+    def sent(n: int, to: str, name: str, org: str, subject: str, file: str, **d: object) -> None:
+        record(
+            reg,
+            accepted(
+                f"Q{n}",
+                T0 + n * DAY,
+                rcpts=(to,),
+                content=message(subject=subject, name=file),
+                recipients={to: {"organisation": org, "display_name": name}},
+                disclosure={"family": FAMILY, "external": True, **d},
+            ),
+        )
+
+    sent(
+        1,
+        "j.smith@cafcass.example",
+        "Jane Smith",
+        "Cafcass North",
+        "Contact report",
+        "report.pdf",
+        consent="obtained",
+    )
+    sent(
+        2,
+        "lee.brown@police.example",
+        "PC Lee Brown",
+        "Police Station",
+        "Statement of Lee Brown",
+        "brown-statement.pdf",
+        consent="refused",
+        reason="Risk from Mr Brown",
+        third_party=True,
+    )
+    sent(
+        3,
+        "duty@council.example",
+        "Duty Desk",
+        "Council Safeguarding",
+        "Referral about the children",
+        "referral-form.pdf",
+        consent="not-sought",
+        reason="Risk of harm",
+        safeguarding=True,
+    )
+    sent(
+        4,
+        "mum.friend@gmail.com",
+        "Mary Friend",
+        "",
+        "Handover times",
+        "times.txt",
+        consent="obtained",
+    )
+    sent(
+        5,
+        "nan@home.example",
+        "Nan Jones",
+        "",
+        "Grandmother's view",
+        "nan-letter.pdf",
+        consent="obtained",
+    )
+    requests.record(
+        reg,
+        requests.NewRequest(
+            requester="Mr Brown's solicitor",
+            via="letter",
+            received="2023-11-20",
+            nature="All contact notes",
+            by="alice@c4f.example",
+            family=FAMILY,
+        ),
+        date(2023, 12, 1),
+    )
+    return path
+
+
+def report(config: Path, *extra: str) -> bytes:
+    done = run_cli("register", "report", "--family", FAMILY, *extra, "--config", config)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    return done.stdout.encode()
+
+
+def test_client_files_the_client_copy_withholds_third_party_entries_by_their_bytes(
+    config: Path,
+) -> None:
+    # Entry 5 is about another person too: a manager flags it after it was sent.
+    done = run_cli(
+        "register", "annotate", "5", "--third-party", "yes", "--by", "max", "--config", config
+    )
+    assert (done.returncode, done.stdout) == (0, "Recorded follow-up 7 to entry 5.\n")
+
+    copy = report(config, "--client-copy")
+    for secret in (*THIRD_PARTY, *SAFEGUARDING, *LATER):
+        assert secret not in copy, secret
+    lines = copy.decode().splitlines()
+    assert lines[0] == f"Information held about family {FAMILY}: client copy"
+    assert lines[1].endswith("6 record(s), 3 entries withheld (information about another person).")
+    assert lines[2] == CLAUSE
+    assert [ln.split("  ", 1)[1] for ln in lines if WITHHELD in ln] == [
+        f"entry {n}: {WITHHELD}" for n in (2, 3, 5)
+    ]
+    # People's names and addresses are replaced by their organisation, else the domain.
+    for name in (b"Jane Smith", b"j.smith@", b"Mary Friend", b"mum.friend@", b"solicitor"):
+        assert name not in copy, name
+    assert "  To:       Cafcass North" in lines
+    assert "  To:       gmail.com" in lines
+    assert "  What:     Contact report" in lines and "  Files:    report.pdf" in lines
+    assert "  From:     a person or agency (name withheld), by letter, received 2023-11-20" in (
+        lines
+    )
+
+    # The full report stays for managers: everything, and the clause it serves.
+    full = report(config)
+    for kept in (*THIRD_PARTY, *SAFEGUARDING, *LATER, b"j.smith@cafcass.example"):
+        if not kept.startswith((b"PC ", b"Duty Desk", b"Nan Jones")):  # names: not listed
+            assert kept in full, kept
+    assert requests.CLAUSE.encode() in full
+    assert CLAUSE.encode() not in full and b"withheld" not in full
+
+    # Released again, entry 5 comes back into the client's copy.
+    done = run_cli(
+        "register", "annotate", "5", "--third-party", "no", "--by", "max", "--config", config
+    )
+    assert done.returncode == 0
+    again = report(config, "--client-copy")
+    assert b"Grandmother's view" in again and b"nan-letter.pdf" in again
+    assert b"nan@home.example" not in again and b"  To:       home.example\n" in again
+    assert b"2 entries withheld" in again
+
+
+def test_both_reports_quote_the_policy_word_for_word() -> None:
+    policy = " ".join(SHIPPED_FILE.read_text(encoding="utf-8").split())
+    for clause in (CLAUSE, requests.CLAUSE):
+        quoted = clause.split(': "', 1)[1].rstrip('"')
+        assert quoted in policy, quoted
+
+
+def test_client_copy_goes_with_a_family(config: Path) -> None:
+    done = run_cli("register", "report", "--summary", "--client-copy", "--config", config)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "c4f-gateway register: error: --client-copy goes with --family\n"
