@@ -15,8 +15,9 @@ import asyncio
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.register.summary import Summary, summarise
@@ -194,10 +195,10 @@ async def report_csv(request: Request) -> Response:
     v = await viewer(request)
     name: str = request.path_params["name"]
     if name != "summary" and name not in CHART_NAMES:
-        return Response("Not found.", status_code=404, media_type="text/plain")
+        raise HTTPException(404)
     period, problem = _period(request)
     if problem:
-        return Response(problem, status_code=400, media_type="text/plain")
+        return PlainTextResponse(problem, status_code=400)
     s = await _summary(request, v, period)
     if name == "summary":
         body = summary_csv(s)  # exactly what `register report --summary --format csv` prints

@@ -113,6 +113,9 @@ def test_managers_and_admins_have_reports_staff_do_not(site: Site) -> None:
         assert "<script" not in reply.text  # the odd name is text, and there are no scripts
         assert "&lt;script&gt;alert(1)&lt;/script&gt; &#34;Sons&#34; &amp; Co" in reply.text
         assert " style=" not in reply.text  # the CSP allows no inline style
+        assert reply.text.count("<h1") == 1
+        assert '<label for="since">From</label>' in reply.text
+        assert '<label for="until">To (included)</label>' in reply.text
 
 
 def test_a_manager_counts_only_their_reports_an_admin_everything(site: Site) -> None:
@@ -155,7 +158,8 @@ def test_the_period_defaults_to_twelve_months_and_a_bad_one_says_why(site: Site)
         assert "The end of the period is before its start" in backwards
         reply = client.get("/reports/disclosures.csv?since=nonsense")
         assert reply.status_code == 400 and "Not a date" in reply.text
-        assert client.get("/reports/everything.csv").status_code == 404
+        missing = client.get("/reports/everything.csv")
+        assert (missing.status_code, missing.text) == (404, "Not found.")
         # A period with nothing in it: every chart says so, and the CSVs are headers only.
         empty = client.get("/reports?since=2001-01-01&until=2001-02-28").text
         assert empty.count("Nothing in this period") >= 4
@@ -325,3 +329,15 @@ async def test_reports_in_chromium_match_the_command_line_and_print_on_a4(
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 794, name
             assert box["width"] > 600, name  # scaled to the page, not a thumbnail
         await shot(page, "reports-02-print-a4")
+        await page.context.close()
+
+        # 200% zoom: half the CSS width at twice the pixel density; nothing scrolls sideways.
+        zoomed = await context(
+            browser, url, viewport={"width": 640, "height": 900}, device_scale_factor=2
+        )
+        page = await zoomed.new_page()
+        await _sign_in(page, MANAGER)
+        await page.goto("/reports")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 640
+        await shot(page, "reports-03-zoom-200-percent")
+        await zoomed.close()
