@@ -27,7 +27,7 @@ from typing import Any
 from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError
-from gateway.pipeline import FilterContext
+from gateway.pipeline import FilterContext, checked_options
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
 
 DEFAULT_HOLD_CONSENT = ("refused", "not-sought", "not-recorded")
@@ -52,11 +52,23 @@ class ApprovalPolicy:
     safeguarding_leads: tuple[str, ...] = ()
 
 
+OPTIONS = (
+    "hold_consent",
+    "hold_safeguarding",
+    "hold_contacts_requiring_approval",
+    "expire_after_days",
+    "escalate_after_hours",
+    "escalate_safeguarding_after_hours",
+    "safeguarding_leads",
+)
+
+
 def create(options: dict[str, Any], context: FilterContext) -> ApprovalFilter:
     chain = list(context.settings.pipeline.filters)
     for name in _AFTER:
         if name in chain and chain.index(name) > chain.index("approval"):
             raise ConfigError(f"pipeline.filters: approval must come after {name}")
+    checked_options(context, "approval", options, OPTIONS)
     return ApprovalFilter(policy_from(options), context.settings.organisation.domains)
 
 
@@ -93,8 +105,6 @@ def policy_from(options: dict[str, Any]) -> ApprovalPolicy:
     leads = options.pop("safeguarding_leads", [])
     if not isinstance(leads, list) or not all(isinstance(x, str) and "@" in x for x in leads):
         raise ConfigError(f"{where}: safeguarding_leads: expected a list of staff logins")
-    if options:
-        raise ConfigError(f"{where}: unknown option(s): {', '.join(sorted(options))}")
     return ApprovalPolicy(
         hold_consent=tuple(consent),
         hold_safeguarding=flags["hold_safeguarding"],

@@ -35,7 +35,7 @@ from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail.headers import split_message
-from gateway.pipeline import FilterContext
+from gateway.pipeline import FilterContext, checked_options
 
 log = structlog.get_logger("filters.contacts")
 
@@ -44,14 +44,11 @@ DEFAULT_HINT_LIMIT = 5
 
 
 def create(options: dict[str, Any], context: FilterContext) -> ContactsFilter:
-    options = dict(options)
-    limit = options.pop("hint_limit_per_day", DEFAULT_HINT_LIMIT)
+    checked_options(context, "contacts", options, ("hint_limit_per_day", public_domains.OPTION))
+    limit = options.get("hint_limit_per_day", DEFAULT_HINT_LIMIT)
     # Read by `contacts add`/`import` and the console; loaded here so check-config and
     # serve stop on a file that cannot be read.
     public_domains.load(public_domains.local_file(options, context.settings.base_dir))
-    options.pop(public_domains.OPTION, None)
-    if options:
-        raise ConfigError(f"filter.contacts: unknown option(s): {', '.join(sorted(options))}")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ConfigError("filter.contacts: hint_limit_per_day: expected a whole number >= 0")
     internal = frozenset(d.lower() for d in context.settings.organisation.domains)

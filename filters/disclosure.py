@@ -43,7 +43,7 @@ from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail.headers import CRLF, HeaderField, join_message, split_message
-from gateway.pipeline import FilterContext
+from gateway.pipeline import FilterContext, checked_options
 from gateway.register import requests, threads
 from gateway.register.fields import FAMILY_REF
 from gateway.register.ledger import Register
@@ -93,10 +93,9 @@ HOW_TO_TAG = (
 
 
 def create(options: dict[str, Any], context: FilterContext) -> DisclosureFilter:
-    inherit = options.pop("inherit_from_thread", True)
-    days = options.pop("inherit_for_days", 90)
-    if options:
-        raise ConfigError(f"filter.disclosure: unknown option(s): {', '.join(sorted(options))}")
+    checked_options(context, "disclosure", options, ("inherit_from_thread", "inherit_for_days"))
+    inherit = options.get("inherit_from_thread", True)
+    days = options.get("inherit_for_days", 90)
     if not isinstance(inherit, bool):
         raise ConfigError("filter.disclosure: inherit_from_thread: expected true or false")
     if isinstance(days, bool) or not isinstance(days, int) or days <= 0:

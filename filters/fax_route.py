@@ -40,7 +40,7 @@ from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail.headers import HeaderField, split_message
-from gateway.pipeline import FilterContext
+from gateway.pipeline import FilterContext, checked_options
 
 log = structlog.get_logger("filters.fax_route")
 
@@ -159,10 +159,8 @@ class FaxRoutes:
 
 
 def create(options: dict[str, Any], context: FilterContext) -> FaxRouteFilter:
-    options = dict(options)
-    path = providers_path(options.pop("providers_file", None), context.settings.base_dir)
-    if options:
-        raise ConfigError(f"filter.fax_route: unknown option(s): {', '.join(sorted(options))}")
+    checked_options(context, "fax_route", options, ("providers_file",))
+    path = providers_path(options.get("providers_file"), context.settings.base_dir)
     cache = ContactCache(context.store, keyring_for(context.settings))
     return FaxRouteFilter(FaxRoutes(load_providers(path)), cache)
 

@@ -22,16 +22,15 @@ from typing import Any
 from gateway.directory.addresses import spelled_addresses
 from gateway.directory.staff import StaffDirectory
 from gateway.envelope import Transaction
-from gateway.errors import ConfigError, Refused
+from gateway.errors import Refused
 from gateway.mail.headers import HeaderField, fields_named, split_message
-from gateway.pipeline import FilterContext
+from gateway.pipeline import FilterContext, checked_options
 
 _registry = HeaderRegistry()
 
 
 def create(options: dict[str, Any], context: FilterContext) -> SenderFilter:
-    if options:
-        raise ConfigError(f"filter.sender: unknown option(s): {', '.join(sorted(options))}")
+    checked_options(context, "sender", options, ())
     return SenderFilter(StaffDirectory(context.store))
 
 

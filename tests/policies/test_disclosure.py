@@ -246,7 +246,7 @@ def test_create_takes_its_options_and_uses_the_settings(tmp_path: Path) -> None:
     assert built.register is not None and built.inherit_for == 90 * 86400.0
     assert create({"inherit_from_thread": False}, context).register is None
     assert create({"inherit_for_days": 30}, context).inherit_for == 30 * 86400.0
-    with pytest.raises(ConfigError, match=r"filter\.disclosure: unknown option"):
+    with pytest.raises(ConfigError, match=r"filter\.disclosure\.missing_consent: unknown option"):
         create({"missing_consent": "refuse"}, context)
     with pytest.raises(ConfigError, match=r"inherit_for_days: expected a whole number > 0"):
         create({"inherit_for_days": 0}, context)
