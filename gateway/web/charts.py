@@ -120,6 +120,7 @@ def columns(
     _y_axis(svg, left, top, plot_h, axis_max, step, unit)
     slot = (WIDTH - left - 8) / max(1, len(categories))
     bar_w = min(48.0, slot * 0.7) / (1 if stacked else max(1, len(series)))
+    roomy = slot >= 26  # room for a figure over each bar and a name under each column
     for i, cat in enumerate(categories):
         x0 = left + i * slot + (slot - bar_w * (1 if stacked else len(series))) / 2
         base: float = top + plot_h
@@ -133,11 +134,13 @@ def columns(
             _bar(plot, x, y, bar_w, h, s, f"{cat}: {s.label} {cell_text(v)}{unit}", cat, v)
             if stacked:
                 base -= h
-            else:
+            elif roomy:
                 _text(plot, x + bar_w / 2, y - 3, cell_text(v), anchor="middle", size=10)
-        if stacked and sums[i]:
+        if stacked and sums[i] and roomy:
             _text(plot, x0 + bar_w / 2, base - 3, cell_text(sums[i]), anchor="middle", size=10)
         first, second = month_label(cat) if first_column == "Month" else (cat, "")
+        if not roomy and i and first != "Jan":
+            continue  # many months: label the years only (the table names every month)
         _text(svg, left + (i + 0.5) * slot, top + plot_h + 15, first, anchor="middle")
         if second and (i == 0 or first == "Jan"):
             _text(svg, left + (i + 0.5) * slot, top + plot_h + 30, second, anchor="middle")

@@ -40,6 +40,8 @@ HOURS = Series("median_hours", "median hours to decision", "#6f777b")
 COUNT = Series("records", "records", "#b35900")
 DISCLOSURES = Series("disclosures", "disclosures", "#0072b2")
 CHART_NAMES = ("disclosures", "organisations", "holds", "incomplete")
+FIRST_YEAR = 2000  # local midnight of year 1 is not a timestamp
+MAX_MONTHS = 120  # one column a month: ten years is already more than a page holds
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,12 @@ def period_of(since: str, until: str, today: date) -> tuple[Period, str]:
         return default, "Not a date (YYYY-MM-DD): showing the last 12 months."
     if end < start:
         return default, "The end of the period is before its start: showing the last 12 months."
+    months = (end.year - start.year) * 12 + end.month - start.month + 1
+    if start.year < FIRST_YEAR or months > MAX_MONTHS:
+        return default, (
+            f"A period starts in {FIRST_YEAR} or later and spans at most "
+            f"{MAX_MONTHS // 12} years: showing the last 12 months."
+        )
     return Period(start, end), ""
 
 

@@ -16,6 +16,7 @@ CONSENT = [
     Series("not-sought", "not sought", "#0072b2"),
 ]
 ORG = Series("messages", "messages", "#0072b2")
+ORG_RECORDS = Series("records", "records", "#b35900")
 
 
 def _parse(markup: str) -> ET.Element:
@@ -141,3 +142,16 @@ def test_axis_tops_are_round_numbers() -> None:
     assert nice_top(7) == (8.0, 2.0)
     assert nice_top(23) == (25.0, 5.0)
     assert nice_top(480) == (500.0, 100.0)
+
+
+def test_many_months_are_labelled_by_year_and_keep_every_bar() -> None:
+    months = [f"{y}-{m:02d}" for y in (2024, 2025, 2026) for m in range(1, 13)]
+    values = {m: {"records": 1} for m in months}
+    chart = columns("many", "t", "d", months, [ORG_RECORDS], values, stacked=False)
+    svg = _parse(chart.svg)
+    assert len(_bars(svg)) == 36
+    labels = [t.text for t in svg.iterfind("s:text", NS)]
+    assert labels.count("Jan") == 3 and "Feb" not in labels
+    assert [x for x in labels if x and x.startswith("20")] == ["2024", "2025", "2026"]
+    assert "1" not in [t.text for t in svg.iterfind("s:g/s:text", NS)]  # no figure over bars
+    assert len(chart.table.rows) == 36

@@ -156,6 +156,14 @@ def test_the_period_defaults_to_twelve_months_and_a_bad_one_says_why(site: Site)
         assert f'name="since" value="{default.since.isoformat()}"' in bad
         backwards = client.get("/reports?since=2026-05-02&until=2026-05-01").text
         assert "The end of the period is before its start" in backwards
+        for far in ("since=0001-01-01&until=0001-12-31", "since=2000-01-01&until=2026-01-01"):
+            refused = client.get(f"/reports?{far}")
+            assert refused.status_code == 200
+            assert "spans at most 10 years: showing the last 12 months." in refused.text
+        assert (
+            "A period starts in 2000 or later"
+            in client.get("/reports/holds.csv?since=0001-01-01&until=0001-12-31").text
+        )
         reply = client.get("/reports/disclosures.csv?since=nonsense")
         assert reply.status_code == 400 and "Not a date" in reply.text
         missing = client.get("/reports/everything.csv")
