@@ -28,6 +28,7 @@ from gateway import schema_version
 from gateway.schema_version import DatabaseRefused
 
 T = TypeVar("T")
+_BACKUP_STEP = 1024  # pages copied between two progress reports (4 MiB at 4 KiB pages)
 
 
 def lock_path(database: Path) -> Path:
@@ -121,14 +122,28 @@ class Store:
         with self.transaction() as conn:
             return conn.execute(sql, params).rowcount
 
-    def backup_to(self, target: Path) -> None:
+    def backup_to(self, target: Path, progress: Callable[[int, int], None] | None = None) -> None:
         """A consistent copy of the whole database into ``target`` (a new file), with
-        SQLite's online backup API: one step, under one read transaction, so writers in
-        other processes go on (WAL) and the copy is the database as of one commit."""
+        SQLite's online backup API under one read transaction, so writers in other
+        processes go on (WAL) and the copy is the database as of one commit. With
+        ``progress(pages copied, pages)`` it copies in steps, all inside that one read
+        transaction (held open here, so no step sees a later commit and none restarts)."""
         dst = sqlite3.connect(target)
         try:
             with self._lock:
-                self._conn.backup(dst)
+                if progress is None:
+                    self._conn.backup(dst)
+                    return
+                self._conn.execute("BEGIN")
+                try:
+                    self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+                    self._conn.backup(
+                        dst,
+                        pages=_BACKUP_STEP,
+                        progress=lambda _status, left, total: progress(total - left, total),
+                    )
+                finally:
+                    self._conn.execute("COMMIT")  # ends the read transaction; writes nothing
         finally:
             dst.close()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gateway.cli import CLIError, register_requests
 from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
+from gateway.cli.progress import add_quiet_arg, progress_for
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_retention import purge_removed_history
 from gateway.register import formats as fmt
@@ -109,12 +110,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=Path,
         help="an earlier MAC key (kept offline) to check older entries too",
     )
+    add_quiet_arg(ver)
     ver.set_defaults(func=cmd_verify)
 
     pg = _common(sub.add_parser("purge", help="destroy entries past the retention period"))
     pg.add_argument("--dry-run", action="store_true", help="only say what would be purged")
     pg.add_argument("--entry", type=int, help="purge this record now, whatever its age")
     pg.add_argument("--by", default=_whoami())
+    add_quiet_arg(pg)
     pg.set_defaults(func=cmd_purge)
 
     cp = _common(sub.add_parser("checkpoint", help="write today's signed head file"))
@@ -296,7 +299,8 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     _, rs, store = _settings(args)
     mac_key = MacKey.load(args.mac_key_file or rs.mac_key_file)
-    result = verify(store, mac_key, rs.checkpoint_dir, time.time())
+    with progress_for(args, "register verify", "entries") as progress:
+        result = verify(store, mac_key, rs.checkpoint_dir, time.time(), progress)
     for note in result.notes:
         print(f"Note: {note}")
     if not result.ok:
@@ -339,7 +343,10 @@ def _entries(n: int) -> str:
 def cmd_purge(args: argparse.Namespace) -> int:
     register = _open(args)
     try:
-        result = purge(register, actor=args.by, dry_run=args.dry_run, only=args.entry)
+        with progress_for(args, "register purge: reading", "entries") as progress:
+            result = purge(
+                register, actor=args.by, dry_run=args.dry_run, only=args.entry, progress=progress
+            )
     except RegisterError as exc:
         raise CLIError(str(exc)) from exc
     verb = "Would purge" if result.dry_run else "Purged"

@@ -307,10 +307,19 @@ class Register:
 
     # -- reading -----------------------------------------------------------------------
 
-    def entries(self) -> list[Entry]:
-        """Every entry, decrypted (purged ones with empty data), in register order."""
+    def entries(self, progress: Callable[[int, int], None] | None = None) -> list[Entry]:
+        """Every entry, decrypted (purged ones with empty data), in register order;
+        ``progress(entries read, entries)`` as they are decrypted, last with both equal."""
         rows = self.store.query(f"SELECT {COLUMNS} FROM register ORDER BY seq")  # noqa: S608
-        return [self._entry(r) for r in rows]
+        if progress is None:
+            return [self._entry(r) for r in rows]
+        out = []
+        for done, row in enumerate(rows, 1):
+            out.append(self._entry(row))
+            if done % 500 == 0:
+                progress(done, len(rows))
+        progress(len(rows), len(rows))
+        return out
 
     def _entry(self, row: Any) -> Entry:
         data: dict[str, Any] = {}

@@ -14,7 +14,7 @@ it destroyed; running it again finds nothing more to do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -50,12 +50,19 @@ def ranges(seqs: Iterable[int]) -> list[list[int]]:
 
 
 def purge(
-    register: Register, *, actor: str, dry_run: bool = False, only: int | None = None
+    register: Register,
+    *,
+    actor: str,
+    dry_run: bool = False,
+    only: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PurgeResult:
-    """Purge what is due (or only the record holding entry ``only``, whatever its age)."""
+    """Purge what is due (or only the record holding entry ``only``, whatever its age).
+    ``progress(entries read, entries)``: the reading of the whole register, which is
+    most of the work (destroying what is due is a few statements)."""
     now = register.clock()
     cutoff = now - register.retention_days * DAY
-    entries = register.entries()
+    entries = register.entries(progress)
     high = max((e.seq for e in entries), default=0)
     records = build_records(entries)
     if only is not None:

@@ -310,13 +310,16 @@ async def test_reports_in_chromium_match_the_command_line_and_print_on_a4(
         reply = await page.request.get(f"/reports/summary.csv?{period.query}")
         # (run_cli reads text mode, so the command's CRLF line ends arrive as LF)
         assert reply.ok and (await reply.text()).replace("\r\n", "\n") == cli
-        link = page.locator("#table-organisations caption a")
-        assert await link.get_attribute("href") == f"/reports/organisations.csv?{period.query}"
-        reply = await page.request.get(f"/reports/organisations.csv?{period.query}")
-        assert _csv(await reply.text())[1:] == await _table(page, "organisations")
-        assert reply.headers["content-disposition"] == (
-            f'attachment; filename="organisations-{period.since}-{period.until}.csv"'
-        )
+        for name in ("disclosures", "organisations", "holds", "incomplete"):
+            link = page.locator(f"#table-{name} caption a")
+            href = await link.get_attribute("href")
+            assert href == f"/reports/{name}.csv?{period.query}"
+            reply = await page.request.get(href)
+            heads = await page.locator(f"#table-{name} thead th").all_inner_texts()
+            assert _csv(await reply.text()) == [heads, *await _table(page, name)], name
+            assert reply.headers["content-disposition"] == (
+                f'attachment; filename="{name}-{period.since}-{period.until}.csv"'
+            )
 
         # Choosing a period: only the months asked for.
         await page.get_by_label("From", exact=True).fill((today.replace(day=1)).isoformat())
