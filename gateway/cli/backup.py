@@ -19,6 +19,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
+from gateway.cli.progress import add_quiet_arg, progress_for
 from gateway.settings import Settings
 from gateway.settings.register import register_settings
 from gateway.store import Store
@@ -103,9 +105,16 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def take(store: Store, settings: Settings, to: Path, keys_to: Path | None) -> dict[str, Any]:
+def take(
+    store: Store,
+    settings: Settings,
+    to: Path,
+    keys_to: Path | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Write a backup of ``store`` into the new folder ``to`` (and the key files into
-    ``keys_to``); returns the manifest, which is written last."""
+    ``keys_to``); returns the manifest, which is written last. ``progress(pages copied,
+    pages)`` follows the copy of the database, most of the work."""
     new_folder(to)
     if keys_to is not None:
         if keys_to.resolve() == to.resolve() or keys_to.resolve().is_relative_to(to.resolve()):
@@ -119,7 +128,7 @@ def take(store: Store, settings: Settings, to: Path, keys_to: Path | None) -> di
     if source_cps.is_dir():
         for cp in sorted(source_cps.glob("head-*.json")):
             copy_private(cp, copied_cps / cp.name)
-    store.backup_to(to / DATABASE)
+    store.backup_to(to / DATABASE, progress)
     (to / DATABASE).chmod(0o600)
     files = [describe(to, to / DATABASE)]
     files += [describe(to, p) for p in sorted(copied_cps.iterdir())]
@@ -172,6 +181,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="DIR",
         help="also copy the key files into this new folder (kept apart from the backup)",
     )
+    add_quiet_arg(p)
     p.set_defaults(func=run)
 
 
@@ -181,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     db = existing_database(settings)
     store = Store(db, check_version=False)
     try:
-        manifest = take(store, settings, args.to, args.keys_to)
+        with progress_for(args, "backup: database", "pages") as progress:
+            manifest = take(store, settings, args.to, args.keys_to, progress)
     finally:
         store.close()
     size = sum(f["size"] for f in manifest["files"])

@@ -18,6 +18,7 @@ from pathlib import Path
 from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, load_settings, table
+from gateway.cli.progress import Progress, add_quiet_arg, progress_for
 from gateway.directory import public_domains
 from gateway.directory.contacts import (
     Contact,
@@ -138,6 +139,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     imp.add_argument(
         "--update", action="store_true", help="change contacts whose rows differ from the list"
     )
+    add_quiet_arg(imp)
 
     exp = actions.add_parser("export", help="write all contacts as CSV")
     exp.add_argument("file", type=Path, nargs="?", help="default: standard output")
@@ -157,6 +159,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rev.add_argument("--by", metavar="NAME", help="who makes the change")
     rev.add_argument("--due-within", type=int, default=30, metavar="DAYS")
     rev.add_argument("--no-dns", action="store_true", help="skip the MX sweep")
+    add_quiet_arg(rev)
 
     hist = actions.add_parser("history", help="the admin audit trail")
     hist.add_argument("contact", nargs="?", metavar="C-NNN|ADDRESS")
@@ -385,7 +388,8 @@ def _import(args: argparse.Namespace, repo: ContactRepository, settings: Setting
     except (OSError, UnicodeDecodeError) as exc:
         raise CLIError(f"{args.file}: cannot read: {exc}") from None
     try:
-        plan = import_csv(repo, text, args.by, reject, update=args.update)
+        with progress_for(args, "contacts import", "rows") as progress:
+            plan = import_csv(repo, text, args.by, reject, update=args.update, progress=progress)
     except CSVImportError as exc:
         for problem in exc.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)
@@ -445,7 +449,9 @@ def _review(args: argparse.Namespace, repo: ContactRepository, settings: Setting
             print(f"accepted MX of {c.ref}: {', '.join(c.mx_seen or c.mx_hosts or ()) or '-'}")
         return 0
     if not args.no_dns:
-        _print_flags(_sweep(repo, settings, None))
+        with progress_for(args, "contacts review: MX lookups", "domains") as progress:
+            flags = _sweep(repo, settings, None, progress)
+        _print_flags(flags)
     today = repo.today()
     horizon = today + timedelta(days=args.due_within)
     due = [c for c in repo.all() if date.fromisoformat(c.review_due) <= horizon]
@@ -460,9 +466,16 @@ def _review(args: argparse.Namespace, repo: ContactRepository, settings: Setting
     return 0
 
 
-def _sweep(repo: ContactRepository, settings: Settings, domains: set[str] | None) -> list[Flag]:
+def _sweep(
+    repo: ContactRepository,
+    settings: Settings,
+    domains: set[str] | None,
+    progress: Progress | None = None,
+) -> list[Flag]:
     providers = _routes(settings).providers
-    return asyncio.run(sweep(repo, default_resolver(), providers, domains=domains))
+    return asyncio.run(
+        sweep(repo, default_resolver(), providers, domains=domains, progress=progress)
+    )
 
 
 def _print_flags(flags: list[Flag]) -> None:

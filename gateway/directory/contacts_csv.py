@@ -21,7 +21,7 @@ import contextlib
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal, NamedTuple
@@ -149,16 +149,26 @@ def import_csv(
     reject: Callable[[str], str | None] = lambda a: None,
     *,
     update: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportPlan:
-    """Write the plan all rows or none; the plan returned has the stored contacts."""
-    plan = plan_import(repo, text, reject, update=update)
+    """Write the plan all rows or none; the plan returned has the stored contacts.
+    ``progress(rows done, rows)``: a row is done once checked if it changes nothing, once
+    written if it adds or updates a contact."""
+    plan = plan_import(repo, text, reject, update=update, progress=progress)
     if plan.problems:
         raise CSVImportError(plan.problems)
     entries: list[tuple[str, Contact | ContactError]] = [
         (f"line {r.line}", r.contact) for r in plan.writes if r.contact is not None
     ]
+    if progress is not None:
+        total = len(plan.rows)
+        entries_in: Iterable[tuple[str, Contact | ContactError]] = _counted(
+            entries, total - len(entries), total, progress
+        )
+    else:
+        entries_in = entries
     try:
-        stored = iter(repo.add_all(entries, actor, "import"))
+        stored = iter(repo.add_all(entries_in, actor, "import"))
     except BatchError as exc:
         raise CSVImportError(exc.problems) from None
     plan.rows = [
@@ -167,15 +177,31 @@ def import_csv(
     return plan
 
 
+def _counted(
+    entries: list[tuple[str, Contact | ContactError]],
+    done: int,
+    total: int,
+    progress: Callable[[int, int], None],
+) -> Iterator[tuple[str, Contact | ContactError]]:
+    """``entries``, reporting each as done once the writer asks for the next."""
+    for entry in entries:
+        yield entry
+        done += 1
+        progress(done, total)
+
+
 def plan_import(
     repo: ContactRepository,
     text: str,
     reject: Callable[[str], str | None] = lambda a: None,
     *,
     update: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportPlan:
     """What :func:`import_csv` would do, row by row, writing nothing. ``reject(address)``
-    may veto a row (a fax route); a changed row is a problem unless ``update``."""
+    may veto a row (a fax route); a changed row is a problem unless ``update``.
+    ``progress(rows done, rows)`` counts the rows that write nothing (unchanged, or a
+    problem): :func:`import_csv` counts the others as it writes them."""
     try:
         header, rows = csv_rows(text)
     except CSVImportError as exc:
@@ -184,6 +210,9 @@ def plan_import(
     today = repo.today()
     seen: dict[str, int] = {}
     plan = ImportPlan()
+    finished = 0
+    if progress is not None and rows:
+        progress(0, len(rows))
     for line, cells, extra in rows:
         address = cells[header["address"]]
         try:
@@ -201,6 +230,9 @@ def plan_import(
         except ContactError as exc:
             row = RowPlan(line, "problem", address, problem=str(exc))
         plan.rows.append(row)
+        if progress is not None and row.action not in ("add", "update"):
+            finished += 1
+            progress(finished, len(rows))
     return plan
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -114,7 +114,7 @@ def fax_host(
 
 
 async def _lookup_all(
-    resolver: MXResolver, domains: Iterable[str]
+    resolver: MXResolver, domains: Iterable[str], looked_up: Callable[[], None] = lambda: None
 ) -> dict[str, tuple[str, ...] | LookupFailed]:
     gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -124,6 +124,8 @@ async def _lookup_all(
                 return domain, await asyncio.to_thread(lookup_mx, resolver, domain)
             except LookupFailed as exc:
                 return domain, exc
+            finally:
+                looked_up()
 
     return dict(await asyncio.gather(*(one(d) for d in sorted(set(domains)))))
 
@@ -134,21 +136,31 @@ async def sweep(
     providers: Collection[str],
     *,
     domains: Collection[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Flag]:
     """Check every contact domain (or only ``domains``); store what was seen; return flags.
-    Times come from ``repo``'s clock."""
+    Times come from ``repo``'s clock. ``progress(domains looked up, domains)`` counts the
+    fax services' domains (looked up first) and the contacts' domains."""
     by_domain: dict[str, list[Contact]] = defaultdict(list)
     for c in repo.all():
         if not c.domain.startswith("[") and (domains is None or c.domain in domains):
             by_domain[c.domain].append(c)
     if not by_domain:
         return []
+    total, done = len(set(providers)) + len(by_domain), 0
+
+    def looked_up() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
     operators = set()
-    for hosts in (await _lookup_all(resolver, providers)).values():
+    for hosts in (await _lookup_all(resolver, providers, looked_up)).values():
         if not isinstance(hosts, LookupFailed):
             operators |= {_operator(h) for h in hosts}
     operators -= SHARED_OPERATORS
-    seen = await _lookup_all(resolver, by_domain)
+    seen = await _lookup_all(resolver, by_domain, looked_up)
     now = repo.clock().isoformat(timespec="seconds")
     flags: list[Flag] = []
     for domain, contacts in sorted(by_domain.items()):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ COLUMNS = (
     " entry_key, mac"
 )
 _PAGE = 5000
+_REPORT = 500  # entries between two progress reports
 _DIAGNOSE = 50  # failed entries explained in detail; the rest are listed plainly
 CHECKPOINT_GRACE = 2 * 86400.0  # checkpoints are written at least daily
 
@@ -203,9 +205,18 @@ class _Walk:
         )
 
 
-def verify(store: Store, mac_key: MacKey, checkpoint_dir: Path, now: float) -> VerifyResult:
+def verify(
+    store: Store,
+    mac_key: MacKey,
+    checkpoint_dir: Path,
+    now: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyResult:
+    """Check the whole register; ``progress(entries checked, entries)`` is called as the
+    walk goes on, and last with both equal."""
     walk = _Walk(mac_key)
-    after = 0
+    after = done = 0
+    total = int(store.query("SELECT count(*) FROM register")[0][0]) if progress else 0
     while True:
         rows = store.query(
             f"SELECT {COLUMNS} FROM register WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
@@ -213,9 +224,14 @@ def verify(store: Store, mac_key: MacKey, checkpoint_dir: Path, now: float) -> V
         )
         for row in rows:
             walk.row(row)
+            done += 1
+            if progress is not None and done % _REPORT == 0:
+                progress(done, max(total, done))  # entries written meanwhile are walked too
         if len(rows) < _PAGE:
             break
         after = rows[-1]["seq"]
+    if progress is not None:
+        progress(done, done)
     result = walk.result
     result.count = walk.expected - 1
     for i, (f, mac) in enumerate(walk.failed):
