@@ -1,20 +1,32 @@
 #!/usr/bin/env python3
 """Relay throughput: N messages from K concurrent sessions through the gateway to a sink.
 
-The real ``c4f-gateway serve`` (subprocess, production scrypt cost for the staff login)
-relays over verified TLS to the shared counting sink (``../shared/bench/sink.py``, given a
-certificate from a throwaway CA); ``../shared/bench/smtpload.py`` submits with STARTTLS +
-AUTH. Printed per target: accepted msgs/s (250s received by the clients) and end-to-end
-msgs/s (until the sink has counted them all). The baseline, measured in the same run with
-the same load generator, is the sink alone (STARTTLS, no AUTH, nothing relayed): figures
-are given as ratios to it, since absolute numbers depend on the machine.
+The real ``c4f-gateway serve`` (subprocess, production scrypt cost for the staff login,
+the full policy chain of ``config/gateway.example.toml``) relays over verified TLS to the
+shared counting sink (``../shared/bench/sink.py``, given a certificate from a throwaway
+CA); ``../shared/bench/smtpload.py`` submits with STARTTLS + AUTH, from a@example.org (the
+staff member's alias) to b@example.org (an approved contact), with ``[consent:obtained]``
+in the subject (SMTPLOAD_SUBJECT), so every filter runs and nothing is held.
+
+Without ``--postfix``: accepted msgs/s (250s received by the clients) and end-to-end msgs/s
+(until the sink has counted them all), against the sink alone (STARTTLS, no AUTH, nothing
+relayed) measured in the same run with the same load generator.
 
     .venv/bin/python bench/relay_throughput.py -n 2000 -c 20 --per-conn 10
 
-With ``--postfix HOST:PORT:USER:PASSWORD`` (a local Postfix set up with
-``../shared/bench/postfix-tls-auth.sh setup PORT SINK_PORT USER PASSWORD``, relaying to
-``--sink-port``), it also runs ``../shared/bench/compare.sh`` for a side-by-side with
-Postfix (ratios against Postfix, CPU per message).
+With ``--postfix HOST:PORT:USER:PASSWORD``: the side-by-side with Postfix doing the same job
+(STARTTLS + SASL AUTH in, TLS out to the same sink), through ``../shared/bench/compare.sh``:
+10 KB and 1 MB, one and --per-conn messages per connection, the targets interleaved;
+delivered msg/s, ratio to Postfix, latency MAIL->250, CPU per message. Postfix must relay
+to --sink-port (as root, once):
+
+    apt-get install -y postfix sasl2-bin libsasl2-modules
+    ../shared/bench/postfix-tls-auth.sh setup 2587 2526 bench@example.test bench-secret
+    postfix start
+    .venv/bin/python bench/relay_throughput.py \
+        --postfix 127.0.0.1:2587:bench@example.test:bench-secret
+
+bench/RESULTS.md keeps the latest table, its command and the machine.
 """
 
 from __future__ import annotations
@@ -23,11 +35,13 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +57,54 @@ from gateway.store import Store
 REPO = Path(__file__).resolve().parents[1]
 SENDER = "alice@c4f.example"
 PASSWORD = "bench password for alice"  # noqa: S105 (a throwaway account)
+# compare.py's load sends from a@example.org to b@example.org: the staff member's alias
+# and an approved contact.
+ALIAS = "a@example.org"
+CONTACT = "b@example.org"
+# The consent tag, so that the approval filter lets every message through (nothing held).
+SUBJECT = "[consent:obtained] "
+
+
+def production_filters() -> list[str]:
+    """The policy chain the example config runs (every filter, in production order)."""
+    example = tomllib.loads((REPO / "config" / "gateway.example.toml").read_text("utf-8"))
+    filters: list[str] = example["pipeline"]["filters"]
+    return filters
+
+
+def approve_contact(config: Path) -> None:
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "c4f-gateway"),
+            *("contacts", "add", CONTACT, "--name", "Bench Recipient"),
+            *("--org", "Bench Partner Agency", "--approved-by", "Bench Admin"),
+            *("--verified", "benchmark fixture", "--not-fax", "--no-dns"),
+            *("--config", str(config)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"contacts add failed: {done.stderr.strip() or done.stdout.strip()}")
+
+
+def check_postfix_relays_to(sink_port: int) -> None:
+    """One line and exit 2 when the local Postfix would relay somewhere else: its
+    messages would never reach the sink this run counts."""
+    if shutil.which("postconf") is None:
+        return  # not this machine's Postfix: trust the operator
+    relayhost = subprocess.run(
+        ["postconf", "-h", "relayhost"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if relayhost != f"[127.0.0.1]:{sink_port}":
+        print(
+            f"relay_throughput: Postfix relays to {relayhost or '(nowhere)'!r}, not "
+            f"[127.0.0.1]:{sink_port}; run ../shared/bench/postfix-tls-auth.sh setup PORT "
+            f"{sink_port} USER PASSWORD, or give --sink-port",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
 
 
 def read_count(path: Path) -> int:
@@ -82,7 +144,7 @@ def load_run(
 ) -> dict[str, Any]:
     cmd = [sys.executable, str(tools / "smtpload.py"), "127.0.0.1", str(port), "--starttls"]
     cmd += ["-n", str(n), "-c", str(args.c), "--size", str(args.size)]
-    cmd += ["--per-conn", str(args.per_conn), "--from", SENDER, "--to", "bob@c4f.example"]
+    cmd += ["--per-conn", str(args.per_conn), "--from", ALIAS, "--to", CONTACT]
     if auth:
         cmd += ["--user", SENDER, "--password", PASSWORD]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=3600)
@@ -117,6 +179,9 @@ async def main(args: argparse.Namespace) -> int:
     tools = args.tools
     if not (tools / "smtpload.py").exists():
         raise SystemExit(f"{tools}: smtpload.py and sink.py not found (use --tools DIR)")
+    if args.postfix:
+        check_postfix_relays_to(args.sink_port)
+    os.environ["SMTPLOAD_SUBJECT"] = SUBJECT  # read by every smtpload.py this run starts
     with tempfile.TemporaryDirectory(prefix="c4f-bench-") as tmp:
         folder = Path(tmp)
         ca = TestCA(folder / "pki")
@@ -136,23 +201,27 @@ async def main(args: argparse.Namespace) -> int:
                     "max_connections_per_network": limit,
                 },
                 "delivery": {"concurrency": args.delivery_concurrency},
+                "pipeline": {"filters": production_filters(), "allow_partial_pipeline": False},
             },
             staff=(),
         )
         store = Store(load(config).storage.database)
         # Production scrypt cost. The alias is the sender compare.sh's load uses.
-        StaffDirectory(store).add(SENDER, PASSWORD, ("a@example.org",))
+        StaffDirectory(store).add(SENDER, PASSWORD, (ALIAS,))
         store.close()
+        approve_contact(config)
         gw = await GatewayProcess(config).start()
         try:
-            rows = await asyncio.to_thread(run_all, tools, gw.port, args, count)
             if args.postfix:
                 await asyncio.to_thread(compare_with_postfix, tools, gw, args, count)
+            else:
+                rows = await asyncio.to_thread(run_all, tools, gw.port, args, count)
         finally:
             await gw.stop()
             sink.terminate()
             sink.wait(10)
-    print_table(rows, args)
+    if not args.postfix:
+        print_table(rows, args)
     return 0
 
 
@@ -217,10 +286,17 @@ def compare_with_postfix(
         f"c4f-gateway=127.0.0.1:{gw.port}:{SENDER}:{PASSWORD}:{gw.proc.pid}",
     ]
     cmd = ["sh", str(tools / "compare.sh"), "--count-file", str(count), "--reps", str(args.reps)]
-    cmd += ["--n-small", str(args.n), "--n-large", str(max(20, args.n // 20))]
-    cmd += ["--sessions", str(args.c), "--per-conn", str(args.per_conn), *targets]
-    print("\nSide by side with Postfix (compare.sh; ratio = delivered msgs/s against Postfix):")
-    subprocess.run(cmd, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd += ["--n-small", str(args.n), "--n-large", str(args.n_large or max(20, args.n // 20))]
+    cmd += ["--sessions", str(args.c), "--per-conn", str(args.per_conn), "--sizes", args.sizes]
+    cmd += targets  # compare.py's load runs smtpload.py with its own addresses: ALIAS, CONTACT
+    print(
+        f"Side by side with Postfix (compare.sh, subject tag {SUBJECT.strip()!r}; "
+        "ratio = delivered msgs/s against Postfix):",
+        flush=True,
+    )
+    done = subprocess.run(cmd, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode != 0:
+        raise SystemExit(f"compare.sh failed ({done.returncode})")
 
 
 def parse_args() -> argparse.Namespace:
@@ -229,11 +305,29 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("-c", type=int, default=20, help="concurrent sessions (default 20)")
     ap.add_argument("--per-conn", type=int, default=10, help="messages per session (default 10)")
     ap.add_argument("--size", type=int, default=10240, help="message bytes (default 10240)")
+    ap.add_argument(
+        "--sizes",
+        default="10240,1048576",
+        help="with --postfix: message sizes (default 10240,1048576)",
+    )
+    ap.add_argument(
+        "--n-large",
+        type=int,
+        default=0,
+        help="with --postfix: messages per 1 MB run (default n/20)",
+    )
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--delivery-concurrency", type=int, default=4, help="[delivery] concurrency")
+    ap.add_argument(
+        "--delivery-concurrency",
+        type=int,
+        default=20,
+        help="[delivery] concurrency (default 20, Postfix's default_destination_concurrency_limit)",
+    )
     ap.add_argument("--sink-port", type=int, default=2526)
     ap.add_argument(
-        "--postfix", metavar="HOST:PORT:USER:PASSWORD", help="also compare with Postfix"
+        "--postfix",
+        metavar="HOST:PORT:USER:PASSWORD",
+        help="side by side with this Postfix (relaying to --sink-port) instead",
     )
     ap.add_argument(
         "--tools",
