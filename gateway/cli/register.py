@@ -15,7 +15,7 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-from gateway.cli import CLIError, register_requests
+from gateway.cli import CLIError, register_holds, register_requests
 from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
 from gateway.cli.progress import add_quiet_arg, progress_for
 from gateway.directory.contacts import ContactRepository
@@ -25,6 +25,7 @@ from gateway.register.client_copy import client_copy_text
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register, RegisterError
 from gateway.register.purge import purge
+from gateway.register.retention import CATEGORIES
 from gateway.register.summary import summarise
 from gateway.register.summary_formats import summary_csv, summary_text
 from gateway.register.verify import verify
@@ -81,9 +82,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     ann = _common(sub.add_parser("annotate", help="add a follow-up to an entry"))
     ann.add_argument("entry", type=int)
-    ann.add_argument("--informed", choices=("yes", "no"), help="was the person informed")
-    ann.add_argument("--on", dest="informed_on", metavar="DATE", help="when (YYYY-MM-DD)")
-    ann.add_argument("--reason", help="why it was shared without consent")
+    ann.add_argument(
+        "--informed",
+        choices=("yes", "no"),
+        help="was the person informed (yes needs --informed-on, no --informed-reason)",
+    )
+    ann.add_argument(
+        "--informed-on", "--on", dest="informed_on", metavar="DATE", help="when (YYYY-MM-DD)"
+    )
+    ann.add_argument("--informed-reason", metavar="TEXT", help="why the person was not informed")
+    ann.add_argument(
+        "--reason",
+        help="why it was shared without consent; with --retention-hold or "
+        "--release-retention-hold: why the hold is placed or released",
+    )
     ann.add_argument("--concern", help="a concern discussed with the line manager")
     ann.add_argument("--consent", choices=CONSENT_VALUES[:3])
     ann.add_argument("--family", metavar="REF")
@@ -97,10 +109,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     hold = ann.add_mutually_exclusive_group()
     hold.add_argument(
         "--retention-hold",
-        action="store_true",
-        help="keep this record (and its family's) beyond the three-year retention period",
+        choices=CATEGORIES,
+        metavar="CATEGORY",
+        help="keep this record (and its family's) beyond the three-year retention period: "
+        f"{', '.join(CATEGORIES)}; needs --reason",
     )
-    hold.add_argument("--release-retention-hold", action="store_true")
+    hold.add_argument(
+        "--release-retention-hold", action="store_true", help="release its hold (needs --reason)"
+    )
+    ann.add_argument(
+        "--review-on",
+        metavar="DATE",
+        help="with --retention-hold: when the hold is reviewed (default: in a year)",
+    )
     ann.add_argument("--by", default=_whoami(), help="who records this (default: you)")
     ann.set_defaults(func=cmd_annotate)
 
@@ -124,6 +145,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     cp.set_defaults(func=cmd_checkpoint)
 
     register_requests.add_parser(sub)
+    register_holds.add_parser(sub)
 
 
 def _whoami() -> str:
@@ -152,6 +174,17 @@ def _with_filters(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--retention-hold",
         action="store_true",
         help="only records kept beyond the three-year retention period",
+    )
+    p.add_argument(
+        "--inform-due",
+        action="store_true",
+        help='only disclosures without consent whose "person informed" is overdue '
+        "([register] inform_within_days after sending) and not yet answered",
+    )
+    p.add_argument(
+        "--hold-review-due",
+        action="store_true",
+        help="only retention holds (a record's own, or a family hold) due for review",
     )
     p.add_argument(
         "--held-for-approval",
@@ -192,6 +225,8 @@ def _filters(args: argparse.Namespace) -> Filters:
         refused=args.refused,
         retention_hold=args.retention_hold,
         held_for_approval=args.held_for_approval,
+        inform_due=args.inform_due,
+        hold_review_due=args.hold_review_due,
         include_notices=args.include_notices,
         kinds=kinds,
     )
@@ -273,6 +308,8 @@ def _summary_report(args: argparse.Namespace) -> int:
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     hold = True if args.retention_hold else (False if args.release_retention_hold else None)
+    # With a hold placed or released, --reason is the hold's reason.
+    hold_reason, reason = (args.reason, None) if hold is not None else (None, args.reason)
     safeguarding = None if args.safeguarding is None else args.safeguarding == "yes"
     third_party = None if args.third_party is None else args.third_party == "yes"
     try:
@@ -281,7 +318,8 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             args.by,
             informed=args.informed,
             informed_on=args.informed_on,
-            reason=args.reason,
+            informed_reason=args.informed_reason,
+            reason=reason,
             concern=args.concern,
             consent=args.consent,
             family=args.family,
@@ -289,6 +327,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             safeguarding=safeguarding,
             third_party=third_party,
             hold=hold,
+            hold_category=args.retention_hold,
+            hold_reason=hold_reason,
+            hold_review_on=args.review_on,
         )
     except RegisterError as exc:
         raise CLIError(str(exc)) from exc
@@ -359,6 +400,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
             f"Kept {len(result.kept_on_hold)} record(s) under a retention hold: "
             + ", ".join(map(str, result.kept_on_hold))
         )
+        for why, seqs in sorted(result.kept_why.items()):
+            print(f"  {why}: {len(seqs)} record(s): {', '.join(map(str, seqs))}")
     if result.entry:
         print(f"The purge is recorded as entry {result.entry}.")
     if args.entry is None:  # removed contacts' change history goes with the same retention

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from gateway.register.retention import CATEGORIES
 from gateway.register.view import CONSENT_VALUES
 
 FAMILY_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
@@ -74,7 +75,7 @@ def check_changes(changes: dict[str, Any]) -> dict[str, Any]:
             continue
         if key == "informed" and value not in ("yes", "no"):
             raise RegisterError("informed must be 'yes' or 'no'")
-        if key == "informed_on":
+        if key in ("informed_on", "hold_review_on"):
             try:
                 value = date.fromisoformat(str(value)).isoformat()
             except ValueError:
@@ -85,13 +86,43 @@ def check_changes(changes: dict[str, Any]) -> dict[str, Any]:
             raise RegisterError(f"{value!r} is not a family reference (letters, digits, . _ / -)")
         if key in ("hold", "safeguarding", "third_party"):
             value = bool(value)
-        elif key in ("reason", "concern", "nature"):
+        elif key == "hold_category" and value not in CATEGORIES:
+            raise RegisterError(f"the hold category must be one of {', '.join(CATEGORIES)}")
+        elif key in ("reason", "concern", "nature", "informed_reason", "hold_reason"):
             value = str(value).strip()
             if not value:
                 raise RegisterError(f"{key} must not be empty")
-        elif key not in ("informed", "informed_on", "consent", "family"):
+        elif key not in (
+            "informed",
+            "informed_on",
+            "consent",
+            "family",
+            "hold_category",
+            "hold_review_on",
+        ):
             raise RegisterError(f"cannot annotate {key!r}")
         out[key] = value
     if not out:
         raise RegisterError("nothing to record: give at least one detail")
+    _check_answers(out)
     return out
+
+
+def _check_answers(out: dict[str, Any]) -> None:
+    """The person informed: answered yes with a date or no with a reason; a retention hold
+    is placed with a category and a reason, and released with a reason."""
+    if out.get("informed") == "yes" and "informed_on" not in out:
+        raise RegisterError("informed yes needs the date the person was informed (YYYY-MM-DD)")
+    if out.get("informed") == "no" and "informed_reason" not in out:
+        raise RegisterError("informed no needs the reason the person was not informed")
+    if "informed_reason" in out and out.get("informed") != "no":
+        raise RegisterError("a reason for not informing goes with informed no")
+    held = out.get("hold")
+    if held is True and not ("hold_category" in out and "hold_reason" in out):
+        raise RegisterError("a retention hold needs a category and a reason")
+    if held is False and "hold_reason" not in out:
+        raise RegisterError("releasing a retention hold needs a reason")
+    if held is not True and ("hold_category" in out or "hold_review_on" in out):
+        raise RegisterError("a hold category or review date goes with placing a retention hold")
+    if "hold_reason" in out and held is None:
+        raise RegisterError("a hold reason goes with placing or releasing a retention hold")

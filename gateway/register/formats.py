@@ -13,8 +13,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
 from gateway.register.requests import VIA_WORDS
+from gateway.register.retention import FAMILY_HOLD
 from gateway.register.view import CONSENT_WORDS, Entry, Record
 
 PURGED = "(purged)"
@@ -24,6 +26,7 @@ KIND_WORDS = {
     "admin": "admin action",
     "purge": "purge",
     "request": "request received",
+    FAMILY_HOLD: "family retention hold",
 }
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
@@ -43,9 +46,15 @@ CSV_COLUMNS = (
     "reason",
     "informed",
     "informed_on",
+    "informed_reason",
+    "inform_due",
     "family",
     "safeguarding",
     "retention_hold",
+    "retention_category",
+    "retention_reason",
+    "retention_by",
+    "retention_review_on",
     "complete",
     "missing",
     "status",
@@ -108,8 +117,10 @@ def notes(r: Record) -> str:
         out.append("UNREADABLE")
     if r.missing:
         out.append("incomplete: " + " and ".join(r.missing) + " missing")
-    if r.retention_hold:
-        out.append("retention hold")
+    if r.inform_open:
+        out.append(f"person informed due {local_time(r.inform_due)[:10]}")
+    if r.hold is not None:
+        out.append(f"retention hold: {r.hold.category} ({r.hold.source})")
     if r.safeguarding:
         out.append("safeguarding")
     if r.concerns:
@@ -189,10 +200,13 @@ def flat(r: Record) -> dict[str, str]:
         "consent": CONSENT_WORDS.get(r.consent, r.consent),
         "reason": r.reason,
         "informed": r.informed or "not recorded",
+        "informed_reason": r.informed_reason,
+        "inform_due": local_time(r.inform_due)[:10] if r.inform_open else "",
         "informed_on": r.informed_on,
         "family": r.family,
         "safeguarding": yes_no(r.safeguarding),
         "retention_hold": yes_no(r.retention_hold),
+        **hold_cells(r),
         "complete": yes_no(r.complete),
         "missing": ", ".join(r.missing),
         "status": r.status,
@@ -245,6 +259,21 @@ def _file_words(a: dict[str, Any]) -> str:
     if "size" in a:
         words.append(f"{int(a['size']):,} bytes")
     return "".join(w + ", " for w in words)
+
+
+def hold_cells(r: Record) -> dict[str, str]:
+    """The hold that keeps a record: category, reason, who set it, review date."""
+    h = r.hold
+    if h is None:
+        return dict.fromkeys(("retention_category", "retention_reason", "retention_by"), "") | {
+            "retention_review_on": ""
+        }
+    return {
+        "retention_category": h.category,
+        "retention_reason": h.reason + (f" ({h.source})" if h.source != "own hold" else ""),
+        "retention_by": h.by,
+        "retention_review_on": h.review_on,
+    }
 
 
 def safe_cell(text: str) -> str:
@@ -300,6 +329,8 @@ def followup_line(e: Entry) -> str:
         return f"{when} follow-up by {d.get('actor', '')}: " + "; ".join(parts)
     if e.kind == "hold":
         return f"{when} {_hold_words(d)}"
+    if e.kind == FAMILY_HOLD:
+        return f"{when} family hold released by {d.get('actor', '')}: {d.get('reason', '')}"
     return f"{when} {e.kind}"
 
 
@@ -331,6 +362,10 @@ def _change_words(key: str, value: Any) -> str:
         "family": "family",
         "nature": "nature",
         "safeguarding": "safeguarding",
+        "informed_reason": "not informed because",
+        "hold_category": "hold category",
+        "hold_reason": "hold reason",
+        "hold_review_on": "hold review on",
         "third_party": "third-party information",
     }
     if isinstance(value, bool):
@@ -344,6 +379,8 @@ def show_text(r: Record) -> str:
     f = flat(r)
     title = KIND_WORDS.get(r.kind, r.kind)
     lines = [f"Entry {r.seq}: {title}"]
+    if r.kind == FAMILY_HOLD:
+        return family_hold_text(r)
     if r.kind in ("admin", "purge"):
         lines += [f"  {k}: {v}" for k, v in r.data.items()]
         return "\n".join(lines) + "\n"
@@ -383,13 +420,10 @@ def show_text(r: Record) -> str:
                 if f["inherited_from"]
                 else "",
             ),
-            (
-                "Person informed",
-                f["informed"] + (f" on {f['informed_on']}" if f["informed_on"] else ""),
-            ),
+            ("Person informed", informed_words(r)),
             ("Family reference", f["family"]),
             ("Safeguarding", f["safeguarding"]),
-            ("Retention hold", f["retention_hold"]),
+            ("Retention hold", hold_words(r)),
             ("Record", "complete" if r.complete else f"incomplete ({f['missing']} missing)"),
             ("Status", f["status"]),
             (
@@ -423,6 +457,25 @@ def request_pairs(r: Record) -> list[tuple[str, str]]:
         ("Third-party", yes_no(r.third_party) if r.third_party else ""),
         ("Answered by", ", ".join(f"entry {n}" for n in r.answers) or "none yet"),
     ]
+
+
+def family_hold_text(r: Record) -> str:
+    """A family hold: the family, category, reason, who, review date, its release."""
+    d = r.data
+    lines = [f"Entry {r.seq}: family retention hold"]
+    pairs = [
+        ("When", local_time(r.at, seconds=True) + " (local time)"),
+        ("Family reference", str(d.get("family", PURGED if r.purged else ""))),
+        ("Category", str(d.get("category", ""))),
+        ("Reason", str(d.get("reason", ""))),
+        ("Set by", str(d.get("actor", ""))),
+        ("Review on", str(d.get("review_on", ""))),
+        ("Status", r.status),
+    ]
+    lines += [f"  {k + ':':<23}{v}" for k, v in pairs if v]
+    if r.followups:
+        lines += ["Follow-ups:"] + ["  " + followup_line(e) for e in r.followups]
+    return "\n".join(lines) + "\n"
 
 
 def report_text(family: str, records: Sequence[Record], generated: float) -> str:

@@ -23,7 +23,7 @@ import dataclasses
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class Register:
         checkpoint_dir: Path,
         *,
         retention_days: int = 1095,
+        inform_within_days: int = 14,
         evolve_mac_key: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -105,6 +106,7 @@ class Register:
         self._mac_stamp = _stamp(mac_key_file)
         self.checkpoint_dir = checkpoint_dir
         self.retention_days = retention_days
+        self.inform_within_days = inform_within_days
         self.evolve_mac_key = evolve_mac_key
         self.clock = clock
         store.ensure(SCHEMA)
@@ -122,6 +124,7 @@ class Register:
             settings.mac_key_file,
             settings.checkpoint_dir,
             retention_days=settings.retention_days,
+            inform_within_days=settings.inform_within_days,
             evolve_mac_key=settings.evolve_mac_key,
             clock=clock,
         )
@@ -345,8 +348,15 @@ class Register:
         )
 
     def records(self, filters: Filters | None = None) -> list[Record]:
-        every = build_records(self.entries())
-        return every if filters is None else [r for r in every if filters.match(r)]
+        every = self._build(self.entries())
+        if filters is None:
+            return every
+        if filters.now is None:  # overdue and review dates are judged by this clock
+            filters = dataclasses.replace(filters, now=self.clock())
+        return [r for r in every if filters.match(r)]
+
+    def _build(self, entries: Iterable[Entry]) -> list[Record]:
+        return build_records(entries, inform_within_days=self.inform_within_days)
 
     def thread_record(self, seq: int) -> Record | None:
         """The record that entry ``seq`` starts (with its follow-ups), reading only those
@@ -355,11 +365,11 @@ class Register:
             f"SELECT {COLUMNS} FROM register WHERE seq = ? OR ref = ? ORDER BY seq",  # noqa: S608
             (seq, seq),
         )
-        found = build_records(self._entry(r) for r in rows)
+        found = self._build(self._entry(r) for r in rows)
         return found[0] if found and found[0].seq == seq else None
 
     def record(self, seq: int) -> Record | None:
-        for r in build_records(self.entries()):
+        for r in self._build(self.entries()):
             if r.seq == seq or any(f.seq == seq for f in r.followups):
                 return r
         return None

@@ -3,8 +3,11 @@
 Policy, "Storage of information": information about families is disposed of after three
 years unless a safeguarding or child-protection issue arose or anyone was injured. An
 original entry and all its follow-ups go together, aged from the original. A record is
-kept when it, or any record with the same family reference, carries the safeguarding
-flag or a manual hold (``register annotate --hold``, also used for injuries).
+kept while a retention hold covers it (:mod:`gateway.register.retention`): its own (a
+``[safeguarding]``, ``[child-protection]`` or ``[injury]`` tag, ``register annotate
+--retention-hold CATEGORY``), a family hold on its family reference (``register
+hold-family``), or the own hold of another record of its family. The result says what
+was kept and why: category and hold, with the count.
 
 Purging destroys the per-entry data key and the ciphertext (``secure_delete`` zeroes
 the freed space, and the WAL is truncated afterwards); the plain fields and the digest
@@ -35,6 +38,8 @@ class PurgeResult:
     records: list[int] = field(default_factory=list)  # originals purged (or to be purged)
     entries: list[int] = field(default_factory=list)  # every entry destroyed with them
     kept_on_hold: list[int] = field(default_factory=list)  # old enough, but held
+    # Why they were kept: "category, own hold" (or "family hold (entry N)", ...) -> records
+    kept_why: dict[str, list[int]] = field(default_factory=dict)
     entry: int | None = None  # the purge's own register entry
 
 
@@ -65,6 +70,7 @@ def purge(
     entries = register.entries(progress)
     high = max((e.seq for e in entries), default=0)
     records = build_records(entries)
+    why: dict[str, list[int]] = {}
     if only is not None:
         chosen = [r for r in records if r.seq == only or any(f.seq == only for f in r.followups)]
         if not chosen:
@@ -76,6 +82,9 @@ def purge(
         old = [r for r in records if r.at < cutoff and not r.purged]
         due = [r for r in old if not r.retention_hold]
         held = [r.seq for r in old if r.retention_hold]
+        for r in old:
+            if r.hold is not None:
+                why.setdefault(f"{r.hold.category}, {r.hold.source}", []).append(r.seq)
     doomed = sorted(e.seq for r in due for e in (r.entry, *r.followups) if not e.purged)
     result = PurgeResult(
         cutoff=cutoff,
@@ -83,6 +92,7 @@ def purge(
         records=[r.seq for r in due if not r.purged],
         entries=doomed,
         kept_on_hold=held,
+        kept_why=why,
     )
     if dry_run or not doomed:
         return result
@@ -126,6 +136,7 @@ def purge(
         records=result.records,
         entries=doomed,
         kept_on_hold=held,
+        kept_why=why,
         entry=seq,
     )
 
@@ -136,7 +147,9 @@ def _refuse(register: Register, record: Record, actor: str) -> None:
         register.record_admin(
             conn, actor, "purge refused", {"entry": record.seq, "reason": "retention hold"}
         )
+    hold = record.hold
+    why = f"{hold.category}, {hold.source}" if hold else "retention hold"
     raise PurgeRefused(
-        f"entry {record.seq} is under a retention hold (safeguarding, injury or a manual "
-        "hold) and must be kept; release the hold first if it no longer applies"
+        f"entry {record.seq} is under a retention hold ({why}) and must be kept; "
+        "release the hold first if it no longer applies"
     )

@@ -8,9 +8,19 @@ as last completed, whether the person was informed, the holds, the delivery stat
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from gateway.register.retention import (
+    FAMILY_HOLD,
+    TAGGED,
+    RetentionHold,
+    default_review_on,
+    local_day,
+)
 
 CONSENT_VALUES = ("obtained", "refused", "not-sought", "not-recorded")
 CONSENT_WORDS = {
@@ -20,6 +30,11 @@ CONSENT_WORDS = {
     "not-recorded": "not recorded",
 }
 ROOT_KINDS = ("accepted", "refused", "request")  # request: received (gateway.register.requests)
+# Policy, "Inter-agency working": whether the person was informed, for every disclosure
+# made without their consent; a duty due ``[register] inform_within_days`` after sending.
+WITHOUT_CONSENT = ("refused", "not-sought", "not-recorded")
+NEVER_SENT = ("refused", "withdrawn", "expired")
+DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -47,18 +62,26 @@ class Record:
     reason: str = ""
     informed: str = ""  # "yes", "no" or "" (not yet recorded)
     informed_on: str = ""
+    informed_reason: str = ""  # why the person was not informed (with informed "no")
+    inform_due: float = 0.0  # when "person informed" is due (0: no such duty)
     family: str = ""
     nature: str = ""
     safeguarding: bool = False
+    child_protection: bool = False
+    injury: bool = False
     # About another person (the [third-party] tag or a manager's annotation): withheld
     # from a client's copy of the family report (gateway.register.client_copy).
     third_party: bool = False
     request: int = 0  # the request (a ``request`` entry) this message answers
     answers: list[int] = field(default_factory=list)  # a request: the entries naming it
     inherited_from: int = 0  # the entry whose disclosure details a reply took on
-    manual_hold: bool = False
-    # Kept beyond the three-year retention period: safeguarding, injury, a manual hold or
-    # its family's (policy, "Storage of information"). Not the same as held for approval.
+    # The record's own retention hold (a tag at send time, an annotation; for a family-hold
+    # entry, the family's hold while it stands), and the hold that keeps it: its own, a
+    # family hold's, or a held record's of the same family (gateway.register.retention).
+    own_hold: RetentionHold | None = None
+    hold: RetentionHold | None = None
+    # Kept beyond the three-year retention period (policy, "Storage of information"):
+    # ``hold`` is set. Not the same as held for approval.
     retention_hold: bool = False
     external: bool = True
     concerns: list[dict[str, Any]] = field(default_factory=list)
@@ -135,8 +158,38 @@ class Record:
     def complete(self) -> bool:
         return not self.missing
 
+    @property
+    def manual_hold(self) -> bool:
+        """The record has a retention hold of its own (which can be released on it)."""
+        return self.own_hold is not None
 
-def build_records(entries: Iterable[Entry]) -> list[Record]:
+    @property
+    def inform_duty(self) -> bool:
+        """Sent outside without consent: whether the person was informed must be answered."""
+        return (
+            self.kind == "accepted"
+            and not self.purged
+            and self.external
+            and not self.notice
+            and self.consent in WITHOUT_CONSENT
+            and self.approval != "held"
+            and self.approval not in NEVER_SENT
+        )
+
+    @property
+    def inform_answered(self) -> bool:
+        """Yes (with its date, the sending date for a tag), or no with a reason."""
+        return self.informed == "yes" or (self.informed == "no" and bool(self.informed_reason))
+
+    @property
+    def inform_open(self) -> bool:
+        return self.inform_duty and not self.inform_answered
+
+    def inform_overdue(self, now: float) -> bool:
+        return self.inform_open and 0 < self.inform_due <= now
+
+
+def build_records(entries: Iterable[Entry], inform_within_days: int = 14) -> list[Record]:
     """Fold every entry into its original; returns the originals in register order."""
     records: dict[int, Record] = {}
     for e in sorted(entries, key=lambda x: x.seq):
@@ -146,13 +199,12 @@ def build_records(entries: Iterable[Entry]) -> list[Record]:
         else:
             root.followups.append(e)
             _apply(root, e)
-    held_families = {
-        r.family.lower() for r in records.values() if r.family and (r.safeguarding or r.manual_hold)
-    }
+    _holds(records.values())
     for r in records.values():
-        r.retention_hold = r.safeguarding or r.manual_hold or r.family.lower() in held_families
         if r.kind == "accepted" and not r.status:
             r.status = "queued"
+        if r.inform_duty:
+            r.inform_due = (r.approved_at or r.at) + inform_within_days * DAY
         asked = records.get(r.request) if r.request and r.kind == "accepted" else None
         if asked is not None and asked.kind == "request":
             asked.answers.append(r.seq)
@@ -160,6 +212,35 @@ def build_records(entries: Iterable[Entry]) -> list[Record]:
         if r.kind == "request":
             r.status = "answered" if r.answers else "not answered yet"
     return list(records.values())
+
+
+def _holds(records: Iterable[Record]) -> None:
+    """Which hold keeps each record: its own, its family's standing family hold (the
+    newest; an older one is superseded), or the own hold of a record of its family."""
+    family_holds: dict[str, Record] = {}
+    held_by: dict[str, Record] = {}
+    every = list(records)
+    for r in every:
+        fam = r.family.lower()
+        if not fam or r.own_hold is None:
+            continue
+        if r.kind == FAMILY_HOLD:
+            older = family_holds.get(fam)
+            if older is not None:
+                older.own_hold, older.status = None, f"superseded by entry {r.seq}"
+            family_holds[fam] = r
+        else:
+            held_by.setdefault(fam, r)
+    for r in every:
+        fam = r.family.lower()
+        fh, by = family_holds.get(fam), held_by.get(fam)
+        if r.own_hold is not None:
+            r.hold = r.own_hold
+        elif fh is not None and fh.own_hold is not None:
+            r.hold = dataclasses.replace(fh.own_hold, family_hold=fh.seq)
+        elif by is not None and by.own_hold is not None:
+            r.hold = dataclasses.replace(by.own_hold, via=by.seq)
+        r.retention_hold = r.hold is not None
 
 
 def _start(e: Entry) -> Record:
@@ -171,6 +252,17 @@ def _start(e: Entry) -> Record:
     r.family = str(d.get("family") or "")
     r.nature = str(d.get("nature") or "")
     r.safeguarding = bool(d.get("safeguarding", False))
+    r.child_protection = bool(d.get("child_protection", False))
+    r.injury = bool(d.get("injury", False))
+    r.informed_reason = str(d.get("informed_reason") or "")
+    for flag, category in TAGGED:
+        if d.get(flag):
+            why = f"tagged [{category}] when sent"
+            r.own_hold = RetentionHold(category, why, r.staff, e.at, default_review_on(e.at))
+            break
+    if e.kind == FAMILY_HOLD and d.get("action") == "hold":
+        r.own_hold = _hold_of(d, e.at)
+        r.status = "standing"
     r.inherited_from = int(d.get("inherited_from") or 0)
     r.external = bool(d.get("external", True))
     r.third_party = bool(d.get("third_party", False))
@@ -190,20 +282,48 @@ def _apply(r: Record, e: Entry) -> None:
     if e.kind == "hold":
         _hold(r, e)
         return
+    if e.kind == FAMILY_HOLD and d.get("action") == "release":
+        r.own_hold, r.status = None, "released"
+        return
     if e.kind != "annotation":
         return
     changes = d.get("changes", {})
-    for key in ("consent", "reason", "informed", "informed_on", "family", "nature"):
+    for key in (
+        "consent",
+        "reason",
+        "informed",
+        "informed_on",
+        "informed_reason",
+        "family",
+        "nature",
+    ):
         if key in changes:
             setattr(r, key, str(changes[key]))
     if "safeguarding" in changes:
         r.safeguarding = bool(changes["safeguarding"])
+        if r.safeguarding and r.own_hold is None:
+            why, actor = "flagged safeguarding", str(d.get("actor", ""))
+            r.own_hold = RetentionHold("safeguarding", why, actor, e.at, default_review_on(e.at))
+        elif not r.safeguarding and r.own_hold and r.own_hold.category == "safeguarding":
+            r.own_hold = None
     if "third_party" in changes:
         r.third_party = bool(changes["third_party"])
     if "hold" in changes:
-        r.manual_hold = bool(changes["hold"])
+        r.own_hold = _hold_of(changes, e.at, str(d.get("actor", ""))) if changes["hold"] else None
     if changes.get("concern"):
         r.concerns.append({"at": e.at, "by": d.get("actor", ""), "text": changes["concern"]})
+
+
+def _hold_of(d: dict[str, Any], at: float, actor: str = "") -> RetentionHold:
+    """A hold as recorded (``hold_category`` etc. in an annotation, ``category`` etc. in a
+    family hold). A hold recorded before holds had categories reads as "other"."""
+    return RetentionHold(
+        category=str(d.get("hold_category") or d.get("category") or "other"),
+        reason=str(d.get("hold_reason") or d.get("reason") or ""),
+        by=actor or str(d.get("actor", "")),
+        set_at=at,
+        review_on=str(d.get("hold_review_on") or d.get("review_on") or default_review_on(at)),
+    )
 
 
 HOLD_STATUS = {
@@ -281,11 +401,17 @@ class Filters:
     retention_hold: bool = False  # kept beyond the three-year retention period
     held_for_approval: bool = False  # waiting for a line manager now
     include_notices: bool = False  # the gateway's own notices to staff (Record.notice)
+    # "Person informed" overdue at ``now`` (Register.records fills in its clock).
+    inform_due: bool = False
+    # Retention holds (a record's own, or a family hold) due for review by ``now``.
+    hold_review_due: bool = False
+    now: float | None = None
     kinds: Sequence[str] = ROOT_KINDS
 
     def match(self, r: Record) -> bool:
+        now = time.time() if self.now is None else self.now
         checks = (
-            r.kind in self.kinds,
+            r.kind in self.kinds or (self.hold_review_due and r.kind == FAMILY_HOLD),
             self.since is None or r.at >= self.since,
             self.until is None or r.at < self.until,
             not self.staff or r.staff.lower() == self.staff.lower(),
@@ -302,5 +428,8 @@ class Filters:
             not self.retention_hold or r.retention_hold,
             not self.held_for_approval or r.approval == "held",
             self.include_notices or not r.notice,
+            not self.inform_due or r.inform_overdue(now),
+            not self.hold_review_due
+            or (r.own_hold is not None and r.own_hold.review_due(local_day(now).isoformat())),
         )
         return all(checks)

@@ -39,12 +39,18 @@ class RegisterSettings:
     # written since the last one could be cut off unnoticed (`register verify` counts them),
     # so the window is kept short.
     checkpoint_interval: float = 300.0
+    # Policy, "Inter-agency working": for a disclosure made without consent, whether the
+    # person was informed is due this many days after sending (`register list --inform-due`,
+    # the console's front page and the managers' daily reminder list it until answered).
+    inform_within_days: int = 14
 
     def __post_init__(self) -> None:
         if self.retention_days < 1:
             raise ConfigError("register.retention_days: must be at least 1")
         if self.checkpoint_interval <= 0:
             raise ConfigError("register.checkpoint_interval: must be greater than zero")
+        if self.inform_within_days < 0:
+            raise ConfigError("register.inform_within_days: must be 0 (due at once) or more")
 
     def resolved(self, base: Path) -> RegisterSettings:
         """Relative paths made absolute against ``base`` (the config file's folder)."""

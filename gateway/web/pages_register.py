@@ -22,7 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.register import formats as fmt
+from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.ledger import RegisterError
+from gateway.register.retention import CATEGORIES
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
@@ -216,6 +218,9 @@ def _entry_context(r: Record) -> dict[str, Any]:
         "followups": [fmt.followup_line(e) for e in r.followups],
         "concerns": [(fmt.local_time(c["at"]), c["by"], c["text"]) for c in r.concerns],
         "consent_choices": [(c, CONSENT_WORDS[c]) for c in CONSENT_VALUES[:3]],
+        "hold_categories": CATEGORIES,
+        "hold_words": hold_words(r),
+        "informed_words": informed_words(r),
         "disclosure": r.kind == "accepted" and not r.purged,
     }
 
@@ -226,13 +231,22 @@ def changes_from(form: FormData) -> dict[str, Any]:
     if action == "details":
         return {k: text(form, k) or None for k in ("consent", "reason", "nature", "family")}
     if action == "informed":
-        return {"informed": text(form, "informed") or None, "informed_on": text(form, "on") or None}
+        return {
+            "informed": text(form, "informed") or None,
+            "informed_on": text(form, "on") or None,
+            "informed_reason": text(form, "informed_reason", 1000) or None,
+        }
     if action == "concern":
         return {"concern": text(form, "concern", 5000) or None}
     if action == "hold":
-        return {"hold": True}
+        return {
+            "hold": True,
+            "hold_category": text(form, "category") or None,
+            "hold_reason": text(form, "hold_reason", 1000) or None,
+            "hold_review_on": text(form, "review_on") or None,
+        }
     if action == "release":
-        return {"hold": False}
+        return {"hold": False, "hold_reason": text(form, "hold_reason", 1000) or None}
     return {}
 
 

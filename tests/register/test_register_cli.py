@@ -194,13 +194,20 @@ def test_family_report(reg: Register, config: Path, capsys: pytest.CaptureFixtur
 
 
 def test_annotate_hold_and_bad_input(reg: Register, config: Path) -> None:
-    assert run(config, "annotate", "2", "--retention-hold", "--concern", "Injury at handover") == 0
+    hold = ("--retention-hold", "injury", "--reason", "Child hurt at handover")
+    assert run(config, "annotate", "2", *hold, "--concern", "Injury at handover") == 0
     [r] = [r for r in reg.records() if r.seq == 2]
     assert (r.retention_hold, r.concerns[0]["text"]) == (True, "Injury at handover")
+    assert r.hold is not None
+    assert (r.hold.category, r.hold.reason, r.reason) == ("injury", "Child hurt at handover", "")
     with pytest.raises(CLIError, match="is not a date"):
         run(config, "annotate", "2", "--informed", "yes", "--on", "yesterday")
+    with pytest.raises(CLIError, match=r"^a retention hold needs a category and a reason$"):
+        run(config, "annotate", "2", "--retention-hold", "legal")
     with pytest.raises(SystemExit):
-        run(config, "annotate", "2", "--retention-hold", "--release-retention-hold")
+        run(config, "annotate", "2", "--retention-hold", "legal", "--release-retention-hold")
+    with pytest.raises(SystemExit):  # a category is required: no generic hold any more
+        run(config, "annotate", "2", "--retention-hold", "--reason", "x")
 
 
 def test_verify_ok_then_names_the_tampered_entry(

@@ -33,7 +33,7 @@ def reg(tmp_path: Path, clock: Clock) -> Register:
     record(r, accepted("SAMEFAM", T0, disclosure=_disc(family="F-2")))  # 3: family held
     record(r, accepted("MANUAL", T0, disclosure=_disc(family="F-3")))  # 4
     record(r, accepted("YOUNG", T0 + 10 * DAY, disclosure=_disc(family="F-4")))  # 5
-    r.annotate(4, "manager", hold=True)  # 6
+    r.annotate(4, "manager", hold=True, hold_category="legal", hold_reason="Court order")  # 6
     r.annotate(1, "manager", informed="yes", informed_on="2023-12-01")  # 7
     return r
 
@@ -126,7 +126,7 @@ def test_reg8_purging_a_held_entry_is_refused_and_logged(reg: Register) -> None:
 def test_reg8_released_hold_is_purged_next_time(reg: Register, clock: Clock) -> None:
     clock.now = T0 + RETENTION + 1
     purge(reg, actor="serve")
-    reg.annotate(4, "manager", hold=False)
+    reg.annotate(4, "manager", hold=False, hold_reason="Court order lifted")
     assert purge(reg, actor="serve").records == [4]
     record_4 = reg.record(4)
     assert record_4 is not None
@@ -138,7 +138,7 @@ def test_reg8_early_disposal_of_one_record(reg: Register) -> None:
     assert result.records == [5]
     assert 5 in _purged(reg)
     with pytest.raises(Exception, match="was purged"):
-        reg.annotate(5, "manager", informed="yes")
+        reg.annotate(5, "manager", informed="yes", informed_on="2024-01-05")
 
 
 def test_data_removed_without_a_purge_record_is_named(reg: Register, tmp_path: Path) -> None:

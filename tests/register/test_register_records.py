@@ -183,7 +183,7 @@ def test_annotate_rejects_bad_details(
     with pytest.raises(RegisterError, match=message_):
         reg.annotate(1, "manager", **changes)
     with pytest.raises(RegisterError, match="no register entry 9"):
-        reg.annotate(9, "manager", informed="yes")
+        reg.annotate(9, "manager", informed="no", informed_reason="Not safe to")
 
 
 def test_admin_actions_are_recorded_in_the_chain(reg: Register) -> None:

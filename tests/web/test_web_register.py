@@ -119,15 +119,19 @@ def test_follow_up_forms_add_entries_the_cli_shows(
         assert "Recorded follow-up" in done.text
         post(action="informed", informed="yes", on="2026-01-05")
         post(action="concern", concern="Address given by the father, check with Cafcass")
-        post(action="hold")
+        no_reason = post(action="hold", category="legal")
+        assert "a retention hold needs a category and a reason" in no_reason.text
+        post(action="hold", category="legal", hold_reason="Solicitor asked", review_on="2027-06-01")
         page = client.get("/register/entry/2").text
+        assert f"legal, own hold: Solicitor asked (set by {MANAGER} on " in page
+        assert "review on 2027-06-01)" in page
         assert 'Record</dt><dd class="">complete' in page
         assert "Release the retention hold" in page
         empty = post(action="details")
         assert "nothing to record" in empty.text
         bad_date = post(action="informed", informed="yes", on="yesterday")
         assert "is not a date" in bad_date.text
-        post(action="release")
+        post(action="release", hold_reason="Matter closed")
         assert "Place a retention hold" in client.get("/register/entry/2").text
         # A follow-up's number leads to its original.
         moved = client.get("/register/entry/5", follow_redirects=False)

@@ -40,7 +40,7 @@ def _site(tmp_path: Path, ca: TestCA, web: WebSettings | None = None) -> Site:
     record(reg, refused("Q3", now - 2000))  # 3: alice, nobody's report
     record(reg, accepted("Q4", now - 1000, staff=OTHER))  # 4: not theirs, but they act on it
     reg.annotate(4, MANAGER, concern="Checked with the social worker")  # 5: MANAGER acted
-    reg.annotate(2, OTHER_MANAGER, informed="yes")  # 6: a follow-up of entry 2
+    reg.annotate(2, OTHER_MANAGER, informed="yes", informed_on="2024-07-05")  # 6: follows up 2
     reg.checkpoint()
     return site
 

@@ -1,0 +1,90 @@
+"""Family-level retention holds: ``register hold-family`` and ``register release-family``.
+
+A family hold is an entry of its own (kind ``family-hold``): the family reference, the
+category, the reason, who set it and its review date. While it stands it keeps every
+record with that family reference beyond the three-year retention period, including
+records tagged or linked to the family after it was set (the fold in
+:mod:`gateway.register.view` applies it). A release is a follow-up to the hold, with its
+reason; a newer hold on the same family supersedes the older one.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import structlog
+
+from gateway.register.fields import FAMILY_REF, RegisterError
+from gateway.register.ledger import Register
+from gateway.register.retention import CATEGORIES, FAMILY_HOLD, default_review_on, local_day
+from gateway.register.view import Record
+
+log = structlog.get_logger("gateway.register")
+
+
+def standing(register: Register, family: str) -> Record | None:
+    """The family hold that stands for ``family`` now, if any."""
+    for r in register.records():
+        if r.kind == FAMILY_HOLD and r.own_hold and r.family.lower() == family.lower():
+            return r
+    return None
+
+
+def hold_family(
+    register: Register,
+    family: str,
+    *,
+    actor: str,
+    category: str,
+    reason: str,
+    review_on: str | None = None,
+) -> int:
+    """Place a hold on every record of ``family``; returns the hold's entry number."""
+    if not FAMILY_REF.match(family):
+        raise RegisterError(f"{family!r} is not a family reference (letters, digits, . _ / -)")
+    if category not in CATEGORIES:
+        raise RegisterError(f"the hold category must be one of {', '.join(CATEGORIES)}")
+    reason = reason.strip()
+    if not reason:
+        raise RegisterError("a family hold needs a reason")
+    now = register.clock()
+    review = _review_date(review_on, now) if review_on else default_review_on(now)
+    personal = {
+        "actor": actor,
+        "action": "hold",
+        "family": family,
+        "category": category,
+        "reason": reason,
+        "review_on": review,
+    }
+    with register.store.transaction() as conn:
+        seq = register.append(conn, kind=FAMILY_HOLD, at=now, personal=personal)
+    log.info("register_family_hold", entry=seq, category=category)
+    return seq
+
+
+def release_family(register: Register, family: str, *, actor: str, reason: str) -> int:
+    """Release the standing hold on ``family``; returns the release's entry number."""
+    reason = reason.strip()
+    if not reason:
+        raise RegisterError("releasing a family hold needs a reason")
+    held = standing(register, family)
+    if held is None:
+        raise RegisterError(f"family {family} has no family hold standing")
+    personal = {"actor": actor, "action": "release", "family": held.family, "reason": reason}
+    with register.store.transaction() as conn:
+        seq = register.append(
+            conn, kind=FAMILY_HOLD, at=register.clock(), personal=personal, ref=held.seq
+        )
+    log.info("register_family_hold_released", entry=held.seq, followup=seq)
+    return seq
+
+
+def _review_date(text: str, now: float) -> str:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise RegisterError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if day <= local_day(now):
+        raise RegisterError(f"the review date {text} must be after today")
+    return day.isoformat()
