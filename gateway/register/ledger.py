@@ -392,9 +392,16 @@ class Register:
             self.mac_key = found
             log.info("register_mac_key_reloaded", epoch=found.epoch)
 
-    def verify(self, mac_key: MacKey | None = None) -> VerifyResult:
+    def verify(
+        self,
+        mac_key: MacKey | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> VerifyResult:
+        """``register verify``; ``progress(entries checked, entries)`` as it goes."""
         self.refresh_mac_key()
-        return verify(self.store, mac_key or self.mac_key, self.checkpoint_dir, self.clock())
+        return verify(
+            self.store, mac_key or self.mac_key, self.checkpoint_dir, self.clock(), progress
+        )
 
     def checkpoint(self) -> Path:
         """Write today's signed head file (REG-4); refuses if the head went backwards."""

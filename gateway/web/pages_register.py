@@ -30,8 +30,11 @@ from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.register_scope import RegisterScope, scope_for
 from gateway.web.render import flash, page, see_other
+from gateway.web.verify_monitor import VerifyStatus
 
 PAGE_SIZE = 100
+VERIFY_WAIT = 1.0  # seconds "Verify now" waits for the answer before showing the progress
+VERIFY_REFRESH = 2  # seconds between two looks at the progress
 FILTER_TEXT = ("since", "until", "staff", "recipient", "organisation", "family", "consent")
 FILTER_FLAGS = ("incomplete", "refused", "retention_hold", "held_for_approval")
 
@@ -270,9 +273,30 @@ async def annotate(request: Request) -> Response:
 
 
 async def verify_now(request: Request) -> Response:
+    """Start the check; a small register answers at once, a large one shows its progress."""
     v = await viewer(request)
     await checked_form(request, v.session)
-    status = await console_of(request).verifier.run_now()
+    monitor = console_of(request).verifier
+    monitor.start()
+    if await monitor.wait(VERIFY_WAIT):
+        return await _verified(request, v, monitor.status)
+    return see_other("/register/verify")
+
+
+async def verify_progress(request: Request) -> Response:
+    """How far the running check got, refreshed by the page itself (no script: the CSP
+    allows none) until it ends; then the register with the result."""
+    v = await viewer(request)
+    monitor = console_of(request).verifier
+    running = monitor.running
+    if running is None:
+        return await _verified(request, v, monitor.status)
+    return await page(
+        request, v, "register_verify.html", {"running": running, "refresh": VERIFY_REFRESH}
+    )
+
+
+async def _verified(request: Request, v: Viewer, status: VerifyStatus) -> Response:
     if not status.ok:
         text = f"REGISTER FAILED VERIFICATION: {status.first_problem}"
     elif not status.checkpointed:  # REG-11: as `register verify` says it
@@ -350,6 +374,7 @@ routes = [
     Route("/register/filter", register_filter, methods=["POST"]),
     Route("/register/export.csv", register_export, methods=["GET"]),
     Route("/register/verify", verify_now, methods=["POST"]),
+    Route("/register/verify", verify_progress, methods=["GET"]),
     Route("/register/entry/{seq:int}", entry_page, methods=["GET"]),
     Route("/register/entry/{seq:int}", annotate, methods=["POST"]),
     Route("/register/report", report_page, methods=["GET"]),
