@@ -124,25 +124,14 @@ def totp(settings: Settings, action: str, login: str, actor: str) -> int:
         console.close()
 
 
-def link_base(web: WebSettings) -> str:
-    """Where people reach the console: ``[web] public_url``, else the listen address."""
-    if web.public_url:
-        return web.public_url.rstrip("/")
-    host, port = web.host_port
-    host = f"[{host}]" if ":" in host else host
-    return f"{'https' if web.tls else 'http'}://{host}:{port}"
-
-
 def enrol_link(settings: Settings, console: Console, login: str, actor: str) -> int:
-    from gateway.web.totp import LINK_TTL
+    from gateway.web.enrol_links import issue  # as the staff page's button issues it
 
-    token = console.totp.issue_link(login)
-    console.audit(actor, "totp enrolment link", {"login": login})
-    hours = int(LINK_TTL // 3600)
-    print(f"One-time link for {login} to set up their second factor (valid {hours} hours):")
-    print(f"  {link_base(console.web)}/enrol/{token}")
+    link = issue(console, login, actor)
+    print(f"One-time link for {login} to set up their second factor (valid {link.hours} hours):")
+    print(f"  {link.url}")
     print("Give it to them only (it works once; a new link replaces this one).")
-    if console.totp.enrolled(login):
+    if link.replaces_factor:
         print("Their current second factor keeps working until they confirm a new one.")
     return 0
 

@@ -4,7 +4,10 @@ admins, whose held messages another admin decides anyway).
 
 Role changes call ``StaffDirectory.set_role`` as ``c4f-gateway staff role`` does; a
 TOTP reset removes the secret as ``c4f-gateway web totp-remove`` does. Either change
-signs that person out everywhere. The login travels in the form body, not the URL.
+signs that person out everywhere. "Issue enrolment link" issues the one-time link of
+``c4f-gateway web enrol-link`` (:mod:`gateway.web.enrol_links`) and shows it once, in the
+answer to that POST (never in a flash kept in the session, nor in a log). The login
+travels in the form body, not the URL.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from starlette.routing import Route
 from gateway.directory.staff import ROLES
 from gateway.register.formats import local_time
 from gateway.settings.web import REVIEW_ROLES
+from gateway.web import enrol_links
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.render import flash, page, see_other
 
@@ -82,8 +86,11 @@ async def change(request: Request) -> Response:
         await flash(
             request,
             v,
-            f"Second factor removed for {login}; enrol a new one with c4f-gateway web totp-enrol.",
+            f"Second factor removed for {login}; issue them an enrolment link for a new one.",
         )
+    elif action == "enrol-link":
+        link = await asyncio.to_thread(enrol_links.issue, console, login, v.login)
+        return await page(request, v, "staff_enrol_link.html", {"link": link})
     return see_other("/staff")
 
 
