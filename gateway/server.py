@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -26,6 +26,7 @@ from gateway.directory.staff import StaffDirectory
 from gateway.errors import ConfigError
 from gateway.events import NullRecorder, Recorder
 from gateway.holds.service import Holds
+from gateway.listening import Listening, bind_listeners
 from gateway.metrics import Metrics
 from gateway.opening import missing_policy, open_parts
 from gateway.pipeline import Pipeline
@@ -34,7 +35,7 @@ from gateway.queue.spool import Spool
 from gateway.queue.transports import Transport
 from gateway.register.ledger import Register
 from gateway.register.purge import purge
-from gateway.settings import Settings, parse_hostport
+from gateway.settings import Settings
 from gateway.settings.web import web_settings
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import ConnectionLimiter
@@ -68,8 +69,13 @@ class Gateway:
         recorder: Recorder | None = None,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
+        primary: bool = True,
     ) -> None:
+        """``primary``: the one process of ``serve`` (the first worker when there are
+        several, :mod:`gateway.supervisor`) that runs the periodic jobs, the metrics
+        endpoint and the checkpoint at stop; the others only listen and deliver."""
         self.settings = settings
+        self.primary = primary
         # Every file, key, folder and filter, opened as `check-config` opens them.
         parts = open_parts(
             settings, with_register=recorder is None, transport=transport, clock=clock
@@ -105,7 +111,7 @@ class Gateway:
         self.tls = parts.tls.context  # the listeners keep it; reload_tls changes what it serves
         # [metrics] listen: the Prometheus endpoint (counts only); it counts failed logins.
         self.metrics: Metrics | None = None
-        if settings.metrics.enabled:
+        if settings.metrics.enabled and primary:
             self.metrics = Metrics(settings.metrics, self.store, self.register, clock)
         a = settings.auth
         self.listener_ctx = ListenerContext(
@@ -180,43 +186,33 @@ class Gateway:
                 log.exception("job_failed", job=name, error=type(exc).__name__)
             await asyncio.sleep(interval)
 
-    async def start(self, *, deliver: bool = True) -> None:
+    async def start(
+        self, *, deliver: bool = True, listening: Sequence[Listening] | None = None
+    ) -> None:
+        """``listening``: sockets ``serve`` bound before starting its workers; by
+        default this process binds the ``[listen]`` addresses itself."""
         loop = asyncio.get_running_loop()
-        for kind, addrs in (
-            ("starttls", self.settings.listen.starttls),
-            ("implicit_tls", self.settings.listen.implicit_tls),
-        ):
-            for text in addrs:
-                host, port = parse_hostport(text, f"listen.{kind}")
-                implicit = kind == "implicit_tls"
-                try:
-                    server = await loop.create_server(
-                        self._factory(implicit),
-                        host,
-                        port,
-                        ssl=self.tls if implicit else None,
-                        ssl_handshake_timeout=(
-                            self.settings.limits.idle_timeout if implicit else None
-                        ),
-                    )
-                except OSError as exc:
-                    # One line, not a traceback: the usual cause is another gateway.
-                    why = exc.strerror or str(exc)
-                    raise ConfigError(
-                        f"{self.settings.source}: listen.{kind}: cannot listen on {text}: "
-                        f"{why}" + (" (is another gateway running?)" if exc.errno == 98 else "")
-                    ) from None
+        for item in bind_listeners(self.settings) if listening is None else listening:
+            implicit = item.kind == "implicit_tls"
+            for sock in item.sockets:
+                server = await loop.create_server(
+                    self._factory(implicit),
+                    sock=sock,
+                    ssl=self.tls if implicit else None,
+                    ssl_handshake_timeout=self.settings.limits.idle_timeout if implicit else None,
+                )
                 self._servers.append(server)
-                sockname = server.sockets[0].getsockname()
-                self.bound.append(Bound(kind, sockname[0], sockname[1]))
-                log.info("listening", kind=kind, host=sockname[0], port=sockname[1])
+            host, port = item.host_port
+            self.bound.append(Bound(item.kind, host, port))
+            log.info("listening", kind=item.kind, host=host, port=port)
         if self.metrics is not None:
             host, port = self.metrics.start()
             self.bound.append(Bound("metrics", host, port))
             log.info("listening", kind="metrics", host=host, port=port)
         if deliver:
             self._worker_task = asyncio.create_task(self.worker.run())
-        self._job_tasks = [asyncio.create_task(self._run_job(*j)) for j in self._jobs]
+        if self.primary:  # each job in one process only
+            self._job_tasks = [asyncio.create_task(self._run_job(*j)) for j in self._jobs]
 
     def _factory(self, implicit: bool) -> Callable[[], GatewaySMTP]:
         tls: ssl.SSLContext | None = None if implicit else self.tls
@@ -257,12 +253,14 @@ class Gateway:
         await asyncio.gather(*self._job_tasks, return_exceptions=True)
         await self.worker.stop()
         await self.worker.transport.close()  # QUIT the kept upstream connections
-        if self.register is not None:
+        if self.register is not None and self.primary:
             try:
                 await self.store.run(self.register.checkpoint)
             except Exception as exc:  # stop anyway; verify will report the mismatch
                 log.error("register_checkpoint_failed", error=type(exc).__name__)
         if self._worker_task is not None:
+            # It gives back what it claimed while stopping; then it is cancelled if need be.
+            await asyncio.wait({self._worker_task}, timeout=5)
             self._worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker_task

@@ -10,6 +10,13 @@ happened all the same. Its outcome is kept in memory and the message is never of
 upstream again; delivery pauses (``paused``, ``delivery_paused`` in the log) and the kept
 outcomes are written, oldest first, at every poll until the store takes them, after which
 delivery resumes. Only a restart while paused reopens the DUR-7 window for those messages.
+
+Several workers (one per ``serve`` process, :mod:`gateway.supervisor`) share the queue:
+each takes messages with a lease (:mod:`gateway.queue.leases`), renews it every third of
+``[delivery] lease`` while the delivery runs, and the outcome's transaction clears it.
+A kept outcome (DUR-10) keeps its lease while the store refuses writes; if the store
+refuses even the renewal past the lease, another worker may send that message once more
+(the DUR-7 window, logged as ``delivery_lease_lost``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import structlog
 
 from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Evidence, Outcome
+from gateway.queue import leases
 from gateway.queue.dsn import build_bounce, permanent_status
 from gateway.queue.spool import Spool, Spooled, new_queue_id
 from gateway.queue.transports import AttemptResult, Transport, not_sent
@@ -57,6 +65,8 @@ class DeliveryWorker:
         # order they happened: each a write that is retried until it commits.
         self._unrecorded: dict[str, Callable[[], None]] = {}
         self._stopping = False
+        self.owner = leases.new_owner()  # whose leases are ours (gateway.queue.leases)
+        self._renewing: asyncio.Task[None] | None = None
 
     @property
     def paused(self) -> bool:
@@ -67,13 +77,24 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        self._renewing = asyncio.create_task(self._renew_leases())
         while not self._stopping:
             if self._unrecorded:
                 await self._record_kept()
             free = self.delivery.concurrency - len(self._inflight)
             if free > 0 and not self.paused:
-                busy = set(self._inflight) | set(self._unrecorded)
-                ids = await self.spool.store.run(self.spool.due, free, busy)
+                ids = await self.spool.store.run(
+                    leases.claim,
+                    self.spool.store,
+                    self.owner,
+                    free,
+                    self.clock(),
+                    self.delivery.lease,
+                    set(self._unrecorded),  # their lease may have run out: still ours
+                )
+                if self._stopping:  # stop() came while we claimed: give them back
+                    await self.spool.store.run(leases.release, self.spool.store, self.owner, ids)
+                    break
                 for qid in ids:
                     task = asyncio.create_task(self._attempt_guarded(qid))
                     self._inflight[qid] = task
@@ -88,13 +109,38 @@ class DeliveryWorker:
                 del self._inflight[qid]
         self._wake.set()
 
+    async def _renew_leases(self) -> None:
+        """Every third of the lease: extend the leases of the deliveries in progress."""
+        while True:
+            await asyncio.sleep(self.delivery.lease / 3)
+            held = set(self._inflight) | set(self._unrecorded)
+            until = self.clock() + self.delivery.lease
+            try:
+                lost = await self.spool.store.run(
+                    leases.renew, self.spool.store, self.owner, held, until
+                )
+            except Exception as exc:  # the disk is full (DUR-10): try again next time
+                log.warning("delivery_lease_not_renewed", error=type(exc).__name__)
+                continue
+            for qid in sorted(lost & set(self._inflight)):
+                # Our lease ran out (this process was stalled) and another worker took
+                # the message, or it was deleted: at least once, never lost (DUR-7).
+                log.warning("delivery_lease_lost", queue_id=qid)
+
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        if self._renewing is not None:
+            self._renewing.cancel()
         tasks = list(self._inflight.values())
+        ids = list(self._inflight)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:  # what was in progress may go at once to another worker, or the next start
+            await self.spool.store.run(leases.release, self.spool.store, self.owner, ids)
+        except Exception as exc:  # they wait for their lease to expire instead
+            log.warning("delivery_leases_kept_at_stop", error=type(exc).__name__)
         if self._unrecorded:
             await self._record_kept()
         if self._unrecorded:
@@ -128,21 +174,27 @@ class DeliveryWorker:
 
     async def _attempt_guarded(self, qid: str) -> None:
         try:
-            await self.attempt(qid)
+            recorded = await self.attempt(qid)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             # The message stays queued and is tried again at its next slot.
             log.exception("delivery_crashed", queue_id=qid, error=type(exc).__name__)
             await asyncio.sleep(self.delivery.retry_initial)
+            recorded = False
+        if not recorded:  # nothing cleared its lease: give it back
+            with contextlib.suppress(Exception):  # else it expires
+                await self.spool.store.run(leases.release, self.spool.store, self.owner, [qid])
 
-    async def attempt(self, qid: str) -> None:
+    async def attempt(self, qid: str) -> bool:
+        """Deliver one leased message; True once its outcome is recorded (which ends the
+        lease) or kept to be recorded (which keeps it), False if nothing was sent."""
         try:
             msg = await self.spool.store.run(self.spool.load, qid)
         except SpoolCorrupt:
-            return  # quarantined and logged by the spool; other mail keeps flowing
+            return False  # quarantined and logged by the spool; other mail keeps flowing
         if msg is None or not msg.pending:
-            return
+            return False
         rcpts = [msg.rcpt_tos[i] for i in msg.pending]
         try:
             result = await self.transport.send(msg.mail_from, rcpts, msg.content)
@@ -154,6 +206,7 @@ class DeliveryWorker:
             log.exception("transport_failed", queue_id=qid, error=type(exc).__name__)
             result = not_sent(rcpts, f"4.3.0 delivery failed ({type(exc).__name__}); see the log")
         await self._record(msg, result)
+        return True
 
     def _judge(
         self, msg: Spooled, result: AttemptResult, now: float

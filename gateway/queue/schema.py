@@ -6,13 +6,14 @@ runs them. A step checks whether it is needed and is safe to run again.
 Step 2 (PRIV-1): ``queue.staff`` held the staff login in the clear; it is sealed in place
 (:func:`gateway.queue.sealed.seal_staff`) and the write-ahead log is emptied, so with
 ``secure_delete`` the clear login is left in neither file. The proof-of-approval table
-(:mod:`gateway.queue.release`) is new and needs no step: ``CREATE TABLE IF NOT EXISTS``.
+(:mod:`gateway.queue.release`) and the delivery leases (:mod:`gateway.queue.leases`) are
+new tables and need no step: ``CREATE TABLE IF NOT EXISTS``.
 """
 
 from __future__ import annotations
 
 from gateway.crypto import Keyring
-from gateway.queue import release
+from gateway.queue import leases, release
 from gateway.queue.sealed import seal_staff
 from gateway.store import Store
 
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS queue_rcpt (
 );
 """
     + release.SCHEMA
+    + leases.SCHEMA
 )
 
 

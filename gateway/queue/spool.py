@@ -31,7 +31,7 @@ import structlog
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Accepted, NullRecorder, Outcome, Recorder
-from gateway.queue import release
+from gateway.queue import leases, release
 from gateway.queue.schema import SCHEMA
 from gateway.queue.sealed import open_message, seal_message, seal_note, seal_staff
 from gateway.queue.states import UNDECIDED, QueueRow, QueueStates
@@ -183,14 +183,6 @@ class Spool(QueueStates):
 
     # -- delivering --------------------------------------------------------------------
 
-    def due(self, limit: int, exclude: set[str]) -> list[str]:
-        rows = self.store.query(
-            "SELECT id FROM queue WHERE state = 'queued' AND next_attempt <= ?"
-            " ORDER BY next_attempt LIMIT ?",
-            (self.clock(), limit + len(exclude)),
-        )
-        return [r["id"] for r in rows if r["id"] not in exclude][:limit]
-
     def load(self, queue_id: str) -> Spooled | None:
         """The message, decrypted, for delivery; None if it is gone or may not be sent.
 
@@ -321,6 +313,7 @@ class Spool(QueueStates):
             if retry_at is None:
                 conn.execute("DELETE FROM queue WHERE id = ?", (msg.queue_id,))
             else:
+                leases.end(conn, msg.queue_id)  # deleting the row above ends it too
                 conn.execute(
                     "UPDATE queue SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
                     " WHERE id = ?",

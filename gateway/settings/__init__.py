@@ -95,6 +95,16 @@ class Delivery:
     max_queue_age: float = 5 * 24 * 3600.0
     bounce_includes_body: bool = False
     poll_interval: float = 1.0
+    # Seconds a worker holds a message it is delivering (renewed every third of it while
+    # the delivery runs): a worker killed with -9 delays its messages at most this long.
+    lease: float = 120.0
+
+
+@dataclass(frozen=True)
+class Server:
+    # Worker processes of `serve`, sharing the listening sockets under one supervisor
+    # (gateway.supervisor); 0 means one per CPU. 1 runs a single process, no supervisor.
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,7 @@ class Log:
 @dataclass(frozen=True)
 class Settings:
     hostname: str = "c4f-gateway.localhost"
+    server: Server = field(default_factory=Server)
     organisation: Organisation = field(default_factory=Organisation)
     listen: Listen = field(default_factory=Listen)
     tls: TLS = field(default_factory=TLS)
@@ -282,6 +293,7 @@ def _check(s: Settings, file: str) -> None:
         "delivery.retry_max": s.delivery.retry_max,
         "delivery.max_queue_age": s.delivery.max_queue_age,
         "delivery.poll_interval": s.delivery.poll_interval,
+        "delivery.lease": s.delivery.lease,
         "upstream.timeout": s.upstream.timeout,
         "upstream.final_reply_timeout": s.upstream.final_reply_timeout,
         "upstream.pool_max_messages": s.upstream.pool_max_messages,
@@ -295,6 +307,8 @@ def _check(s: Settings, file: str) -> None:
             f"{file}: limits.max_connections_per_network: must be at least "
             "max_connections_per_client"
         )
+    if not 0 <= s.server.workers <= 64:
+        raise ConfigError(f"{file}: server.workers: must be from 0 (one per CPU) to 64")
     if not 10 <= s.auth.password_hash_cost <= 20:
         raise ConfigError(f"{file}: auth.password_hash_cost: must be from 10 to 20 (17 or more)")
     if s.auth.cache_ttl < 0:

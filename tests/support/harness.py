@@ -79,6 +79,9 @@ def base_config(folder: Path, ca: TestCA, upstream_port: int | None) -> dict[str
     Register.create_keys(RegisterSettings().resolved(folder))
     cfg: dict[str, Any] = {
         "hostname": "gateway.test",
+        # One process: a kill -9 or SIGSTOP of `serve` is then the crash under test. The
+        # worker tests (tests/queue/test_workers.py) ask for several.
+        "server": {"workers": 1},
         "organisation": {"domains": ["c4f.example"]},
         "listen": {"starttls": ["127.0.0.1:0"], "implicit_tls": ["127.0.0.1:0"]},
         "tls": {"cert_file": str(cert.cert), "key_file": str(cert.key)},

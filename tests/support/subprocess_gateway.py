@@ -229,6 +229,7 @@ _EXPECTED_FILES = {
     "gateway.db-wal",
     "gateway.db-shm",
     "gateway.db.lock",  # held shared by every process that has the database open
+    "gateway.db.serve-lock",  # held by serve and its workers (gateway.supervisor)
 }
 
 

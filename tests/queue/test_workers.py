@@ -1,0 +1,270 @@
+"""``serve`` with several worker processes (issue 16, "Both cores"): the real command.
+
+The supervisor binds the ports once and forks the workers; each accepts connections and
+delivers the queue, taking messages with a lease. Checked here with real processes, a
+real (slow) upstream and the SQLite file: two workers never send the same message, a
+worker killed with -9 only delays what it held until its lease expires, a dead worker is
+restarted while the port keeps answering, SIGHUP reaches every worker, periodic jobs run
+in the first worker only, and SIGTERM stops them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.pki import TestCA
+from support.subprocess_gateway import (
+    GatewayProcess,
+    client_tls,
+    connect,
+    prepare,
+    run_cli,
+    soak_message,
+)
+from support.upstream import Upstream, UpstreamBehaviour
+
+ALICE = "alice@c4f.example"
+BOB = "bob@c4f.example"
+
+pytestmark = pytest.mark.slow
+
+
+def events(gw: GatewayProcess, name: str) -> list[dict[str, Any]]:
+    """The JSON log lines of ``name``, from every process of ``serve``."""
+    found = []
+    for line in gw.output().splitlines():
+        if line.startswith("{") and f'"{name}"' in line:
+            entry = json.loads(line)
+            if entry.get("event") == name:
+                found.append(entry)
+    return found
+
+
+def worker_pids(gw: GatewayProcess) -> list[int]:
+    """The supervisor's live children, from /proc."""
+    assert gw.proc is not None
+    pid = gw.proc.pid
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return sorted(int(p) for p in text.split())
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _status(pid)
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"
+
+
+async def until(check: Any, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def submit(gw: GatewayProcess, ca: TestCA, tokens: list[str]) -> dict[str, bytes]:
+    """One message per token, four sessions at a time; every one must get its 250."""
+    sent: dict[str, bytes] = {}
+    todo = list(tokens)
+
+    async def session() -> None:
+        client = await connect(gw.port, ca)
+        try:
+            while todo:
+                token = todo.pop()
+                sent[token] = soak_message(token, spoofed=False)
+                _errors, reply = await client.sendmail(ALICE, [BOB], sent[token])
+                assert "Queued as" in reply
+        finally:
+            client.close()
+
+    await asyncio.gather(*(session() for _ in range(4)))
+    return sent
+
+
+def token_of(content: bytes) -> str:
+    head = content.split(b"@soak.test>", 1)[0]
+    return head.rsplit(b"<", 1)[1].decode()
+
+
+async def slow_upstream(ca: TestCA, delay: float) -> Upstream:
+    cert = ca.issue("localhost", sans=["localhost", "127.0.0.1"])
+    return await Upstream(cert, UpstreamBehaviour(data_delay=delay)).start()
+
+
+async def test_two_workers_never_deliver_the_same_message(tmp_path: Path, ca: TestCA) -> None:
+    """Both workers poll a queue fed faster than a slow upstream takes it: every message
+    arrives once, byte for byte, each with one outcome in the register, which verifies."""
+    upstream = await slow_upstream(ca, 0.3)
+    config = prepare(
+        tmp_path,
+        ca,
+        upstream_port=upstream.port,
+        config={"server": {"workers": 2}, "delivery": {"concurrency": 3}},
+    )
+    gw = await GatewayProcess(config).start()
+    try:
+        tokens = [secrets.token_hex(8) for _ in range(30)]
+        sent = await submit(gw, ca, tokens)
+        await upstream.wait_for(len(tokens), timeout=60)
+        await until(lambda: not gw.queue_states(), what="the queue to drain")
+        await asyncio.sleep(1.0)  # a second copy would have arrived by now
+    finally:
+        stopped = await gw.stop()
+        await upstream.stop()
+    assert stopped == 0
+    copies = Counter(token_of(a.content) for a in upstream.arrived)
+    assert copies == Counter({t: 1 for t in tokens})
+    for a in upstream.arrived:
+        assert a.content.endswith(b"\r\n" + sent[token_of(a.content)])
+    outcomes = gw.sql("SELECT queue_id, count(*) FROM register WHERE kind = 'outcome' GROUP BY 1")
+    assert len(outcomes) == len(tokens) and {n for _, n in outcomes} == {1}
+    # Both workers took part, and none ever held a message another was sending.
+    attempts = events(gw, "delivery_attempt")
+    assert len(attempts) == len(tokens)
+    assert {e["worker"] for e in attempts} == {0, 1}
+    assert not events(gw, "delivery_lease_lost")
+    verified = run_cli("register", "verify", "--config", config)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def test_kill9_of_a_worker_holding_a_lease_delays_its_message_until_the_lease_expires(
+    tmp_path: Path, ca: TestCA
+) -> None:
+    upstream = await slow_upstream(ca, 1.5)
+    lease = 2.0
+    config = prepare(
+        tmp_path,
+        ca,
+        upstream_port=upstream.port,
+        config={"server": {"workers": 2}, "delivery": {"lease": lease, "concurrency": 1}},
+    )
+    gw = await GatewayProcess(config).start()
+    try:
+        [token] = tokens = [secrets.token_hex(8)]
+        sent = await submit(gw, ca, tokens)
+        # The message is leased and its DATA is at the upstream, which holds its reply.
+        await until(lambda: "DATA" in upstream.transcript, what="DATA upstream")
+        [(owner, until_at)] = gw.sql("SELECT owner, until FROM queue_lease")
+        holder = int(owner.split("-")[0])
+        assert holder in worker_pids(gw)
+        os.kill(holder, signal.SIGKILL)
+
+        [arrived] = await upstream.wait_for(1, timeout=30)
+        arrived_at = time.time()
+        await until(lambda: not gw.queue_states(), what="the queue to drain")
+        await asyncio.sleep(0.5)
+    finally:
+        stopped = await gw.stop()
+        await upstream.stop()
+    assert stopped == 0
+    assert arrived.content.endswith(b"\r\n" + sent[token])
+    assert len(upstream.arrived) == 1  # the killed worker's copy never completed
+    # Nobody took it before the dead worker's lease ran out, and another process sent it.
+    assert arrived_at >= until_at
+    [attempt] = events(gw, "delivery_attempt")
+    assert attempt["delivered"] == 1
+    [died] = events(gw, "worker_died")
+    assert died["pid"] == holder and died["signal"] == signal.SIGKILL
+    [(outcomes,)] = gw.sql("SELECT count(*) FROM register WHERE kind = 'outcome'")
+    assert outcomes == 1
+
+
+async def test_the_supervisor_restarts_a_killed_worker_and_the_port_keeps_answering(
+    tmp_path: Path, ca: TestCA, upstream: Upstream
+) -> None:
+    """The default: one worker per CPU. Jobs run in the first worker only; SIGHUP reaches
+    every worker; SIGTERM stops them all and the supervisor exits 0."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        pytest.skip("one CPU: serve runs one process by default")
+    config = prepare(tmp_path, ca, upstream_port=upstream.port, config={"server": {"workers": 0}})
+    gw = await GatewayProcess(config).start()
+    try:
+        await until(lambda: len(worker_pids(gw)) == cpus, what="one worker per CPU")
+        first = worker_pids(gw)
+        victim = first[-1]
+        os.kill(victim, signal.SIGKILL)
+        for _ in range(10):  # meanwhile every new connection is answered
+            _reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            greeting = await asyncio.wait_for(_reader.readline(), 5)
+            writer.close()
+            assert greeting.startswith(b"220 "), greeting
+        await until(
+            lambda: victim not in worker_pids(gw) and len(worker_pids(gw)) == cpus,
+            what="the worker to be restarted",
+        )
+        [died] = events(gw, "worker_died")
+        assert died["pid"] == victim and died["signal"] == signal.SIGKILL
+        restarted = [e for e in events(gw, "worker_started") if e["worker"] == died["worker"]]
+        assert len(restarted) == 2 and restarted[-1]["pid"] in worker_pids(gw)
+
+        client = await connect(gw.port, ca)
+        content = soak_message("c0ffee", spoofed=False)
+        _errors, reply = await client.sendmail(ALICE, [BOB], content)
+        await client.quit()
+        assert "Queued as" in reply
+        [arrived] = await upstream.wait_for(1)
+        assert arrived.content.endswith(b"\r\n" + content)
+
+        # SIGHUP: every worker reads its certificate again.
+        assert gw.proc is not None
+        gw.proc.send_signal(signal.SIGHUP)
+        await until(lambda: len(events(gw, "tls_reloaded")) == cpus, what="tls_reloaded")
+        assert {e["worker"] for e in events(gw, "tls_reloaded")} == set(range(cpus))
+        # Periodic jobs (held messages, checkpoints, purges…) run in the first worker only.
+        await until(lambda: events(gw, "job_done"), what="a periodic job")
+        assert {e["worker"] for e in events(gw, "job_done")} == {0}
+        pids = worker_pids(gw)
+    finally:
+        stopped = await gw.stop()
+    assert stopped == 0
+    assert not any(alive(p) for p in pids)
+    assert {e["pid"] for e in events(gw, "worker_stopped")} == set(pids)
+
+
+async def test_implicit_tls_is_served_by_every_worker(tmp_path: Path, ca: TestCA) -> None:
+    """The implicit-TLS port is shared too: many new connections, all verified TLS."""
+    config = prepare(tmp_path, ca, config={"server": {"workers": 2}})
+    gw = await GatewayProcess(config).start()
+    try:
+        for _ in range(8):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1",
+                gw.ports["implicit_tls"],
+                ssl=client_tls(ca),
+                server_hostname="localhost",
+            )
+            greeting = await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            assert greeting.startswith(b"220 "), greeting
+    finally:
+        assert await gw.stop() == 0
+
+
+async def test_a_worker_that_cannot_start_stops_serve_with_its_one_line(
+    tmp_path: Path, ca: TestCA
+) -> None:
+    """A bad setting is found before anything is forked: one line, no traceback."""
+    config = prepare(tmp_path, ca, config={"server": {"workers": 2}})
+    key = tmp_path / "keys" / "spool.key"
+    key.chmod(0o644)  # readable by others: refused
+    done = run_cli("serve", "--config", config)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("c4f-gateway serve: config error: ")
+    assert "spool" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
