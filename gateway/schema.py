@@ -14,7 +14,8 @@ The tables, and where each one's current shape (``CREATE TABLE IF NOT EXISTS``) 
   :mod:`gateway.queue.release`
 - ``holds``: :mod:`gateway.holds.table`; ``hold_escalation``: :mod:`gateway.holds.escalation`
 - ``register``: :mod:`gateway.register.ledger`; ``register_thread``:
-  :mod:`gateway.register.threads`
+  :mod:`gateway.register.threads`; ``register_index``, ``register_index_term``,
+  ``register_term``: :mod:`gateway.register.index`
 - ``staff``: :mod:`gateway.directory.staff`
 - ``contacts``, ``contact_audit``, ``contact_meta``, ``contact_hints``:
   :mod:`gateway.directory.contacts_sealed`
@@ -38,6 +39,7 @@ from gateway.directory.contacts_sealed import step_4_seal_plaintext
 from gateway.directory.staff import step_1_add_roles
 from gateway.holds.table import step_3_seal_staff
 from gateway.queue.schema import step_2_seal_staff
+from gateway.register.ledger import step_5_index_register
 from gateway.schema_version import CURRENT, DatabaseRefused
 from gateway.store import Store
 
@@ -82,6 +84,12 @@ STEPS: tuple[Step, ...] = (
         ("contacts", "contact_audit", "contact_hints"),
         "contacts and their change history are sealed (PRIV-1)",
         lambda store, keys: step_4_seal_plaintext(store, keys.register),
+    ),
+    Step(
+        5,
+        ("register_index", "register_index_term", "register_term"),
+        "the register's index, so lists and summaries need not decrypt every entry",
+        lambda store, keys: step_5_index_register(store, keys.register),
     ),
 )
 

@@ -185,11 +185,13 @@ def cmd_reseal(args: argparse.Namespace) -> int:
         ring = keys.keyring(args.which)
         columns = tables.SPOOL if args.which == "spool" else tables.REGISTER
         report: list[list[str]] = []
-        unreadable = 0
+        unreadable = indexed = 0
         if args.which == "register":
             result = rekey.reseal(keys.register, actor=args.by, batch=args.batch)
             report.append(["register entries", str(result.resealed), str(len(result.unreadable))])
             unreadable += len(result.unreadable)
+            # The index's keyed hashes and sealed names, made again under the current key.
+            indexed = keys.register.rebuild_index()
         for col in columns:
             done, bad = tables.reseal(keys.store, ring, col, args.batch)
             report.append([col.name, str(done), str(bad)])
@@ -206,6 +208,8 @@ def cmd_reseal(args: argparse.Namespace) -> int:
         keys.close()
     print(render(["WHAT", "RESEALED", "UNREADABLE"], report))
     print(f"{args.which}: {total} re-sealed under {ring.current_id}")
+    if args.which == "register":
+        print(f"register index: {indexed} records indexed again under {ring.current_id}")
     if unreadable:
         print(f"{unreadable} did not open (altered or damaged): they keep the old key needed")
         return 1

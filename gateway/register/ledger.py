@@ -32,7 +32,7 @@ import structlog
 from gateway.crypto import Keyring
 from gateway.errors import ConfigError, SpoolCorrupt
 from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
-from gateway.register import checkpoint, threads
+from gateway.register import checkpoint, index, threads
 from gateway.register.codec import (
     GENESIS,
     EntryFields,
@@ -111,6 +111,7 @@ class Register:
         self.clock = clock
         store.ensure(SCHEMA)
         store.ensure(threads.SCHEMA)
+        store.ensure(index.SCHEMA)
         # Freed pages are zeroed, so purged keys and ciphertext do not linger in the file.
         store.query("PRAGMA secure_delete = ON")
 
@@ -184,7 +185,26 @@ class Register:
             f"INSERT INTO register ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
             (*dataclasses.astuple(fields), sealed, wrapped, mac),
         )
+        self.reindex(conn, [ref if ref and index.is_root(conn, ref) else seq])
         return seq
+
+    def reindex(self, conn: sqlite3.Connection, roots: list[int]) -> None:
+        """Rewrite the index rows (:mod:`.index`) of the records ``roots`` start, folded
+        from their own entries, inside the caller's transaction."""
+        for root in roots:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM register WHERE seq = ? OR ref = ? ORDER BY seq",  # noqa: S608
+                (root, root),
+            ).fetchall()
+            found = build_records(self._entry(r) for r in rows)
+            if found and found[0].seq == root:
+                index.put(conn, self.keyring, found[0])
+
+    def rebuild_index(self) -> int:
+        """The whole index again from the register (upgrade, reseal); returns its rows."""
+        with self.store.transaction() as conn:
+            rows = conn.execute(f"SELECT {COLUMNS} FROM register ORDER BY seq").fetchall()  # noqa: S608
+            return index.rebuild(conn, self.keyring, build_records(self._entry(r) for r in rows))
 
     # -- gateway.events.Recorder -------------------------------------------------------
 
@@ -325,10 +345,14 @@ class Register:
         return out
 
     def _entry(self, row: Any) -> Entry:
+        return self._open_row(self.keyring, row)
+
+    @staticmethod
+    def _open_row(keyring: Keyring, row: Any) -> Entry:
         data: dict[str, Any] = {}
         purged = unreadable = False
         try:
-            data = json.loads(open_entry(self.keyring, row["seq"], row["sealed"], row["entry_key"]))
+            data = json.loads(open_entry(keyring, row["seq"], row["sealed"], row["entry_key"]))
         except EntryPurged:
             purged = True
         except (SpoolCorrupt, ValueError):
@@ -431,6 +455,17 @@ class Register:
             self.mac_key = evolved
         log.info("register_checkpoint", count=count, epoch=self.mac_key.epoch, file=path.name)
         return path
+
+
+def step_5_index_register(store: Store, keyring: Keyring) -> int:
+    """Schema step 5: the register's index (:mod:`.index`), built from every entry."""
+    if not store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'register'"):
+        return 0
+    store.ensure(index.SCHEMA)
+    with store.transaction() as conn:
+        rows = conn.execute(f"SELECT {COLUMNS} FROM register ORDER BY seq").fetchall()  # noqa: S608
+        every = build_records(Register._open_row(keyring, r) for r in rows)
+        return index.rebuild(conn, keyring, every)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from gateway.register import index
 from gateway.register.ledger import PurgeRefused, Register, RegisterError
 from gateway.register.view import Record, build_records
 
@@ -114,6 +115,8 @@ def purge(
                 f"DELETE FROM register_thread WHERE seq IN ({marks})",  # noqa: S608
                 chunk,
             )
+        register.reindex(conn, [r.seq for r in due])  # their index rows: purged, no terms
+        index.forget_unused(conn)
         seq = register.append(
             conn,
             kind="purge",

@@ -17,16 +17,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from gateway.register.index import hold_times, is_disclosure, organisation_names
+from gateway.register.index_read import names, ready, where
 from gateway.register.ledger import Register
-from gateway.register.view import CONSENT_VALUES, Record
+from gateway.register.scope import RegisterScope
+from gateway.register.view import CONSENT_VALUES, Filters, Record
 
 AGE_BANDS = ("under 7 days", "7 to 30 days", "30 to 90 days", "over 90 days")
 _BAND_DAYS = (7, 30, 90)
 TOP_ORGANISATIONS = 15
-# A held message has not left yet; refused, withdrawn or expired, it never will.
-NOT_SENT = ("held", "refused", "withdrawn", "expired")
-DECIDED = ("approved", "refused")  # a line manager's decision on a held message
 WITHOUT_CONSENT = ("refused", "not-sought")
 
 
@@ -86,45 +87,11 @@ def age_band(age_seconds: float) -> int:
     return len(_BAND_DAYS)
 
 
-def is_disclosure(r: Record) -> bool:
-    return (
-        r.kind == "accepted"
-        and not r.notice
-        and not r.purged
-        and r.external
-        and r.approval not in NOT_SENT
-    )
-
-
-def organisation_names(r: Record) -> dict[str, str]:
-    """The receiving organisations of ``r``: a key (case and spacing folded) -> its name
-    as recorded (the contact's organisation, else the address's domain)."""
-    out: dict[str, str] = {}
-    for x in r.recipients:
-        name = " ".join(str(x.get("organisation") or "").split())
-        if not name:
-            name = str(x.get("address", "")).rpartition("@")[2].lower()
-        if name:
-            out.setdefault(name.lower(), name)
-    return out
-
-
-def hold_times(r: Record) -> tuple[float | None, float | None]:
-    """When ``r`` was first held for approval, and when a line manager decided."""
-    held = decided = None
-    for step in r.approval_steps:
-        if step["action"] == "held" and held is None:
-            held = float(step["at"])
-        elif step["action"] in DECIDED and held is not None and decided is None:
-            decided = float(step["at"])
-    return held, decided
-
-
 def median_hours(waits: list[float]) -> float | None:
     return round(statistics.median(waits) / 3600.0, 1) if waits else None
 
 
-def top_organisations(counts: dict[str, int], names: dict[str, str]) -> list[tuple[str, int]]:
+def top_organisations(counts: dict[Any, int], names: dict[Any, str]) -> list[tuple[str, int]]:
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], names[kv[0]].lower(), kv[0]))
     return [(names[k], n) for k, n in ranked[:TOP_ORGANISATIONS]]
 
@@ -183,7 +150,7 @@ def summarise_records(
             without += 1
             if not r.informed:
                 outstanding += 1
-        for key, name in organisation_names(r).items():
+        for key, (_, name) in organisation_names(r).items():
             orgs[key] += 1
             org_names.setdefault(key, name)
     return Summary(
@@ -213,6 +180,105 @@ def summarise(
     now: float,
     scope: Callable[[Record], bool] | None = None,
 ) -> Summary:
-    """The figures of ``[since, until)`` in ``register`` (a :class:`Register`), limited
-    to the records ``scope`` shows (a manager's, ``[web] manager_scope``)."""
-    return summarise_records(register.records(), since=since, until=until, now=now, scope=scope)
+    """The figures of ``[since, until)`` in ``register``, limited to the records ``scope``
+    shows (a manager's, ``[web] manager_scope``), read from the register's index. A scope
+    other than a :class:`RegisterScope` (or its ``shows``) is asked record by record,
+    over the whole register."""
+    visible = _indexed_scope(scope)
+    if (scope is not None and visible is None) or not ready(register):
+        return summarise_records(register.records(), since=since, until=until, now=now, scope=scope)
+    return _from_index(register, since=since, until=until, now=now, scope=visible)
+
+
+def _indexed_scope(scope: Callable[[Record], bool] | None) -> RegisterScope | None:
+    owner = getattr(scope, "__self__", None)
+    if isinstance(scope, RegisterScope):
+        return scope
+    if isinstance(owner, RegisterScope) and getattr(scope, "__name__", "") == "shows":
+        return owner
+    return None
+
+
+_TOTALS = """
+SELECT coalesce(sum(i.kind = 'accepted' AND i.notice = 0), 0),
+       coalesce(sum(i.kind = 'refused'), 0),
+       coalesce(sum(i.approval = 'held'), 0),
+       coalesce(sum(i.disclosure), 0),
+       coalesce(sum(i.disclosure AND i.consent IN ('refused', 'not-sought')), 0),
+       coalesce(sum(i.disclosure AND i.consent IN ('refused', 'not-sought')
+                    AND i.informed = ''), 0),
+       coalesce(sum(i.incomplete), 0),
+       coalesce(sum(i.incomplete AND i.at > ?), 0),
+       coalesce(sum(i.incomplete AND i.at <= ? AND i.at > ?), 0),
+       coalesce(sum(i.incomplete AND i.at <= ? AND i.at > ?), 0),
+       coalesce(sum(i.incomplete AND i.at <= ?), 0),
+       min(i.at)
+FROM register_index i WHERE """
+_MONTH = "strftime('%Y-%m', i.at, 'unixepoch', 'localtime')"
+
+
+def _from_index(
+    register: Register,
+    *,
+    since: float | None,
+    until: float | None,
+    now: float,
+    scope: RegisterScope | None,
+) -> Summary:
+    found = where(register, Filters(since=since, until=until, include_notices=True), scope)
+    assert found is not None  # every filter used here is indexed
+    sql, args = found
+    query = register.store.query
+    edges = [now - d * 86400.0 for d in _BAND_DAYS]
+    bands = [edges[0], edges[0], edges[1], edges[1], edges[2], edges[2]]
+    t = list(query(_TOTALS + sql, (*bands, *args))[0])
+    all_months = period_months(since, until, now, t[11])
+    by_month = {m: dict.fromkeys(CONSENT_VALUES, 0) for m in all_months}
+    consent = "CASE WHEN i.consent IN ({}) THEN i.consent ELSE 'not-recorded' END".format(
+        ",".join(f"'{c}'" for c in CONSENT_VALUES)
+    )
+    for month, c, n in query(
+        f"SELECT {_MONTH}, {consent}, count(*) FROM register_index i"  # noqa: S608
+        f" WHERE {sql} AND i.disclosure = 1 GROUP BY 1, 2",
+        args,
+    ):
+        by_month.setdefault(month, dict.fromkeys(CONSENT_VALUES, 0))[c] += n
+    held_count: Counter[str] = Counter()
+    waits: dict[str, list[float]] = {}
+    for month, held_at, decided_at in query(
+        f"SELECT {_MONTH}, i.held_at, i.decided_at FROM register_index i"  # noqa: S608
+        f" WHERE {sql} AND i.held_at IS NOT NULL",
+        args,
+    ):
+        held_count[month] += 1
+        if decided_at is not None:
+            waits.setdefault(month, []).append(decided_at - held_at)
+    counts = {
+        int(term): int(n)
+        for term, n in query(
+            "SELECT t.term, count(*) FROM register_index_term t"  # noqa: S608
+            " JOIN register_index i ON i.seq = t.seq JOIN register_term w ON w.id = t.term"
+            f" WHERE {sql} AND i.disclosure = 1 AND w.what IN ('organisation', 'domain')"
+            " GROUP BY t.term",
+            args,
+        )
+    }
+    org_names = {**names(register, "organisation"), **names(register, "domain")}
+    return Summary(
+        since=since,
+        until=until,
+        sent=t[0],
+        refused=t[1],
+        held_now=t[2],
+        without_consent=t[4],
+        incomplete=t[6],
+        inform_outstanding=t[5],
+        by_month=sorted(by_month.items()),
+        by_organisation=top_organisations(counts, {k: org_names[k] for k in counts}),
+        holds_by_month=[
+            (m, held_count[m], len(waits.get(m, [])), median_hours(waits.get(m, [])))
+            for m in all_months
+        ],
+        incomplete_by_age=list(zip(AGE_BANDS, t[7:11], strict=True)),
+        disclosures=t[3],
+    )

@@ -15,34 +15,12 @@ follow-up forms, the family report, the CSV export and every count.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from gateway.directory.staff import StaffMember
-from gateway.register.view import Record
+from gateway.register.scope import RegisterScope
 from gateway.settings.web import ManagerScope
 
-
-@dataclass(frozen=True)
-class RegisterScope:
-    login: str
-    # The logins whose records the viewer reads; None: every record.
-    reports: frozenset[str] | None
-
-    @property
-    def everything(self) -> bool:
-        return self.reports is None
-
-    def shows(self, r: Record) -> bool:
-        if self.reports is None:
-            return True
-        if r.staff.lower() in self.reports:
-            return True
-        return any(
-            str(e.data.get("actor", "")).lower() == self.login for e in (r.entry, *r.followups)
-        )
-
-    def only(self, records: Iterable[Record]) -> list[Record]:
-        return [r for r in records if self.shows(r)]
+__all__ = ["RegisterScope", "scope_for"]
 
 
 def scope_for(

@@ -1,0 +1,212 @@
+"""What the register's list, filters and summary read, kept beside the register so that a
+read does not decrypt every entry.
+
+One row per record (an original with its follow-ups): its time and kind, and what the
+fold (:func:`gateway.register.view.build_records`, run on that record's own entries)
+made of it: consent status, person informed, approval, status, complete or not. Whatever
+names a person, a family or an organisation is a number pointing at ``register_term``,
+which keeps a keyed hash of the value (found by equality, as :mod:`.threads` does for
+Message-IDs) and, for organisations, domains and recipient addresses only, the value
+itself sealed with the register key (shown on the Reports page, searched by "contains").
+So the index holds no more than the list page shows a signed-in manager, and nothing
+personal in the clear.
+
+The row is written in the same transaction as every append (a follow-up rewrites its
+original's row), marked purged with its entries, and rebuilt from the register by
+``c4f-gateway upgrade`` and ``keys reseal register``. The register's MAC chain stays the
+source of truth: ``register verify`` never reads this.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from gateway.crypto import Keyring
+from gateway.register.view import Record, build_records
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS register_term (
+    id INTEGER PRIMARY KEY,
+    what TEXT NOT NULL,            -- staff, actor, family, organisation, domain, recipient
+    lookup BLOB NOT NULL UNIQUE,   -- keyed hash of the value (term_lookups)
+    sealed BLOB                    -- organisation, domain, recipient: the value, sealed
+);
+CREATE TABLE IF NOT EXISTS register_index (
+    seq INTEGER PRIMARY KEY,       -- the record's original entry
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    notice INTEGER NOT NULL,       -- the gateway's own notice to staff
+    purged INTEGER NOT NULL,
+    disclosure INTEGER NOT NULL,   -- sent outside and left (summary.is_disclosure)
+    staff INTEGER,                 -- register_term ids
+    family INTEGER,
+    consent TEXT NOT NULL,
+    informed TEXT NOT NULL,
+    approval TEXT NOT NULL,
+    incomplete INTEGER NOT NULL,
+    own_hold INTEGER NOT NULL,     -- a retention hold of its own (its family's follow it)
+    held_at REAL,                  -- first held for approval
+    decided_at REAL                -- a line manager's decision on it
+);
+CREATE INDEX IF NOT EXISTS register_index_kind_at ON register_index (kind, at);
+CREATE INDEX IF NOT EXISTS register_index_family ON register_index (family);
+CREATE TABLE IF NOT EXISTS register_index_term (
+    seq INTEGER NOT NULL,          -- register_index.seq
+    term INTEGER NOT NULL,         -- register_term.id (organisations, recipients, actors)
+    PRIMARY KEY (seq, term)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS register_index_term_term ON register_index_term (term, seq);
+"""
+_PURPOSE = b"register-index/"
+SEALED_TERMS = ("organisation", "domain", "recipient")
+# A held message has not left yet; refused, withdrawn or expired, it never will.
+NOT_SENT = ("held", "refused", "withdrawn", "expired")
+DECIDED = ("approved", "refused")  # a line manager's decision on a held message
+
+
+def is_disclosure(r: Record) -> bool:
+    """Sent by a member of staff outside the centre, and left (or will, once queued)."""
+    return (
+        r.kind == "accepted"
+        and not r.notice
+        and not r.purged
+        and r.external
+        and r.approval not in NOT_SENT
+    )
+
+
+def fold_key(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def organisation_names(r: Record) -> dict[str, tuple[str, str]]:
+    """The receiving organisations of ``r``: key (case and spacing folded) -> (what, name
+    as recorded): the contact's ``organisation``, else the address's ``domain``."""
+    out: dict[str, tuple[str, str]] = {}
+    for x in r.recipients:
+        name = " ".join(str(x.get("organisation") or "").split())
+        what = "organisation"
+        if not name:
+            name, what = str(x.get("address", "")).rpartition("@")[2].lower(), "domain"
+        if name:
+            out.setdefault(name.lower(), (what, name))
+    return out
+
+
+def hold_times(r: Record) -> tuple[float | None, float | None]:
+    """When ``r`` was first held for approval, and when a line manager decided."""
+    held = decided = None
+    for step in r.approval_steps:
+        if step["action"] == "held" and held is None:
+            held = float(step["at"])
+        elif step["action"] in DECIDED and held is not None and decided is None:
+            decided = float(step["at"])
+    return held, decided
+
+
+def term_lookups(keyring: Keyring, what: str, value: str) -> list[bytes]:
+    """The keyed hashes a term may be stored under (the current key's first)."""
+    return keyring.lookups(fold_key(value), _PURPOSE + what.encode())
+
+
+def term_aad(what: str) -> bytes:
+    return b"register_term:" + what.encode()
+
+
+def term_id(conn: sqlite3.Connection, keyring: Keyring, what: str, value: str) -> int:
+    """The term for ``value``, added (with its sealed value, if shown) when new."""
+    hashes = term_lookups(keyring, what, value)
+    marks = ",".join("?" * len(hashes))
+    found = conn.execute(
+        f"SELECT id FROM register_term WHERE lookup IN ({marks})",  # noqa: S608
+        hashes,
+    ).fetchone()
+    if found:
+        return int(found[0])
+    sealed = keyring.seal(value.encode(), term_aad(what)) if what in SEALED_TERMS else None
+    cur = conn.execute(
+        "INSERT INTO register_term (what, lookup, sealed) VALUES (?, ?, ?)",
+        (what, hashes[0], sealed),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def open_term(keyring: Keyring, what: str, sealed: bytes) -> str:
+    """A sealed term's value (organisations, domains, recipients)."""
+    return keyring.open(sealed, term_aad(what)).decode()
+
+
+def terms(r: Record) -> list[tuple[str, str]]:
+    """The many-valued terms of ``r``: organisations, recipients, and who acted on it."""
+    out = list(organisation_names(r).values())
+    out += [("recipient", str(x.get("address", ""))) for x in r.recipients]
+    actors = {str(e.data.get("actor", "")) for e in (r.entry, *r.followups)}
+    out += [("actor", a) for a in sorted(actors)]
+    return [(w, v) for w, v in out if v]
+
+
+def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
+    """Write (or rewrite) the index row of ``r``, folded from its own entries."""
+    held_at, decided_at = hold_times(r)
+    staff = term_id(conn, keyring, "staff", r.staff) if r.staff else None
+    family = term_id(conn, keyring, "family", r.family) if r.family else None
+    conn.execute(
+        "INSERT OR REPLACE INTO register_index (seq, at, kind, notice, purged, disclosure,"
+        " staff, family, consent, informed, approval, incomplete, own_hold, held_at,"
+        " decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            r.seq,
+            r.at,
+            r.kind,
+            int(r.notice),
+            int(r.purged),
+            int(is_disclosure(r)),
+            staff,
+            family,
+            r.consent or "",
+            r.informed or "",
+            r.approval or "",
+            int(bool(r.missing)),
+            # Folded alone, a record is kept beyond retention only by a hold of its own.
+            int(r.retention_hold),
+            held_at,
+            decided_at,
+        ),
+    )
+    conn.execute("DELETE FROM register_index_term WHERE seq = ?", (r.seq,))
+    ids = {term_id(conn, keyring, what, value) for what, value in terms(r)}
+    conn.executemany(
+        "INSERT INTO register_index_term (seq, term) VALUES (?, ?)", [(r.seq, i) for i in ids]
+    )
+
+
+def is_root(conn: sqlite3.Connection, seq: int) -> bool:
+    return conn.execute("SELECT 1 FROM register_index WHERE seq = ?", (seq,)).fetchone() is not None
+
+
+def forget_unused(conn: sqlite3.Connection) -> None:
+    """Drop the terms no row names any more (after a purge: its values go with it)."""
+    conn.execute(
+        "DELETE FROM register_term WHERE id NOT IN (SELECT term FROM register_index_term)"
+        " AND id NOT IN (SELECT staff FROM register_index WHERE staff IS NOT NULL)"
+        " AND id NOT IN (SELECT family FROM register_index WHERE family IS NOT NULL)"
+    )
+
+
+def rebuild(conn: sqlite3.Connection, keyring: Keyring, records: Iterable[Record]) -> int:
+    """The whole index again from folded records (upgrade, reseal); returns the rows."""
+    conn.execute("DELETE FROM register_index_term")
+    conn.execute("DELETE FROM register_index")
+    conn.execute("DELETE FROM register_term")
+    count = 0
+    for r in records:
+        put(conn, keyring, _alone(r))
+        count += 1
+    return count
+
+
+def _alone(r: Record) -> Record:
+    """``r`` folded from its own entries only (a whole-register fold also marks records
+    held through their family, which the index works out when it is read)."""
+    return build_records([r.entry, *r.followups])[0]

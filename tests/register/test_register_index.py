@@ -1,0 +1,194 @@
+"""The register's index answers as the whole register does, through every change: new
+records, delivery outcomes, annotations (consent, safeguarding), approvals, a purge, a
+key rotation with its re-seal and retirement, and a rebuild by the schema step.
+
+"Answers as" means: for each filter (and a manager's scope), the same records in the
+same order, the same count, the same status, consent and retention hold on each row, and
+the same summary figures as the fold of the whole register (the source of truth).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.pki import TestCA
+from support.register import accepted, record
+from support.register_seed import CAFCASS, NOW, SINCE, UNTIL, at, seed
+from support.subprocess_gateway import prepare, run_cli
+
+from gateway.crypto import Keyring, key_id_of
+from gateway.events import HoldEvent, Outcome
+from gateway.register import index_read
+from gateway.register.ledger import Register, step_5_index_register
+from gateway.register.purge import purge
+from gateway.register.scope import RegisterScope
+from gateway.register.summary import summarise, summarise_records
+from gateway.register.view import Filters, Record
+from gateway.settings import load
+from gateway.settings.register import register_settings
+from gateway.store import Store
+
+MONA = "mona@c4f.example"
+BOB = "bob@c4f.example"
+CHECKS = [
+    Filters(),
+    Filters(include_notices=True),
+    Filters(since=at("2026-10-01", 0), until=at("2026-11-03", 0)),
+    Filters(staff="BOB@c4f.example"),
+    Filters(staff="nobody@c4f.example"),
+    Filters(family="f-7"),
+    Filters(organisation="cafcass"),
+    Filters(organisation="nowhere"),
+    Filters(recipient="police"),
+    Filters(recipient="SCHOOL.example"),
+    Filters(consent="refused"),
+    Filters(consent="not-recorded"),
+    Filters(incomplete=True),
+    Filters(refused=True),
+    Filters(retention_hold=True),
+    Filters(held_for_approval=True),
+    Filters(kinds=("admin", "purge")),
+]
+SCOPES = [None, RegisterScope(MONA, frozenset({BOB})), RegisterScope("nobody", frozenset())]
+
+
+@pytest.fixture(autouse=True)
+def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "Europe/London")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def config(tmp_path: Path, ca: TestCA) -> Path:
+    return prepare(tmp_path / "gw", ca)
+
+
+def open_register(config: Path) -> Register:
+    settings = load(config)
+    return Register.from_settings(Store(settings.storage.database), register_settings(settings))
+
+
+def row(r: Record) -> tuple[object, ...]:
+    return (r.seq, r.staff, r.family, r.consent, r.informed, r.status, r.retention_hold, r.missing)
+
+
+def agrees(reg: Register) -> int:
+    """Every check through the index equals the whole register's fold; returns how many
+    (filter, scope) pairs matched something, so a test sees the checks were not empty."""
+    every = reg.records()
+    nonempty = 0
+    for f in CHECKS:
+        for scope in SCOPES:
+            expected = [r for r in reg.records(f) if scope is None or scope.shows(r)][::-1]
+            found = index_read.page(reg, f, scope, offset=0, limit=1000)
+            assert found is not None, f
+            total, records = found
+            assert (total, [row(r) for r in records]) == (
+                len(expected),
+                [row(r) for r in expected],
+            ), (f, scope)
+            nonempty += bool(expected)
+        if f == Filters():  # a later page: the same records as the fold's, further on
+            newest = reg.records(f)[::-1]
+            second = index_read.page(reg, f, None, offset=2, limit=3)
+            assert second is not None
+            assert [r.seq for r in second[1]] == [r.seq for r in newest[2:5]]
+    for since, until in ((SINCE, UNTIL), (None, None)):
+        for scope in SCOPES:
+            slow = summarise_records(
+                every,
+                since=since,
+                until=until,
+                now=NOW,
+                scope=None if scope is None else (lambda r, s=scope: s.shows(r)),
+            )
+            fast = summarise(reg, since=since, until=until, now=NOW, scope=scope)
+            assert fast == slow, (since, scope)
+            if scope is not None:
+                assert summarise(reg, since=since, until=until, now=NOW, scope=scope.shows) == slow
+    return nonempty
+
+
+def test_index_answers_as_the_register_through_every_change(config: Path) -> None:
+    reg = open_register(config)
+    seqs = seed(reg)
+    baseline = agrees(reg)
+    assert baseline > 20
+
+    with reg.store.transaction() as conn:  # delivered: the status of Q1's row changes
+        reg.outcome(
+            conn,
+            Outcome("Q1", at("2026-09-10", 13), 1, "delivered", (next(iter(CAFCASS)),), "250 ok"),
+        )
+    assert reg.record(seqs["Q1"]).status == "delivered"  # type: ignore[union-attr]
+    agrees(reg)
+
+    reg.annotate(seqs["Q4"], MONA, consent="obtained")  # no longer incomplete
+    reg.annotate(seqs["Q12"], MONA, family="F-7", safeguarding=True)  # kept, with its family
+    record(reg, accepted("Q13", at("2026-11-19"), recipients=CAFCASS, disclosure={"family": "f-7"}))
+    kept = {r.seq for r in reg.records(Filters(retention_hold=True))}
+    assert seqs["Q12"] in kept and len(kept) == 2  # Q13 through its family
+    agrees(reg)
+
+    with reg.store.transaction() as conn:  # Q7 approved: no longer held, now disclosed
+        reg.hold(conn, HoldEvent("Q7", at("2026-11-05"), "approved", MONA, "ok"))
+    assert summarise(reg, since=SINCE, until=UNTIL, now=NOW).held_now == 0
+    agrees(reg)
+
+    gone = purge(reg, actor="admin", only=seqs["Q3"])  # x@school.example only wrote here
+    assert gone.records == [seqs["Q3"]]
+    assert "x@school.example" not in index_read.names(reg, "recipient").values()
+    assert "school.example" not in index_read.names(reg, "domain").values()
+    agrees(reg)
+
+
+def test_index_is_renewed_by_a_reseal_and_works_after_the_old_key_is_retired(
+    config: Path,
+) -> None:
+    reg = open_register(config)
+    seed(reg)
+    key_file = register_settings(load(config)).key_file
+    old = Keyring.load(key_file).current_id
+    assert (
+        run_cli("keys", "rotate", "register", "--config", config, "--by", "admin").returncode == 0
+    )
+    reg = open_register(config)
+    record(reg, accepted("Q20", at("2026-11-19"), staff=BOB, recipients=CAFCASS))  # new key
+    done = run_cli("keys", "reseal", "register", "--config", config, "--by", "admin")
+    assert done.returncode == 0, done.stderr
+    assert "register index: 15 records indexed again under" in done.stdout
+    then = time.time() - 120  # past retire's settling time
+    os.utime(key_file, (then, then))
+    done = run_cli("keys", "retire", old, "--config", config, "--by", "admin")
+    assert done.returncode == 0, done.stdout + done.stderr
+    reg = open_register(config)
+    assert old not in reg.keyring.ids
+    sealed = reg.store.query("SELECT sealed FROM register_term WHERE sealed IS NOT NULL")
+    assert sealed and {key_id_of(bytes(r[0])) for r in sealed} == {reg.keyring.current_id}
+    # Found by the new key's hashes alone: BOB's two records, before and after the rotation.
+    assert [r.staff for r in reg.records(Filters(staff=BOB))] == [BOB, BOB]
+    assert agrees(reg) > 20
+
+
+def test_schema_step_builds_the_index_of_an_existing_register(config: Path) -> None:
+    reg = open_register(config)
+    seed(reg)
+    before = reg.store.query("SELECT * FROM register_index ORDER BY seq")
+    with reg.store.transaction() as conn:
+        for table in ("register_index_term", "register_index", "register_term"):
+            conn.execute(f"DELETE FROM {table}")  # noqa: S608
+    # Not built yet: reads go to the whole register (slower, never wrong).
+    assert index_read.page(reg, Filters(), None, offset=0, limit=10) is None
+    assert summarise(reg, since=None, until=None, now=NOW).sent == 10
+    rows = step_5_index_register(reg.store, reg.keyring)
+    assert rows == len(reg.records())
+    after = reg.store.query("SELECT * FROM register_index ORDER BY seq")
+    assert [tuple(r)[:6] for r in after] == [tuple(r)[:6] for r in before]
+    agrees(reg)
