@@ -105,7 +105,7 @@ def test_add_edit_remove_each_write_the_contact_and_one_entry_together(site: Sit
     assert details[1]["after"]["organisation"] == "Cafcass Cymru"
 
 
-def test_a_failed_register_write_leaves_neither_the_contact_change_nor_an_entry(
+def test_reg13_a_failed_register_write_leaves_neither_the_change_nor_an_entry(
     site: Site,
 ) -> None:
     app = create_app(site.console)
