@@ -19,6 +19,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from gateway.web import (
+    pages_client_copy,
     pages_contacts,
     pages_contacts_io,
     pages_enrol,
@@ -27,6 +28,7 @@ from gateway.web import (
     pages_queue,
     pages_register,
     pages_reports,
+    pages_requests,
     pages_signin,
     pages_staff,
 )
@@ -80,6 +82,7 @@ def create_app(console: Console, *, verify_at_start: bool = True) -> Starlette:
             *pages_signin.routes,
             *pages_enrol.routes,
             *pages_register.routes,
+            *pages_client_copy.routes,
             *pages_reports.routes,
             *pages_contacts_io.routes,  # before /contacts/{cid}
             *pages_contacts.routes,
@@ -87,6 +90,7 @@ def create_app(console: Console, *, verify_at_start: bool = True) -> Starlette:
             *pages_staff.routes,
             *pages_held.routes,
             *pages_policy.routes,
+            *pages_requests.routes,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders, https=console.web.tls)],

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from gateway.register import formats as fmt
 from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.ledger import RegisterError
+from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
 from gateway.register.retention import CATEGORIES
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
@@ -225,6 +226,9 @@ def _entry_context(r: Record) -> dict[str, Any]:
         "hold_words": hold_words(r),
         "informed_words": informed_words(r),
         "disclosure": r.kind == "accepted" and not r.purged,
+        "request_pairs": fmt.request_pairs(r) if r.kind == "request" and not r.purged else [],
+        # Third-party: withheld from a client copy (messages and requests alike).
+        "flaggable": r.kind in ("accepted", "request") and not r.purged,
     }
 
 
@@ -250,6 +254,8 @@ def changes_from(form: FormData) -> dict[str, Any]:
         }
     if action == "release":
         return {"hold": False, "hold_reason": text(form, "hold_reason", 1000) or None}
+    if action == "third_party":
+        return {"third_party": {"yes": True, "no": False}.get(text(form, "third_party"))}
     return {}
 
 
@@ -323,6 +329,7 @@ async def report_page(request: Request) -> Response:
             "family": family,
             "records": [(r, fmt.flat(r)) for r in records],
             "generated": fmt.local_time(console.clock()),
+            "clause": REQUEST_CLAUSE,
         },
     )
 

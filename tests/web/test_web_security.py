@@ -163,22 +163,27 @@ def test_staff_sign_in_only_to_their_held_messages(site: Site) -> None:
         held = client.get("/held")
         assert held.status_code == 200
         csrf = field_value(held.text, "csrf")
-        # The navigation offers nothing else but the policy, nor the reviewers' banner.
-        assert re.findall(r'<li><a href="([^"]+)"', held.text) == ["/held", "/policy"]
+        # The navigation offers nothing else but recording a request and the policy, nor
+        # the reviewers' banner.
+        assert re.findall(r'<li><a href="([^"]+)"', held.text) == [
+            "/held",
+            "/requests/new",
+            "/policy",
+        ]
         assert "Verify now" not in held.text
         for path in ("/register", "/contacts", "/queue", "/staff"):
             reply = client.get(path, follow_redirects=False)
             assert reply.status_code == 403, path
         for path in _paths(site, "GET"):
-            if path.startswith((*SIGNED_OUT, "/held", "/policy")) or path == "/":
+            if path.startswith((*SIGNED_OUT, "/held", "/policy", "/requests")) or path == "/":
                 continue
             reply = client.get(path, follow_redirects=False)
             assert reply.status_code == 403, path
             assert "only" in reply.text and "Your role (staff) does not include it" in reply.text
         before = site.store.query("SELECT count(*) FROM register")[0][0]
         for path in _paths(site, "POST"):
-            if path.startswith((*SIGNED_OUT, "/signout", "/held")):
-                continue
+            if path.startswith((*SIGNED_OUT, "/signout", "/held", "/requests")):
+                continue  # /requests/new: staff record requests (test_web_requests_browser.py)
             data = {"csrf": csrf, "action": "hold", "family": "F-1", "login": STAFF}
             reply = client.post(path, data={**data, "role": "admin"}, follow_redirects=False)
             assert reply.status_code == 403, path
