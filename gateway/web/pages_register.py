@@ -22,10 +22,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.register import formats as fmt
+from gateway.register import index_read
 from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.ledger import RegisterError
 from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
 from gateway.register.retention import CATEGORIES
+from gateway.register.summary import Summary, summarise
+from gateway.register.summary_formats import period_words
+from gateway.register.summary_formats import totals as summary_totals
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
@@ -114,25 +118,56 @@ def _saved(v: Viewer) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def list_page(
+    console: Console, member_scope: RegisterScope, filters: Filters, number: int
+) -> tuple[int, list[Record], Summary]:
+    """(records matching, the records of page ``number``, newest first, the period's
+    summary): read through the register's index, decrypting only the page shown.
+    Blocking: run it in a worker thread."""
+    register = console.register
+    found = index_read.page(
+        register, filters, member_scope, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
+    if found is None:  # a filter the index does not answer: the whole register
+        every = member_scope.only(register.records(filters))
+        every.reverse()
+        found = len(every), every[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    figures = summarise(
+        register, since=filters.since, until=filters.until, now=console.clock(), scope=member_scope
+    )
+    return found[0], found[1], figures
+
+
 async def register_list(request: Request) -> Response:
     v = await viewer(request)
     saved = _saved(v)
-    records = await _records(request, v, filters_of(saved))
-    records.reverse()  # newest first
     try:
         number = max(1, int(request.query_params.get("page", "1")))
     except ValueError:
         number = 1
-    pages = max(1, -(-len(records) // PAGE_SIZE))
+    console = console_of(request)
+
+    def read(number: int) -> tuple[int, list[Record], Summary]:
+        found = list_page(console, _scope(console, v), filters_of(saved), number)
+        last = max(1, -(-found[0] // PAGE_SIZE))
+        return (
+            found
+            if number <= last
+            else list_page(console, _scope(console, v), filters_of(saved), last)
+        )
+
+    total, shown, figures = await asyncio.to_thread(read, number)
+    pages = max(1, -(-total // PAGE_SIZE))
     number = min(number, pages)
-    shown = records[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
     return await page(
         request,
         v,
         "register_list.html",
         {
             "records": [_row(r) for r in shown],
-            "total": len(records),
+            "total": total,
+            "summary": summary_totals(figures),
+            "period": period_words(figures),
             "page_number": number,
             "pages": pages,
             "saved": saved,
