@@ -1,10 +1,20 @@
 """The embedded SQLite database that holds the queue, staff accounts and (later) contacts
 and the register.
 
-One connection per process, guarded by a lock, in WAL mode with ``synchronous=FULL`` so a
-committed transaction survives power loss (with ``NORMAL`` a WAL commit can be lost).
-Blocking calls run in a worker thread from async code (``await store.run(fn, ...)``).
-Each component creates its own tables with :meth:`Store.ensure`.
+One connection per process for writing, guarded by a lock, in WAL mode with
+``synchronous=FULL`` so a committed transaction survives power loss (with ``NORMAL`` a
+WAL commit can be lost). Blocking calls run in a worker thread from async code (``await
+store.run(fn, ...)``). Each component creates its own tables with :meth:`Store.ensure`.
+
+Group commit: :meth:`Store.together` (and ``await`` :meth:`Store.together_async`) runs a
+write inside one transaction shared with the writes other sessions hand in at the same
+time, so one fsync covers them all. It returns only after the COMMIT that covers it; if
+that COMMIT fails, every write in it fails (so each client gets 451, never 250).
+
+``SELECT`` through :meth:`Store.query` reads on a second connection with its own lock
+(WAL: readers see the last commit and do not wait for a writer), so a staff or contact
+lookup on the event loop never waits behind a commit's fsync. A thread inside its own
+write transaction reads on the writing connection, and so sees its own writes.
 
 Opening checks the schema version (:mod:`gateway.schema_version`) and takes a shared lock
 on ``DATABASE.lock`` for as long as the store is open; ``restore`` and ``upgrade`` take it
@@ -14,13 +24,17 @@ exclusively, so they never replace or change a database another gateway process 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fcntl
 import os
+import re
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +42,10 @@ from gateway import schema_version
 from gateway.schema_version import DatabaseRefused
 
 T = TypeVar("T")
+# Under load, a commit waits this long (or for this many writes) for others to share it.
+GROUP_WINDOW = 0.003
+GROUP_MAX = 64
+_READ_ONLY = re.compile(r"\s*SELECT\b", re.IGNORECASE)
 _BACKUP_STEP = 1024  # pages copied between two progress reports (4 MiB at 4 KiB pages)
 
 
@@ -77,6 +95,10 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._ensured: set[str] = set()
+        self._owner = 0  # the thread inside a write transaction, if any
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self.group = GroupCommit(self)
         if path.exists():
             path.chmod(0o600)
         try:
@@ -102,6 +124,7 @@ class Store:
         """A write transaction: committed (and fsynced) on exit, rolled back on error."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
+            self._owner = threading.get_ident()
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
@@ -112,8 +135,35 @@ class Store:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._owner = 0
+
+    def together(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` in a write transaction shared with others' (group commit); its
+        result once the COMMIT that covers it has returned.
+
+        ``fn`` runs in the store's commit thread, inside a savepoint: if it raises, its
+        own writes are undone, the others' are committed, and its exception is raised
+        here. If the COMMIT fails, it is raised to every caller whose write it held.
+        Called inside a write transaction of this thread, ``fn`` is simply part of it.
+        """
+        if self._owner == threading.get_ident():
+            return fn(self._conn)
+        result: T = self.group.submit(fn).result()
+        return result
+
+    async def together_async(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`together` for async code: no thread waits for the commit."""
+        result: T = await asyncio.wrap_future(self.group.submit(fn))
+        return result
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if _READ_ONLY.match(sql) and self._owner != threading.get_ident():
+            with self._read_lock:
+                if self._reader is None:
+                    self._reader = _connect(self.path)
+                    self._reader.execute("PRAGMA query_only=ON")
+                return list(self._reader.execute(sql, params))
         with self._lock:
             return list(self._conn.execute(sql, params))
 
@@ -151,6 +201,114 @@ class Store:
         return await asyncio.to_thread(fn, *args)
 
     def close(self) -> None:
+        self.group.close()  # what was handed in is committed first
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
         with self._lock:
             self._conn.close()
             self._unlock()  # once: later calls do nothing
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+@dataclass
+class _Write:
+    fn: Callable[[sqlite3.Connection], Any]
+    done: concurrent.futures.Future[Any]
+
+
+class GroupCommit:
+    """A thread that commits the writes handed to it together: one transaction and one
+    fsync for every write that arrived while the last commit was on its way to disk, or
+    within :data:`GROUP_WINDOW` under load. With a single session nothing waits.
+
+    ``commits`` and ``writes`` count what it has committed (for benchmarks and tests).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cond = threading.Condition()
+        self._queue: list[_Write] = []
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._last_batch = 0
+        self.commits = 0
+        self.writes = 0
+
+    def waiting(self) -> int:
+        """Writes handed in and not yet taken into a commit."""
+        with self._cond:
+            return len(self._queue)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future[Any]:
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cond:
+            if self._closing:
+                raise sqlite3.ProgrammingError("the store is closed")
+            self._queue.append(_Write(fn, done))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="store-group-commit", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return done
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                if self._last_batch > 1 or len(self._queue) > 1:
+                    deadline = time.monotonic() + GROUP_WINDOW
+                    while len(self._queue) < GROUP_MAX and not self._closing:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+            self._last_batch = len(batch)
+            # A caller that gave up (its session ended) before its turn is left out.
+            self._commit([w for w in batch if w.done.set_running_or_notify_cancel()])
+
+    def _commit(self, batch: list[_Write]) -> None:
+        if not batch:
+            return
+        results: list[tuple[bool, Any]] = []
+        try:
+            with self.store.transaction() as conn:
+                for write in batch:
+                    conn.execute("SAVEPOINT together")
+                    try:
+                        results.append((True, write.fn(conn)))
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO together")
+                        results.append((False, exc))
+                    conn.execute("RELEASE together")
+        except BaseException as exc:
+            # Nothing of this batch is on disk: every caller hears of it.
+            for write in batch:
+                write.done.set_exception(exc)
+            return
+        self.commits += 1
+        self.writes += sum(ok for ok, _ in results)
+        for write, (ok, value) in zip(batch, results, strict=True):
+            if ok:
+                write.done.set_result(value)
+            else:
+                write.done.set_exception(value)

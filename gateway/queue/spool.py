@@ -3,7 +3,10 @@
 A message is accepted by ONE SQLite transaction (``synchronous=FULL``, so it is on disk
 when COMMIT returns) that writes the sealed message, one row per recipient and the
 register's record. Only after that commit does the client get its 250; a crash at any
-earlier point leaves no trace, a crash after it loses nothing (RFC 5321 6.1).
+earlier point leaves no trace, a crash after it loses nothing (RFC 5321 6.1). Messages
+accepted at the same time share that transaction and its fsync (group commit,
+:meth:`gateway.store.Store.together`), each in a savepoint of its own; the sealing is
+done before, outside the database's lock.
 
 Why SQLite rather than one file per message: the acceptance is then a single atomic
 step that includes the register entry, so there is no window where a message is on
@@ -17,6 +20,8 @@ between them are :mod:`gateway.queue.states`, with what an admin sees and does.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import secrets
 import shutil
@@ -97,14 +102,15 @@ class Spool(QueueStates):
         held: bool = False,
         also: Callable[[sqlite3.Connection, Accepted], None] | None = None,
     ) -> Accepted:
-        """Seal and commit; returns only once the message is durable (then answer 250).
+        """Seal, then commit together with other sessions' acceptances (group commit:
+        :meth:`Store.together`); returns only once the message is durable (then answer
+        250), and raises if the commit that was to cover it failed (then 451).
 
         ``held``: the message waits for a line manager (state ``held``). ``also`` runs in
         the same transaction after the register's record (a hold and its notice).
         """
-        with self.store.transaction() as conn:
-            return self.insert(
-                conn,
+        return self.store.together(
+            self.sealed(
                 queue_id=queue_id,
                 staff=staff,
                 peer=peer,
@@ -115,6 +121,13 @@ class Spool(QueueStates):
                 held=held,
                 also=also,
             )
+        )
+
+    async def accept_async(self, **message: Any) -> Accepted:
+        """:meth:`accept` (same arguments) from the event loop: sealed in a worker thread,
+        then committed with no thread waiting for the disk."""
+        write = await asyncio.to_thread(functools.partial(self.sealed, **message))
+        return await self.store.together_async(write)
 
     def insert(
         self,
@@ -132,6 +145,33 @@ class Spool(QueueStates):
     ) -> Accepted:
         """:meth:`accept` inside the caller's write transaction (a notice the gateway
         sends as part of another change: it is queued if and only if that change is)."""
+        return self.sealed(
+            queue_id=queue_id,
+            staff=staff,
+            peer=peer,
+            mail_from=mail_from,
+            rcpt_tos=rcpt_tos,
+            content=content,
+            annotations=annotations,
+            held=held,
+            also=also,
+        )(conn)
+
+    def sealed(
+        self,
+        *,
+        queue_id: str,
+        staff: str,
+        peer: str,
+        mail_from: str,
+        rcpt_tos: Iterable[str],
+        content: bytes,
+        annotations: dict[str, Any] | None = None,
+        held: bool = False,
+        also: Callable[[sqlite3.Connection, Accepted], None] | None = None,
+    ) -> Callable[[sqlite3.Connection], Accepted]:
+        """The message sealed now, outside any transaction (the costly part); the function
+        returned writes it, its recipients and the register's record in a transaction."""
         now = self.clock()
         rcpts = tuple(rcpt_tos)
         notes = annotations or {}
@@ -158,28 +198,33 @@ class Spool(QueueStates):
             sha256=hashlib.sha256(content).hexdigest(),
             annotations=notes,
         )
-        conn.execute(
-            "INSERT INTO queue (id, created, staff, size, sha256, state, next_attempt, blob)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                queue_id,
-                now,
-                seal_staff(self.keyring, queue_id, staff),
-                len(content),
-                event.sha256,
-                "held" if held else "queued",
-                now,
-                blob,
-            ),
+        row = (
+            queue_id,
+            now,
+            seal_staff(self.keyring, queue_id, staff),
+            len(content),
+            event.sha256,
+            "held" if held else "queued",
+            now,
+            blob,
         )
-        conn.executemany(
-            "INSERT INTO queue_rcpt (queue_id, idx, state) VALUES (?, ?, 'pending')",
-            [(queue_id, i) for i in range(len(rcpts))],
-        )
-        self.recorder.accepted(conn, event)
-        if also is not None:
-            also(conn, event)
-        return event
+
+        def write(conn: sqlite3.Connection) -> Accepted:
+            conn.execute(
+                "INSERT INTO queue (id, created, staff, size, sha256, state, next_attempt, blob)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            conn.executemany(
+                "INSERT INTO queue_rcpt (queue_id, idx, state) VALUES (?, ?, 'pending')",
+                [(queue_id, i) for i in range(len(rcpts))],
+            )
+            self.recorder.accepted(conn, event)
+            if also is not None:
+                also(conn, event)
+            return event
+
+        return write
 
     # -- delivering --------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ No policy lives here, only the order of things and the replies:
 - DATA: bare CR/LF/NUL (550 5.6.0, SMTP smuggling), all-or-nothing (554 5.7.1 when any
   recipient of the transaction was refused), header sanity (554 5.6.0: malformed, or a
   field RFC 5322 3.6 allows once given twice), the content filters, then Bcc: and
-  Resent-Bcc: removed, Received: added, sealed into the spool; 250 only after the commit.
+  Resent-Bcc: removed, Received: added, sealed into the spool; 250 only after the commit
+  (shared with other sessions' messages: group commit) that covers it.
   A message the approval policy holds is spooled as held (:mod:`gateway.holds.service`) and the
   250 says so.
 
@@ -191,19 +192,22 @@ class Handler:
         if len(content) > self.settings.limits.max_message_size:
             raise Refused(552, "5.3.4", "Message too big after adding the required notice")
         held = bool(tx.annotations.get("hold"))
-        accept = self.holds.accept if held else self.spool.accept
+        message = {
+            "queue_id": tx.queue_id,
+            "staff": tx.session.user,
+            "peer": tx.session.peer,
+            "mail_from": tx.mail_from,
+            "rcpt_tos": tx.rcpt_tos,
+            "content": content,
+            "annotations": tx.annotations,
+        }
         try:
-            accepted = await self.spool.store.run(
-                lambda: accept(
-                    queue_id=tx.queue_id,
-                    staff=tx.session.user,
-                    peer=tx.session.peer,
-                    mail_from=tx.mail_from,
-                    rcpt_tos=tx.rcpt_tos,
-                    content=content,
-                    annotations=tx.annotations,
-                )
-            )
+            # Committed together with other sessions' messages (group commit); 250 only
+            # after the commit that covers this one.
+            if held:
+                accepted = await self.spool.store.run(lambda: self.holds.accept(**message))
+            else:
+                accepted = await self.spool.accept_async(**message)
         except Exception as exc:
             log.exception("spool_write_failed", queue_id=tx.queue_id, error=type(exc).__name__)
             raise TempFailure("Queue write error; try again later") from exc

@@ -1,0 +1,232 @@
+"""Group commit (gateway.store.Store.together): acceptances from concurrent sessions share
+one transaction and one fsync; 250 only after the commit that covers the message, 451 to
+every message of a commit that fails; lookups never wait behind a commit.
+
+The Store-level tests make the batching certain (a write that waits inside the commit
+thread's transaction while others are handed in); the session-level tests check what
+clients see and what is on disk after the database is opened again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from conftest import StartGateway
+from support.harness import message
+
+from gateway.events import Accepted, NullRecorder
+from gateway.store import Store
+
+ALICE = "alice@c4f.example"
+BOB = "bob@c4f.example"
+
+DDL = """
+CREATE TABLE IF NOT EXISTS item (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS parent (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS child (parent TEXT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "group.db")
+    s.ensure(DDL)
+    yield s
+    s.close()
+
+
+def names(path: Path) -> list[str]:
+    """What is on disk, read by a connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in conn.execute("SELECT name FROM item"))
+    finally:
+        conn.close()
+
+
+Write = Callable[[sqlite3.Connection], str]
+
+
+def insert(name: str, *, poison: bool = False, fail: bool = False) -> Write:
+    def write(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO item (name) VALUES (?)", (name,))
+        if poison:  # checked only at COMMIT, which then fails
+            conn.execute("INSERT INTO child (parent) VALUES ('missing')")
+        if fail:
+            raise ValueError(f"{name} cannot be written")
+        return name
+
+    return write
+
+
+class Held:
+    """A write that keeps the commit thread inside its transaction until released."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.result: list[object] = []
+        self.thread = threading.Thread(target=self._run)
+
+    def _write(self, conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO item (name) VALUES ('held')")
+        self.entered.set()
+        assert self.release.wait(10)
+        return "held"
+
+    def _run(self) -> None:
+        self.result.append(self.store.together(self._write))
+
+    def __enter__(self) -> Held:
+        self.thread.start()
+        assert self.entered.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.thread.join(10)
+
+
+def hand_in(
+    store: Store, writes: list[Write], results: dict[str, object]
+) -> list[threading.Thread]:
+    def run(i: int) -> None:
+        try:
+            results[str(i)] = store.together(writes[i])
+        except Exception as exc:
+            results[str(i)] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(writes))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while store.group.waiting() < len(writes):
+        assert time.monotonic() < deadline, "the writes were not handed in"
+        time.sleep(0.005)
+    return threads
+
+
+def test_writes_handed_in_during_a_commit_share_the_next_one(store: Store) -> None:
+    results: dict[str, object] = {}
+    with Held(store):
+        threads = hand_in(store, [insert(f"m{i}") for i in range(8)], results)
+        assert names(store.path) == []  # nothing is on disk before its commit
+    for t in threads:
+        t.join(10)
+    assert results == {str(i): f"m{i}" for i in range(8)}
+    assert store.group.commits == 2  # the held write's, then one for all eight
+    assert names(store.path) == sorted(["held", *(f"m{i}" for i in range(8))])
+
+
+def test_a_failed_commit_fails_every_write_in_it(store: Store) -> None:
+    results: dict[str, object] = {}
+    writes = [insert("a"), insert("doomed", poison=True), insert("c")]
+    with Held(store):
+        threads = hand_in(store, writes, results)
+    for t in threads:
+        t.join(10)
+    assert all(isinstance(results[k], sqlite3.IntegrityError) for k in "012"), results
+    assert names(store.path) == ["held"]
+    # The commit thread goes on: the next write is committed.
+    assert store.together(insert("after")) == "after"
+    assert names(store.path) == ["after", "held"]
+
+
+def test_a_write_that_raises_is_undone_alone(store: Store) -> None:
+    results: dict[str, object] = {}
+    writes = [insert("a"), insert("b", fail=True), insert("c")]
+    with Held(store):
+        threads = hand_in(store, writes, results)
+    for t in threads:
+        t.join(10)
+    assert results["0"] == "a" and results["2"] == "c"
+    assert isinstance(results["1"], ValueError)
+    assert names(store.path) == ["a", "c", "held"]
+
+
+def test_lookups_do_not_wait_behind_a_commit(store: Store) -> None:
+    store.execute("INSERT INTO item (name) VALUES ('before')")
+    found: list[list[str]] = []
+    with Held(store):
+        reader = threading.Thread(
+            target=lambda: found.append(
+                [r["name"] for r in store.query("SELECT name FROM item ORDER BY name")]
+            )
+        )
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "a SELECT waited for the commit in progress"
+    assert found == [["before"]]  # the last commit, not the write in progress
+
+
+def test_a_transaction_reads_its_own_writes_and_writes_inside_it(store: Store) -> None:
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO item (name) VALUES ('mine')")
+        assert [r["name"] for r in store.query("SELECT name FROM item")] == ["mine"]
+        assert store.together(insert("nested")) == "nested"  # part of this transaction
+    assert names(store.path) == ["mine", "nested"]
+
+
+async def test_together_async_waits_for_the_commit(store: Store) -> None:
+    got = await asyncio.gather(*(store.together_async(insert(f"x{i}")) for i in range(5)))
+    assert got == [f"x{i}" for i in range(5)]
+    assert names(store.path) == [f"x{i}" for i in range(5)]
+
+
+# -- through SMTP sessions -------------------------------------------------------------
+
+
+async def test_concurrent_sessions_all_get_250_and_all_survive(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    gw = await start_gateway(folder=tmp_path / "gw")
+    gw.add_staff(ALICE)
+    replies = await asyncio.gather(
+        *(gw.send(ALICE, [BOB], message(ALICE, [BOB], subject=f"m{i}")) for i in range(20))
+    )
+    ids = sorted(reply.split()[-1] for _errors, reply in replies)
+    assert all("Queued as" in reply for _errors, reply in replies)
+    assert len(set(ids)) == 20
+    group = gw.gateway.store.group
+    assert group.writes >= 20 and group.commits <= group.writes
+    database = gw.settings.storage.database
+    await gw.gateway.stop()
+    reopened = Store(database)
+    try:
+        rows = reopened.query("SELECT queue_id FROM register WHERE kind = 'accepted'")
+        assert sorted(r["queue_id"] for r in rows) == ids
+    finally:
+        reopened.close()
+
+
+class CommitFails(NullRecorder):
+    """Every acceptance writes a row whose deferred foreign key fails the COMMIT."""
+
+    def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:
+        conn.execute("INSERT INTO child (parent) VALUES ('missing')")
+
+
+async def test_a_failed_shared_commit_answers_451_to_each_session(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway(recorder=CommitFails())
+    gw.add_staff(ALICE)
+    gw.gateway.store.ensure(DDL)
+
+    async def send(i: int) -> aiosmtplib.SMTPResponseException:
+        with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+            await gw.send(ALICE, [BOB], message(ALICE, [BOB], subject=f"m{i}"))
+        return refused.value
+
+    refusals = await asyncio.gather(*(send(i) for i in range(10)))
+    assert [(r.code, r.message[:6]) for r in refusals] == [(451, "4.3.0 ")] * 10
+    assert gw.gateway.store.query("SELECT count(*) AS n FROM queue")[0]["n"] == 0
+    assert gw.gateway.store.group.writes == 0
