@@ -9,6 +9,13 @@ flight at a kill; the queue drains; no orphan files; no content in the log. The 
 the same as the CI test's (``tests/queue/test_durability_soak.py``), only bigger.
 
     .venv/bin/python bench/soak_kill9.py --messages 10000 --concurrency 20
+    .venv/bin/python bench/soak_kill9.py --workers 2 --messages 2000
+
+``--workers N`` runs ``serve`` with N worker processes under its supervisor: three kills
+in four then hit a single worker (the supervisor restarts it; the messages it held wait
+for their ``--lease`` to expire, then another worker sends them), the fourth kills the
+supervisor, whose workers stop with it, and ``serve`` is started again. At the end the
+register must verify (``register verify``) as well.
 
 Exit status 0 when every invariant holds. Note (DUR-3): kill -9 does not test fsync,
 the page cache survives it; that needs dm-flakey or a VM reset.
@@ -48,6 +55,8 @@ async def main(args: argparse.Namespace) -> int:
                 drain_timeout=args.drain_timeout,
                 seed=args.seed,
                 progress=lambda line: print(line, flush=True),
+                workers=args.workers,
+                lease=args.lease,
             )
         finally:
             await upstream.stop()
@@ -68,6 +77,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--kill-max", type=float, default=20.0, help="seconds of uptime (default 20)")
     ap.add_argument("--drain-timeout", type=float, default=300.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--workers", type=int, default=1, help="worker processes of serve (1: no supervisor)"
+    )
+    ap.add_argument("--lease", type=float, default=5.0, help="[delivery] lease, s (default 5)")
     return ap.parse_args()
 
 

@@ -28,6 +28,7 @@ from support.subprocess_gateway import (
     connect,
     prepare,
     run_cli,
+    soak,
     soak_message,
 )
 from support.upstream import Upstream, UpstreamBehaviour
@@ -268,3 +269,27 @@ async def test_a_worker_that_cannot_start_stops_serve_with_its_one_line(
     assert done.stderr.startswith("c4f-gateway serve: config error: ")
     assert "spool" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+async def test_kill9_soak_of_workers_and_supervisor_keeps_every_accepted_message(
+    tmp_path: Path, ca: TestCA, upstream: Upstream
+) -> None:
+    """DUR-2 with two workers (bench/soak_kill9.py --workers 2, small): kill -9 of single
+    workers and of the supervisor under load; every 250 is delivered, the register
+    verifies."""
+    result = await soak(
+        tmp_path / "gw",
+        ca,
+        upstream,
+        messages=200,
+        concurrency=10,
+        kill_every=(1.0, 2.5),
+        kill_after=(15, 40),
+        workers=2,
+        lease=2.0,
+        seed=16,
+    )
+    print(result.summary())
+    assert result.problems() == []
+    assert result.worker_kills >= 1 and result.kills > result.worker_kills
+    assert len(result.accepted) == 180

@@ -154,6 +154,14 @@ class GatewayProcess:
             await asyncio.wait_for(self.proc.wait(), 10)
             _RUNNING.discard(self.proc.pid)
 
+    def workers(self) -> list[int]:
+        """The process IDs of serve's workers ([server] workers > 1), from /proc."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        with contextlib.suppress(OSError):
+            return sorted(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+        return []
+
     def freeze(self) -> None:
         """SIGSTOP: the process keeps its sockets open but does nothing (until killed)."""
         assert self.proc is not None
@@ -259,6 +267,9 @@ class SoakResult:
     stray_files: list[str] = field(default_factory=list)
     logged_content: list[str] = field(default_factory=list)
     kills: int = 0
+    worker_kills: int = 0  # of those, single workers (the others: the whole of serve)
+    workers: int = 1
+    register: str = ""  # `register verify` at the end, when it failed
     seconds: float = 0.0
 
     @property
@@ -277,8 +288,9 @@ class SoakResult:
         if leaked:
             out.append(f"{len(leaked)} refused message(s) were delivered: {leaked[:3]}")
         # A copy is sent twice only when a kill hits between the upstream's 250 and our
-        # record: at most one per delivery in flight per kill (DUR-7, at-least-once).
-        if self.duplicates > self.kills * DELIVERY_CONCURRENCY:
+        # record: at most one per delivery in flight per kill (DUR-7, at-least-once), in
+        # every worker when the supervisor is killed (its workers stop with it).
+        if self.duplicates > self.kills * DELIVERY_CONCURRENCY * self.workers:
             out.append(f"{self.duplicates} duplicates for {self.kills} kills")
         if self.left_in_queue:
             out.append(f"the queue did not drain: {Counter(self.left_in_queue)}")
@@ -286,14 +298,16 @@ class SoakResult:
             out.append(f"orphan files: {self.stray_files}")
         if self.logged_content:
             out.append(f"message content in the log: {self.logged_content[:3]}")
+        if self.register:
+            out.append(f"the register does not verify: {self.register}")
         return out
 
     def summary(self) -> str:
         return (
             f"{len(self.accepted)} accepted, {len(self.refused)} refused, "
             f"{len(self.unknown)} cut off by a kill ({len(self.unknown & set(self.arrived))} "
-            f"of those delivered), {self.kills} kills, {self.duplicates} duplicates, "
-            f"{self.seconds:.0f} s"
+            f"of those delivered), {self.kills} kills ({self.worker_kills} of single workers,"
+            f" {self.workers} worker(s)), {self.duplicates} duplicates, {self.seconds:.0f} s"
         )
 
 
@@ -311,11 +325,15 @@ async def soak(
     seed: int = 0,
     drain_timeout: float = 120.0,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
+    lease: float = 5.0,
 ) -> SoakResult:
     """Submit ``messages`` with ``concurrency`` clients while SIGKILLing the gateway.
 
     A kill comes after ``kill_every`` seconds (a random time in the range) of uptime, or
-    once ``kill_after`` more messages have been accepted, whichever is first.
+    once ``kill_after`` more messages have been accepted, whichever is first. With
+    ``workers`` > 1, three kills in four hit one worker (the supervisor restarts it; what
+    it held waits for its ``lease`` to expire) and the fourth the supervisor itself.
     """
     limit = concurrency * 2 + 10
     config = prepare(
@@ -328,12 +346,13 @@ async def soak(
                 "max_connections_per_client": limit,
                 "max_connections_per_network": limit,
             },
-            "delivery": {"concurrency": DELIVERY_CONCURRENCY},
+            "delivery": {"concurrency": DELIVERY_CONCURRENCY, "lease": lease},
+            "server": {"workers": workers},
         },
     )
     gw = await GatewayProcess(config).start()
     rng = random.Random(seed)
-    result = SoakResult()
+    result = SoakResult(workers=workers)
     todo = list(range(messages))
     finished = 0
     all_done = asyncio.Event()
@@ -389,9 +408,14 @@ async def soak(
                 if all_done.is_set():
                     return
                 await asyncio.sleep(0.02)
-            await gw.kill()
             result.kills += 1
-            await gw.start()
+            alive = gw.workers() if workers > 1 else []
+            if alive and result.kills % 4:  # the fourth, eighth… kill: the supervisor
+                os.kill(rng.choice(alive), signal.SIGKILL)
+                result.worker_kills += 1
+            else:
+                await gw.kill()
+                await gw.start()
             if progress:
                 progress(f"kill {result.kills}: {finished}/{messages} done")
 
@@ -406,6 +430,9 @@ async def soak(
             await asyncio.sleep(0.2)
     finally:
         await gw.stop()
+    verified = run_cli("register", "verify", "--config", config)
+    if verified.returncode != 0:
+        result.register = (verified.stdout + verified.stderr).strip()[-500:]
     result.seconds = loop.time() - started
     _collect(result, upstream.arrived)
     result.left_in_queue = gw.queue_states()
