@@ -7,11 +7,14 @@ are checked in a real browser in ``test_web_browser.py``).
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 from support.pki import TestCA
 from support.register import accepted, record
 from support.web import ADMIN, MANAGER, STAFF, hold, make_site, signed_in
+
+from gateway.register import requests
 
 PAGES = (
     "/register",
@@ -47,6 +50,8 @@ def test_every_control_is_labelled_and_pages_are_well_formed(tmp_path: Path, ca:
     site = make_site(tmp_path / "gw", ca)
     record(site.console.register, accepted("Q1", site.clock(), disclosure={"family": "F-1"}))
     hold(site, "A0A0A0A0A0A1", MANAGER, consent="refused", reasons=["consent refused"])
+    asked = requests.NewRequest("Cafcass", "phone", "2026-01-05", "Notes", STAFF, "F-1")
+    request = requests.record(site.console.register, asked, date(2026, 1, 6))
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
         client.post(
@@ -61,6 +66,11 @@ def test_every_control_is_labelled_and_pages_are_well_formed(tmp_path: Path, ca:
             },
         )
         pages = {path: client.get(path) for path in PAGES}
+        pages["/register/entry/N (a request)"] = client.get(f"/register/entry/{request}")
+        client.post("/register/report", data={"csrf": csrf, "family": "F-1"})
+        pages["/register/report (F-1)"] = client.get("/register/report")
+        pages["/register/report/client-copy"] = client.get("/register/report/client-copy")
+        assert 'id="client-copy"' in pages["/register/report/client-copy"].text
         pages["/signin"] = client.get("/signin")  # (signed in: it sends us on)
     with site.client() as client:  # the sender's own view: the withdraw form
         signed_in(client, MANAGER)
@@ -68,6 +78,7 @@ def test_every_control_is_labelled_and_pages_are_well_formed(tmp_path: Path, ca:
     with site.client() as client:  # a staff member's console: held messages only
         signed_in(client, STAFF, landing="/held")
         pages["/held (staff)"] = client.get("/held")
+        pages["/requests/new (staff)"] = client.get("/requests/new")
         pages["/register (staff: forbidden)"] = client.get("/register")
     for path, reply in pages.items():
         assert reply.status_code == (403 if "forbidden" in path else 200), path
