@@ -25,6 +25,7 @@ from gateway.directory.mx_sweep import default_resolver, sweep
 from gateway.directory.staff import StaffDirectory
 from gateway.errors import ConfigError
 from gateway.events import NullRecorder, Recorder
+from gateway.holds.duties import DutyReminder
 from gateway.holds.service import Holds
 from gateway.listening import Listening, bind_listeners
 from gateway.metrics import Metrics
@@ -104,6 +105,16 @@ class Gateway:
             console_url=web_settings(settings).public_url,
             clock=clock,
         )
+        # Daily with the held-message reminders: "person informed" overdue, holds to review.
+        self.duties: DutyReminder | None = None
+        if self.register is not None:
+            self.duties = DutyReminder(
+                self.register,
+                self.holds.notify,
+                self.staff,
+                console_url=web_settings(settings).public_url,
+                clock=clock,
+            )
         self.handler = Handler(
             settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
         )
@@ -160,6 +171,8 @@ class Gateway:
         expired = await self.store.run(self.holds.expire_due)
         escalated = await self.store.run(self.holds.escalate)
         reminded = await self.store.run(self.holds.remind)
+        if self.duties is not None:
+            reminded += await self.store.run(self.duties.remind)
         if expired or escalated or reminded:
             self.worker.wake()  # their notices are queued
 

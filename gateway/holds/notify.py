@@ -192,6 +192,13 @@ class Notifier:
             self._send(conn, [login], subject, lines, "reminder", "")
         return len(per)
 
+    def duties(
+        self, conn: sqlite3.Connection, login: str, subject: str, lines: list[str], day: str
+    ) -> None:
+        """The daily list of register duties overdue (:mod:`gateway.holds.duties`), for
+        ``day`` (YYYY-MM-DD, recorded with it so that a day has one)."""
+        self._send(conn, [login], subject, lines, "duties", day)
+
     def _admins(self, sender: str) -> list[str]:
         return [m.login for m in self.staff.list() if m.role == "admin" and m.login != sender]
 

@@ -22,6 +22,7 @@ from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
 from gateway.events import HoldEvent
+from gateway.register.formats import local_time
 from gateway.register.ledger import Register
 from gateway.register.view import Filters
 from gateway.settings.register import register_settings
@@ -173,3 +174,41 @@ def test_a_no_without_its_reason_leaves_the_duty_open(tmp_path: Path) -> None:
     assert (r.informed, r.inform_open) == ("no", True)
     reg.annotate(1, "mona", informed="no", informed_reason="Whereabouts must stay unknown")
     assert reg.records(DUE) == []
+
+
+async def test_the_daily_reminder_lists_the_overdue_duty_for_the_senders_manager(
+    start_gateway: StartGateway, upstream: Upstream, tmp_path: Path
+) -> None:
+    gw = await _gateway(start_gateway, upstream, tmp_path)
+    gw.add_staff("mona@c4f.example", role="manager")
+    gw.add_staff("root@c4f.example", role="admin")
+    gw.add_staff("bob@c4f.example", managers=["mona@c4f.example"])
+    subject = "[consent:refused] [reason:Risk to the child] Contact notes for the court"
+    errors, _ = await gw.send(
+        "bob@c4f.example", [CONTACT], message("bob@c4f.example", [CONTACT], subject=subject)
+    )
+    assert errors == {}
+    await upstream.wait_for(1)
+    duties = gw.gateway.duties
+    assert duties is not None
+    [sent] = _register(gw, time.time).records()
+    assert await gw.gateway.store.run(duties.remind, sent.at + 13 * DAY) == 0  # not due yet
+    later = sent.at + 15 * DAY
+    assert await gw.gateway.store.run(duties.remind, later) == 1  # mona only
+    gw.gateway.worker.wake()
+    arrived = await upstream.wait_for(2)
+    reminder = arrived[1]
+    assert reminder.rcpt_tos == ["mona@c4f.example"]
+    text = reminder.content.decode()
+    assert 'Subject: Reminder: register duties: 1 "person informed" overdue' in text
+    assert (
+        f"  entry {sent.seq}  from bob@c4f.example, to cafcass.example, sent "
+        f"{local_time(sent.at)}, due {local_time(sent.inform_due)[:10]}"
+    ) in text
+    for secret in ("Contact notes", "court", "Risk to the child"):
+        assert secret not in text  # never the subject, nor the reason
+    # Once a day, restart-safe: the reminder is in the register; answered, it stops.
+    assert await gw.gateway.store.run(duties.remind, later) == 0
+    reg = _register(gw, lambda: later)
+    reg.annotate(sent.seq, "mona", informed="yes", informed_on="2026-12-21")
+    assert await gw.gateway.store.run(duties.remind, later + 2 * DAY) == 0

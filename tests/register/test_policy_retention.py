@@ -24,6 +24,7 @@ from gateway.register.family_hold import hold_family, release_family
 from gateway.register.fields import RegisterError
 from gateway.register.ledger import Register
 from gateway.register.purge import purge
+from gateway.register.retention import default_review_on
 from gateway.register.view import Filters
 from gateway.settings import load
 from gateway.settings.register import register_settings
@@ -255,3 +256,28 @@ def test_cli_family_hold_purge_report_and_review_list(config: Path) -> None:
     shown = run_cli("register", "show", "4", "--config", config)
     assert "  Status:                released\n" in shown.stdout
     assert "family hold released by mona: Closed" in shown.stdout
+
+
+async def test_a_family_hold_past_its_review_is_in_the_admins_daily_reminder(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    gw = await start_gateway(folder=tmp_path / "gw")  # delivers into a Maildir
+    gw.add_staff("root@c4f.example", role="admin")
+    gw.add_staff("mona@c4f.example", role="manager")
+    year_ago = time.time() - 400 * DAY
+    rs = register_settings(gw.settings)
+    past = Register.from_settings(Store(gw.settings.storage.database), rs, clock=lambda: year_ago)
+    seq = hold_family(past, "F-9", actor="mona", category="child-protection", reason="S47")
+    duties = gw.gateway.duties
+    assert duties is not None
+    assert await gw.gateway.store.run(duties.remind, time.time()) == 1  # the admin
+    gw.gateway.worker.wake()
+    [mail] = await gw.wait_maildir(1)
+    text = mail.decode()
+    assert "To: root@c4f.example" in text
+    assert "Subject: Reminder: register duties: 1 retention hold(s) to review" in text
+    review_on = default_review_on(year_ago)
+    assert (
+        f"  entry {seq}  family hold, child-protection, set by mona, review on {review_on}" in text
+    )
+    assert "F-9" not in text and "S47" not in text
