@@ -25,8 +25,9 @@ A reply keeps its conversation's status: a message whose ``In-Reply-To`` or
 ``References`` names a message the centre relayed in the last ``inherit_for_days`` days,
 to outside recipients all at organisations that message went to, takes on its consent
 status and reason, family and nature where it gives none of its own, and stays flagged
-``[safeguarding]`` if the thread was (:mod:`gateway.register.threads`; the register
-entry says "inherited from entry N"). A reply to another organisation inherits nothing.
+``[safeguarding]`` or ``[third-party]`` if the thread was (:mod:`gateway.register.threads`;
+the register entry says "inherited from entry N"). A reply to another organisation
+inherits nothing.
 """
 
 from __future__ import annotations
@@ -253,7 +254,8 @@ class DisclosureFilter:
 def _inherit(values: dict[str, Any], thread: threads.Inherited) -> int:
     """Fill what the reply does not say from its thread; returns the thread's entry if
     anything was taken. The consent status and its reason go together; a thread flagged
-    safeguarding stays flagged."""
+    safeguarding stays flagged, and so does a third-party one unless the reply says
+    ``[third-party:no]``."""
     taken = False
     if "consent" not in values and thread.consent != "not-recorded":
         values["consent"] = thread.consent
@@ -266,6 +268,9 @@ def _inherit(values: dict[str, Any], thread: threads.Inherited) -> int:
             taken = True
     if thread.safeguarding and values.get("safeguarding") is not True:
         values["safeguarding"] = True
+        taken = True
+    if thread.third_party and "third-party" not in values:
+        values["third-party"] = True  # it quotes the third party's information
         taken = True
     return thread.seq if taken else 0
 

@@ -81,6 +81,7 @@ class Inherited:
     family: str
     nature: str
     safeguarding: bool
+    third_party: bool = False  # a reply quotes what it answers: withheld from a client copy
 
 
 def organisation_key(address: str, organisation: str) -> str:
@@ -113,5 +114,7 @@ def inherit(
             if outside(str(x.get("address", "")))
         }
         if organisations <= theirs:
-            return Inherited(seq, r.consent, r.reason, r.family, r.nature, r.safeguarding)
+            return Inherited(
+                seq, r.consent, r.reason, r.family, r.nature, r.safeguarding, r.third_party
+            )
     return None

@@ -205,7 +205,8 @@ def build_records(entries: Iterable[Entry], inform_within_days: int = 14) -> lis
             r.status = "queued"
         if r.inform_duty:
             r.inform_due = (r.approved_at or r.at) + inform_within_days * DAY
-        asked = records.get(r.request) if r.request and r.kind == "accepted" else None
+        sent = r.kind == "accepted" and r.approval not in ("refused", "withdrawn", "expired")
+        asked = records.get(r.request) if r.request and sent else None
         if asked is not None and asked.kind == "request":
             asked.answers.append(r.seq)
     for r in records.values():

@@ -150,6 +150,28 @@ async def test_a_safeguarding_thread_stays_flagged(
     assert (r.safeguarding, r.consent) == (True, "obtained")
 
 
+async def test_a_third_party_thread_stays_withheld_from_the_client_copy(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    # A reply quotes what it answers: information from a third party stays flagged, so the
+    # family's client copy withholds the reply too, unless the reply says otherwise.
+    gw = await _gateway(start_gateway, upstream)
+    first = await _send(
+        gw,
+        ALICE,
+        SMITH,
+        "[consent:obtained] [family:F-1042] [third-party] Father's statement",
+        Message_ID=ORIGINAL_ID,
+    )
+    assert "held" not in first, first
+    await upstream.wait_for(1)
+    reply = await _send(gw, ALICE, SMITH, "Re: Father's statement", **REPLY_HEADERS)
+    r = record_of(gw, queue_id(reply))
+    assert (r.third_party, r.inherited_from) == (True, record_of(gw, queue_id(first)).seq)
+    cleared = await _send(gw, ALICE, SMITH, "Re: Times [third-party:no]", **REPLY_HEADERS)
+    assert record_of(gw, queue_id(cleared)).third_party is False
+
+
 async def test_inheritance_can_be_turned_off(
     start_gateway: StartGateway, upstream: Upstream
 ) -> None:

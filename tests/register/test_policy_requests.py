@@ -15,19 +15,23 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import aiosmtplib
 import pytest
 from conftest import StartGateway
 from support.delivery import until
 from support.harness import RunningGateway, message
+from support.register import T0, accepted, make_register, record
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
 from gateway.directory.contacts import Contact, ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
+from gateway.events import HoldEvent
 from gateway.register.ledger import Register
-from gateway.register.requests import CLAUSE
+from gateway.register.requests import CLAUSE, NewRequest
+from gateway.register.requests import record as record_request
 from gateway.settings.register import register_settings
 from gateway.store import Store
 
@@ -244,3 +248,21 @@ async def test_request_add_help_and_a_wrong_via(gw: RunningGateway) -> None:
     code, _, err = add_request(gw, "--from", "X", "--via", "fax", "--nature", "Y", "--by", STAFF)
     assert code == 2
     assert "argument --via: invalid choice: 'fax'" in err
+
+
+def test_inter_agency_working_a_message_refused_by_a_manager_answers_nothing(
+    tmp_path: Path,
+) -> None:
+    reg = make_register(tmp_path)
+    asked = NewRequest("Cafcass", "email", "2023-11-10", "Reports", STAFF, "F-1042")
+    number = record_request(reg, asked, date(2023, 11, 14))
+    tagged = {"consent": "refused", "reason": "Court", "request": number, "external": True}
+    record(reg, accepted("Q1", disclosure=tagged))
+    record(reg, accepted("Q2", disclosure=tagged))
+    with reg.store.transaction() as conn:
+        reg.hold(conn, HoldEvent("Q1", T0 + 60, "held", "", reasons=("consent refused",)))
+        reg.hold(conn, HoldEvent("Q1", T0 + 120, "refused", "mona@c4f.example", note="No"))
+    request = next(r for r in reg.records() if r.kind == "request")
+    sent = next(r for r in reg.records() if r.kind == "accepted" and r.entry.queue_id == "Q2")
+    assert request.answers == [sent.seq]
+    assert request.status == "answered"
