@@ -30,7 +30,7 @@ from gateway.register.retention import CATEGORIES
 from gateway.register.summary import Summary, summarise
 from gateway.register.summary_formats import period_words
 from gateway.register.summary_formats import totals as summary_totals
-from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, Filters, Record
+from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, ROOT_KINDS, Filters, Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.register_scope import RegisterScope, scope_for
@@ -215,7 +215,8 @@ async def register_filter(request: Request) -> Response:
 async def register_export(request: Request) -> Response:
     v = await viewer(request)
     console = console_of(request)
-    records = await _records(request, v, filters_of(_saved(v)))
+    # As `register export`: requests received too (the list shows messages only).
+    records = await _records(request, v, filters_of(_saved(v), ROOT_KINDS))
     body = fmt.csv_text(records)
     await asyncio.to_thread(console.audit, v.login, "register exported", {"records": len(records)})
     name = f"register-{datetime.now():%Y%m%d-%H%M}.csv"
