@@ -7,7 +7,7 @@ person, so it is recorded on its own (``c4f-gateway register request add``, the 
 "Record a request" form), not only as a follow-up of a message. It is sealed like every
 entry; nothing personal is in its plain columns. An outgoing message answers it with
 ``[request:N]`` in its subject (or ``X-Disclosure-Request: N``): the disclosure filter
-refuses a number that is not a request (:func:`problem`), and the register's records link
+refuses a number that is not a request (:func:`check`), and the register's records link
 the answer and the request both ways (:func:`gateway.register.view.build_records`).
 """
 
