@@ -33,6 +33,7 @@ from gateway.register.summary_formats import totals as summary_totals
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, ROOT_KINDS, Filters, Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
+from gateway.web.register_duties import duty_counts
 from gateway.web.register_scope import RegisterScope, scope_for
 from gateway.web.render import flash, page, see_other
 from gateway.web.verify_monitor import VerifyStatus
@@ -41,7 +42,14 @@ PAGE_SIZE = 100
 VERIFY_WAIT = 1.0  # seconds "Verify now" waits for the answer before showing the progress
 VERIFY_REFRESH = 2  # seconds between two looks at the progress
 FILTER_TEXT = ("since", "until", "staff", "recipient", "organisation", "family", "consent")
-FILTER_FLAGS = ("incomplete", "refused", "retention_hold", "held_for_approval")
+FILTER_FLAGS = (
+    "incomplete",
+    "refused",
+    "retention_hold",
+    "held_for_approval",
+    "inform_due",
+    "hold_review_due",
+)
 
 
 def _day(value: str, *, end: bool = False) -> float | None:
@@ -54,7 +62,12 @@ def _day(value: str, *, end: bool = False) -> float | None:
     return start + 86400.0 if end else start
 
 
-def filters_of(saved: dict[str, Any], kinds: tuple[str, ...] = ("accepted", "refused")) -> Filters:
+def filters_of(
+    saved: dict[str, Any],
+    kinds: tuple[str, ...] = ("accepted", "refused"),
+    now: float | None = None,
+) -> Filters:
+    """``now``: the console's clock, for what is overdue (None: the register's clock)."""
     consent = str(saved.get("consent", ""))
     return Filters(
         since=_day(str(saved.get("since", ""))),
@@ -68,6 +81,9 @@ def filters_of(saved: dict[str, Any], kinds: tuple[str, ...] = ("accepted", "ref
         refused=bool(saved.get("refused")),
         retention_hold=bool(saved.get("retention_hold")),
         held_for_approval=bool(saved.get("held_for_approval")),
+        inform_due=bool(saved.get("inform_due")),
+        hold_review_due=bool(saved.get("hold_review_due")),
+        now=now,
         kinds=kinds,
     )
 
@@ -148,15 +164,22 @@ async def register_list(request: Request) -> Response:
     console = console_of(request)
 
     def read(number: int) -> tuple[int, list[Record], Summary]:
-        found = list_page(console, _scope(console, v), filters_of(saved), number)
+        found = list_page(
+            console, _scope(console, v), filters_of(saved, now=console.clock()), number
+        )
         last = max(1, -(-found[0] // PAGE_SIZE))
         return (
             found
             if number <= last
-            else list_page(console, _scope(console, v), filters_of(saved), last)
+            else list_page(
+                console, _scope(console, v), filters_of(saved, now=console.clock()), last
+            )
         )
 
     total, shown, figures = await asyncio.to_thread(read, number)
+    duties = await asyncio.to_thread(
+        duty_counts, console.register, _scope(console, v), console.clock()
+    )
     pages = max(1, -(-total // PAGE_SIZE))
     number = min(number, pages)
     return await page(
@@ -168,6 +191,7 @@ async def register_list(request: Request) -> Response:
             "total": total,
             "summary": summary_totals(figures),
             "period": period_words(figures),
+            "duties": duties,
             "page_number": number,
             "pages": pages,
             "saved": saved,
@@ -215,8 +239,9 @@ async def register_filter(request: Request) -> Response:
 async def register_export(request: Request) -> Response:
     v = await viewer(request)
     console = console_of(request)
+    now = console_of(request).clock()
     # As `register export`: requests received too (the list shows messages only).
-    records = await _records(request, v, filters_of(_saved(v), ROOT_KINDS))
+    records = await _records(request, v, filters_of(_saved(v), ROOT_KINDS, now=now))
     body = fmt.csv_text(records)
     await asyncio.to_thread(console.audit, v.login, "register exported", {"records": len(records)})
     name = f"register-{datetime.now():%Y%m%d-%H%M}.csv"
