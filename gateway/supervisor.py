@@ -44,6 +44,7 @@ from gateway.errors import ConfigError
 from gateway.listening import Listening, bind_listeners, close_all
 from gateway.opening import open_parts
 from gateway.queue import leases
+from gateway.queue import schema as queue_schema
 from gateway.schema_version import DatabaseRefused
 from gateway.server import Gateway
 from gateway.settings import Settings
@@ -118,8 +119,8 @@ def take_serve_lock(database: Path, wait: float = LOCK_WAIT) -> int:
 
 def _clear_leases(store: Store) -> None:
     """No process of an earlier ``serve`` is left (we hold the lock): nobody holds a lease."""
-    if not store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'"):
-        return  # a new database: the first worker creates the queue
+    # As the spool does: a new database has no queue yet, an older one no lease table.
+    store.ensure(queue_schema.SCHEMA)
     cleared = leases.clear_all(store)
     if cleared:
         log.info("delivery_leases_cleared", count=cleared)

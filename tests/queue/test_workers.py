@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import signal
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -293,3 +294,31 @@ async def test_kill9_soak_of_workers_and_supervisor_keeps_every_accepted_message
     assert result.problems() == []
     assert result.worker_kills >= 1 and result.kills > result.worker_kills
     assert len(result.accepted) == 180
+
+
+async def test_serve_on_a_database_from_before_leases(
+    tmp_path: Path, ca: TestCA, upstream: Upstream
+) -> None:
+    """A queue from an earlier release has no lease table: serve creates it and delivers
+    what was queued (the table is new, so no upgrade step)."""
+    config = prepare(tmp_path, ca, upstream_port=upstream.port, config={"server": {"workers": 2}})
+    gw = await GatewayProcess(config).start()
+    client = await connect(gw.port, ca)
+    await client.quit()
+    assert await gw.stop() == 0
+    db = gw.settings.storage.database
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE queue_lease")
+    conn.commit()
+    conn.close()
+    await gw.start()
+    try:
+        client = await connect(gw.port, ca)
+        content = soak_message("0ld0", spoofed=False)
+        await client.sendmail(ALICE, [BOB], content)
+        await client.quit()
+        [arrived] = await upstream.wait_for(1)
+        assert arrived.content.endswith(b"\r\n" + content)
+    finally:
+        assert await gw.stop() == 0
+    assert gw.sql("SELECT count(*) FROM queue_lease") == [(0,)]
