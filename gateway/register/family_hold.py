@@ -22,14 +22,6 @@ from gateway.register.view import Record
 log = structlog.get_logger("gateway.register")
 
 
-def standing(register: Register, family: str) -> Record | None:
-    """The family hold that stands for ``family`` now, if any."""
-    for r in register.records():
-        if r.kind == FAMILY_HOLD and r.own_hold and r.family.lower() == family.lower():
-            return r
-    return None
-
-
 def hold_family(
     register: Register,
     family: str,
@@ -64,20 +56,38 @@ def hold_family(
 
 
 def release_family(register: Register, family: str, *, actor: str, reason: str) -> int:
-    """Release the standing hold on ``family``; returns the release's entry number."""
+    """Release the standing hold on ``family``; returns the release's entry number.
+
+    Older holds it superseded are released with it, each by a follow-up of its own, so
+    that every hold entry, read alone (as the register's index reads it), says released."""
     reason = reason.strip()
     if not reason:
         raise RegisterError("releasing a family hold needs a reason")
-    held = standing(register, family)
+    records = register.records()
+    fam = family.lower()
+    held = next(
+        (r for r in records if r.kind == FAMILY_HOLD and r.own_hold and r.family.lower() == fam),
+        None,
+    )
     if held is None:
         raise RegisterError(f"family {family} has no family hold standing")
+    older = [
+        r
+        for r in records
+        if r.kind == FAMILY_HOLD and r.family.lower() == fam and r is not held and not _released(r)
+    ]
     personal = {"actor": actor, "action": "release", "family": held.family, "reason": reason}
+    now = register.clock()
     with register.store.transaction() as conn:
-        seq = register.append(
-            conn, kind=FAMILY_HOLD, at=register.clock(), personal=personal, ref=held.seq
-        )
+        for r in older:
+            register.append(conn, kind=FAMILY_HOLD, at=now, personal=personal, ref=r.seq)
+        seq = register.append(conn, kind=FAMILY_HOLD, at=now, personal=personal, ref=held.seq)
     log.info("register_family_hold_released", entry=held.seq, followup=seq)
     return seq
+
+
+def _released(r: Record) -> bool:
+    return any(f.kind == FAMILY_HOLD and f.data.get("action") == "release" for f in r.followups)
 
 
 def _review_date(text: str, now: float) -> str:

@@ -281,3 +281,26 @@ async def test_a_family_hold_past_its_review_is_in_the_admins_daily_reminder(
         f"  entry {seq}  family hold, child-protection, set by mona, review on {review_on}" in text
     )
     assert "F-9" not in text and "S47" not in text
+
+
+def test_a_newer_family_hold_supersedes_and_a_release_ends_both(tmp_path: Path) -> None:
+    clock = Clock()
+    reg = make_register(tmp_path, clock)
+    record(reg, accepted("FAM", T0, disclosure=_disc(family="F-9")))  # 1
+    first = hold_family(reg, "F-9", actor="mona", category="injury", reason="Fall")  # 2
+    clock.now = T0 + 300 * DAY  # reviewed: renewed as child protection
+    second = hold_family(reg, "F-9", actor="mona", category="child-protection", reason="S47")
+    by_seq = {r.seq: r for r in reg.records(Filters(kinds=("accepted", "family-hold")))}
+    assert by_seq[first].status == f"superseded by entry {second}"
+    assert by_seq[first].own_hold is None
+    kept = by_seq[1].hold
+    assert kept is not None
+    assert (kept.category, kept.family_hold) == ("child-protection", second)
+    release_family(reg, "F-9", actor="mona", reason="Closed")
+    released = reg.records(Filters(kinds=("accepted", "family-hold")))
+    assert [r.retention_hold for r in released] == [False, False, False]
+    # Each hold entry has its own release follow-up (read alone, each says released).
+    assert [[f.data["action"] for f in r.followups] for r in released[1:]] == [
+        ["release"],
+        ["release"],
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.subprocess_gateway import run_cli
 
 from gateway.errors import ConfigError
 from gateway.settings import Settings, _build
@@ -37,3 +38,19 @@ def test_section_loads_through_the_settings_loader(tmp_path: Path) -> None:
         RegisterSettings(retention_days=0)
     with pytest.raises(ConfigError, match=r"register\.colour: unknown key"):
         _build(RegisterSettings, {"colour": "red"}, "gateway.toml", "register.", tmp_path)
+
+
+def test_inform_within_days_defaults_to_14_and_is_checked(tmp_path: Path) -> None:
+    assert RegisterSettings().inform_within_days == 14
+    rs = _build(RegisterSettings, {"inform_within_days": 0}, "gateway.toml", "register.", tmp_path)
+    assert rs.inform_within_days == 0  # due at once
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[upstream]\nhost = "smtp.example"\n[register]\ninform_within_days = -1\n', "utf-8"
+    )
+    done = run_cli("check-config", "--config", config)
+    assert done.returncode == 1  # check-config: 1 is "this config is not valid"
+    assert done.stderr.strip().splitlines() == [
+        f"c4f-gateway check-config: config error: {config}: register.inform_within_days: "
+        "must be 0 (due at once) or more"
+    ]
