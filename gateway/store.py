@@ -97,7 +97,9 @@ class Store:
         self._ensured: set[str] = set()
         self._owner = 0  # the thread inside a write transaction, if any
         self._read_lock = threading.Lock()
-        self._reader: sqlite3.Connection | None = None
+        self._reader = _connect(path)
+        self._reader.execute("PRAGMA query_only=ON")
+        self._reader.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens its files
         self.group = GroupCommit(self)
         if path.exists():
             path.chmod(0o600)
@@ -160,9 +162,6 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if _READ_ONLY.match(sql) and self._owner != threading.get_ident():
             with self._read_lock:
-                if self._reader is None:
-                    self._reader = _connect(self.path)
-                    self._reader.execute("PRAGMA query_only=ON")
                 return list(self._reader.execute(sql, params))
         with self._lock:
             return list(self._conn.execute(sql, params))
@@ -203,8 +202,7 @@ class Store:
     def close(self) -> None:
         self.group.close()  # what was handed in is committed first
         with self._read_lock:
-            if self._reader is not None:
-                self._reader.close()
+            self._reader.close()
         with self._lock:
             self._conn.close()
             self._unlock()  # once: later calls do nothing
