@@ -28,6 +28,7 @@ KIND_WORDS = {
     "request": "request received",
     FAMILY_HOLD: "family retention hold",
 }
+KIND_DECISIONS = {FAMILY_HOLD: "family hold"}  # the CSV's decision of the other kinds
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
     "entry",
@@ -185,7 +186,7 @@ def flat(r: Record) -> dict[str, str]:
         "time": local_time(r.at, seconds=True),
         "decision": "refused"
         if r.kind == "refused"
-        else ("gateway notice" if r.notice else "accepted"),
+        else ("gateway notice" if r.notice else KIND_DECISIONS.get(r.kind, "accepted")),
         "staff": r.staff or gone,
         "recipients": "; ".join(str(x.get("address", "")) for x in r.recipients) or gone,
         "organisations": "; ".join(r.organisations),

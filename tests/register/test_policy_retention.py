@@ -208,6 +208,17 @@ def test_cli_family_hold_purge_report_and_review_list(config: Path) -> None:
     assert missing.returncode == 2
     assert missing.stderr.strip().endswith("the following arguments are required: --reason")
 
+    exported = run_cli("register", "export", "--hold-review-due", "--config", config)
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [(r["entry"], r["decision"], r["retention_category"]) for r in rows] == [
+        ("3", "accepted", "injury"),
+        ("4", "family hold", "child-protection"),
+    ]
+    assert (rows[1]["family"], rows[1]["retention_by"], rows[1]["retention_reason"]) == (
+        "F-9",
+        "mona",
+        "S47",
+    )
     review = run_cli("register", "list", "--hold-review-due", "--config", config)
     assert review.returncode == 0, review.stderr
     rows = [line.split()[0] for line in review.stdout.splitlines()[2:-1]]
