@@ -41,7 +41,7 @@ from gateway.settings.web import web_settings
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import GatewaySMTP, ListenerContext
-from gateway.throttle import LoginThrottle
+from gateway.throttle import LoginThrottle, Peers
 
 log = structlog.get_logger("gateway.server")
 
@@ -71,12 +71,16 @@ class Gateway:
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
         primary: bool = True,
+        peers: Peers | None = None,
     ) -> None:
         """``primary``: the one process of ``serve`` (the first worker when there are
         several, :mod:`gateway.supervisor`) that runs the periodic jobs, the metrics
-        endpoint and the checkpoint at stop; the others only listen and deliver."""
+        endpoint and the checkpoint at stop; the others only listen and deliver.
+        ``peers``: the other workers, told of every failed and successful login so the
+        login throttle holds across them all."""
         self.settings = settings
         self.primary = primary
+        self.peers = peers
         # Every file, key, folder and filter, opened as `check-config` opens them.
         parts = open_parts(
             settings, with_register=recorder is None, transport=transport, clock=clock
@@ -224,6 +228,8 @@ class Gateway:
             log.info("listening", kind="metrics", host=host, port=port)
         if deliver:
             self._worker_task = asyncio.create_task(self.worker.run())
+        if self.peers is not None:
+            self.peers.listen(self.listener_ctx.throttle)
         if self.primary:  # each job in one process only
             self._job_tasks = [asyncio.create_task(self._run_job(*j)) for j in self._jobs]
 
@@ -259,6 +265,8 @@ class Gateway:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
+        if self.peers is not None:
+            self.peers.close()
         if self.metrics is not None:
             await asyncio.to_thread(self.metrics.stop)
         for task in self._job_tasks:

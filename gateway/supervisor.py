@@ -49,6 +49,7 @@ from gateway.schema_version import DatabaseRefused
 from gateway.server import Gateway
 from gateway.settings import Settings
 from gateway.store import Store
+from gateway.throttle import Peers
 
 log = structlog.get_logger("gateway.supervisor")
 
@@ -139,10 +140,11 @@ async def run_worker(
     single: bool = False,
     ready: Callable[[], None] = lambda: None,
     parent: int | None = None,
+    peers: Peers | None = None,
 ) -> None:
     """One gateway on the bound sockets until SIGTERM (or SIGINT when ``single``), or
-    until its supervisor ``parent`` is gone."""
-    gateway = Gateway(settings, primary=primary)
+    until its supervisor ``parent`` is gone; ``peers``: the other workers' inboxes."""
+    gateway = Gateway(settings, primary=primary, peers=peers)
     await gateway.start(listening=listening)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -182,6 +184,9 @@ class Supervisor:
         self.settings = settings
         self.listening = listening
         self.slots = [Slot(i) for i in range(count)]
+        # Every worker's inbox for the others' failed and successful logins, made before
+        # any worker so that each, and each restarted one, has them all.
+        self.inboxes = Peers.pairs(count)
         self.stopping_since: float | None = None
 
     def run(self) -> int:
@@ -281,6 +286,10 @@ class Supervisor:
                     primary=index == 0,
                     ready=ready,
                     parent=os.getppid(),
+                    peers=Peers(
+                        self.inboxes[index][0],
+                        [pair[1] for i, pair in enumerate(self.inboxes) if i != index],
+                    ),
                 )
             )
             code = 0

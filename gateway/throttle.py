@@ -1,7 +1,10 @@
 """Failed-login throttling per client address and per account (AUTH-1, AUTH-6).
 
 In memory, per process: a restart forgets, which only ever loosens the throttle for one
-window. Per account the limit holds even for the right password (NIST SP 800-63B 5.2.2).
+window. The worker processes of ``serve`` (:mod:`gateway.supervisor`) tell each other
+every failure and success (:class:`Peers`), so the limits hold for the client and the
+account across all of them, whichever worker takes each connection. Per account the
+limit holds even for the right password (NIST SP 800-63B 5.2.2).
 
 A success clears that account's failures, and that account's failures from this client,
 but nothing else (AUTH-6): the address keeps every guess it made at other accounts, so
@@ -10,9 +13,13 @@ logging in to an account of one's own between guesses does not reset the throttl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class LoginThrottle:
@@ -31,6 +38,9 @@ class LoginThrottle:
         # Per client: (when, account) of each failure, so a success can drop its own.
         self._clients: dict[str, deque[tuple[float, str]]] = defaultdict(deque)
         self._accounts: dict[str, deque[float]] = defaultdict(deque)
+        # The other workers' inboxes, told of each failure and success (serve only).
+        self.peers: Peers | None = None
+        self._hearing = False
 
     def _recent_client(self, client: str) -> int:
         q = self._clients.get(client)
@@ -67,8 +77,12 @@ class LoginThrottle:
         self._clients[client].append((now, account.lower()))
         if account:
             self._accounts[account.lower()].append(now)
+        if self.peers is not None and not self._hearing:
+            self.peers.tell("failed", client, account, now)
 
     def succeeded(self, client: str, account: str) -> None:
+        if self.peers is not None and not self._hearing:
+            self.peers.tell("succeeded", client, account, self.clock())
         key = account.lower()
         self._accounts.pop(key, None)
         q = self._clients.get(client)
@@ -78,3 +92,62 @@ class LoginThrottle:
                 self._clients[client] = kept
             else:
                 del self._clients[client]
+
+    def heard(self, kind: str, client: str, account: str, at: float) -> None:
+        """Another worker's failure or success at ``at`` (its clock: the system's
+        monotonic one), as if it had happened here now (a subclass that counts failures
+        counts these too), not told on again; one older than the window is past."""
+        if self.clock() - at > self.window:
+            return
+        self._hearing = True
+        try:
+            (self.failed if kind == "failed" else self.succeeded)(client, account)
+        finally:
+            self._hearing = False
+
+
+class Peers:
+    """The worker processes' inboxes: one datagram socket pair per worker, made by the
+    supervisor before it starts any, so every worker (and a restarted one) has them all.
+    A worker reads its own inbox and writes to the others'; a message that does not fit
+    (a worker that is down and far behind) is dropped, as a restart forgets."""
+
+    def __init__(self, inbox: socket.socket, others: Sequence[socket.socket]) -> None:
+        self.inbox = inbox
+        self.others = list(others)
+
+    @staticmethod
+    def pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
+        made = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(count)]
+        for pair in made:
+            for end in pair:
+                end.setblocking(False)
+        return made
+
+    def tell(self, kind: str, client: str, account: str, at: float) -> None:
+        data = json.dumps([kind, client, account, at]).encode()
+        for other in self.others:
+            with contextlib.suppress(OSError):
+                other.send(data)
+
+    def listen(self, throttle: LoginThrottle) -> None:
+        """Apply what the others tell, from the running event loop, until :meth:`close`."""
+        throttle.peers = self
+        asyncio.get_running_loop().add_reader(self.inbox.fileno(), self._read, throttle)
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.inbox.fileno())
+
+    def _read(self, throttle: LoginThrottle) -> None:
+        while True:
+            try:
+                data = self.inbox.recv(65536)
+            except OSError:  # nothing more for now
+                return
+            try:
+                kind, client, account, at = json.loads(data)
+                when = float(at)
+            except (ValueError, TypeError):  # only our own processes write here
+                continue
+            if isinstance(client, str) and isinstance(account, str):
+                throttle.heard(str(kind), client, account, when)

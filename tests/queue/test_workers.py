@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import pytest
 from support.pki import TestCA
 from support.subprocess_gateway import (
@@ -322,3 +323,42 @@ async def test_serve_on_a_database_from_before_leases(
     finally:
         assert await gw.stop() == 0
     assert gw.sql("SELECT count(*) FROM queue_lease") == [(0,)]
+
+
+async def test_failed_logins_are_counted_across_workers(tmp_path: Path, ca: TestCA) -> None:
+    """The login throttle holds for a client whichever worker takes its connections: each
+    worker tells the others of every failure (gateway.throttle.Peers)."""
+    config = prepare(
+        tmp_path,
+        ca,
+        config={
+            "server": {"workers": 2},
+            "auth": {"max_failures_per_client": 4, "max_failures_per_session": 1},
+        },
+    )
+    gw = await GatewayProcess(config).start()
+    codes = []
+    try:
+        for _ in range(16):
+            client = aiosmtplib.SMTP(
+                hostname="localhost",
+                port=gw.port,
+                start_tls=True,
+                tls_context=client_tls(ca),
+                timeout=10,
+            )
+            await client.connect()
+            await client.ehlo()  # again, after STARTTLS: AUTH is offered only now
+            try:
+                await client.auth_plain(ALICE, "not-the-password")
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                codes.append(exc.code)
+            finally:
+                client.close()
+    finally:
+        assert await gw.stop() == 0
+    # Four failures in all, then every worker refuses to try: 454 before any hash check.
+    assert codes == [421] * 4 + [454] * 12
+    failed, throttled = events(gw, "auth_failed"), events(gw, "auth_throttled")
+    assert len(failed) == 4 and len(throttled) == 12
+    assert {e["worker"] for e in failed + throttled} == {0, 1}  # both took connections
