@@ -9,7 +9,9 @@ connection to one of them, and each delivers the queue, taking messages with a l
 register checkpoints and purges, the MX sweep), the metrics endpoint and the checkpoint
 at stop, so each job runs in exactly one place; the register's chain stays one line
 whichever worker appends, because an append reads the last entry inside its own
-``BEGIN IMMEDIATE`` transaction (SQLite's one writer at a time).
+``BEGIN IMMEDIATE`` transaction (SQLite's one writer at a time). Workers tell each other
+of every failed and successful login (:class:`gateway.throttle.Peers`, socket pairs made
+before the first fork), so the login throttle holds across them.
 
 The supervisor does nothing else: it restarts a worker that dies (after 0.5 s, doubling
 up to 30 s while it keeps dying within 30 s of its start), forwards SIGHUP (the

@@ -362,3 +362,29 @@ async def test_failed_logins_are_counted_across_workers(tmp_path: Path, ca: Test
     failed, throttled = events(gw, "auth_failed"), events(gw, "auth_throttled")
     assert len(failed) == 4 and len(throttled) == 12
     assert {e["worker"] for e in failed + throttled} == {0, 1}  # both took connections
+
+
+async def test_a_delivery_longer_than_the_lease_keeps_it(tmp_path: Path, ca: TestCA) -> None:
+    """The upstream takes 2.5 s per message, the lease is 1 s: renewed while the delivery
+    runs, it keeps the other worker off, and each message still goes once."""
+    upstream = await slow_upstream(ca, 2.5)
+    config = prepare(
+        tmp_path,
+        ca,
+        upstream_port=upstream.port,
+        config={"server": {"workers": 2}, "delivery": {"lease": 1.0, "concurrency": 2}},
+    )
+    gw = await GatewayProcess(config).start()
+    try:
+        tokens = [secrets.token_hex(8) for _ in range(3)]
+        await submit(gw, ca, tokens)
+        await upstream.wait_for(3, timeout=30)
+        await until(lambda: not gw.queue_states(), what="the queue to drain")
+        await asyncio.sleep(3.0)  # a second copy, sent after 1 s, would be here by now
+    finally:
+        stopped = await gw.stop()
+        await upstream.stop()
+    assert stopped == 0
+    assert Counter(token_of(a.content) for a in upstream.arrived) == Counter(tokens)
+    assert len(events(gw, "delivery_attempt")) == 3
+    assert not events(gw, "delivery_lease_lost")
