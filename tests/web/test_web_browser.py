@@ -199,9 +199,10 @@ async def test_totp_sign_in_filter_and_annotate_seen_by_the_cli(
             )
             await follow(page.get_by_role("button", name="Record the concern"))
             assert "Recorded follow-up" in await page.locator(".flash").inner_text()
-            await page.get_by_label("Yes, informed").check()
-            await page.get_by_label("On (date)").fill("2026-01-05")
-            await follow(page.get_by_role("button", name="Record", exact=True))
+            informed = page.get_by_role("group", name="Was the person informed?")
+            await informed.get_by_label("Yes, informed").check()
+            await informed.get_by_label("On (date)").fill("2026-01-05")
+            await follow(informed.get_by_role("button", name="Record", exact=True))
             await shot(page, "04-entry-with-follow-ups")
             await ctx.close()
 
