@@ -29,7 +29,7 @@ from gateway.register.retention import CATEGORIES
 from gateway.register.summary import summarise
 from gateway.register.summary_formats import summary_csv, summary_text
 from gateway.register.verify import verify
-from gateway.register.view import CONSENT_VALUES, ROOT_KINDS, Filters
+from gateway.register.view import CONSENT_VALUES, ROOT_KINDS, THIRD_PARTY_FIELDS, Filters
 from gateway.settings import Settings
 from gateway.settings.register import RegisterSettings, register_settings
 from gateway.store import Store
@@ -105,6 +105,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--third-party",
         choices=("yes", "no"),
         help="information about or from another person: withheld from a client copy",
+    )
+    ann.add_argument(
+        "--third-party-field",
+        action="append",
+        choices=(*THIRD_PARTY_FIELDS, "none"),
+        metavar="FIELD",
+        help="only this part is about another person (repeat for several; 'none' shows every "
+        f"part again): {', '.join(THIRD_PARTY_FIELDS)}",
     )
     hold = ann.add_mutually_exclusive_group()
     hold.add_argument(
@@ -312,6 +320,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     hold_reason, reason = (args.reason, None) if hold is not None else (None, args.reason)
     safeguarding = None if args.safeguarding is None else args.safeguarding == "yes"
     third_party = None if args.third_party is None else args.third_party == "yes"
+    parts = args.third_party_field
+    if parts and "none" in parts and len(parts) > 1:
+        raise CLIError("--third-party-field none goes alone")
+    third_party_fields = None if parts is None else [p for p in parts if p != "none"]
     try:
         seq = _open(args).annotate(
             args.entry,
@@ -326,6 +338,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             nature=args.nature,
             safeguarding=safeguarding,
             third_party=third_party,
+            third_party_fields=third_party_fields,
             hold=hold,
             hold_category=args.retention_hold,
             hold_reason=hold_reason,

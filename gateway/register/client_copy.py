@@ -4,10 +4,11 @@ Policy, "Client files": clients may view their files, but not information obtain
 a third party. A record flagged ``third_party`` (the ``[third-party]`` tag at send time, or
 ``register annotate N --third-party yes`` later) or ``safeguarding`` is replaced, whole,
 by :data:`WITHHELD` and counted: its subject, reason, recipients and attachment names never
-appear. In the records that remain, people's names and addresses are replaced by their
-organisation (the contact's, else the address's domain), and a request's requester by the
-organisation of its contact. The full report (:func:`gateway.register.formats.report_text`)
-stays for managers.
+appear. A manager may instead mark only some parts of a record (``--third-party-field
+subject`` ...): those parts alone are replaced. In the records that remain, people's names
+and addresses are replaced by their organisation (the contact's, else the address's
+domain), and a request's requester by the organisation of its contact. The full report
+(:func:`gateway.register.formats.report_text`) stays for managers.
 """
 
 from __future__ import annotations
@@ -45,11 +46,16 @@ def organisation_of(recipient: dict[str, Any]) -> str:
 
 def client_copy_text(family: str, records: Sequence[Record], generated: float) -> str:
     count = sum(1 for r in records if withheld(r))
+    partly = sum(1 for r in records if not withheld(r) and r.third_party_fields)
     lines = [
         f"Information held about family {family}: client copy",
         f"Generated {local_time(generated)} (local time); {len(records)} record(s), "
-        f"{count} {'entry' if count == 1 else 'entries'} withheld "
-        "(information about another person).",
+        f"{_entries(count)} withheld (information about another person)"
+        + (
+            f"; parts of {partly} other {'entry' if partly == 1 else 'entries'} withheld."
+            if partly
+            else "."
+        ),
         CLAUSE,
         "",
     ]
@@ -63,14 +69,24 @@ def client_copy_text(family: str, records: Sequence[Record], generated: float) -
     return "\n".join(lines)
 
 
+def _entries(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"
+
+
+def _part(r: Record, name: str, text: str) -> str:
+    """``text``, or :data:`WITHHELD` when a manager marked this part as third-party."""
+    return WITHHELD if name in r.third_party_fields else text
+
+
 def _request(r: Record) -> list[str]:
     d = r.data
     how = VIA_WORDS.get(str(d.get("via", "")), "")
     who = str(d.get("organisation") or "") if d.get("contact_id") else ""
     return [
         f"{local_time(r.at)}  entry {r.seq}: request received",
-        f"  From:     {who or NAME_WITHHELD}, {how}, received {d.get('received', '')}",
-        f"  Wanted:   {r.nature}",
+        f"  From:     {_part(r, 'requester', who or NAME_WITHHELD)}, {how}, "
+        f"received {d.get('received', '')}",
+        f"  Wanted:   {_part(r, 'nature', r.nature)}",
         "  Answered: " + (", ".join(f"entry {n}" for n in r.answers) or "not yet"),
     ]
 
@@ -79,19 +95,22 @@ def _message(r: Record) -> list[str]:
     f = flat(r)
     organisations = sorted({organisation_of(x) for x in r.recipients})
     names = [str(a.get("name", "")) for a in r.data.get("attachments", [])]
+    nature = _part(r, "nature", f["nature"])
+    reason = _part(r, "reason", f["reason"])
     lines = [
         f"{f['time'][:16]}  entry {r.seq}: "
         + ("sent" if r.kind == "accepted" else "refused (not sent)"),
-        f"  To:       {', '.join(organisations) or f['recipients']}",
-        f"  What:     {f['subject']}" + (f" (nature: {f['nature']})" if f["nature"] else ""),
+        f"  To:       {_part(r, 'recipients', ', '.join(organisations) or f['recipients'])}",
+        f"  What:     {_part(r, 'subject', f['subject'])}"
+        + (f" (nature: {nature})" if nature else ""),
     ]
     if r.request:
         lines.append(f"  Answers:  request {r.request}")
     if names:
-        lines.append(f"  Files:    {'; '.join(names)}")
+        lines.append(f"  Files:    {_part(r, 'attachments', '; '.join(names))}")
     if r.kind == "accepted":
         lines += [
-            f"  Consent:  {f['consent']}" + (f" (reason: {f['reason']})" if f["reason"] else ""),
+            f"  Consent:  {f['consent']}" + (f" (reason: {reason})" if reason else ""),
             f"  Informed: {f['informed']}"
             + (f" on {f['informed_on']}" if f["informed_on"] else ""),
         ]

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from gateway.register.retention import CATEGORIES
-from gateway.register.view import CONSENT_VALUES
+from gateway.register.view import CONSENT_VALUES, THIRD_PARTY_FIELDS
 
 FAMILY_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _DISCLOSURE_KEYS = (
@@ -86,6 +86,14 @@ def check_changes(changes: dict[str, Any]) -> dict[str, Any]:
             raise RegisterError(f"{value!r} is not a family reference (letters, digits, . _ / -)")
         if key in ("hold", "safeguarding", "third_party"):
             value = bool(value)
+        elif key == "third_party_fields":
+            value = sorted(set(value))  # all of them, or [] to show every part again
+            unknown = [str(x) for x in value if x not in THIRD_PARTY_FIELDS]
+            if unknown:
+                raise RegisterError(
+                    f"third-party fields are {', '.join(THIRD_PARTY_FIELDS)}, "
+                    f"not {', '.join(unknown)}"
+                )
         elif key == "hold_category" and value not in CATEGORIES:
             raise RegisterError(f"the hold category must be one of {', '.join(CATEGORIES)}")
         elif key in ("reason", "concern", "nature", "informed_reason", "hold_reason"):

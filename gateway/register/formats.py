@@ -368,9 +368,12 @@ def _change_words(key: str, value: Any) -> str:
         "hold_reason": "hold reason",
         "hold_review_on": "hold review on",
         "third_party": "third-party information",
+        "third_party_fields": "third-party parts (withheld from a client copy)",
     }
     if isinstance(value, bool):
         value = yes_no(value)
+    if isinstance(value, list):
+        value = ", ".join(map(str, value)) or "none"
     if key == "consent":
         value = CONSENT_WORDS.get(str(value), value)
     return f"{words.get(key, key)}: {value}"
@@ -424,6 +427,7 @@ def show_text(r: Record) -> str:
             ("Person informed", informed_words(r)),
             ("Family reference", f["family"]),
             ("Safeguarding", f["safeguarding"]),
+            ("Third-party", third_party_words(r)),
             ("Retention hold", hold_words(r)),
             ("Record", "complete" if r.complete else f"incomplete ({f['missing']} missing)"),
             ("Status", f["status"]),
@@ -444,6 +448,15 @@ def show_text(r: Record) -> str:
     return "\n".join(lines) + "\n"
 
 
+def third_party_words(r: Record) -> str:
+    """What a client copy withholds of this record ('' when nothing)."""
+    if r.third_party:
+        return "yes: withheld from a client copy"
+    if r.third_party_fields:
+        return "in part: " + ", ".join(r.third_party_fields) + " withheld from a client copy"
+    return ""
+
+
 def request_pairs(r: Record) -> list[tuple[str, str]]:
     """A request's details, as ``register show`` and the family report word them."""
     d = r.data
@@ -455,7 +468,7 @@ def request_pairs(r: Record) -> list[tuple[str, str]]:
         ("Information requested", r.nature),
         ("Family reference", r.family),
         ("Taken by", r.staff),
-        ("Third-party", yes_no(r.third_party) if r.third_party else ""),
+        ("Third-party", third_party_words(r)),
         ("Answered by", ", ".join(f"entry {n}" for n in r.answers) or "none yet"),
     ]
 

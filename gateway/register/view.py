@@ -29,6 +29,9 @@ CONSENT_WORDS = {
     "not-sought": "not sought",
     "not-recorded": "not recorded",
 }
+# Parts of a record a manager can mark as third-party information one by one, when the
+# rest may be shown to the client (``register annotate --third-party-field``).
+THIRD_PARTY_FIELDS = ("subject", "reason", "nature", "attachments", "recipients", "requester")
 ROOT_KINDS = ("accepted", "refused", "request")  # request: received (gateway.register.requests)
 # Policy, "Inter-agency working": whether the person was informed, for every disclosure
 # made without their consent; a duty due ``[register] inform_within_days`` after sending.
@@ -72,6 +75,7 @@ class Record:
     # About another person (the [third-party] tag or a manager's annotation): withheld
     # from a client's copy of the family report (gateway.register.client_copy).
     third_party: bool = False
+    third_party_fields: list[str] = field(default_factory=list)  # only these parts, if any
     request: int = 0  # the request (a ``request`` entry) this message answers
     answers: list[int] = field(default_factory=list)  # a request: the entries naming it
     inherited_from: int = 0  # the entry whose disclosure details a reply took on
@@ -309,6 +313,8 @@ def _apply(r: Record, e: Entry) -> None:
             r.own_hold = None
     if "third_party" in changes:
         r.third_party = bool(changes["third_party"])
+    if "third_party_fields" in changes:
+        r.third_party_fields = [str(x) for x in changes["third_party_fields"]]
     if "hold" in changes:
         r.own_hold = _hold_of(changes, e.at, str(d.get("actor", ""))) if changes["hold"] else None
     if changes.get("concern"):

@@ -30,7 +30,14 @@ from gateway.register.retention import CATEGORIES
 from gateway.register.summary import Summary, summarise
 from gateway.register.summary_formats import period_words
 from gateway.register.summary_formats import totals as summary_totals
-from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, ROOT_KINDS, Filters, Record
+from gateway.register.view import (
+    CONSENT_VALUES,
+    CONSENT_WORDS,
+    ROOT_KINDS,
+    THIRD_PARTY_FIELDS,
+    Filters,
+    Record,
+)
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.register_duties import duty_counts
@@ -39,6 +46,7 @@ from gateway.web.render import flash, page, see_other
 from gateway.web.verify_monitor import VerifyStatus
 
 PAGE_SIZE = 100
+_REQUEST_PARTS = ("requester", "nature")  # a request's parts; a message has the others
 VERIFY_WAIT = 1.0  # seconds "Verify now" waits for the answer before showing the progress
 VERIFY_REFRESH = 2  # seconds between two looks at the progress
 FILTER_TEXT = ("since", "until", "staff", "recipient", "organisation", "family", "consent")
@@ -290,6 +298,9 @@ def _entry_context(r: Record) -> dict[str, Any]:
         "request_pairs": fmt.request_pairs(r) if r.kind == "request" and not r.purged else [],
         # Third-party: withheld from a client copy (messages and requests alike).
         "flaggable": r.kind in ("accepted", "request") and not r.purged,
+        "parts": _REQUEST_PARTS
+        if r.kind == "request"
+        else tuple(p for p in THIRD_PARTY_FIELDS if p != "requester"),
     }
 
 
@@ -316,7 +327,11 @@ def changes_from(form: FormData) -> dict[str, Any]:
     if action == "release":
         return {"hold": False, "hold_reason": text(form, "hold_reason", 1000) or None}
     if action == "third_party":
-        return {"third_party": {"yes": True, "no": False}.get(text(form, "third_party"))}
+        parts = [p for p in form.getlist("part") if isinstance(p, str)]
+        return {
+            "third_party": {"yes": True, "no": False}.get(text(form, "third_party")),
+            "third_party_fields": parts,
+        }
     return {}
 
 

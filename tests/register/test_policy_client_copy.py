@@ -12,6 +12,7 @@ everything for managers. Both quote the clause they serve, word for word from th
 
 from __future__ import annotations
 
+import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -198,3 +199,40 @@ def test_client_copy_goes_with_a_family(config: Path) -> None:
     done = run_cli("register", "report", "--summary", "--client-copy", "--config", config)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "c4f-gateway register: error: --client-copy goes with --family\n"
+
+
+def test_client_files_only_the_parts_a_manager_marks_are_withheld(config: Path) -> None:
+    def annotate(*parts: str) -> subprocess.CompletedProcess[str]:
+        args = [x for p in parts for x in ("--third-party-field", p)]
+        return run_cli("register", "annotate", "1", *args, "--by", "max", "--config", config)
+
+    assert annotate("subject", "attachments").returncode == 0
+    copy = report(config, "--client-copy")
+    assert b"Contact report" not in copy and b"report.pdf" not in copy
+    lines = copy.decode().splitlines()
+    assert lines[1].endswith(
+        "2 entries withheld (information about another person); parts of 1 other entry withheld."
+    )
+    entry = copy.decode().split("entry 1: sent\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert entry == [
+        "  To:       Cafcass North",
+        f"  What:     {WITHHELD}",
+        f"  Files:    {WITHHELD}",
+        "  Consent:  obtained",
+        "  Informed: not recorded",
+    ]
+    shown = run_cli("register", "show", "1", "--config", config).stdout
+    assert f"  {'Third-party:':<23}in part: attachments, subject withheld from a client copy" in (
+        shown.splitlines()
+    )
+    assert b"Contact report" in report(config)  # the managers' report keeps it
+
+    assert annotate("none").returncode == 0
+    assert b"Contact report" in report(config, "--client-copy")
+    wrong = annotate("none", "subject")
+    assert (wrong.returncode, wrong.stderr) == (
+        2,
+        "c4f-gateway register: error: --third-party-field none goes alone\n",
+    )
+    wrong = annotate("colour")
+    assert wrong.returncode == 2 and "argument --third-party-field: invalid choice" in wrong.stderr

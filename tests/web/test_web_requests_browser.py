@@ -197,6 +197,16 @@ async def test_client_files_the_client_copy_button_withholds_third_party_informa
                 .click()
             )
         assert await manager.locator("#third-party").inner_text() == "yes"
+        # Of entry 1, only the subject names another person.
+        await manager.goto("/register/entry/1")
+        await manager.get_by_label("subject", exact=True).check()
+        async with manager.expect_navigation():
+            await (
+                manager.get_by_role("form", name="Third-party information")
+                .get_by_role("button", name="Record")
+                .click()
+            )
+        assert await manager.get_by_label("subject", exact=True).is_checked()
 
         await manager.goto("/register/report")
         await manager.get_by_label("Family reference").fill(FAMILY)
@@ -209,9 +219,13 @@ async def test_client_files_the_client_copy_button_withholds_third_party_informa
         copy = await manager.locator("#client-copy").inner_text()
         for words in WITHHELD_WORDS:
             assert words not in copy, words
-        assert "3 record(s), 2 entries withheld (information about another person)." in copy
+        assert (
+            "3 record(s), 2 entries withheld (information about another person); parts of 1 "
+            "other entry withheld." in copy
+        )
+        assert "Contact report" not in copy and f"  What:     {client_copy.WITHHELD}" in copy
         assert client_copy.CLAUSE in copy
-        assert copy.count(client_copy.WITHHELD) == 2
+        assert copy.count(client_copy.WITHHELD) == 3
         assert "  To:       Cafcass North" in copy and "j.smith@" not in copy
         await shot(manager, "client-copy-02-copy")
 
