@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import io
 import re
 
 from aiosmtpd.smtp import Envelope
@@ -66,7 +67,9 @@ class DataBlocks:
         self.unclean = False  # a bare CR, a bare LF or a NUL was received
         self.rest = b""  # what followed the end of data
         self.done = False
-        self._parts: list[bytes] = []
+        # The message grows in one buffer (realloc, no copy); content() hands it over
+        # without another copy, where a list of blocks joined would be the message twice.
+        self._kept = io.BytesIO()
         # Received, not yet taken: the start of a line not yet ended (at most line_limit
         # octets), or, once a line is too long, its last few octets.
         self._pending = b""
@@ -103,10 +106,9 @@ class DataBlocks:
         return False
 
     def content(self) -> bytes:
-        """The message, dot-unstuffed (once ``done`` in state NOMINAL); its blocks are
-        let go of."""
-        content = b"".join(self._parts)
-        self._parts = []
+        """The message, dot-unstuffed (once ``done`` in state NOMINAL), handed over."""
+        content = self._kept.getvalue()
+        self._kept = io.BytesIO()
         return content
 
     def _take(self, lines: bytes) -> None:
@@ -133,7 +135,7 @@ class DataBlocks:
             lines = lines[1:]
         if b"\r\n." in lines:
             lines = lines.replace(b"\r\n.", b"\r\n")
-        self._parts.append(lines)
+        self._kept.write(lines)
 
     def _long_line(self, lines: bytes, unclean: bool) -> int:
         """Where the first line longer than ``line_limit`` with its CRLF starts; -1: none."""
@@ -155,7 +157,7 @@ class DataBlocks:
     def _stop(self, state: DataState) -> None:
         if self.state is DataState.NOMINAL:
             self.state = state
-            self._parts = []  # nothing more is kept
+            self._kept = io.BytesIO()  # nothing more is kept
 
 
 async def read_data(

@@ -32,9 +32,7 @@ from gateway.errors import Refused, TempFailure
 from gateway.events import RefusedEvent
 from gateway.holds.service import Holds
 from gateway.mail.headers import (
-    HeaderField,
     MalformedHeader,
-    join_message,
     repeated_singletons,
     split_message,
     without,
@@ -138,14 +136,13 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         tx: Transaction = envelope.tx
-        content: bytes = envelope.original_content
         # The listener counted bare CR, LF and NUL as the blocks arrived; a caller that did
         # not gets them counted here.
         unclean = getattr(envelope, "unclean", None)
         if unclean is None:
-            unclean = has_bare_line_end_or_nul(content)
+            unclean = has_bare_line_end_or_nul(envelope.original_content)
         try:
-            return await self._data(tx, content, unclean=unclean)
+            return await self._data(tx, _taken(envelope), unclean=unclean)
         except Refused as r:
             return await self._refuse(tx, "data", r)
         except TempFailure as t:
@@ -171,7 +168,7 @@ class Handler:
                 "sent to anyone. Remove them and send again",
             )
         try:
-            fields, _ = split_message(content)
+            fields, _ = split_message(content[: _body_start(content)])
         except MalformedHeader as exc:
             raise Refused(554, "5.6.0", f"Message header is malformed: {exc}") from exc
         repeated = repeated_singletons(fields)
@@ -233,7 +230,8 @@ class Handler:
         return f"250 2.0.0 Queued as {tx.queue_id}"
 
     def _finish_headers(self, tx: Transaction, content: bytes) -> bytes:
-        fields, body = split_message(content)
+        cut = _body_start(content)
+        fields, _ = split_message(content[:cut])
         # Bcc: and Resent-Bcc: must not travel (RFC 5322 3.6.3, 3.6.6): their recipients are
         # in the envelope (HDR-3).
         # TLS-Required: No (RFC 8689 5) would ask later hops to relax TLS; we never do (TLS-7).
@@ -244,7 +242,8 @@ class Handler:
             f"\tby {self.settings.hostname} (c4f-gateway) with ESMTPSA id {tx.queue_id};\r\n"
             f"\t{email.utils.formatdate(time.time())}\r\n"
         ).encode("ascii")
-        return join_message([HeaderField(b"Received", received), *fields], body)
+        # As join_message, with the body joined from a view: one copy of it, not two.
+        return b"".join([received, *(f.raw for f in fields), b"\r\n", memoryview(content)[cut:]])
 
     async def _refuse(self, tx: Transaction, phase: Phase, r: Refused, address: str = "") -> str:
         reply = r.reply()
@@ -279,6 +278,23 @@ class Handler:
     def _record_refusal(self, event: RefusedEvent) -> None:
         with self.spool.store.transaction() as conn:
             self.spool.recorder.refused(conn, event)
+
+
+def _taken(envelope: Any) -> bytes:
+    """The message, no longer held by the envelope: once the filters have replaced it,
+    the bytes as received are freed (a message can be 25 MB)."""
+    content: bytes = envelope.original_content
+    envelope.content = envelope.original_content = None
+    return content
+
+
+def _body_start(content: bytes) -> int:
+    """Where :func:`split_message` starts the body: the header alone is split, and the
+    body is not copied for it."""
+    if content.startswith(b"\r\n"):
+        return 2
+    end = content.find(b"\r\n\r\n")
+    return len(content) if end < 0 else end + 4
 
 
 def _session(server: Any, session: Any) -> Session:

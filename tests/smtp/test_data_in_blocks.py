@@ -92,3 +92,29 @@ async def test_long_line_refused_and_session_goes_on(start_gateway: StartGateway
     assert await c.silent()
     await c.close()
     assert gw.gateway.spool.rows() == []
+
+
+async def test_received_is_added_to_a_message_all_header_or_without_header(
+    start_gateway: StartGateway,
+) -> None:
+    """The header is split apart from the body without copying the body: a message that
+    is all header keeps every byte, Bcc: still goes, and one that starts with its blank
+    line is judged (no From:), not failed (451)."""
+    gw = await start_gateway()
+    gw.add_staff(ALICE)
+    c = await authenticated(gw.port, gw.client_tls(), ALICE, PASSWORD)
+    head_only = f"From: {ALICE}\r\nX-Only: header\r\n".encode()
+    with_bcc = f"From: {ALICE}\r\nBcc: x@c4f.example\r\n\r\nb\r\n".encode()
+    for content in (head_only, with_bcc):
+        await _transaction(c)
+        await c.send(content + b".\r\n")
+        assert (await c.reply()).startswith("250 2.0.0 Queued as ")
+    await _transaction(c)
+    await c.send(b"\r\nbody only\r\n.\r\n")
+    assert (await c.reply())[:1] == "5"
+    await c.close()
+    delivered = await gw.wait_maildir(2)
+    [kept] = [d for d in delivered if d.endswith(head_only + b"\r\n")]
+    [other] = [d for d in delivered if d is not kept]
+    assert other.endswith(f"\r\nFrom: {ALICE}\r\n\r\nb\r\n".encode())
+    assert b"Bcc:" not in other and b"Received: " in kept and b"Received: " in other
