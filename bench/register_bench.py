@@ -1,10 +1,17 @@
-"""Disclosure register throughput: append N entries, verify them, read them back.
+"""Disclosure register throughput: append N entries, verify them, read them back; and
+what a manager waits for: the first page of the console's /register and the summary.
 
-Each figure is printed with a baseline measured in the same run on the same machine:
-plain SQLite inserts of rows of the same size (same file settings: WAL,
+Each throughput figure is printed with a baseline measured in the same run on the same
+machine: plain SQLite inserts of rows of the same size (same file settings: WAL,
 synchronous=FULL, same batch per transaction) for appends, and a plain scan of those
 rows for verify and read-back. The ratio is what the register's MACs, per-entry
-encryption and message parsing cost on top of storing the bytes.
+encryption, its index and message parsing cost on top of storing the bytes.
+
+The reads are timed at 1,000 entries and at N in the same run, through the function the
+list page calls (``pages_register.list_page``: the page's 100 rows through the register's
+index, decrypting only those, plus the period's summary strip), then the summary of the
+whole register alone and a manager's page (``[web] manager_scope = "reports"``). Target:
+under 200 ms at 100,000 entries, and under 3x the same read at 1,000.
 
     .venv/bin/python bench/register_bench.py [--entries 100000] [--batch 1000]
 """
@@ -15,15 +22,24 @@ import argparse
 import hashlib
 import os
 import sqlite3
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from gateway.crypto import Keyring
-from gateway.events import Accepted
+from gateway.events import Accepted, HoldEvent, Outcome
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register
+from gateway.register.scope import RegisterScope
+from gateway.register.summary import summarise
 from gateway.store import Store
+from gateway.web.pages_register import PAGE_SIZE, filters_of, list_page
+
+SMALL = 1_000
 
 HEADER = (
     b"From: alice@c4f.example\r\nTo: j.smith@cafcass.example\r\n"
@@ -48,35 +64,113 @@ RECIPIENTS = {
 }
 
 
-def event(i: int) -> Accepted:
+STAFF = [f"staff{k}@c4f.example" for k in range(12)]
+CONSENTS = ("obtained", "obtained", "obtained", "refused", "not-sought", "not-recorded")
+DAY = 86400.0
+
+
+def event(i: int, at: float | None = None) -> Accepted:
+    """Message ``i``: one of 12 staff, 2,000 families, 60 organisations, mixed consent."""
+    address = f"worker{i % 400}@agency{i % 60}.example"
+    disclosure = {
+        **DISCLOSURE,
+        "family": f"F-{i % 2000}",
+        "consent": CONSENTS[i % len(CONSENTS)],
+        "reason": "" if i % 7 == 0 else DISCLOSURE["reason"],
+    }
     return Accepted(
         queue_id=f"B{i:011d}",
-        received_at=time.time(),
-        staff="alice@c4f.example",
+        received_at=time.time() if at is None else at,
+        staff=STAFF[i % len(STAFF)],
         peer="192.0.2.10",
-        mail_from="alice@c4f.example",
-        rcpt_tos=("j.smith@cafcass.example",),
+        mail_from=STAFF[i % len(STAFF)],
+        rcpt_tos=(address,),
         content=MESSAGE,
         sha256=hashlib.sha256(MESSAGE).hexdigest(),
-        annotations={"disclosure": DISCLOSURE, "recipients": RECIPIENTS},
+        annotations={
+            "disclosure": disclosure,
+            "recipients": {address: {"organisation": f"Agency {i % 60}"}},
+        },
     )
 
 
-def bench_register(folder: Path, n: int, batch: int) -> tuple[float, float, float, int]:
+def open_register(folder: Path) -> Register:
+    folder.mkdir(parents=True, exist_ok=True)
     Keyring.create(folder / "register.key")
     MacKey.create(folder / "register-mac.key")
-    reg = Register(
+    return Register(
         Store(folder / "register.db"),
         Keyring.load(folder / "register.key"),
         folder / "register-mac.key",
         folder / "checkpoints",
     )
-    events = [event(i) for i in range(batch)]
-    start = time.perf_counter()
-    for done in range(0, n, batch):
+
+
+def fill(reg: Register, n: int, batch: int) -> None:
+    """n entries over the last two years: messages, one in five followed by its delivery,
+    one in twenty-five held for approval and then decided."""
+    start = time.time() - 730 * DAY
+    step = 730 * DAY / n
+    written = i = 0
+    while written < n:
         with reg.store.transaction() as conn:
-            for ev in events[: min(batch, n - done)]:
+            for _ in range(batch):
+                if written >= n:
+                    break
+                ev = event(i, start + written * step)
                 reg.accepted(conn, ev)
+                written += 1
+                if i % 25 == 0 and written + 2 <= n:
+                    reg.hold(conn, HoldEvent(ev.queue_id, ev.received_at, "held", ""))
+                    decided = "approved" if i % 50 else "refused"
+                    reg.hold(conn, HoldEvent(ev.queue_id, ev.received_at + 3600, decided, "m"))
+                    written += 2
+                elif i % 5 == 0 and written < n:
+                    to = ev.rcpt_tos
+                    reg.outcome(
+                        conn, Outcome(ev.queue_id, ev.received_at + 5, 1, "delivered", to, "250")
+                    )
+                    written += 1
+                i += 1
+
+
+def median_time(fn: Callable[[], object], repeat: int = 7) -> tuple[float, float]:
+    """(the first call, the median of ``repeat`` calls), in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times[0], statistics.median(times)
+
+
+def bench_reads(reg: Register) -> dict[str, tuple[float, float]]:
+    """What a manager waits for, through the functions the console's pages call."""
+    console: Any = SimpleNamespace(register=reg, clock=time.time)
+    everyone = RegisterScope("admin@c4f.example", None)
+    manager = RegisterScope("m@c4f.example", frozenset(STAFF[:3]))
+    every = filters_of({})
+    total, shown, _ = list_page(console, everyone, every, 1)
+    roots = reg.store.query("SELECT count(*) FROM register WHERE kind IN ('accepted','refused')")
+    assert total == roots[0][0] and len(shown) == min(total, PAGE_SIZE), (total, len(shown))
+    return {
+        "first page of /register": median_time(lambda: list_page(console, everyone, every, 1)),
+        "summary, whole register": median_time(
+            lambda: summarise(reg, since=None, until=None, now=time.time())
+        ),
+        "a manager's first page": median_time(lambda: list_page(console, manager, every, 1)),
+        "one staff member": median_time(
+            lambda: list_page(console, everyone, filters_of({"staff": STAFF[1]}), 1)
+        ),
+    }
+
+
+def bench_register(
+    folder: Path, n: int, batch: int
+) -> tuple[float, float, float, int, dict[str, tuple[float, float]]]:
+    reg = open_register(folder)
+    start = time.perf_counter()
+    fill(reg, n, batch)
     append = time.perf_counter() - start
     reg.checkpoint()
 
@@ -88,13 +182,14 @@ def bench_register(folder: Path, n: int, batch: int) -> tuple[float, float, floa
     start = time.perf_counter()
     records = reg.records()
     read = time.perf_counter() - start
-    assert len(records) == n
+    assert sum(1 + len(r.followups) for r in records) == n
     size = reg.store.query(
         "SELECT avg(length(sealed) + length(entry_key) + length(mac) + length(public)"
         " + length(sha256) + length(queue_id) + 80) AS s FROM register"
     )[0]["s"]
+    reads = bench_reads(reg)
     reg.store.close()
-    return append, verify, read, int(size)
+    return append, verify, read, int(size), reads
 
 
 def bench_baseline(folder: Path, n: int, batch: int, size: int) -> tuple[float, float]:
@@ -128,7 +223,11 @@ def main() -> None:
     n = args.entries
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        append, verify, read, size = bench_register(folder, n, args.batch)
+        small = open_register(folder / "small")
+        fill(small, SMALL, args.batch)
+        small_reads = bench_reads(small)
+        small.store.close()
+        append, verify, read, size, reads = bench_register(folder / "big", n, args.batch)
         insert, scan = bench_baseline(folder, n, args.batch, size)
 
     def line(what: str, seconds: float, base: float, base_name: str) -> None:
@@ -141,6 +240,14 @@ def main() -> None:
     line("register append", append, insert, "plain insert")
     line("register verify (MAC chain)", verify, scan, "plain scan")
     line("register read (decrypt all)", read, scan, "plain scan")
+    print()
+    print(f"reads (median of 7; first call)  {SMALL:>9,} entries  {n:>9,} entries   ratio")
+    for what, (first, median) in reads.items():
+        s_first, s_median = small_reads[what]
+        print(
+            f"{what:<28}{s_median * 1000:>10.1f} ms ({s_first * 1000:5.1f})"
+            f"{median * 1000:>10.1f} ms ({first * 1000:5.1f})   {median / s_median:5.1f}x"
+        )
 
 
 if __name__ == "__main__":

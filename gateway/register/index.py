@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from datetime import datetime
 
 from gateway.crypto import Keyring
-from gateway.register.view import Record, build_records
+from gateway.register.view import CONSENT_VALUES, Record, build_records
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS register_term (
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS register_term (
 CREATE TABLE IF NOT EXISTS register_index (
     seq INTEGER PRIMARY KEY,       -- the record's original entry
     at REAL NOT NULL,
+    month TEXT NOT NULL,           -- "2026-11", the host's local time (month_of)
     kind TEXT NOT NULL,
     notice INTEGER NOT NULL,       -- the gateway's own notice to staff
     purged INTEGER NOT NULL,
@@ -47,10 +49,20 @@ CREATE TABLE IF NOT EXISTS register_index (
     incomplete INTEGER NOT NULL,
     own_hold INTEGER NOT NULL,     -- a retention hold of its own (its family's follow it)
     held_at REAL,                  -- first held for approval
-    decided_at REAL                -- a line manager's decision on it
+    decided_at REAL,               -- a line manager's decision on it
+    facts INTEGER NOT NULL,        -- what the summary counts of it (facts_of)
+    org INTEGER,                   -- its first receiving organisation (register_term id)
+    orgs INTEGER NOT NULL          -- how many receiving organisations it has
 );
-CREATE INDEX IF NOT EXISTS register_index_kind_at ON register_index (kind, at);
+CREATE INDEX IF NOT EXISTS register_index_at ON register_index (at);
+CREATE INDEX IF NOT EXISTS register_index_staff ON register_index (staff);
 CREATE INDEX IF NOT EXISTS register_index_family ON register_index (family);
+CREATE INDEX IF NOT EXISTS register_index_held ON register_index (held_at)
+    WHERE held_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS register_index_orgs ON register_index (seq) WHERE orgs > 1;
+-- The summary's figures: grouped in index order, without reading the table.
+CREATE INDEX IF NOT EXISTS register_index_figures
+    ON register_index (month, facts, org, kind, at, staff);
 CREATE TABLE IF NOT EXISTS register_index_term (
     seq INTEGER NOT NULL,          -- register_index.seq
     term INTEGER NOT NULL,         -- register_term.id (organisations, recipients, actors)
@@ -63,6 +75,11 @@ SEALED_TERMS = ("organisation", "domain", "recipient")
 # A held message has not left yet; refused, withdrawn or expired, it never will.
 NOT_SENT = ("held", "refused", "withdrawn", "expired")
 DECIDED = ("approved", "refused")  # a line manager's decision on a held message
+NO_CONSENT = ("refused", "not-sought")  # consent refused or not sought
+# What the summary counts of a record: bits of register_index.facts, and for a
+# disclosure its consent status (the index in CONSENT_VALUES) from CONSENT_SHIFT.
+SENT, REFUSED, HELD, DISCLOSED, WITHOUT, OUTSTANDING, INCOMPLETE = (1 << k for k in range(7))
+CONSENT_SHIFT = 7
 
 
 def is_disclosure(r: Record) -> bool:
@@ -74,6 +91,30 @@ def is_disclosure(r: Record) -> bool:
         and r.external
         and r.approval not in NOT_SENT
     )
+
+
+def month_of(ts: float) -> str:
+    """The local calendar month of ``ts``, as every time the register shows."""
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m")
+
+
+def facts_of(r: Record) -> int:
+    """The summary's facts about ``r`` (:mod:`.summary` counts the same over records)."""
+    facts = 0
+    if r.kind == "accepted" and not r.notice:
+        facts |= SENT
+    if r.kind == "refused":
+        facts |= REFUSED
+    if r.kind == "accepted" and r.approval == "held":
+        facts |= HELD
+    if r.missing:
+        facts |= INCOMPLETE
+    if is_disclosure(r):
+        consent = r.consent if r.consent in CONSENT_VALUES else "not-recorded"
+        facts |= DISCLOSED | CONSENT_VALUES.index(consent) << CONSENT_SHIFT
+        if consent in NO_CONSENT:
+            facts |= WITHOUT | (0 if r.informed else OUTSTANDING)
+    return facts
 
 
 def fold_key(text: str) -> str:
@@ -151,13 +192,15 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
     held_at, decided_at = hold_times(r)
     staff = term_id(conn, keyring, "staff", r.staff) if r.staff else None
     family = term_id(conn, keyring, "family", r.family) if r.family else None
+    orgs = [term_id(conn, keyring, what, name) for what, name in organisation_names(r).values()]
     conn.execute(
-        "INSERT OR REPLACE INTO register_index (seq, at, kind, notice, purged, disclosure,"
-        " staff, family, consent, informed, approval, incomplete, own_hold, held_at,"
-        " decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT OR REPLACE INTO register_index (seq, at, month, kind, notice, purged,"
+        " disclosure, staff, family, consent, informed, approval, incomplete, own_hold,"
+        " held_at, decided_at, facts, org, orgs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             r.seq,
             r.at,
+            month_of(r.at),
             r.kind,
             int(r.notice),
             int(r.purged),
@@ -172,6 +215,9 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
             int(r.retention_hold),
             held_at,
             decided_at,
+            facts_of(r),
+            orgs[0] if orgs else None,
+            len(orgs),
         ),
     )
     conn.execute("DELETE FROM register_index_term WHERE seq = ?", (r.seq,))

@@ -16,10 +16,22 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from gateway.register.index import hold_times, is_disclosure, organisation_names
+from gateway.register.index import (
+    CONSENT_SHIFT,
+    DISCLOSED,
+    HELD,
+    INCOMPLETE,
+    OUTSTANDING,
+    REFUSED,
+    SENT,
+    WITHOUT,
+    hold_times,
+    is_disclosure,
+    month_of,
+    organisation_names,
+)
 from gateway.register.index_read import names, ready, where
 from gateway.register.ledger import Register
 from gateway.register.scope import RegisterScope
@@ -52,10 +64,6 @@ class Summary:
     # (AGE_BANDS[i], n): incomplete records by the age of their original
     incomplete_by_age: list[tuple[str, int]]
     disclosures: int = 0  # external disclosures in the period (the by_month total)
-
-
-def month_of(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m")
 
 
 def months(first: str, last: str) -> list[str]:
@@ -179,15 +187,17 @@ def summarise(
     until: float | None,
     now: float,
     scope: Callable[[Record], bool] | None = None,
+    charts: bool = True,
 ) -> Summary:
     """The figures of ``[since, until)`` in ``register``, limited to the records ``scope``
     shows (a manager's, ``[web] manager_scope``), read from the register's index. A scope
     other than a :class:`RegisterScope` (or its ``shows``) is asked record by record,
-    over the whole register."""
+    over the whole register. ``charts=False``: the six totals only (the list's strip),
+    with the lists left empty."""
     visible = _indexed_scope(scope)
     if (scope is not None and visible is None) or not ready(register):
         return summarise_records(register.records(), since=since, until=until, now=now, scope=scope)
-    return _from_index(register, since=since, until=until, now=now, scope=visible)
+    return _from_index(register, since=since, until=until, now=now, scope=visible, charts=charts)
 
 
 def _indexed_scope(scope: Callable[[Record], bool] | None) -> RegisterScope | None:
@@ -199,24 +209,6 @@ def _indexed_scope(scope: Callable[[Record], bool] | None) -> RegisterScope | No
     return None
 
 
-_TOTALS = """
-SELECT coalesce(sum(i.kind = 'accepted' AND i.notice = 0), 0),
-       coalesce(sum(i.kind = 'refused'), 0),
-       coalesce(sum(i.approval = 'held'), 0),
-       coalesce(sum(i.disclosure), 0),
-       coalesce(sum(i.disclosure AND i.consent IN ('refused', 'not-sought')), 0),
-       coalesce(sum(i.disclosure AND i.consent IN ('refused', 'not-sought')
-                    AND i.informed = ''), 0),
-       coalesce(sum(i.incomplete), 0),
-       coalesce(sum(i.incomplete AND i.at > ?), 0),
-       coalesce(sum(i.incomplete AND i.at <= ? AND i.at > ?), 0),
-       coalesce(sum(i.incomplete AND i.at <= ? AND i.at > ?), 0),
-       coalesce(sum(i.incomplete AND i.at <= ?), 0),
-       min(i.at)
-FROM register_index i WHERE """
-_MONTH = "strftime('%Y-%m', i.at, 'unixepoch', 'localtime')"
-
-
 def _from_index(
     register: Register,
     *,
@@ -224,61 +216,89 @@ def _from_index(
     until: float | None,
     now: float,
     scope: RegisterScope | None,
+    charts: bool = True,
 ) -> Summary:
+    """The figures from ``register_index``: its rows grouped by month, facts (the bits of
+    :func:`gateway.register.index.facts_of`) and first organisation, in the order of an
+    index that holds every column read, so the table itself is not read."""
     found = where(register, Filters(since=since, until=until, include_notices=True), scope)
     assert found is not None  # every filter used here is indexed
     sql, args = found
     query = register.store.query
-    edges = [now - d * 86400.0 for d in _BAND_DAYS]
-    bands = [edges[0], edges[0], edges[1], edges[1], edges[2], edges[2]]
-    t = list(query(_TOTALS + sql, (*bands, *args))[0])
-    all_months = period_months(since, until, now, t[11])
-    by_month = {m: dict.fromkeys(CONSENT_VALUES, 0) for m in all_months}
-    consent = "CASE WHEN i.consent IN ({}) THEN i.consent ELSE 'not-recorded' END".format(
-        ",".join(f"'{c}'" for c in CONSENT_VALUES)
-    )
-    for month, c, n in query(
-        f"SELECT {_MONTH}, {consent}, count(*) FROM register_index i"  # noqa: S608
-        f" WHERE {sql} AND i.disclosure = 1 GROUP BY 1, 2",
+    groups = query(
+        "SELECT i.month, i.facts, i.org, count(*), min(i.at)"  # noqa: S608
+        f" FROM register_index i INDEXED BY register_index_figures WHERE {sql}"
+        " GROUP BY i.month, i.facts, i.org",
         args,
-    ):
-        by_month.setdefault(month, dict.fromkeys(CONSENT_VALUES, 0))[c] += n
+    )
+    total: Counter[int] = Counter()
+    monthly: dict[str, dict[str, int]] = {}
+    orgs: Counter[int] = Counter()
+    for month, facts, org, n, _ in groups:
+        for bit in (SENT, REFUSED, HELD, DISCLOSED, WITHOUT, OUTSTANDING, INCOMPLETE):
+            if facts & bit:
+                total[bit] += n
+        if facts & DISCLOSED:
+            consent = CONSENT_VALUES[(facts >> CONSENT_SHIFT) & 3]
+            cell = monthly.setdefault(month, dict.fromkeys(CONSENT_VALUES, 0))
+            cell[consent] += n
+            if org is not None:
+                orgs[org] += n
+    recent = [
+        now - float(at)
+        for (at,) in query(
+            f"SELECT i.at FROM register_index i WHERE i.at > ? AND i.incomplete = 1 AND {sql}",  # noqa: S608
+            (now - _BAND_DAYS[-1] * 86400.0, *args),
+        )
+    ]
+    ages = [0] * len(AGE_BANDS)
+    for age in recent:
+        ages[age_band(age)] += 1
+    ages[-1] = total[INCOMPLETE] - sum(ages[:-1])
+    oldest = min((g[4] for g in groups), default=None)
+    all_months = period_months(since, until, now, oldest) if charts else []
     held_count: Counter[str] = Counter()
     waits: dict[str, list[float]] = {}
-    for month, held_at, decided_at in query(
-        f"SELECT {_MONTH}, i.held_at, i.decided_at FROM register_index i"  # noqa: S608
-        f" WHERE {sql} AND i.held_at IS NOT NULL",
-        args,
-    ):
-        held_count[month] += 1
-        if decided_at is not None:
-            waits.setdefault(month, []).append(decided_at - held_at)
-    counts = {
-        int(term): int(n)
+    if charts:
+        for month, held_at, decided_at in query(
+            "SELECT i.month, i.held_at, i.decided_at FROM register_index i"  # noqa: S608
+            f" INDEXED BY register_index_held WHERE i.held_at IS NOT NULL AND {sql}",
+            args,
+        ):
+            held_count[month] += 1
+            if decided_at is not None:
+                waits.setdefault(month, []).append(decided_at - held_at)
+        # A record sent to several organisations counts once for each: the others.
         for term, n in query(
-            "SELECT t.term, count(*) FROM register_index_term t"  # noqa: S608
-            " JOIN register_index i ON i.seq = t.seq JOIN register_term w ON w.id = t.term"
-            f" WHERE {sql} AND i.disclosure = 1 AND w.what IN ('organisation', 'domain')"
+            "SELECT t.term, count(*) FROM register_index i INDEXED BY register_index_orgs"  # noqa: S608
+            " CROSS JOIN register_index_term t ON t.seq = i.seq"
+            " JOIN register_term w ON w.id = t.term AND w.what IN ('organisation', 'domain')"
+            f" WHERE i.orgs > 1 AND i.disclosure = 1 AND t.term != i.org AND {sql}"
             " GROUP BY t.term",
             args,
-        )
-    }
-    org_names = {**names(register, "organisation"), **names(register, "domain")}
+        ):
+            orgs[int(term)] += int(n)
+    names_of = {**names(register, "organisation"), **names(register, "domain")} if orgs else {}
+    by_month = {m: monthly.get(m, dict.fromkeys(CONSENT_VALUES, 0)) for m in all_months}
+    if charts:
+        by_month.update(monthly)
     return Summary(
         since=since,
         until=until,
-        sent=t[0],
-        refused=t[1],
-        held_now=t[2],
-        without_consent=t[4],
-        incomplete=t[6],
-        inform_outstanding=t[5],
+        sent=total[SENT],
+        refused=total[REFUSED],
+        held_now=total[HELD],
+        without_consent=total[WITHOUT],
+        incomplete=total[INCOMPLETE],
+        inform_outstanding=total[OUTSTANDING],
         by_month=sorted(by_month.items()),
-        by_organisation=top_organisations(counts, {k: org_names[k] for k in counts}),
+        by_organisation=top_organisations(dict(orgs), {k: names_of[k] for k in orgs})
+        if charts
+        else [],
         holds_by_month=[
             (m, held_count[m], len(waits.get(m, [])), median_hours(waits.get(m, [])))
             for m in all_months
         ],
-        incomplete_by_age=list(zip(AGE_BANDS, t[7:11], strict=True)),
-        disclosures=t[3],
+        incomplete_by_age=list(zip(AGE_BANDS, ages, strict=True)),
+        disclosures=total[DISCLOSED],
     )

@@ -157,7 +157,12 @@ def list_page(
         every.reverse()
         found = len(every), every[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
     figures = summarise(
-        register, since=filters.since, until=filters.until, now=console.clock(), scope=member_scope
+        register,
+        since=filters.since,
+        until=filters.until,
+        now=console.clock(),
+        scope=member_scope,
+        charts=False,  # the strip: the six totals
     )
     return found[0], found[1], figures
 

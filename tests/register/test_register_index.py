@@ -122,6 +122,13 @@ def test_index_answers_as_the_register_through_every_change(config: Path) -> Non
     baseline = agrees(reg)
     assert baseline > 20
 
+    both = ("j.smith@cafcass.example", "k@police.example")  # counted for each organisation
+    known = {**CAFCASS, "k@police.example": {"organisation": "Police"}}
+    record(reg, accepted("Q14", at("2026-11-10"), rcpts=both, recipients=known))
+    orgs = dict(summarise(reg, since=SINCE, until=UNTIL, now=NOW).by_organisation)
+    assert (orgs["Cafcass North"], orgs["Police"]) == (5, 2)
+    agrees(reg)
+
     with reg.store.transaction() as conn:  # delivered: the status of Q1's row changes
         reg.outcome(
             conn,
