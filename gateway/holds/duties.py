@@ -10,7 +10,8 @@ no sender, to the admins). Each list names entry numbers, staff and organisation
 never a subject or body; the managers read the rest in the console or with `register
 show N`.
 
-Once a day: the reminder is itself recorded in the register (a notice, like every mail
+Once a day, at the day's first run of the job (what falls due later that day is in the
+next day's): the reminder is itself recorded in the register (a notice, like every mail
 the gateway sends its staff) with the day it is for, so a restart sends no second one.
 """
 
@@ -55,13 +56,17 @@ class DutyReminder:
         self.staff = staff
         self.console_url = console_url
         self.clock = clock
+        self._done = ""  # the day already seen to (the register need not be read again)
 
     def remind(self, now: float | None = None) -> int:
         """Mail each manager their overdue duties, once a (local) day; returns how many
         reminders were queued."""
         now = self.clock() if now is None else now
-        records = self.register.records()
         today = local_day(now).isoformat()
+        if today == self._done:
+            return 0  # the job runs every few minutes: the register is read once a day
+        records = self.register.records()
+        self._done = today
         if any(
             r.data.get("notice") == NOTICE and r.data.get("notice_for") == today for r in records
         ):

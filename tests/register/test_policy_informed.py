@@ -22,6 +22,7 @@ from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
 from gateway.events import HoldEvent
+from gateway.holds.duties import DutyReminder
 from gateway.register.formats import local_time
 from gateway.register.ledger import Register
 from gateway.register.view import Filters
@@ -209,6 +210,10 @@ async def test_the_daily_reminder_lists_the_overdue_duty_for_the_senders_manager
         assert secret not in text  # never the subject, nor the reason
     # Once a day, restart-safe: the reminder is in the register; answered, it stops.
     assert await gw.gateway.store.run(duties.remind, later) == 0
+    register = gw.gateway.register
+    assert register is not None
+    restarted = DutyReminder(register, gw.gateway.holds.notify, gw.gateway.staff)
+    assert await gw.gateway.store.run(restarted.remind, later) == 0
     reg = _register(gw, lambda: later)
     reg.annotate(sent.seq, "mona", informed="yes", informed_on="2026-12-21")
     assert await gw.gateway.store.run(duties.remind, later + 2 * DAY) == 0
