@@ -109,7 +109,7 @@ async def slow_upstream(ca: TestCA, delay: float) -> Upstream:
     return await Upstream(cert, UpstreamBehaviour(data_delay=delay)).start()
 
 
-async def test_two_workers_never_deliver_the_same_message(tmp_path: Path, ca: TestCA) -> None:
+async def test_dur11_two_workers_never_deliver_the_same_message(tmp_path: Path, ca: TestCA) -> None:
     """Both workers poll a queue fed faster than a slow upstream takes it: every message
     arrives once, byte for byte, each with one outcome in the register, which verifies."""
     upstream = await slow_upstream(ca, 0.3)
@@ -145,7 +145,7 @@ async def test_two_workers_never_deliver_the_same_message(tmp_path: Path, ca: Te
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-async def test_kill9_of_a_worker_holding_a_lease_delays_its_message_until_the_lease_expires(
+async def test_dur11_kill9_of_a_worker_holding_a_lease_delays_its_message_until_it_expires(
     tmp_path: Path, ca: TestCA
 ) -> None:
     upstream = await slow_upstream(ca, 1.5)
@@ -202,6 +202,7 @@ async def test_the_supervisor_restarts_a_killed_worker_and_the_port_keeps_answer
         first = worker_pids(gw)
         victim = first[-1]
         os.kill(victim, signal.SIGKILL)
+        await until(lambda: not alive(victim), what="the worker to die")
         for _ in range(10):  # meanwhile every new connection is answered
             _reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
             greeting = await asyncio.wait_for(_reader.readline(), 5)
@@ -325,7 +326,7 @@ async def test_serve_on_a_database_from_before_leases(
     assert gw.sql("SELECT count(*) FROM queue_lease") == [(0,)]
 
 
-async def test_failed_logins_are_counted_across_workers(tmp_path: Path, ca: TestCA) -> None:
+async def test_auth9_failed_logins_are_counted_across_workers(tmp_path: Path, ca: TestCA) -> None:
     """The login throttle holds for a client whichever worker takes its connections: each
     worker tells the others of every failure (gateway.throttle.Peers)."""
     config = prepare(
