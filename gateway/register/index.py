@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS register_index (
     decided_at REAL,               -- a line manager's decision on it
     facts INTEGER NOT NULL,        -- what the summary counts of it (facts_of)
     org INTEGER,                   -- its first receiving organisation (register_term id)
-    orgs INTEGER NOT NULL          -- how many receiving organisations it has
+    orgs INTEGER NOT NULL,         -- how many receiving organisations it has
+    inform_from REAL,              -- "person informed" owed, counted from (sent or approved)
+    review_on TEXT                 -- its own retention hold's review date (YYYY-MM-DD)
 );
 CREATE INDEX IF NOT EXISTS register_index_at ON register_index (at);
 CREATE INDEX IF NOT EXISTS register_index_staff ON register_index (staff);
@@ -60,6 +62,10 @@ CREATE INDEX IF NOT EXISTS register_index_family ON register_index (family);
 CREATE INDEX IF NOT EXISTS register_index_held ON register_index (held_at)
     WHERE held_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS register_index_orgs ON register_index (seq) WHERE orgs > 1;
+CREATE INDEX IF NOT EXISTS register_index_inform ON register_index (inform_from)
+    WHERE inform_from IS NOT NULL;
+CREATE INDEX IF NOT EXISTS register_index_review ON register_index (review_on)
+    WHERE review_on IS NOT NULL;
 -- The summary's figures: grouped in index order, without reading the table.
 CREATE INDEX IF NOT EXISTS register_index_figures
     ON register_index (month, facts, org, kind, at, staff);
@@ -196,7 +202,8 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO register_index (seq, at, month, kind, notice, purged,"
         " disclosure, staff, family, consent, informed, approval, incomplete, own_hold,"
-        " held_at, decided_at, facts, org, orgs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " held_at, decided_at, facts, org, orgs, inform_from, review_on)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             r.seq,
             r.at,
@@ -218,6 +225,8 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
             facts_of(r),
             orgs[0] if orgs else None,
             len(orgs),
+            (r.approved_at or r.at) if r.inform_open else None,
+            r.own_hold.review_on if r.own_hold is not None else None,
         ),
     )
     conn.execute("DELETE FROM register_index_term WHERE seq = ?", (r.seq,))

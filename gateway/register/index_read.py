@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.register import index
 from gateway.register.ledger import Register
+from gateway.register.retention import FAMILY_HOLD
 from gateway.register.scope import RegisterScope
 from gateway.register.verify import COLUMNS
 from gateway.register.view import Filters, Record, build_records
@@ -119,15 +120,46 @@ def where(
         clauses.append("i.approval = 'held'")
     if not f.include_notices:
         clauses.append("i.notice = 0")
-    if scope is not None and scope.reports is not None:
-        staff = [i for login in sorted(scope.reports) for i in _named(register, "staff", login)]
-        mine = _named(register, "actor", scope.login)
-        own = _in("i.staff", staff, args)
-        acted = _in("term", mine, args)
-        clauses.append(
-            f"({own} OR i.seq IN (SELECT seq FROM register_index_term WHERE {acted}))"  # noqa: S608
-        )
+    clauses.append(_scoped(register, scope, args))
     return " AND ".join(clauses), args
+
+
+def _scoped(register: Register, scope: RegisterScope | None, args: list[Any]) -> str:
+    """The records ``scope`` shows: its reports' and those its viewer acted on."""
+    if scope is None or scope.reports is None:
+        return "1"
+    staff = [i for login in sorted(scope.reports) for i in _named(register, "staff", login)]
+    mine = _named(register, "actor", scope.login)
+    own = _in("i.staff", staff, args)
+    acted = _in("term", mine, args)
+    return f"({own} OR i.seq IN (SELECT seq FROM register_index_term WHERE {acted}))"  # noqa: S608
+
+
+def duty_counts(
+    register: Register, scope: RegisterScope | None, now: float, today: str, inform_days: int
+) -> tuple[int, int] | None:
+    """(disclosures whose "person informed" is overdue at ``now``, retention holds due
+    for review by ``today``) that ``scope`` shows; None before the index is built. A
+    family hold superseded by a newer one of its family is not counted (as the fold)."""
+    if not ready(register):
+        return None
+    args: list[Any] = [now - inform_days * 86400.0]
+    seen = _scoped(register, scope, args)
+    overdue = register.store.query(
+        "SELECT count(*) FROM register_index i INDEXED BY register_index_inform"  # noqa: S608
+        f" WHERE i.inform_from IS NOT NULL AND i.inform_from <= ? AND {seen}",
+        args,
+    )[0][0]
+    args = [today, FAMILY_HOLD, FAMILY_HOLD]
+    seen = _scoped(register, scope, args)
+    review = register.store.query(
+        "SELECT count(*) FROM register_index i INDEXED BY register_index_review"  # noqa: S608
+        " WHERE i.review_on IS NOT NULL AND i.review_on <= ? AND NOT (i.kind = ? AND EXISTS"
+        " (SELECT 1 FROM register_index h WHERE h.kind = ? AND h.family = i.family"
+        f" AND h.own_hold = 1 AND h.seq > i.seq)) AND {seen}",
+        args,
+    )[0][0]
+    return int(overdue), int(review)
 
 
 def ready(register: Register) -> bool:

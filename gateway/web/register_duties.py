@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.register import index_read
 from gateway.register.ledger import Register
 from gateway.register.retention import local_day
 from gateway.web.register_scope import RegisterScope
@@ -23,9 +24,13 @@ class DutyCounts:
 
 
 def duty_counts(register: Register, scope: RegisterScope, now: float) -> DutyCounts:
-    """Blocking (reads the whole register): call in a worker thread."""
-    records = scope.only(register.records())
+    """Blocking: call in a worker thread. Read from the register's index (two counts);
+    the whole register only before ``upgrade`` has built it."""
     today = local_day(now).isoformat()
+    found = index_read.duty_counts(register, scope, now, today, register.inform_within_days)
+    if found is not None:
+        return DutyCounts(*found)
+    records = scope.only(register.records())
     return DutyCounts(
         informed=sum(1 for r in records if r.inform_overdue(now)),
         review=sum(1 for r in records if r.own_hold is not None and r.own_hold.review_due(today)),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.pki import TestCA
-from support.register import accepted, record
+from support.register import DAY, accepted, record
 from support.register_seed import CAFCASS, NOW, SINCE, UNTIL, at, seed
 from support.subprocess_gateway import prepare, run_cli
 
@@ -25,6 +25,7 @@ from gateway.events import HoldEvent, Outcome
 from gateway.register import index_read
 from gateway.register.ledger import Register, step_5_index_register
 from gateway.register.purge import purge
+from gateway.register.retention import local_day
 from gateway.register.scope import RegisterScope
 from gateway.register.summary import summarise, summarise_records
 from gateway.register.view import Filters, Record
@@ -100,6 +101,18 @@ def agrees(reg: Register) -> int:
             second = index_read.page(reg, f, None, offset=2, limit=3)
             assert second is not None
             assert [r.seq for r in second[1]] == [r.seq for r in newest[2:5]]
+    duties: list[tuple[int, int]] = []
+    for when in (NOW, NOW + 400 * DAY):  # the year-long retention hold reviews due later
+        today = local_day(when).isoformat()
+        for scope in SCOPES:
+            shown = [r for r in every if scope is None or scope.shows(r)]
+            slow = (
+                sum(1 for r in shown if r.inform_overdue(when)),
+                sum(1 for r in shown if r.own_hold is not None and r.own_hold.review_due(today)),
+            )
+            assert index_read.duty_counts(reg, scope, when, today, 14) == slow, (when, scope)
+            duties.append(slow)
+    assert duties[0][0] > 0  # something was overdue to count
     for since, until in ((SINCE, UNTIL), (None, None)):
         for scope in SCOPES:
             slow = summarise_records(
@@ -140,6 +153,7 @@ def test_index_answers_as_the_register_through_every_change(config: Path) -> Non
     reg.annotate(seqs["Q4"], MONA, consent="obtained")  # no longer incomplete
     reg.annotate(seqs["Q12"], MONA, family="F-7", safeguarding=True)  # kept, with its family
     record(reg, accepted("Q13", at("2026-11-19"), recipients=CAFCASS, disclosure={"family": "f-7"}))
+    assert index_read.duty_counts(reg, None, NOW + 400 * DAY, "2027-12-31", 14) == (6, 1)
     kept = {r.seq for r in reg.records(Filters(retention_hold=True))}
     assert seqs["Q12"] in kept and len(kept) == 2  # Q13 through its family
     agrees(reg)
