@@ -201,6 +201,8 @@ async def main(args: argparse.Namespace) -> int:
                     "max_connections_per_network": limit,
                 },
                 "delivery": {"concurrency": args.delivery_concurrency},
+                # serve's default (the test harness runs one process): one worker per CPU.
+                "server": {"workers": args.workers},
                 "pipeline": {"filters": production_filters(), "allow_partial_pipeline": False},
             },
             staff=(),
@@ -322,6 +324,12 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=20,
         help="[delivery] concurrency (default 20, Postfix's default_destination_concurrency_limit)",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="[server] workers of serve (default 0: one per CPU, serve's default)",
     )
     ap.add_argument("--sink-port", type=int, default=2526)
     ap.add_argument(
