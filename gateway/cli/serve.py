@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 
 from gateway.cli.common import add_config_arg, load_settings
 from gateway.logging import configure
@@ -29,4 +30,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     configure(settings.log.format, settings.log.level)
+    keep_large_buffers_out_of_the_heap()
     return serve(settings)
+
+
+def keep_large_buffers_out_of_the_heap() -> None:
+    """Buffers of 128 KiB and more (a message, its sealed copy: up to 25 MB each) are
+    mapped on their own and given back when freed. glibc otherwise raises this threshold
+    after each large free (up to 32 MiB), so the copies of one large message then stay in
+    the heap and the next message's add to them: memory_bench measured 430 MiB of peak
+    RSS for a 25 MiB message, 330 MiB with this. Inherited by the worker processes."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return  # not glibc: nothing to set
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, 128 * 1024)
