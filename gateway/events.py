@@ -23,6 +23,9 @@ class Accepted:
     content: bytes  # the exact bytes that will be relayed
     sha256: str  # hex digest of content
     annotations: dict[str, Any] = field(default_factory=dict)
+    # What the recorder notes of the content (Recorder.summarise), worked out before the
+    # transaction; None: the recorder reads the content itself.
+    summary: Any = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,12 @@ class HoldEvent:
 
 
 class Recorder(Protocol):
+    def summarise(self, content: bytes) -> Any:
+        """What :meth:`accepted` will note of a message, worked out before its transaction
+        (``Accepted.summary``): parsing a large message must not hold the database's write
+        lock, which every other session's commit waits for."""
+        ...
+
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None: ...
     def refused(self, conn: sqlite3.Connection, event: RefusedEvent) -> None: ...
     def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None: ...
@@ -88,6 +97,9 @@ class Recorder(Protocol):
 
 class NullRecorder:
     """Records nothing (used until a register is configured, and in unit tests)."""
+
+    def summarise(self, content: bytes) -> Any:
+        return None
 
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:
         return None

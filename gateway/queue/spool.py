@@ -197,6 +197,7 @@ class Spool(QueueStates):
             content=content,
             sha256=hashlib.sha256(content).hexdigest(),
             annotations=notes,
+            summary=self.recorder.summarise(content),  # here, not under the write lock
         )
         row = (
             queue_id,

@@ -52,7 +52,7 @@ from gateway.register.fields import (
     recipients_of,
 )
 from gateway.register.hold_trail import public_step
-from gateway.register.message import summarise
+from gateway.register.message import Summary, summarise
 from gateway.register.verify import COLUMNS, VerifyResult, verify
 from gateway.register.view import Entry, Filters, Record, build_records
 from gateway.settings.register import RegisterSettings
@@ -208,8 +208,12 @@ class Register:
 
     # -- gateway.events.Recorder -------------------------------------------------------
 
+    def summarise(self, content: bytes) -> Summary:
+        return summarise(content)
+
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:
-        summary = summarise(event.content)
+        # Read before the transaction by the spool (Recorder.summarise), else here.
+        summary = event.summary if isinstance(event.summary, Summary) else summarise(event.content)
         personal = {
             "staff": event.staff,
             "peer": event.peer,
