@@ -11,7 +11,7 @@ it lacks.
 The tables, and where each one's current shape (``CREATE TABLE IF NOT EXISTS``) lives:
 
 - ``queue``, ``queue_rcpt``: :mod:`gateway.queue.schema`; ``queue_release``:
-  :mod:`gateway.queue.release`
+  :mod:`gateway.queue.release`; ``queue_lease``: :mod:`gateway.queue.leases`
 - ``holds``: :mod:`gateway.holds.table`; ``hold_escalation``: :mod:`gateway.holds.escalation`
 - ``register``: :mod:`gateway.register.ledger`; ``register_thread``:
   :mod:`gateway.register.threads`; ``register_index``, ``register_index_term``,
