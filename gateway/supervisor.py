@@ -192,7 +192,11 @@ class Supervisor:
         self.stopping_since: float | None = None
 
     def run(self) -> int:
+        # Taken with sigtimedwait below, never by a handler. One is set all the same: as
+        # PID 1 of a container, a signal left at its default action would be dropped.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        for sig in SIGNALS:
+            signal.signal(sig, _ignore)
         try:
             self._start_all()
             for item in self.listening:
@@ -376,6 +380,10 @@ class Supervisor:
             for slot in self._live():
                 log.error("worker_killed_at_stop", worker=slot.index, pid=slot.pid)
             self._send(signal.SIGKILL)
+
+
+def _ignore(signo: int, frame: object) -> None:
+    """The supervisor's handler, never run: its signals are blocked and waited for."""
 
 
 def _tell(fd: int | None, kind: bytes, text: str) -> None:
