@@ -389,3 +389,25 @@ async def test_a_delivery_longer_than_the_lease_keeps_it(tmp_path: Path, ca: Tes
     assert Counter(token_of(a.content) for a in upstream.arrived) == Counter(tokens)
     assert len(events(gw, "delivery_attempt")) == 3
     assert not events(gw, "delivery_lease_lost")
+
+
+async def test_a_second_serve_on_the_same_database_is_refused(tmp_path: Path, ca: TestCA) -> None:
+    """Two serves would each clear the other's leases: the second waits for the first's
+    processes (as after a kill -9 of a supervisor), then stops with one line."""
+    config = prepare(tmp_path, ca, config={"server": {"workers": 2}})
+    gw = await GatewayProcess(config).start()
+    try:
+        other = config.with_name("other.toml")
+        other.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+        started = time.monotonic()
+        done = await asyncio.to_thread(run_cli, "serve", "--config", other)
+        waited = time.monotonic() - started
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("c4f-gateway serve: error: ")
+        assert "another `c4f-gateway serve` is running on this database" in done.stderr
+        assert len(done.stderr.splitlines()) == 1 and waited >= 14
+        assert gw.proc is not None and gw.proc.returncode is None  # the first goes on
+        client = await connect(gw.port, ca)
+        await client.quit()
+    finally:
+        assert await gw.stop() == 0
