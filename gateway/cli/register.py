@@ -12,7 +12,6 @@ import getpass
 import json
 import sys
 import time
-from datetime import date, datetime
 from pathlib import Path
 
 from gateway.cli import CLIError, register_holds, register_requests
@@ -24,6 +23,7 @@ from gateway.register import formats as fmt
 from gateway.register.client_copy import client_copy_text
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register, RegisterError
+from gateway.register.period import parse_day
 from gateway.register.purge import purge
 from gateway.register.retention import CATEGORIES
 from gateway.register.summary import summarise
@@ -212,11 +212,9 @@ def _day(text: str | None, *, end: bool = False) -> float | None:
     if not text:
         return None
     try:
-        d = date.fromisoformat(text)
+        return parse_day(text, end=end)
     except ValueError:
         raise CLIError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-    start = datetime(d.year, d.month, d.day).astimezone().timestamp()
-    return start + 86400.0 if end else start
 
 
 def _filters(args: argparse.Namespace) -> Filters:

@@ -13,7 +13,7 @@ the viewer's scope answers exactly as a missing one.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -25,6 +25,7 @@ from gateway.register import formats as fmt
 from gateway.register import index_read
 from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.ledger import RegisterError
+from gateway.register.period import parse_day
 from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
 from gateway.register.retention import CATEGORIES
 from gateway.register.summary import Summary, summarise
@@ -63,11 +64,9 @@ FILTER_FLAGS = (
 def _day(value: str, *, end: bool = False) -> float | None:
     """A local date, as ``register list --since/--until`` reads it."""
     try:
-        d = date.fromisoformat(value)
+        return parse_day(value, end=end)
     except ValueError:
         return None
-    start = datetime(d.year, d.month, d.day).astimezone().timestamp()
-    return start + 86400.0 if end else start
 
 
 def filters_of(

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from gateway.register.period import day_start
 from gateway.register.summary import Summary, summarise
 from gateway.register.summary_formats import summary_csv, totals
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
@@ -55,9 +56,7 @@ class Period:
 
     def bounds(self) -> tuple[float, float]:
         """``[since, until)`` as timestamps: local midnight, as ``register report --since``."""
-        start = datetime(self.since.year, self.since.month, self.since.day).astimezone()
-        end = datetime(self.until.year, self.until.month, self.until.day).astimezone()
-        return start.timestamp(), end.timestamp() + 86400.0
+        return day_start(self.since), day_start(self.until, end=True)
 
 
 def last_twelve_months(today: date) -> Period:
