@@ -185,7 +185,7 @@ class Gateway:
         providers_file = self.settings.filter.get("fax_route", {}).get("providers_file")
         providers = load_providers(providers_path(providers_file, self.settings.base_dir))
         repo = ContactRepository(self.store, _utcnow, keyring=keyring_for(self.settings))
-        flags = await sweep(repo, default_resolver(), providers)
+        flags = await sweep(repo, default_resolver(self.settings.dns), providers)
         log.info("contacts_mx_sweep", flagged=len(flags))
 
     def every(self, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> None:

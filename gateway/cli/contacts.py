@@ -474,7 +474,7 @@ def _sweep(
 ) -> list[Flag]:
     providers = _routes(settings).providers
     return asyncio.run(
-        sweep(repo, default_resolver(), providers, domains=domains, progress=progress)
+        sweep(repo, default_resolver(settings.dns), providers, domains=domains, progress=progress)
     )
 
 

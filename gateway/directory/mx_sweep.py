@@ -14,7 +14,8 @@ hosts and flag:
 - ``lookup_failed``: DNS did not answer; nothing is changed.
 
 Sending never waits on DNS: the filter reads only what the sweep stored.
-The resolver is injected (anything with dnspython's ``resolve(name, "MX")``).
+The resolver is injected (anything with dnspython's ``resolve(name, "MX")``);
+:func:`default_resolver` builds the real one from the ``[dns]`` settings.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import dns.exception
+import dns.nameserver
 import dns.resolver
 import structlog
 
 from gateway.directory.contacts import Contact, ContactRepository
 from gateway.directory.lookalike import registrable
+from gateway.settings.dns import DnsSettings
 
 log = structlog.get_logger("gateway.mx_sweep")
 
@@ -66,9 +69,14 @@ class LookupFailed(Exception):
     pass
 
 
-def default_resolver(lifetime: float = 10.0) -> MXResolver:
-    resolver = dns.resolver.Resolver()
-    resolver.lifetime = lifetime
+def default_resolver(dns_settings: DnsSettings | None = None) -> MXResolver:
+    """dnspython's resolver as ``[dns]`` says: its nameservers in order, or the system's."""
+    settings = dns_settings or DnsSettings()
+    servers = settings.servers
+    resolver = dns.resolver.Resolver(configure=not servers)
+    if servers:
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(a, port) for a, port in servers]
+    resolver.lifetime = settings.timeout
     return resolver
 
 

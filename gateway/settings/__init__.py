@@ -18,6 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from gateway.errors import ConfigError
 from gateway.hostport import parse_hostport
+from gateway.settings.dns import DnsSettings
 from gateway.settings.metrics import MetricsSettings
 from gateway.settings.notices import NoticeSettings
 from gateway.settings.policy import PolicySettings
@@ -164,6 +165,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     notices: NoticeSettings = field(default_factory=NoticeSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
     # [filter.NAME] tables: options passed to that filter's create(); checked by the filter.
     filter: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path = Path("gateway.toml")

@@ -109,7 +109,7 @@ class Console:
             fax_routes=FaxRoutes(
                 load_providers(providers_path(options.get("providers_file"), settings.base_dir))
             ),
-            resolver=resolver or default_resolver(),
+            resolver=resolver or default_resolver(settings.dns),
             clock=clock,
         )
 
