@@ -86,6 +86,20 @@ def release_family(register: Register, family: str, *, actor: str, reason: str) 
     return seq
 
 
+def standing_hold(register: Register, family: str) -> Record | None:
+    """The hold standing on ``family`` (the newest one not released), or None. Reads and
+    opens only the family-hold entries and their follow-ups, not the whole register."""
+    fam = family.lower()
+    seqs = register.store.query(
+        "SELECT seq FROM register WHERE kind = ? AND ref = 0 ORDER BY seq DESC", (FAMILY_HOLD,)
+    )
+    for (seq,) in seqs:
+        r = register.thread_record(seq)
+        if r is not None and r.family.lower() == fam:
+            return r if r.own_hold is not None else None  # the newest decides
+    return None
+
+
 def _released(r: Record) -> bool:
     return any(f.kind == FAMILY_HOLD and f.data.get("action") == "release" for f in r.followups)
 

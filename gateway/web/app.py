@@ -23,6 +23,7 @@ from gateway.web import (
     pages_contacts,
     pages_contacts_io,
     pages_enrol,
+    pages_family_hold,
     pages_held,
     pages_policy,
     pages_queue,
@@ -83,6 +84,7 @@ def create_app(console: Console, *, verify_at_start: bool = True) -> Starlette:
             *pages_enrol.routes,
             *pages_register.routes,
             *pages_client_copy.routes,
+            *pages_family_hold.routes,
             *pages_reports.routes,
             *pages_contacts_io.routes,  # before /contacts/{cid}
             *pages_contacts.routes,

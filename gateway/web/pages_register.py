@@ -41,6 +41,7 @@ from gateway.register.view import (
 )
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
+from gateway.web.pages_family_hold import hold_context
 from gateway.web.register_duties import duty_counts
 from gateway.web.register_scope import RegisterScope, scope_for
 from gateway.web.render import flash, page, see_other
@@ -410,6 +411,7 @@ async def report_page(request: Request) -> Response:
             "records": [(r, fmt.flat(r)) for r in records],
             "generated": fmt.local_time(console.clock()),
             "clause": REQUEST_CLAUSE,
+            **await hold_context(console, family),
         },
     )
 
