@@ -22,7 +22,10 @@ import hashlib
 import hmac
 import os
 import secrets
+import sqlite3
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -87,6 +90,24 @@ def key_id_of(blob: bytes | None) -> str | None:
         return None
     n = blob[len(MAGIC)]
     return bytes(blob[len(MAGIC) + 1 : len(MAGIC) + 1 + n]).decode("ascii", "replace")
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column whose values a module seals: the table, the column, the associated data
+    each row's value is bound to and, if the row is found by a keyed hash, that hash's
+    column and how to compute it from the opened value. Each module that seals declares
+    its columns as ``SEALED``; ``c4f-gateway keys`` counts and re-seals them."""
+
+    table: str
+    column: str
+    aad: Callable[[sqlite3.Row], bytes]
+    # (the lookup column, its value computed from the opened plaintext and the row)
+    lookup: tuple[str, Callable[[Keyring, bytes, sqlite3.Row], bytes]] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}.{self.column}"
 
 
 def _parse(path: Path) -> list[tuple[str, bytes]]:

@@ -1,5 +1,7 @@
 """Where each key's ciphertext lies: the sealed columns of the spool key and of the
-register master key, counted by key id and re-sealed in short batches.
+register master key, counted by key id and re-sealed in short batches. Each module that
+seals declares its columns beside its table, as ``SEALED`` (a list of
+:class:`gateway.crypto.SealedColumn`); this module collects them.
 
 Each column is opened and sealed again with the associated data its owner binds it with
 (the same row, so a re-sealed blob still opens only in its place); a column that has a
@@ -11,19 +13,14 @@ entries are re-sealed by :mod:`gateway.register.rekey` (their digests are in the
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.cli.common import existing_database
-from gateway.crypto import Keyring, key_id_of
-from gateway.directory.contacts import Contact
-from gateway.directory.contacts_sealed import _change_aad, _contact_aad, lookups
+from gateway.crypto import Keyring, SealedColumn, key_id_of
+from gateway.directory import contacts
 from gateway.errors import SpoolCorrupt
-from gateway.holds.table import _LOOKUP as HOLD_LOOKUP
-from gateway.holds.table import _reasons_aad, _staff_aad
+from gateway.holds import table as holds
 from gateway.queue.release import _aad as release_aad
 from gateway.register import checkpoint, index, rekey
 from gateway.register.codec import MacKey
@@ -31,30 +28,7 @@ from gateway.register.ledger import Register
 from gateway.settings import Settings
 from gateway.settings.register import register_settings
 from gateway.store import Store
-from gateway.web.sessions import SessionStore
-from gateway.web.totp import TotpStore
-
-Aad = Callable[[sqlite3.Row], bytes]
-# (the lookup column, its value computed from the opened plaintext and the row)
-Lookup = tuple[str, Callable[[Keyring, bytes, sqlite3.Row], bytes]]
-
-
-@dataclass(frozen=True)
-class SealedColumn:
-    table: str
-    column: str
-    aad: Aad
-    lookup: Lookup | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.table}.{self.column}"
-
-
-def _contact_lookup(keyring: Keyring, plain: bytes, row: sqlite3.Row) -> bytes:
-    contact = Contact.from_fields(row["id"], json.loads(plain))
-    return lookups(keyring, contact.key)[0]
-
+from gateway.web import sessions, totp
 
 SPOOL = [
     # gateway.queue.sealed: the message, the sender's login, the last delivery error
@@ -62,21 +36,12 @@ SPOOL = [
     SealedColumn("queue", "staff", lambda r: b"staff:" + str(r["id"]).encode()),
     SealedColumn("queue", "last_error", lambda r: b"note:" + str(r["id"]).encode()),
     SealedColumn("queue_release", "proof", lambda r: release_aad(r["queue_id"])),
-    SealedColumn(
-        "holds",
-        "staff",
-        lambda r: _staff_aad(r["queue_id"]),
-        ("staff_key", lambda k, plain, _r: k.lookups(plain.decode(), HOLD_LOOKUP)[0]),
-    ),
-    SealedColumn("holds", "reasons", lambda r: _reasons_aad(r["queue_id"])),
-    SealedColumn("web_sessions", "state", lambda r: SessionStore._aad(r["key"])),
-    SealedColumn("web_totp", "secret", lambda r: TotpStore._aad(r["login"])),
+    *holds.SEALED,
+    *sessions.SEALED,
+    *totp.SEALED,
 ]
 REGISTER = [
-    SealedColumn(
-        "contacts", "sealed", lambda r: _contact_aad(r["id"]), ("lookup", _contact_lookup)
-    ),
-    SealedColumn("contact_audit", "sealed", lambda r: _change_aad(r["id"])),
+    *contacts.SEALED,
     # The index's organisations, domains and addresses (keys reseal rebuilds the index
     # first, so this finds nothing left to do; counted for keys list and retire).
     SealedColumn(

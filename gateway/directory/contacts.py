@@ -18,16 +18,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import getpass
+import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from gateway.crypto import Keyring
+from gateway.crypto import Keyring, SealedColumn
 from gateway.directory.addresses import AddressSyntaxError, normalise
 from gateway.directory.contacts_sealed import (
     ContactsUnreadable,
+    change_aad,
+    contact_aad,
     ensure_schema,
     hint_login,
     insert_change,
@@ -149,6 +152,18 @@ class Contact:
             for k, v in asdict(self).items()
             if k in _AUDITED and (v or k != "public_domain_override")
         }
+
+
+def _contact_lookup(keyring: Keyring, plain: bytes, row: sqlite3.Row) -> bytes:
+    return lookups(keyring, Contact.from_fields(row["id"], json.loads(plain)).key)[0]
+
+
+# What ``keys reseal register`` seals again (the register's master key seals contacts,
+# :mod:`.contacts_sealed`): each contact with its lookup hash, each change row.
+SEALED = [
+    SealedColumn("contacts", "sealed", lambda r: contact_aad(r["id"]), ("lookup", _contact_lookup)),
+    SealedColumn("contact_audit", "sealed", lambda r: change_aad(r["id"])),
+]
 
 
 def review_date(approved: date, months: int = 12) -> date:

@@ -132,7 +132,7 @@ def _seal_changes(conn: sqlite3.Connection, keyring: Keyring) -> int:
             "before": None if row["before"] is None else json.loads(row["before"]),
             "after": None if row["after"] is None else json.loads(row["after"]),
         }
-        blob = keyring.seal(json.dumps(personal).encode(), _change_aad(row["id"]))
+        blob = keyring.seal(json.dumps(personal).encode(), change_aad(row["id"]))
         conn.execute(
             "INSERT INTO contact_audit (id, at, action, contact_id, sealed) VALUES (?,?,?,?,?)",
             (row["id"], row["at"], row["action"], row["contact_id"], blob),
@@ -151,24 +151,26 @@ def hint_login(keyring: Keyring, login: str) -> str:
     return keyring.lookups(login.lower(), _HINT)[0].hex()
 
 
-def _contact_aad(contact_id: int) -> bytes:
+def contact_aad(contact_id: int) -> bytes:
+    """What a contact's blob is bound to: its id."""
     return b"c4f-contact:" + str(contact_id).encode()
 
 
-def _change_aad(row_id: int) -> bytes:
+def change_aad(row_id: int) -> bytes:
+    """What a change row's blob is bound to: the row's own id."""
     return b"c4f-contact-change:" + str(row_id).encode()
 
 
 def seal_contact(keyring: Keyring, contact_id: int, values: dict[str, Any]) -> bytes:
     """A contact's fields (all but the id), sealed and bound to ``contact_id``."""
-    return keyring.seal(json.dumps(values).encode(), _contact_aad(contact_id))
+    return keyring.seal(json.dumps(values).encode(), contact_aad(contact_id))
 
 
 def open_contact(keyring: Keyring, contact_id: int, blob: bytes) -> dict[str, Any]:
     """The fields :func:`seal_contact` sealed; :class:`ContactsUnreadable` if they fail
     their check (fail closed: the filters answer 4xx rather than guess)."""
     try:
-        values = json.loads(keyring.open(bytes(blob), _contact_aad(contact_id)))
+        values = json.loads(keyring.open(bytes(blob), contact_aad(contact_id)))
         if not isinstance(values, dict):
             raise ValueError("not an object")
     except (SpoolCorrupt, ValueError) as exc:
@@ -192,7 +194,7 @@ def insert_change(
         (at, action, contact_id),
     )
     row_id = int(cur.lastrowid or 0)
-    blob = keyring.seal(json.dumps(personal).encode(), _change_aad(row_id))
+    blob = keyring.seal(json.dumps(personal).encode(), change_aad(row_id))
     conn.execute("UPDATE contact_audit SET sealed = ? WHERE id = ?", (blob, row_id))
 
 
@@ -200,7 +202,7 @@ def open_change(keyring: Keyring, row: sqlite3.Row) -> dict[str, Any]:
     """A change row as the earlier plain rows read: at, actor, os_user, action,
     contact_id, and before/after as JSON text (or None)."""
     try:
-        personal = json.loads(keyring.open(bytes(row["sealed"]), _change_aad(row["id"])))
+        personal = json.loads(keyring.open(bytes(row["sealed"]), change_aad(row["id"])))
     except (SpoolCorrupt, ValueError) as exc:
         raise ContactsUnreadable(
             f"change {row['id']} of contact C-{row['contact_id']:03d} cannot be read: {exc}"

@@ -21,7 +21,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.crypto import Keyring
+from gateway.crypto import Keyring, SealedColumn
 from gateway.errors import SpoolCorrupt
 from gateway.store import Store
 
@@ -175,6 +175,18 @@ def _staff_aad(queue_id: str) -> bytes:
 
 def _reasons_aad(queue_id: str) -> bytes:
     return b"hold:" + queue_id.encode()  # as sealed since holds began: existing rows open
+
+
+# What ``keys reseal spool`` seals again: the login (and its hash), the reasons.
+SEALED = [
+    SealedColumn(
+        "holds",
+        "staff",
+        lambda r: _staff_aad(r["queue_id"]),
+        ("staff_key", lambda k, plain, _r: k.lookups(plain.decode(), _LOOKUP)[0]),
+    ),
+    SealedColumn("holds", "reasons", lambda r: _reasons_aad(r["queue_id"])),
+]
 
 
 def step_3_seal_staff(store: Store, keyring: Keyring) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.crypto import Keyring
+from gateway.crypto import Keyring, SealedColumn
 from gateway.errors import SpoolCorrupt
 from gateway.store import Store
 
@@ -160,3 +160,7 @@ class SessionStore:
         except (SpoolCorrupt, ValueError):
             return {}  # a lost filter is harmless; the session itself still holds
         return found if isinstance(found, dict) else {}
+
+
+# What ``keys reseal spool`` seals again: each session's state, bound to its key.
+SEALED = [SealedColumn("web_sessions", "state", lambda r: SessionStore._aad(r["key"]))]

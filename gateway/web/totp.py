@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pyotp
 from pyotp import OTPVerificationError
 
-from gateway.crypto import Keyring
+from gateway.crypto import Keyring, SealedColumn
 from gateway.errors import SpoolCorrupt
 from gateway.store import Store
 
@@ -221,3 +221,8 @@ class TotpStore:
                 return False  # already used (or older than a used one): replay
             conn.execute("UPDATE web_totp SET last_step = ? WHERE login = ?", (step, login.lower()))
         return True
+
+
+# What ``keys reseal spool`` seals again: each second-factor secret, bound to its login
+# (an enrolment link's secret lives 24 hours and is not re-sealed).
+SEALED = [SealedColumn("web_totp", "secret", lambda r: TotpStore._aad(r["login"]))]
