@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from gateway.crypto import Keyring
+from gateway.register import tally
 from gateway.register.view import CONSENT_VALUES, Record, build_records
 
 SCHEMA = """
@@ -66,16 +67,14 @@ CREATE INDEX IF NOT EXISTS register_index_inform ON register_index (inform_from)
     WHERE inform_from IS NOT NULL;
 CREATE INDEX IF NOT EXISTS register_index_review ON register_index (review_on)
     WHERE review_on IS NOT NULL;
--- The summary's figures: grouped in index order, without reading the table.
-CREATE INDEX IF NOT EXISTS register_index_figures
-    ON register_index (month, facts, org, kind, at, staff);
+
 CREATE TABLE IF NOT EXISTS register_index_term (
     seq INTEGER NOT NULL,          -- register_index.seq
     term INTEGER NOT NULL,         -- register_term.id (organisations, recipients, actors)
     PRIMARY KEY (seq, term)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS register_index_term_term ON register_index_term (term, seq);
-"""
+""" + tally.SCHEMA
 _PURPOSE = b"register-index/"
 SEALED_TERMS = ("organisation", "domain", "recipient")
 # A held message has not left yet; refused, withdrawn or expired, it never will.
@@ -199,6 +198,7 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
     staff = term_id(conn, keyring, "staff", r.staff) if r.staff else None
     family = term_id(conn, keyring, "family", r.family) if r.family else None
     orgs = [term_id(conn, keyring, what, name) for what, name in organisation_names(r).values()]
+    before = tally.key_of(conn, r.seq)
     conn.execute(
         "INSERT OR REPLACE INTO register_index (seq, at, month, kind, notice, purged,"
         " disclosure, staff, family, consent, informed, approval, incomplete, own_hold,"
@@ -229,6 +229,8 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
             r.own_hold.review_on if r.own_hold is not None else None,
         ),
     )
+    key = (month_of(r.at), r.kind, staff or 0, facts_of(r), orgs[0] if orgs else 0)
+    tally.move(conn, before, key)
     conn.execute("DELETE FROM register_index_term WHERE seq = ?", (r.seq,))
     ids = {term_id(conn, keyring, what, value) for what, value in terms(r)}
     conn.executemany(
@@ -251,6 +253,7 @@ def forget_unused(conn: sqlite3.Connection) -> None:
 
 def rebuild(conn: sqlite3.Connection, keyring: Keyring, records: Iterable[Record]) -> int:
     """The whole index again from folded records (upgrade, reseal); returns the rows."""
+    conn.execute("DELETE FROM register_tally")
     conn.execute("DELETE FROM register_index_term")
     conn.execute("DELETE FROM register_index")
     conn.execute("DELETE FROM register_term")

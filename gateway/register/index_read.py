@@ -11,11 +11,12 @@ the caller reads the register whole, as before: slower, never wrong.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any
 
 from gateway.register import index
+from gateway.register.index import month_of
 from gateway.register.ledger import Register
-from gateway.register.retention import FAMILY_HOLD
 from gateway.register.scope import RegisterScope
 from gateway.register.verify import COLUMNS
 from gateway.register.view import Filters, Record, build_records
@@ -120,11 +121,11 @@ def where(
         clauses.append("i.approval = 'held'")
     if not f.include_notices:
         clauses.append("i.notice = 0")
-    clauses.append(_scoped(register, scope, args))
+    clauses.append(scoped(register, scope, args))
     return " AND ".join(clauses), args
 
 
-def _scoped(register: Register, scope: RegisterScope | None, args: list[Any]) -> str:
+def scoped(register: Register, scope: RegisterScope | None, args: list[Any]) -> str:
     """The records ``scope`` shows: its reports' and those its viewer acted on."""
     if scope is None or scope.reports is None:
         return "1"
@@ -135,33 +136,6 @@ def _scoped(register: Register, scope: RegisterScope | None, args: list[Any]) ->
     return f"({own} OR i.seq IN (SELECT seq FROM register_index_term WHERE {acted}))"  # noqa: S608
 
 
-def duty_counts(
-    register: Register, scope: RegisterScope | None, now: float, today: str, inform_days: int
-) -> tuple[int, int] | None:
-    """(disclosures whose "person informed" is overdue at ``now``, retention holds due
-    for review by ``today``) that ``scope`` shows; None before the index is built. A
-    family hold superseded by a newer one of its family is not counted (as the fold)."""
-    if not ready(register):
-        return None
-    args: list[Any] = [now - inform_days * 86400.0]
-    seen = _scoped(register, scope, args)
-    overdue = register.store.query(
-        "SELECT count(*) FROM register_index i INDEXED BY register_index_inform"  # noqa: S608
-        f" WHERE i.inform_from IS NOT NULL AND i.inform_from <= ? AND {seen}",
-        args,
-    )[0][0]
-    args = [today, FAMILY_HOLD, FAMILY_HOLD]
-    seen = _scoped(register, scope, args)
-    review = register.store.query(
-        "SELECT count(*) FROM register_index i INDEXED BY register_index_review"  # noqa: S608
-        " WHERE i.review_on IS NOT NULL AND i.review_on <= ? AND NOT (i.kind = ? AND EXISTS"
-        " (SELECT 1 FROM register_index h WHERE h.kind = ? AND h.family = i.family"
-        f" AND h.own_hold = 1 AND h.seq > i.seq)) AND {seen}",
-        args,
-    )[0][0]
-    return int(overdue), int(review)
-
-
 def ready(register: Register) -> bool:
     """Whether the index covers the register: false only for a register written before
     the index existed and not yet through ``c4f-gateway upgrade`` (schema step 5)."""
@@ -170,6 +144,104 @@ def ready(register: Register) -> bool:
         " OR (SELECT max(seq) FROM register) IS NULL"
     )
     return bool(found[0][0])
+
+
+# Filters a count by whole months can answer from the tally: the period, kinds, notices.
+PERIOD_ONLY = frozenset(("since", "until", "kinds", "include_notices", "now"))
+Group = tuple[str, int, int, int]  # month, facts (index.facts_of), first organisation, records
+
+
+def month_start(month: str) -> float:
+    """Local midnight at the start of ``month`` ("2026-11")."""
+    return datetime(int(month[:4]), int(month[5:7]), 1).timestamp()
+
+
+def next_month(month: str) -> str:
+    y, m = int(month[:4]), int(month[5:7])
+    return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def whole_months(
+    since: float | None, until: float | None
+) -> tuple[str | None, str | None, list[tuple[float | None, float | None]]]:
+    """The whole months inside ``[since, until)`` as ``[low, high)`` (None: unbounded),
+    and the ranges of the period outside them (read row by row)."""
+    low = None if since is None else month_of(since)
+    if since is not None and low is not None and month_start(low) != since:
+        low = next_month(low)
+    high = None if until is None else month_of(until)
+    if low is not None and high is not None and low >= high:
+        return "", "", [(since, until)]  # no whole month: the period row by row
+    edges: list[tuple[float | None, float | None]] = []
+    if since is not None and low is not None and since < month_start(low):
+        edges.append((since, month_start(low)))
+    if until is not None and high is not None and month_start(high) < until:
+        edges.append((month_start(high), until))
+    return low, high, edges
+
+
+def groups(register: Register, filters: Filters, scope: RegisterScope | None) -> list[Group] | None:
+    """What ``filters`` (a period, kinds, notices) and ``scope`` let through, counted by
+    month, facts and first organisation: the tally for whole months, rows for the ends of
+    the period and for records a manager acted on outside their reports. None when other
+    filters are set (a count reads the rows then)."""
+    if not ready(register) or not all(
+        f.name in PERIOD_ONLY or getattr(filters, f.name) == f.default
+        for f in dataclasses.fields(filters)
+    ):
+        return None
+    low, high, edges = whole_months(filters.since, filters.until)
+    query = register.store.query
+    out: list[Group] = []
+    for since, until in edges:
+        found = where(register, dataclasses.replace(filters, since=since, until=until), scope)
+        assert found is not None
+        out += [
+            (r[0], int(r[1]), int(r[2] or 0), int(r[3]))
+            for r in query(
+                "SELECT i.month, i.facts, i.org, count(*) FROM register_index i"  # noqa: S608
+                f" WHERE {found[0]} GROUP BY 1, 2, 3",
+                found[1],
+            )
+        ]
+    if low == "" and high == "":
+        return out
+    kinds = list(filters.kinds)
+    args: list[Any] = [*kinds]
+    clauses = [f"t.kind IN ({','.join('?' * len(kinds))})"]
+    for bound, op in ((low, ">="), (high, "<")):
+        if bound is not None:
+            clauses.append(f"t.month {op} ?")
+            args.append(bound)
+    if not filters.include_notices:  # a notice: accepted, and not sent by staff
+        clauses.append(f"(t.kind != 'accepted' OR t.facts & {index.SENT})")
+    month_sql = " AND ".join(c.replace("t.", "i.") for c in clauses)
+    month_args = list(args)
+    if scope is not None and scope.reports is not None:
+        staff = [i for login in sorted(scope.reports) for i in _named(register, "staff", login)]
+        clauses.append(_in("t.staff", staff, args))
+        mine = _named(register, "actor", scope.login)
+        if mine:  # what the viewer acted on, sent by someone not among their reports
+            acted = _in("term", mine, month_args)
+            others = _in("i.staff", staff, month_args)
+            out += [
+                (r[0], int(r[1]), int(r[2] or 0), int(r[3]))
+                for r in query(
+                    "SELECT i.month, i.facts, i.org, count(*) FROM register_index i"  # noqa: S608
+                    f" WHERE {month_sql} AND i.seq IN (SELECT seq FROM register_index_term"
+                    f" WHERE {acted}) AND NOT coalesce({others}, 0) GROUP BY 1, 2, 3",
+                    month_args,
+                )
+            ]
+    out += [
+        (r[0], int(r[1]), int(r[2]), int(r[3]))
+        for r in query(
+            "SELECT t.month, t.facts, t.org, sum(t.n) FROM register_tally t"  # noqa: S608
+            f" WHERE {' AND '.join(clauses)} GROUP BY 1, 2, 3",
+            args,
+        )
+    ]
+    return out
 
 
 def page(
@@ -187,7 +259,12 @@ def page(
         return None
     sql, args = found
     query = register.store.query
-    total = int(query(f"SELECT count(*) FROM register_index i WHERE {sql}", args)[0][0])  # noqa: S608
+    counted = groups(register, filters, scope)
+    total = (
+        sum(g[3] for g in counted)
+        if counted is not None
+        else int(query(f"SELECT count(*) FROM register_index i WHERE {sql}", args)[0][0])  # noqa: S608
+    )
     rows = query(
         f"SELECT i.seq, {RETAINED} AS retained FROM register_index i WHERE {sql}"  # noqa: S608
         " ORDER BY i.seq DESC LIMIT ? OFFSET ?",

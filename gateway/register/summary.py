@@ -32,7 +32,7 @@ from gateway.register.index import (
     month_of,
     organisation_names,
 )
-from gateway.register.index_read import names, ready, where
+from gateway.register.index_read import groups, month_start, names, ready, where
 from gateway.register.ledger import Register
 from gateway.register.scope import RegisterScope
 from gateway.register.view import CONSENT_VALUES, Filters, Record
@@ -112,7 +112,13 @@ def summarise_records(
     now: float,
     scope: Callable[[Record], bool] | None = None,
 ) -> Summary:
-    """The figures over already folded records (``Register.records()``)."""
+    """The figures over already folded records (``Register.records()``). An organisation
+    is named as first written in the register (the index keeps that spelling)."""
+    records = list(records)
+    org_names: dict[str, str] = {}
+    for r in records:
+        for key, (_, name) in organisation_names(r).items():
+            org_names.setdefault(key, name)
     chosen = [
         r
         for r in records
@@ -128,7 +134,6 @@ def summarise_records(
     decided_count: Counter[str] = Counter()
     waits: dict[str, list[float]] = {}
     orgs: Counter[str] = Counter()
-    org_names: dict[str, str] = {}
     ages = [0] * len(AGE_BANDS)
     sent = refused = held_now = without = incomplete = outstanding = disclosures = 0
     for r in chosen:
@@ -158,9 +163,8 @@ def summarise_records(
             without += 1
             if not r.informed:
                 outstanding += 1
-        for key, (_, name) in organisation_names(r).items():
+        for key in organisation_names(r):
             orgs[key] += 1
-            org_names.setdefault(key, name)
     return Summary(
         since=since,
         until=until,
@@ -218,23 +222,19 @@ def _from_index(
     scope: RegisterScope | None,
     charts: bool = True,
 ) -> Summary:
-    """The figures from ``register_index``: its rows grouped by month, facts (the bits of
-    :func:`gateway.register.index.facts_of`) and first organisation, in the order of an
-    index that holds every column read, so the table itself is not read."""
+    """The figures from the register's index: its records counted by month, facts (the
+    bits of :func:`gateway.register.index.facts_of`) and first organisation, from the
+    tally for whole months (:func:`gateway.register.index_read.groups`)."""
     found = where(register, Filters(since=since, until=until, include_notices=True), scope)
     assert found is not None  # every filter used here is indexed
     sql, args = found
     query = register.store.query
-    groups = query(
-        "SELECT i.month, i.facts, i.org, count(*), min(i.at)"  # noqa: S608
-        f" FROM register_index i INDEXED BY register_index_figures WHERE {sql}"
-        " GROUP BY i.month, i.facts, i.org",
-        args,
-    )
+    counted = groups(register, Filters(since=since, until=until, include_notices=True), scope)
+    assert counted is not None  # a period only
     total: Counter[int] = Counter()
     monthly: dict[str, dict[str, int]] = {}
     orgs: Counter[int] = Counter()
-    for month, facts, org, n, _ in groups:
+    for month, facts, org, n in counted:
         for bit in (SENT, REFUSED, HELD, DISCLOSED, WITHOUT, OUTSTANDING, INCOMPLETE):
             if facts & bit:
                 total[bit] += n
@@ -242,7 +242,7 @@ def _from_index(
             consent = CONSENT_VALUES[(facts >> CONSENT_SHIFT) & 3]
             cell = monthly.setdefault(month, dict.fromkeys(CONSENT_VALUES, 0))
             cell[consent] += n
-            if org is not None:
+            if org:
                 orgs[org] += n
     recent = [
         now - float(at)
@@ -255,7 +255,8 @@ def _from_index(
     for age in recent:
         ages[age_band(age)] += 1
     ages[-1] = total[INCOMPLETE] - sum(ages[:-1])
-    oldest = min((g[4] for g in groups), default=None)
+    first = min((g[0] for g in counted if g[3]), default=None)
+    oldest = None if first is None else month_start(first)
     all_months = period_months(since, until, now, oldest) if charts else []
     held_count: Counter[str] = Counter()
     waits: dict[str, list[float]] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.register import index_read
+from gateway.register import index_duties
 from gateway.register.ledger import Register
 from gateway.register.retention import local_day
 from gateway.web.register_scope import RegisterScope
@@ -27,7 +27,7 @@ def duty_counts(register: Register, scope: RegisterScope, now: float) -> DutyCou
     """Blocking: call in a worker thread. Read from the register's index (two counts);
     the whole register only before ``upgrade`` has built it."""
     today = local_day(now).isoformat()
-    found = index_read.duty_counts(register, scope, now, today, register.inform_within_days)
+    found = index_duties.duty_counts(register, scope, now, today, register.inform_within_days)
     if found is not None:
         return DutyCounts(*found)
     records = scope.only(register.records())
