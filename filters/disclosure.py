@@ -297,9 +297,7 @@ def _normalise(key: str, raw: str) -> Any:
         if key in _FLAGS and not text:
             return True  # a bare flag tag such as [safeguarding]
         if text.lower() not in _YES:
-            raise Refused(
-                550, "5.7.1", f"Disclosure detail {key} must be yes or no", reference="DISC-TAG"
-            )
+            raise Refused(550, "5.7.1", _yes_or_no(key), reference="DISC-TAG")
         flag = _YES[text.lower()]
         return flag if key in _FLAGS else ("yes" if flag else "no")
     if key == "family":
@@ -316,10 +314,20 @@ def _normalise(key: str, raw: str) -> Any:
         raise Refused(
             550,
             "5.7.1",
-            f"Disclosure detail {key} must be 1 to {_MAX_TEXT} characters",
+            f"[{key}:...] in the subject must have 1 to {_MAX_TEXT} characters after the colon",
             reference="DISC-TAG",
         )
     return text
+
+
+def _yes_or_no(key: str) -> str:
+    """What to write instead of a yes/no tag the gateway cannot read (never its value)."""
+    if key == "informed":
+        return (
+            "[informed:...] in the subject must be [informed:yes] (the person was told about "
+            "this transfer) or [informed:no] (not told yet)"
+        )
+    return f"[{key}] in the subject takes no value: write [{key}] alone, or leave it out"
 
 
 def _decoded(value: bytes) -> str:

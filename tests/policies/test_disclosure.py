@@ -222,8 +222,18 @@ async def test_internal_mail_needs_no_consent_even_under_refuse() -> None:
     [
         (b"Subject: [consent:yes] Report\r\n", "Disclosure detail consent not understood"),
         (b"Subject: [family:F 1;x] Report\r\n", "Family reference must be"),
-        (b"Subject: [safeguarding:maybe] Report\r\n", "safeguarding must be yes or no"),
-        (b"Subject: [reason:] Report\r\n", "reason must be 1 to 1000 characters"),
+        (
+            b"Subject: [safeguarding:maybe] Report\r\n",
+            r"^\[safeguarding\] in the subject takes no value: write \[safeguarding\] alone",
+        ),
+        (
+            b"Subject: [consent:refused] [reason:x] [informed:maybe] Report\r\n",
+            r"^\[informed:\.\.\.\] in the subject must be \[informed:yes\] \(the person was told",
+        ),
+        (
+            b"Subject: [reason:] Report\r\n",
+            r"^\[reason:\.\.\.\] in the subject must have 1 to 1000 characters after the colon",
+        ),
         (
             b"Subject: [consent:obtained] Report\r\nX-Disclosure-Consent: refused\r\n",
             "two different consent values",
