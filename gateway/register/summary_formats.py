@@ -15,7 +15,7 @@ from gateway.register.summary import Summary
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
 
 TOTALS = (
-    ("sent", "Messages sent"),
+    ("sent", "Accepted from staff"),  # held ones included: "sent" would mislead
     ("refused", "Refused at the door"),
     ("held_now", "Held for approval now"),
     ("without_consent", "Disclosures without consent"),
