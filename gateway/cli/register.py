@@ -22,9 +22,11 @@ from gateway.directory.contacts_retention import purge_removed_history
 from gateway.register import formats as fmt
 from gateway.register.client_copy import client_copy_text
 from gateway.register.codec import MacKey
+from gateway.register.export import csv_text, json_record
 from gateway.register.ledger import Register, RegisterError
 from gateway.register.period import parse_day
 from gateway.register.purge import purge
+from gateway.register.record_text import report_text, show_text
 from gateway.register.retention import CATEGORIES
 from gateway.register.summary import summarise
 from gateway.register.summary_formats import summary_csv, summary_text
@@ -271,18 +273,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     record = _open(args).record(args.entry)
     if record is None:
         raise CLIError(f"there is no register entry {args.entry}")
-    print(fmt.show_text(record), end="")
+    print(show_text(record), end="")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     records = _open(args).records(_filters(args))
     if args.format == "csv":
-        text = fmt.csv_text(records)
+        text = csv_text(records)
     else:
-        text = (
-            json.dumps([fmt.json_record(r) for r in records], indent=1, ensure_ascii=False) + "\n"
-        )
+        text = json.dumps([json_record(r) for r in records], indent=1, ensure_ascii=False) + "\n"
     _write(text, args.output)
     return 0
 
@@ -296,7 +296,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CLIError("--since, --until and --format go with --summary")
     register = _open(args)
     records = register.records(Filters(family=args.family))
-    text = (client_copy_text if args.client_copy else fmt.report_text)(
+    text = (client_copy_text if args.client_copy else report_text)(
         args.family, records, time.time()
     )
     _write(text, args.output)

@@ -1,5 +1,7 @@
 """The disclosure register: the hash-chained, HMAC-keyed ledger, its codec and fields, the
-views and formats that read it, verification, checkpoints and purging.
+views and formats that read it (``formats``: shared words and the list tables;
+``export``: CSV and JSON; ``record_text``: one record and the family report;
+``client_copy``), verification, checkpoints and purging.
 
 May import mail and the base modules. Callers that purge call :mod:`gateway.register.purge`;
 the ledger itself does not know about purging.

@@ -22,8 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.register import formats as fmt
-from gateway.register import index_read
+from gateway.register import index_read, record_text
 from gateway.register.duty_words import hold_words, informed_words
+from gateway.register.export import csv_text, flat
 from gateway.register.ledger import RegisterError
 from gateway.register.period import parse_day
 from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
@@ -255,7 +256,7 @@ async def register_export(request: Request) -> Response:
     now = console_of(request).clock()
     # As `register export`: requests received too (the list shows messages only).
     records = await _records(request, v, filters_of(_saved(v), ROOT_KINDS, now=now))
-    body = fmt.csv_text(records)
+    body = csv_text(records)
     await asyncio.to_thread(console.audit, v.login, "register exported", {"records": len(records)})
     name = f"register-{datetime.now():%Y%m%d-%H%M}.csv"
     return Response(
@@ -277,7 +278,7 @@ async def entry_page(request: Request) -> Response:
 
 
 def _entry_context(r: Record) -> dict[str, Any]:
-    f = fmt.flat(r)
+    f = flat(r)
     recipients = [
         str(x.get("address", ""))
         + (
@@ -293,14 +294,16 @@ def _entry_context(r: Record) -> dict[str, Any]:
         "title": fmt.KIND_WORDS.get(r.kind, r.kind),
         "recipients": recipients,
         "raw": sorted(r.data.items()) if r.kind in ("admin", "purge") else [],
-        "followups": [fmt.followup_line(e) for e in r.followups],
+        "followups": [record_text.followup_line(e) for e in r.followups],
         "concerns": [(fmt.local_time(c["at"]), c["by"], c["text"]) for c in r.concerns],
         "consent_choices": [(c, CONSENT_WORDS[c]) for c in CONSENT_VALUES[:3]],
         "hold_categories": CATEGORIES,
         "hold_words": hold_words(r),
         "informed_words": informed_words(r),
         "disclosure": r.kind == "accepted" and not r.purged,
-        "request_pairs": fmt.request_pairs(r) if r.kind == "request" and not r.purged else [],
+        "request_pairs": record_text.request_pairs(r)
+        if r.kind == "request" and not r.purged
+        else [],
         # Third-party: withheld from a client copy (messages and requests alike).
         "flaggable": r.kind in ("accepted", "request") and not r.purged,
         "parts": _REQUEST_PARTS
@@ -408,7 +411,7 @@ async def report_page(request: Request) -> Response:
         "register_report.html",
         {
             "family": family,
-            "records": [(r, fmt.flat(r)) for r in records],
+            "records": [(r, flat(r)) for r in records],
             "generated": fmt.local_time(console.clock()),
             "clause": REQUEST_CLAUSE,
             **await hold_context(console, family),
@@ -437,7 +440,7 @@ async def report_text(request: Request) -> Response:
         return see_other("/register/report")
     records = await _records(request, v, Filters(family=family))
     return Response(
-        fmt.report_text(family, records, console.clock()),
+        record_text.report_text(family, records, console.clock()),
         media_type="text/plain; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="family-report.txt"'},
     )

@@ -27,7 +27,7 @@ from support.upstream import Upstream
 
 from filters.media import find_media
 from gateway.mail.media import Camera, camera, sniff
-from gateway.register import formats as fmt
+from gateway.register.record_text import show_text
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 STAFF = "alice@c4f.example"
@@ -109,7 +109,7 @@ async def test_a_camera_photo_is_held_and_the_register_notes_its_type_size_and_d
         "size": len(photo),
         "sha256": hashlib.sha256(photo).hexdigest(),
     }
-    shown = fmt.show_text(record)
+    shown = show_text(record)
     assert f"IMG_0412.jpg (image/jpeg, {len(photo):,} bytes, SHA-256 " in shown
 
 

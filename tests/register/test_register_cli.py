@@ -16,7 +16,7 @@ from support.register import DAY, accepted, raw, record, refused
 
 from gateway.cli import COMMANDS, CLIError
 from gateway.cli import register as cli_register
-from gateway.register.formats import CSV_COLUMNS, flat
+from gateway.register.export import CSV_COLUMNS, flat
 from gateway.register.ledger import Register
 from gateway.settings import load
 from gateway.settings.register import RegisterSettings, register_settings
