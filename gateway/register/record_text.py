@@ -211,7 +211,7 @@ def report_text(family: str, records: Sequence[Record], generated: float) -> str
             lines += [*request_lines(r), ""]
             continue
         lines += [
-            f"{f['time'][:16]}  entry {r.seq}: {'sent' if r.kind == 'accepted' else 'refused'}",
+            f"{f['time'][:16]}  entry {r.seq}: {r.outcome}",
             f"  To:       {f['recipients']}"
             + (f" ({f['organisations']})" if f["organisations"] else ""),
             f"  What:     {f['subject']}" + (f" (nature: {f['nature']})" if f["nature"] else ""),

@@ -37,6 +37,13 @@ ROOT_KINDS = ("accepted", "refused", "request")  # request: received (gateway.re
 # made without their consent; a duty due ``[register] inform_within_days`` after sending.
 WITHOUT_CONSENT = ("refused", "not-sought", "not-recorded")
 NEVER_SENT = ("refused", "withdrawn", "expired")
+# A message held for approval, or never approved, was not sent: a report must not say it was.
+NOT_SENT_WORDS = {
+    "held": "held for a line manager's approval (not sent)",
+    "refused": "refused by a line manager (not sent)",
+    "withdrawn": "withdrawn by the sender (not sent)",
+    "expired": "not approved in time (not sent)",
+}
 DAY = 86400.0
 
 
@@ -161,6 +168,13 @@ class Record:
     @property
     def complete(self) -> bool:
         return not self.missing
+
+    @property
+    def outcome(self) -> str:
+        """What became of a message, for a family report: "sent" only if it left."""
+        if self.kind != "accepted":
+            return "refused (not sent)"
+        return NOT_SENT_WORDS.get(self.approval, "sent")
 
     @property
     def manual_hold(self) -> bool:

@@ -20,6 +20,7 @@ import pytest
 from support.register import DAY, T0, accepted, message, record
 from support.subprocess_gateway import run_cli
 
+from gateway.events import HoldEvent
 from gateway.register import requests
 from gateway.register.client_copy import CLAUSE, WITHHELD
 from gateway.register.ledger import Register
@@ -236,3 +237,38 @@ def test_client_files_only_the_parts_a_manager_marks_are_withheld(config: Path) 
     )
     wrong = annotate("colour")
     assert wrong.returncode == 2 and "argument --third-party-field: invalid choice" in wrong.stderr
+
+
+def test_client_files_child_protection_is_withheld_and_unsent_is_not_called_sent(
+    config: Path,
+) -> None:
+    """A [child-protection] record is withheld like a safeguarding one (the person given the
+    copy may be the one the concern is about); a message held for a line manager, or refused
+    by one, was never sent, and neither report says it was."""
+    settings = load(config)
+    reg = Register.from_settings(Store(settings.storage.database), register_settings(settings))
+    tagged = {"family": FAMILY, "external": True, "consent": "obtained"}
+    for n, subject, extra in (
+        (10, "Section 47 strategy meeting", {"child_protection": True}),
+        (11, "Contact notes awaiting a manager", {}),
+        (12, "Notes a manager stopped", {}),
+    ):
+        content = message(subject=subject, name=f"file{n}.pdf")
+        event = accepted(f"Q{n}", T0 + n * DAY, content=content, disclosure={**tagged, **extra})
+        record(reg, event)
+    with reg.store.transaction() as conn:
+        for qid in ("Q11", "Q12"):
+            reg.hold(conn, HoldEvent(qid, T0 + 13 * DAY, "held", "", reasons=("r",)))
+        reg.hold(conn, HoldEvent("Q12", T0 + 14 * DAY, "refused", "max", "not this"))
+    seq = {r.entry.queue_id: r.seq for r in reg.records() if r.entry.queue_id}
+
+    copy = report(config, "--client-copy").decode()
+    assert "Section 47" not in copy and "file10.pdf" not in copy
+    lines = [ln.split("  ", 1)[1] for ln in copy.splitlines() if "  entry " in ln]
+    assert f"entry {seq['Q10']}: {WITHHELD}" in lines
+    assert f"entry {seq['Q11']}: held for a line manager's approval (not sent)" in lines
+    assert f"entry {seq['Q12']}: refused by a line manager (not sent)" in lines
+    assert f"entry {seq['Q1']}: sent" in lines  # one that left
+    full = report(config).decode()
+    assert f"entry {seq['Q11']}: held for a line manager's approval (not sent)" in full
+    assert f"entry {seq['Q12']}: refused by a line manager (not sent)" in full
