@@ -201,8 +201,7 @@ async def test_concurrent_sessions_all_get_250_and_all_survive(
     ids = sorted(reply.split()[-1] for _errors, reply in replies)
     assert all("Queued as" in reply for _errors, reply in replies)
     assert len(set(ids)) == 20
-    group = gw.gateway.store.group
-    assert group.writes >= 20 and group.commits <= group.writes
+    assert gw.gateway.store.group.writes == 20  # every acceptance went through group commit
     database = gw.settings.storage.database
     await gw.gateway.stop()
     reopened = Store(database)
