@@ -146,8 +146,9 @@ def ready(register: Register) -> bool:
     return bool(found[0][0])
 
 
-# Filters a count by whole months can answer from the tally: the period, kinds, notices.
-PERIOD_ONLY = frozenset(("since", "until", "kinds", "include_notices", "now"))
+# Filters a count by whole months can answer from the tally: the period, kinds, notices,
+# one member of staff.
+PERIOD_ONLY = frozenset(("since", "until", "kinds", "include_notices", "now", "staff"))
 Group = tuple[str, int, int, int]  # month, facts (index.facts_of), first organisation, records
 
 
@@ -181,7 +182,7 @@ def whole_months(
 
 
 def groups(register: Register, filters: Filters, scope: RegisterScope | None) -> list[Group] | None:
-    """What ``filters`` (a period, kinds, notices) and ``scope`` let through, counted by
+    """What ``filters`` (a period, kinds, notices, staff) and ``scope`` let through, counted by
     month, facts and first organisation: the tally for whole months, rows for the ends of
     the period and for records a manager acted on outside their reports. None when other
     filters are set (a count reads the rows then)."""
@@ -215,6 +216,8 @@ def groups(register: Register, filters: Filters, scope: RegisterScope | None) ->
             args.append(bound)
     if not filters.include_notices:  # a notice: accepted, and not sent by staff
         clauses.append(f"(t.kind != 'accepted' OR t.facts & {index.SENT})")
+    if filters.staff:
+        clauses.append(_in("t.staff", _named(register, "staff", filters.staff), args))
     month_sql = " AND ".join(c.replace("t.", "i.") for c in clauses)
     month_args = list(args)
     if scope is not None and scope.reports is not None:

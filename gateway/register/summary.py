@@ -247,7 +247,8 @@ def _from_index(
     recent = [
         now - float(at)
         for (at,) in query(
-            f"SELECT i.at FROM register_index i WHERE i.at > ? AND i.incomplete = 1 AND {sql}",  # noqa: S608
+            "SELECT i.at FROM register_index i INDEXED BY register_index_incomplete"  # noqa: S608
+            f" WHERE i.at > ? AND i.incomplete = 1 AND {sql}",
             (now - _BAND_DAYS[-1] * 86400.0, *args),
         )
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.pki import TestCA
-from support.register import DAY, accepted, record
+from support.register import DAY, accepted, file_bytes, make_register, record
 from support.register_seed import CAFCASS, NOW, SINCE, UNTIL, at, seed
 from support.subprocess_gateway import prepare, run_cli
 
@@ -228,3 +228,17 @@ def test_schema_step_builds_the_index_of_an_existing_register(config: Path) -> N
     after = reg.store.query("SELECT * FROM register_index ORDER BY seq")
     assert [tuple(r)[:6] for r in after] == [tuple(r)[:6] for r in before]
     agrees(reg)
+
+
+def test_index_keeps_no_name_address_or_reference_in_the_clear(tmp_path: Path) -> None:
+    reg = make_register(tmp_path)
+    seqs = seed(reg)
+    reg.annotate(seqs["Q12"], MONA, family="F-7742")
+    assert index_read.page(reg, Filters(family="f-7742"), None, offset=0, limit=5) is not None
+    assert [r.seq for r in reg.records(Filters(family="F-7742"))] == [seqs["Q12"]]
+    reg.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    on_disk = file_bytes(tmp_path)
+    assert b"register_tally" in on_disk and b"register_term" in on_disk  # the tables are there
+    for clear in (BOB, MONA, "alice@c4f.example", "Cafcass North", "cafcass", "Police",
+                  "school.example", "j.smith", "F-7742", "f-7742", "Court order"):  # fmt: skip
+        assert clear.encode() not in on_disk, clear
