@@ -2,7 +2,9 @@
 
 Each sub-command lives in its own module in this package and exposes
 ``add_parser(subparsers)``, which registers the command and sets ``func(args) -> int``
-as its handler. Errors a user can fix are raised as :class:`CLIError` and printed as
+as its handler; a command with many actions keeps groups of them in modules named after
+it (``contacts_show``, ``contacts_review``, ``contacts_files``, ``register_holds``, ...).
+Errors a user can fix are raised as :class:`CLIError` and printed as
 one line on stderr with exit status 2; configuration errors exit with status 1.
 """
 

@@ -8,17 +8,22 @@ before and after; ``contacts history`` shows it.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-from filters.fax_route import FaxRoutes, load_providers, providers_path
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, load_settings, table
-from gateway.cli.progress import Progress, add_quiet_arg, progress_for
+from gateway.cli.common import add_config_arg, load_settings
+from gateway.cli.contacts_files import export_contacts, import_contacts, import_help
+from gateway.cli.contacts_review import (
+    contact_history,
+    fax_routes,
+    print_flags,
+    review_contacts,
+    sweep_mx,
+)
+from gateway.cli.contacts_show import REQUIRES_APPROVAL, find, list_contacts, show_contact
+from gateway.cli.progress import add_quiet_arg
 from gateway.directory import public_domains
 from gateway.directory.contacts import (
     Contact,
@@ -27,23 +32,10 @@ from gateway.directory.contacts import (
     PublicDomainError,
     review_date,
 )
-from gateway.directory.contacts_csv import (
-    COLUMNS,
-    EXAMPLE,
-    REQUIRED,
-    CSVImportError,
-    export_csv,
-    import_csv,
-)
 from gateway.directory.contacts_sealed import ContactsUnreadable
-from gateway.directory.mx_state import mx_states
-from gateway.directory.mx_sweep import Flag, default_resolver, sweep
 from gateway.register.ledger import Register
 from gateway.settings import Settings
 from gateway.store import Store
-
-# The help text of the mark (filters/approval.py does the holding).
-_REQUIRES_APPROVAL = "messages to this contact are held until a line manager approves them"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="approve a quoted, literal or non-ASCII address exactly as written",
     )
     add.add_argument(
-        "--requires-approval", action="store_true", help=f"{_REQUIRES_APPROVAL} (see 'approval')"
+        "--requires-approval", action="store_true", help=f"{REQUIRES_APPROVAL} (see 'approval')"
     )
     add.add_argument(
         "--public-domain-override",
@@ -110,12 +102,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ap = actions.add_parser(
         "approval",
         help="mark or unmark a contact as requiring line-manager approval",
-        description=f"A contact marked as requiring approval: {_REQUIRES_APPROVAL}. "
+        description=f"A contact marked as requiring approval: {REQUIRES_APPROVAL}. "
         "The change is audited like every other.",
     )
     ap.add_argument("contact", metavar="C-NNN|ADDRESS")
     needed = ap.add_mutually_exclusive_group(required=True)
-    needed.add_argument("--required", dest="required", action="store_true", help=_REQUIRES_APPROVAL)
+    needed.add_argument("--required", dest="required", action="store_true", help=REQUIRES_APPROVAL)
     needed.add_argument(
         "--not-required",
         dest="required",
@@ -131,7 +123,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "contacts. A row equal to the contact it names changes nothing; a row that differs is "
         "refused unless --update is given. Every row is checked first: one bad row and "
         "nothing is written. Each change is one audit row and one register entry.",
-        epilog=_import_help(),
+        epilog=import_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     imp.add_argument("file", type=Path, help="the CSV file ('-': standard input)")
@@ -169,23 +161,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-def _import_help() -> str:
-    width = max(len(name) for name, _, _ in COLUMNS)
-    lines = ["columns (any order; headers match case-insensitively; '*' required):"]
-    for name, aliases, default in COLUMNS:
-        mark = "*" if name in REQUIRED else " "
-        also = f" (also: {', '.join(aliases)})" if aliases else ""
-        lines.append(f"  {mark}{name:{width}}  {default}{also}")
-    lines += [
-        "",
-        "a column left out keeps a contact's value on --update, and takes the default on an add.",
-        "",
-        "example:",
-        *("  " + line for line in EXAMPLE.splitlines()),
-    ]
-    return "\n".join(lines)
-
-
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -215,22 +190,8 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _routes(settings: Settings) -> FaxRoutes:
-    options = settings.filter.get("fax_route", {})
-    return FaxRoutes(
-        load_providers(providers_path(options.get("providers_file"), settings.base_dir))
-    )
-
-
-def _find(repo: ContactRepository, text: str) -> Contact:
-    found = repo.find(text)
-    if found is None:
-        raise CLIError(f"no contact {text}")
-    return found
-
-
 def _add(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    routes = _routes(settings)
+    routes = fax_routes(settings)
     sign = None if args.domain else routes.classify(args.address)
     if sign is not None and sign.hard:
         raise CLIError(f"{args.address} is {sign.reason}: fax routes cannot be approved")
@@ -266,106 +227,23 @@ def _add(args: argparse.Namespace, repo: ContactRepository, settings: Settings) 
             f"until an admin attests it: contacts review --not-fax {c.ref} --by NAME"
         )
     if not args.no_dns:
-        _print_flags(_sweep(repo, settings, {c.domain}))
+        print_flags(sweep_mx(repo, settings, {c.domain}))
     return 0
 
 
 def _remove(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    c = repo.remove(_find(repo, args.contact).id, args.by)
+    c = repo.remove(find(repo, args.contact).id, args.by)
     print(f"removed {c.ref} {c.address}")
     return 0
 
 
-def _list(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    today = repo.today()
-    entries = [c for c in repo.all() if not args.expired or c.expired(today)]
-    for kind, title in (("address", "Approved addresses"), ("domain", "Whole-domain entries")):
-        rows = [
-            [c.ref, c.address, c.display_name, c.organisation, c.review_due, _state(c, today)]
-            for c in entries
-            if c.kind == kind
-        ]
-        print(f"{title} ({len(rows)})")
-        if rows:
-            print(
-                table(
-                    [
-                        "REF",
-                        "ADDRESS" if kind == "address" else "DOMAIN",
-                        "NAME",
-                        "ORGANISATION",
-                        "REVIEW DUE",
-                        "STATE",
-                    ],
-                    rows,
-                )
-            )
-        # The MX states in the console's words, so both read the same.
-        for c in entries:
-            if c.kind == kind:
-                for s in mx_states(c):
-                    print(f"{c.ref} {s.code}: {s.words}")
-        print()
-    return 0
-
-
-def _state(c: Contact, today: date) -> str:
-    states = ["expired" if c.expired(today) else "ok"]
-    states += [s.code for s in mx_states(c)]
-    if c.not_fax_by:
-        states.append("not-fax-attested")
-    if c.requires_approval:
-        states.append("requires-approval")
-    return ",".join(states)
-
-
-def _show(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    c = _find(repo, args.contact)
-    for label, value in (
-        ("reference", c.ref),
-        ("kind", c.kind),
-        ("address", c.address),
-        ("name", c.display_name),
-        ("organisation", c.organisation),
-        ("role", c.role),
-        ("approved by", c.approved_by),
-        ("approved on", c.approved_on),
-        ("verified", c.verified_how),
-        ("review due", c.review_due),
-        ("state", _state(c, repo.today())),
-        ("notes", c.notes),
-        ("unusual form", "yes (matched exactly)" if c.unusual else "no"),
-        (
-            "public domain",
-            f"approved as a whole: {c.public_domain_override}" if c.public_domain_override else "-",
-        ),
-        (
-            "manager approval",
-            f"required: {_REQUIRES_APPROVAL}" if c.requires_approval else "not required",
-        ),
-        (
-            "not a fax route",
-            f"attested by {c.not_fax_by} on {c.not_fax_on}" if c.not_fax_by else "-",
-        ),
-        ("MX at approval", ", ".join(c.mx_hosts) if c.mx_hosts is not None else "not checked"),
-        (
-            "MX last seen",
-            f"{', '.join(c.mx_seen or ())} ({c.mx_checked_at})" if c.mx_checked_at else "-",
-        ),
-        ("fax-MX flag", c.mx_flag or "-"),
-        ("changes", str(len(repo.history(c.id)))),
-    ):
-        print(f"{label + ':':17} {value}")
-    return 0
-
-
 def _approval(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    c = _find(repo, args.contact)
+    c = find(repo, args.contact)
     changed = c.requires_approval != args.required
     if changed:
         c = repo.update(c.id, args.by, "requires-approval", requires_approval=args.required)
     state = (
-        f"requires approval: {_REQUIRES_APPROVAL}"
+        f"requires approval: {REQUIRES_APPROVAL}"
         if c.requires_approval
         else "does not require line-manager approval"
     )
@@ -373,150 +251,17 @@ def _approval(args: argparse.Namespace, repo: ContactRepository, settings: Setti
     return 0
 
 
-def _import(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    routes = _routes(settings)
-
-    def reject(address: str) -> str | None:
-        sign = routes.classify(address)
-        return f"{sign.reason}: fax routes cannot be approved" if sign and sign.hard else None
-
-    try:
-        if str(args.file) == "-":
-            text = sys.stdin.buffer.read().decode("utf-8-sig")
-        else:
-            text = args.file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CLIError(f"{args.file}: cannot read: {exc}") from None
-    try:
-        with progress_for(args, "contacts import", "rows") as progress:
-            plan = import_csv(repo, text, args.by, reject, update=args.update, progress=progress)
-    except CSVImportError as exc:
-        for problem in exc.problems:
-            print(f"{args.file}: {problem}", file=sys.stderr)
-        raise CLIError(str(exc)) from None
-    for row in plan.of("update"):
-        assert row.contact is not None
-        print(f"updated {row.contact.ref} {row.contact.address}: {', '.join(row.changed)}")
-    added, updated = plan.of("add"), plan.of("update")
-    print(
-        f"imported {len(added)} new, {len(updated)} updated, "
-        f"{len(plan.of('unchanged'))} unchanged contact(s)"
-    )
-    if added:
-        print("run 'contacts review' to check the new contacts' MX hosts")
-    return 0
-
-
-def _export(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    text = export_csv(repo)
-    if args.file is None:
-        sys.stdout.write(text)
-    else:
-        args.file.write_text(text, encoding="utf-8", newline="")
-        args.file.chmod(0o600)  # personal data
-        print(f"exported {text.count(chr(10)) - 1} contact(s) to {args.file}")
-    return 0
-
-
-def _review(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    if args.renew or args.not_fax or args.accept_mx:
-        if not args.by:
-            raise CLIError("say who makes the change with --by NAME")
-        today = repo.today()
-        if args.renew:
-            c = _find(repo, args.renew)
-            due = args.review_due or review_date(today)
-            reason = args.public_domain_override
-            repo.update(
-                c.id,
-                args.by,
-                "renew",
-                approved_on=today.isoformat(),
-                approved_by=args.by,
-                review_due=due.isoformat(),
-                **({"public_domain_override": reason} if reason is not None else {}),
-            )
-            print(f"renewed {c.ref} until {due}")
-        if args.not_fax:
-            c = _find(repo, args.not_fax)
-            repo.update(
-                c.id, args.by, "attest-not-fax", not_fax_by=args.by, not_fax_on=today.isoformat()
-            )
-            print(f"attested {c.ref} as not a fax route")
-        if args.accept_mx:
-            c = _find(repo, args.accept_mx)
-            repo.update(c.id, args.by, "accept-mx", mx_hosts=c.mx_seen or c.mx_hosts, mx_flag="")
-            print(f"accepted MX of {c.ref}: {', '.join(c.mx_seen or c.mx_hosts or ()) or '-'}")
-        return 0
-    if not args.no_dns:
-        with progress_for(args, "contacts review: MX lookups", "domains") as progress:
-            flags = _sweep(repo, settings, None, progress)
-        _print_flags(flags)
-    today = repo.today()
-    horizon = today + timedelta(days=args.due_within)
-    due = [c for c in repo.all() if date.fromisoformat(c.review_due) <= horizon]
-    print(f"Approvals lapsed or due within {args.due_within} days ({len(due)})")
-    if due:
-        print(
-            table(
-                ["REF", "ADDRESS", "ORGANISATION", "REVIEW DUE", "STATE"],
-                [[c.ref, c.address, c.organisation, c.review_due, _state(c, today)] for c in due],
-            )
-        )
-    return 0
-
-
-def _sweep(
-    repo: ContactRepository,
-    settings: Settings,
-    domains: set[str] | None,
-    progress: Progress | None = None,
-) -> list[Flag]:
-    providers = _routes(settings).providers
-    return asyncio.run(
-        sweep(repo, default_resolver(settings.dns), providers, domains=domains, progress=progress)
-    )
-
-
-def _print_flags(flags: list[Flag]) -> None:
-    print(f"MX check: {len(flags)} flag(s)")
-    for f in flags:
-        print(f"  {f.ref} {f.domain}: {f.kind}: {f.detail}")
-
-
-def _history(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    contact_id = None
-    if args.contact:
-        ref = args.contact.upper().removeprefix("C-")
-        contact_id = int(ref) if ref.isdigit() else _find(repo, args.contact).id
-    for row in repo.history(contact_id):
-        print(
-            f"{row['at']}  C-{row['contact_id']:03d}  {row['action']}  by {row['actor']} "
-            f"(os user {row['os_user']})"
-        )
-        before = json.loads(row["before"]) if row["before"] else None
-        after = json.loads(row["after"]) if row["after"] else None
-        if before is None or after is None:
-            verb = "" if before is None else "was "
-            for key, value in sorted((after or before or {}).items()):
-                if value not in ("", None, False):
-                    print(f"    {key}: {verb}{value!r}")
-            continue
-        for key in sorted(set(before) | set(after)):
-            if before.get(key) != after.get(key):
-                print(f"    {key}: {before.get(key)!r} -> {after.get(key)!r}")
-    return 0
-
-
 Handler = Callable[[argparse.Namespace, ContactRepository, Settings], int]
+
+
 HANDLERS: dict[str, Handler] = {
     "add": _add,
     "remove": _remove,
-    "list": _list,
-    "show": _show,
+    "list": list_contacts,
+    "show": show_contact,
     "approval": _approval,
-    "import": _import,
-    "export": _export,
-    "review": _review,
-    "history": _history,
+    "import": import_contacts,
+    "export": export_contacts,
+    "review": review_contacts,
+    "history": contact_history,
 }
