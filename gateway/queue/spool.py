@@ -186,6 +186,9 @@ class Spool(QueueStates):
             # to be delivered, whatever its row says later (HOLD-1).
             "held": held,
         }
+        # Read for the register here, not under the write lock; and before sealing, so the
+        # parser's memory and the sealed copy are not needed at the same time.
+        summary = self.recorder.summarise(content)
         blob = seal_message(self.keyring, queue_id, envelope, content)
         event = Accepted(
             queue_id=queue_id,
@@ -197,7 +200,7 @@ class Spool(QueueStates):
             content=content,
             sha256=hashlib.sha256(content).hexdigest(),
             annotations=notes,
-            summary=self.recorder.summarise(content),  # here, not under the write lock
+            summary=summary,
         )
         row = (
             queue_id,
