@@ -15,8 +15,9 @@ before the first fork), so the login throttle holds across them.
 
 The supervisor does nothing else: it restarts a worker that dies (after 0.5 s, doubling
 up to 30 s while it keeps dying within 30 s of its start), forwards SIGHUP (the
-certificate reload) to every worker, and on SIGTERM or SIGINT forwards SIGTERM, waits up
-to 25 s for the workers to finish, then exits 0. A worker whose supervisor is gone (kill
+certificate reload) to every worker, and on SIGTERM or SIGINT forwards SIGTERM (to the
+first worker last, so that its checkpoint covers the others' last entries), waits up to
+25 s for the workers to finish, then exits 0. A worker whose supervisor is gone (kill
 -9) stops by itself within half a second.
 
 ``serve`` holds an exclusive lock on ``DATABASE.serve-lock`` (the workers inherit it) for
@@ -190,6 +191,7 @@ class Supervisor:
         # any worker so that each, and each restarted one, has them all.
         self.inboxes = Peers.pairs(count)
         self.stopping_since: float | None = None
+        self.primary_told = False  # the first worker has been sent SIGTERM
 
     def run(self) -> int:
         # Taken with sigtimedwait below, never by a handler. One is set all the same: as
@@ -207,6 +209,7 @@ class Supervisor:
                 if info is not None:
                     self._on_signal(info.si_signo)
                 self._reap()
+                self._stop_primary_last()
                 self._restart_due()
                 self._kill_late()
         finally:
@@ -334,10 +337,23 @@ class Supervisor:
             self.stopping_since = time.monotonic()
             for slot in self.slots:
                 slot.restart_at = None
-            self._send(signal.SIGTERM)
+            self._send(signal.SIGTERM, primary=False)
 
-    def _send(self, signo: int) -> None:
+    def _stop_primary_last(self) -> None:
+        """The first worker stops once the others have: its checkpoint at stop then
+        covers their last register entries."""
+        first = self.slots[0]
+        if self.stopping_since is None or not first.pid or self.primary_told:
+            return
+        if all(not s.pid for s in self.slots[1:]):
+            self.primary_told = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(first.pid, signal.SIGTERM)
+
+    def _send(self, signo: int, *, primary: bool = True) -> None:
         for slot in self._live():
+            if slot.index == 0 and not primary:
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(slot.pid, signo)
 

@@ -238,7 +238,9 @@ async def test_the_supervisor_restarts_a_killed_worker_and_the_port_keeps_answer
         stopped = await gw.stop()
     assert stopped == 0
     assert not any(alive(p) for p in pids)
-    assert {e["pid"] for e in events(gw, "worker_stopped")} == set(pids)
+    stopped_in_order = events(gw, "worker_stopped")
+    assert {e["pid"] for e in stopped_in_order} == set(pids)
+    assert stopped_in_order[-1]["worker"] == 0  # the first last: its checkpoint covers all
 
 
 async def test_implicit_tls_is_served_by_every_worker(tmp_path: Path, ca: TestCA) -> None:
