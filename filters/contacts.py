@@ -28,8 +28,8 @@ from gateway.directory.addresses import (
     header_addresses,
     normalise,
 )
+from gateway.directory.contact import Contact
 from gateway.directory.contact_cache import ContactCache, Snapshot
-from gateway.directory.contacts import Contact
 from gateway.directory.contacts_sealed import keyring_for
 from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction

@@ -25,13 +25,8 @@ from gateway.cli.contacts_review import (
 from gateway.cli.contacts_show import REQUIRES_APPROVAL, find, list_contacts, show_contact
 from gateway.cli.progress import add_quiet_arg
 from gateway.directory import public_domains
-from gateway.directory.contacts import (
-    Contact,
-    ContactError,
-    ContactRepository,
-    PublicDomainError,
-    review_date,
-)
+from gateway.directory.contact import Contact, ContactError, PublicDomainError, review_date
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import ContactsUnreadable
 from gateway.register.ledger import Register
 from gateway.settings import Settings

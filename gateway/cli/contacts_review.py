@@ -14,7 +14,8 @@ from gateway.cli import CLIError
 from gateway.cli.common import table
 from gateway.cli.contacts_show import find, state
 from gateway.cli.progress import Progress, progress_for
-from gateway.directory.contacts import ContactRepository, review_date
+from gateway.directory.contact import review_date
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.mx_sweep import Flag, default_resolver, sweep
 from gateway.settings import Settings
 

@@ -8,7 +8,8 @@ from datetime import date
 
 from gateway.cli import CLIError
 from gateway.cli.common import table
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.mx_state import mx_states
 from gateway.settings import Settings
 

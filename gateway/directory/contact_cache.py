@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 
 from gateway.crypto import Keyring
 from gateway.directory.addresses import Address
-from gateway.directory.contacts import Clock, Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import Clock, ContactRepository
 from gateway.directory.lookalike import Candidate, LookalikeIndex
 from gateway.store import Store
 

@@ -27,15 +27,15 @@ from datetime import date
 from typing import Any, Literal, NamedTuple
 
 from gateway.directory.addresses import AddressSyntaxError, normalise
-from gateway.directory.contacts import (
+from gateway.directory.contact import (
     BatchError,
     Contact,
     ContactError,
-    ContactRepository,
     PublicDomainError,
     checked,
     review_date,
 )
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.public_domains import PublicDomains
 
 # Every column in export order: (name, other header names accepted, what an add takes when

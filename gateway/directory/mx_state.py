@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.directory.contacts import Contact
+from gateway.directory.contact import Contact
 
 
 @dataclass(frozen=True)

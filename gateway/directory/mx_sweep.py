@@ -31,7 +31,8 @@ import dns.nameserver
 import dns.resolver
 import structlog
 
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.lookalike import registrable
 from gateway.settings.dns import DnsSettings
 

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from starlette.requests import Request
 
-from gateway.directory.contacts import Contact
+from gateway.directory.contact import Contact
 from gateway.directory.mx_state import mx_states
 from gateway.directory.mx_sweep import Flag, sweep
 from gateway.web.auth import Viewer

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from filters.fax_route import FaxRoutes
-from gateway.directory.contacts import Contact, ContactError, review_date
+from gateway.directory.contact import Contact, ContactError, review_date
 from gateway.web.auth import text
 
 

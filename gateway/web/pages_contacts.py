@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.directory.contacts import Contact, ContactError, PublicDomainError, review_date
+from gateway.directory.contact import Contact, ContactError, PublicDomainError, review_date
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.contact_checks import DUE_SOON, flags_note, sweep_domains, warnings

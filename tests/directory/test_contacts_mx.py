@@ -16,7 +16,8 @@ import pytest
 from support.contacts import contacts_keyring, settings_for
 
 from filters import contacts as contacts_filter
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.mx_sweep import lookup_mx, sweep
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused

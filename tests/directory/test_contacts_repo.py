@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 from support.contacts import contacts_keyring
 
+from gateway.directory.contact import Contact, ContactError, review_date
 from gateway.directory.contact_cache import ContactCache
-from gateway.directory.contacts import (
-    Contact,
-    ContactError,
-    ContactRepository,
-    review_date,
-)
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_csv import (
     CSV_COLUMNS,
     CSVImportError,

@@ -20,7 +20,8 @@ from conftest import StartGateway
 
 from gateway.cli import main
 from gateway.crypto import Keyring
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_retention import purge_removed_history
 from gateway.register.ledger import Register
 from gateway.settings.register import RegisterSettings

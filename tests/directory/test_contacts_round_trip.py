@@ -12,7 +12,8 @@ import pytest
 from support.contacts import contacts_state as state
 from support.subprocess_gateway import gateway_command, run_cli
 
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.register.ledger import Register
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store

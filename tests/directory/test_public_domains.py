@@ -13,7 +13,8 @@ from support.contacts import contacts_state as state
 from support.subprocess_gateway import run_cli
 
 from gateway.directory import public_domains
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.register.ledger import Register
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store

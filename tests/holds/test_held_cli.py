@@ -23,7 +23,8 @@ from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
 from gateway.cli import main
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
 
 STAFF = "alice@c4f.example"

@@ -12,7 +12,8 @@ from support.contacts import contacts_keyring, settings_for
 
 from filters import contacts as contacts_filter
 from filters.contacts import ContactsFilter
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.pipeline import FilterContext

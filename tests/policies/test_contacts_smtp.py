@@ -18,7 +18,8 @@ from support.rawsmtp import RawSMTP, authenticated
 from support.upstream import Upstream
 from test_contacts_table import CASES, STAFF, Case, check_reply, sample_contacts
 
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
 
 CONFIG = {

@@ -14,7 +14,8 @@ from filters.fax_route import (
     create,
     load_providers,
 )
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.pipeline import FilterContext

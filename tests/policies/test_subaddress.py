@@ -27,7 +27,8 @@ from support.upstream import Upstream
 
 from filters import approval, fax_route
 from filters import contacts as contacts_filter
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused
 from gateway.pipeline import FilterContext, Pipeline

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.crypto import Keyring
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.register.ledger import Register
 from gateway.register.view import Entry
 from gateway.settings import Settings

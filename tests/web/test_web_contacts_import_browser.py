@@ -12,7 +12,7 @@ from support.browser import chromium, context, need_chromium, shot
 from support.pki import TestCA
 from support.web import ADMIN, PASSWORD, admin_actions, make_site
 
-from gateway.directory.contacts import Contact
+from gateway.directory.contact import Contact
 from gateway.directory.contacts_csv import CSV_COLUMNS, export_csv
 from gateway.web.app import create_app
 from gateway.web.server import ConsoleServer

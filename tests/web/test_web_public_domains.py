@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 from support.pki import TestCA
 from support.web import ADMIN, FakeResolver, Site, admin_actions, make_site, signed_in
 
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.public_domains import PublicDomains
 
 REFUSED = (
