@@ -5,8 +5,7 @@ Written for a line manager reading a disclosure log: local time, words rather th
 codes. One record as CSV and JSON cells is :mod:`.export`; one record as text
 (``register show``) and the managers' family report are :mod:`.record_text`; the
 client's own copy is :mod:`.client_copy`. CSV cells that a spreadsheet would run as a
-formula (starting with = + - @, tab or carriage return) are prefixed with an apostrophe
-(OWASP "CSV injection"): :func:`safe_cell`.
+formula are prefixed with an apostrophe: :func:`gateway.spreadsheet.safe_cell`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,13 @@ KIND_WORDS = {
     FAMILY_HOLD: "family retention hold",
 }
 KIND_DECISIONS = {FAMILY_HOLD: "family hold"}  # the CSV's decision of the other kinds
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def kind_words(r: Record) -> str:
+    """What the record is, in words; a message that never left is not called sent."""
+    if r.kind == "accepted" and r.outcome != "sent":
+        return f"message {r.outcome}"
+    return KIND_WORDS.get(r.kind, r.kind)
 
 
 def local_time(ts: float, seconds: bool = False) -> str:
@@ -50,10 +55,6 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
         for cells in [list(headers), ["-" * w for w in widths], *rows]
     ]
     return "\n".join(lines) + "\n"
-
-
-def safe_cell(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA) else text
 
 
 def requester(r: Record) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.export import flat
 from gateway.register.formats import (
-    KIND_WORDS,
     PURGED,
+    kind_words,
     local_time,
     requester,
     third_party_words,
@@ -25,7 +25,7 @@ from gateway.register.view import CONSENT_WORDS, Entry, Record
 
 def show_text(r: Record) -> str:
     f = flat(r)
-    title = KIND_WORDS.get(r.kind, r.kind)
+    title = kind_words(r)
     lines = [f"Entry {r.seq}: {title}"]
     if r.kind == FAMILY_HOLD:
         return family_hold_text(r)

@@ -291,7 +291,7 @@ def _entry_context(r: Record) -> dict[str, Any]:
     return {
         "r": r,
         "f": f,
-        "title": fmt.KIND_WORDS.get(r.kind, r.kind),
+        "title": fmt.kind_words(r),
         "recipients": recipients,
         "raw": sorted(r.data.items()) if r.kind in ("admin", "purge") else [],
         "followups": [record_text.followup_line(e) for e in r.followups],
