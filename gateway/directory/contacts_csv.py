@@ -37,6 +37,7 @@ from gateway.directory.contact import (
 )
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.public_domains import PublicDomains
+from gateway.spreadsheet import cell_value, safe_cell
 
 # Every column in export order: (name, other header names accepted, what an add takes when
 # the file has no such column). Shown by ``contacts import --help`` and the console.
@@ -138,7 +139,7 @@ def export_csv(repo: ContactRepository) -> str:
     writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for c in repo.all():
-        writer.writerow({k: _cell_out(v) for k, v in csv_row(c).items()})
+        writer.writerow({k: safe_cell(v) for k, v in csv_row(c).items()})
     return out.getvalue()
 
 
@@ -326,7 +327,7 @@ def _values(cells: list[str], header: dict[str, int]) -> dict[str, Any]:
     """The row's cells by column name, checked one by one (only the file's columns)."""
     values: dict[str, Any] = {}
     for column, place in header.items():
-        cell = _cell_in(cells[place])
+        cell = cell_value(cells[place])
         value: str | bool = cell
         if column == "kind":
             value = cell.strip().lower() or "address"
@@ -408,16 +409,3 @@ def csv_row(c: Contact) -> dict[str, str]:
     for name in _YES_NO:
         row[name] = "yes" if getattr(c, name) else ""
     return row
-
-
-# Spreadsheets run cells that start with these as formulas (CSV injection): export them
-# behind a "'" and take it off again on import, so the file still round-trips.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell_out(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA) else value
-
-
-def _cell_in(value: str) -> str:
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA) else value

@@ -13,10 +13,10 @@ from gateway.register.formats import (
     PURGED,
     local_time,
     requester,
-    safe_cell,
     yes_no,
 )
 from gateway.register.view import CONSENT_WORDS, Entry, Record
+from gateway.spreadsheet import safe_cell
 
 CSV_COLUMNS = (
     "entry",

@@ -10,9 +10,10 @@ import csv
 import io
 from datetime import datetime
 
-from gateway.register.formats import safe_cell, table
+from gateway.register.formats import table
 from gateway.register.summary import Summary
 from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
+from gateway.spreadsheet import safe_cell
 
 TOTALS = (
     ("sent", "Accepted from staff"),  # held ones included: "sent" would mislead

@@ -20,7 +20,7 @@ from datetime import date
 
 from markupsafe import Markup
 
-from gateway.register.formats import safe_cell
+from gateway.spreadsheet import safe_cell
 
 WIDTH = 720
 FONT = 12
