@@ -25,7 +25,8 @@ from filters import contacts as contacts_filter
 from filters import fax_route
 from gateway.directory.addresses import normalise
 from gateway.directory.contacts import ContactRepository
-from gateway.directory.contacts_csv import CSV_COLUMNS, import_csv
+from gateway.directory.contacts_csv import CSV_COLUMNS
+from gateway.directory.contacts_import import import_csv
 from gateway.directory.contacts_sealed import keyring_for
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused

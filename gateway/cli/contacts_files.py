@@ -1,5 +1,5 @@
 """``c4f-gateway contacts import`` and ``export``: the contact list as CSV, every row
-checked before anything is written (:mod:`gateway.directory.contacts_csv`)."""
+checked before anything is written (:mod:`gateway.directory.contacts_import`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ from gateway.cli import CLIError
 from gateway.cli.contacts_review import fax_routes
 from gateway.cli.progress import progress_for
 from gateway.directory.contacts import ContactRepository
-from gateway.directory.contacts_csv import (
-    COLUMNS,
-    EXAMPLE,
-    REQUIRED,
-    CSVImportError,
-    export_csv,
-    import_csv,
-)
+from gateway.directory.contacts_csv import COLUMNS, EXAMPLE, REQUIRED, CSVImportError, export_csv
+from gateway.directory.contacts_import import import_csv
 from gateway.settings import Settings
 
 

@@ -3,7 +3,7 @@
 A new contact is built and checked exactly as ``c4f-gateway contacts add`` builds it
 (hard fax signs refused, soft ones need the not-a-fax attestation, review due 12 months
 after approval); the import's preview is the import's own plan
-(:func:`gateway.directory.contacts_csv.plan_import`).
+(:func:`gateway.directory.contacts_import.plan_import`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Contacts in and out as CSV (admins): import after a preview, export.
 
-The preview is the import's own plan (:func:`gateway.directory.contacts_csv.plan_import`):
+The preview is the import's own plan (:func:`gateway.directory.contacts_import.plan_import`):
 rows to add, to update and unchanged, and the problems, before anything is written. The
-import itself is :func:`gateway.directory.contacts_csv.import_csv` with the CLI's fax veto,
+import itself is :func:`gateway.directory.contacts_import.import_csv` with the CLI's fax veto,
 all rows or none, one audit row and one register entry per changed contact in the import's
 own transaction. The CSV travels in the form body, never the URL.
 """
@@ -17,16 +17,8 @@ from starlette.routing import Route
 
 from filters.fax_route import FaxRoutes
 from gateway.directory.contacts import ContactRepository
-from gateway.directory.contacts_csv import (
-    COLUMNS,
-    EXAMPLE,
-    REQUIRED,
-    CSVImportError,
-    ImportPlan,
-    export_csv,
-    import_csv,
-    plan_import,
-)
+from gateway.directory.contacts_csv import COLUMNS, EXAMPLE, REQUIRED, CSVImportError, export_csv
+from gateway.directory.contacts_import import ImportPlan, import_csv, plan_import
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.contact_checks import flags_note, sweep_domains
 from gateway.web.contact_forms import fax_veto

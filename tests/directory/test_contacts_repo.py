@@ -14,13 +14,8 @@ from support.contacts import contacts_keyring
 from gateway.directory.contact import Contact, ContactError, review_date
 from gateway.directory.contact_cache import ContactCache
 from gateway.directory.contacts import ContactRepository
-from gateway.directory.contacts_csv import (
-    CSV_COLUMNS,
-    CSVImportError,
-    ImportPlan,
-    export_csv,
-    import_csv,
-)
+from gateway.directory.contacts_csv import CSV_COLUMNS, CSVImportError, export_csv
+from gateway.directory.contacts_import import ImportPlan, import_csv
 from gateway.store import Store
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
