@@ -45,6 +45,7 @@ T = TypeVar("T")
 # Under load, a commit waits this long (or for this many writes) for others to share it.
 GROUP_WINDOW = 0.003
 GROUP_MAX = 64
+GROUP_IDLE = 10.0  # seconds without writes after which the commit thread ends
 _READ_ONLY = re.compile(r"\s*SELECT\b", re.IGNORECASE)
 _BACKUP_STEP = 1024  # pages copied between two progress reports (4 MiB at 4 KiB pages)
 
@@ -269,7 +270,11 @@ class GroupCommit:
         while True:
             with self._cond:
                 while not self._queue and not self._closing:
-                    self._cond.wait()
+                    if not self._cond.wait(GROUP_IDLE) and not self._queue:
+                        # Idle: end, so a store dropped unclosed is not kept alive (with its
+                        # lock on DATABASE.lock) by this thread; the next write starts one.
+                        self._thread = None
+                        return
                 if not self._queue:
                     return
                 if self._last_batch > 1 or len(self._queue) > 1:

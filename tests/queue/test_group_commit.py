@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from support.register import accepted as register_accepted
 from support.register import make_register
 from support.register import message as register_message
 
+import gateway.store
 from gateway.events import Accepted, NullRecorder
 from gateway.queue.spool import Spool
 from gateway.register.message import Summary
@@ -185,6 +188,25 @@ async def test_together_async_waits_for_the_commit(store: Store) -> None:
     got = await asyncio.gather(*(store.together_async(insert(f"x{i}")) for i in range(5)))
     assert got == [f"x{i}" for i in range(5)]
     assert names(store.path) == [f"x{i}" for i in range(5)]
+
+
+def test_an_idle_commit_thread_ends_and_a_dropped_store_lets_go_of_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway.store, "GROUP_IDLE", 0.05)
+    path = tmp_path / "dropped.db"
+    dropped = Store(path)
+    dropped.ensure(DDL)
+    assert dropped.together(insert("x")) == "x"
+    gone = weakref.ref(dropped)
+    del dropped
+    deadline = time.monotonic() + 10
+    while gone() is not None:
+        assert time.monotonic() < deadline, "the commit thread kept the store alive"
+        gc.collect()
+        time.sleep(0.02)
+    Store(path, exclusive=True).close()  # its lock on DATABASE.lock is released
+    assert names(path) == ["x"]
 
 
 # -- through SMTP sessions -------------------------------------------------------------
