@@ -18,7 +18,8 @@ from support.subprocess_gateway import run_cli
 from support.web import MANAGER, STAFF, csrf_of, make_site, sign_in
 
 from gateway.cli import main
-from gateway.directory.staff import StaffDirectory, check_password
+from gateway.directory.passwords import check_password
+from gateway.directory.staff import StaffDirectory
 from gateway.settings import ConfigError, load
 from gateway.settings.web import WebSettings
 from gateway.store import Store

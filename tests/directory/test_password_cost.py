@@ -22,8 +22,9 @@ from support.subprocess_gateway import GatewayProcess, connect, prepare, run_cli
 from support.web import PASSWORD as CONSOLE_PASSWORD
 from support.web import make_site, sign_in
 
-from gateway.directory import staff as staff_module
-from gateway.directory.staff import StaffDirectory, check_password, hash_password
+from gateway.directory import passwords
+from gateway.directory.passwords import check_password, hash_password
+from gateway.directory.staff import StaffDirectory
 from gateway.settings import Settings
 from gateway.store import Store
 
@@ -136,9 +137,9 @@ def test_a_stored_hash_cannot_ask_for_unbounded_memory() -> None:
 
 def test_a_burst_of_checks_waits_for_a_free_slot() -> None:
     """At most CONCURRENT_HASHES scrypt runs at once (128 MiB each at the default cost)."""
-    slots = staff_module._SLOTS
+    slots = passwords._SLOTS
     encoded = hash_password(PASSWORD, n=2**10)
-    for _ in range(staff_module.CONCURRENT_HASHES):
+    for _ in range(passwords.CONCURRENT_HASHES):
         assert slots.acquire(timeout=5)  # every slot busy, as in a burst of logins
     done: list[bool] = []
     waiting = threading.Thread(target=lambda: done.append(check_password(PASSWORD, encoded)))
@@ -147,7 +148,7 @@ def test_a_burst_of_checks_waits_for_a_free_slot() -> None:
         waiting.join(0.3)
         assert waiting.is_alive() and done == []  # it waits rather than run beside them
     finally:
-        for _ in range(staff_module.CONCURRENT_HASHES):
+        for _ in range(passwords.CONCURRENT_HASHES):
             slots.release()
     waiting.join(5)
     assert done == [True]

@@ -23,7 +23,8 @@ from support.held import send_held
 from support.subprocess_gateway import run_cli
 
 from gateway.crypto import Keyring
-from gateway.directory.staff import StaffDirectory, hash_password
+from gateway.directory.passwords import hash_password
+from gateway.directory.staff import StaffDirectory
 from gateway.holds.service import Holds
 from gateway.queue.spool import Spool
 from gateway.schema import Keys, upgrade

@@ -13,7 +13,8 @@ from conftest import StartGateway
 from support.harness import PASSWORD
 from support.rawsmtp import RawSMTP, authenticated
 
-from gateway.directory.staff import StaffDirectory, hash_password
+from gateway.directory.passwords import hash_password
+from gateway.directory.staff import StaffDirectory
 
 ALICE = "alice@c4f.example"
 
@@ -208,7 +209,7 @@ async def test_auth_4_password_never_logged_or_stored(
 
 def test_password_hash_round_trip() -> None:
     h = hash_password("correct horse battery staple", n=2**10)
-    from gateway.directory.staff import check_password
+    from gateway.directory.passwords import check_password
 
     assert check_password("correct horse battery staple", h)
     assert not check_password("correct horse battery stapl", h)

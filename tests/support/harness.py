@@ -15,7 +15,8 @@ from typing import Any
 import aiosmtplib
 
 from gateway.crypto import Keyring
-from gateway.directory.staff import StaffDirectory, hash_password
+from gateway.directory.passwords import hash_password
+from gateway.directory.staff import StaffDirectory
 from gateway.events import Recorder
 from gateway.register.ledger import Register
 from gateway.server import Gateway

@@ -30,7 +30,8 @@ from typing import Any
 
 import aiosmtplib
 
-from gateway.directory.staff import StaffDirectory, hash_password
+from gateway.directory.passwords import hash_password
+from gateway.directory.staff import StaffDirectory
 from gateway.settings import load
 from gateway.store import Store
 from support.harness import PASSWORD, base_config, merge, write_config

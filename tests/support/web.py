@@ -21,7 +21,8 @@ import httpx2 as httpx
 import pyotp
 from starlette.testclient import TestClient
 
-from gateway.directory.staff import StaffDirectory, hash_password
+from gateway.directory.passwords import hash_password
+from gateway.directory.staff import StaffDirectory
 from gateway.register.ledger import Register
 from gateway.settings import Settings, load
 from gateway.settings.register import register_settings
