@@ -14,7 +14,7 @@ import argparse
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, existing_database, load_settings
-from gateway.register.family_hold import hold_family, release_family
+from gateway.register.family_hold import hold_family, placed_words, release_family
 from gateway.register.ledger import Register, RegisterError
 from gateway.register.retention import CATEGORIES
 from gateway.settings.register import register_settings
@@ -71,7 +71,7 @@ def cmd_hold_family(args: argparse.Namespace) -> int:
         )
     except RegisterError as exc:
         raise CLIError(str(exc)) from exc
-    print(f"Family {args.family} is on a {args.category} retention hold: entry {seq}.")
+    print(placed_words(args.family, args.category, seq))
     return 0
 
 

@@ -55,6 +55,11 @@ def hold_family(
     return seq
 
 
+def placed_words(family: str, category: str, seq: int) -> str:
+    """What the CLI and the console say once a family hold is placed."""
+    return f"Family {family} is on a retention hold ({category}): entry {seq}."
+
+
 def release_family(register: Register, family: str, *, actor: str, reason: str) -> int:
     """Release the standing hold on ``family``; returns the release's entry number.
 

@@ -16,7 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.register.family_hold import hold_family, release_family, standing_hold
+from gateway.register.family_hold import (
+    hold_family,
+    placed_words,
+    release_family,
+    standing_hold,
+)
 from gateway.register.ledger import RegisterError
 from gateway.register.retention import CATEGORIES
 from gateway.web.auth import checked_form, console_of, text, viewer
@@ -49,7 +54,7 @@ async def hold(request: Request) -> Response:
     except RegisterError as exc:
         await flash(request, v, f"No hold placed: {exc}.", error=True)
     else:
-        await flash(request, v, f"Family {family} is on a {category} retention hold: entry {seq}.")
+        await flash(request, v, placed_words(family, category, seq))
     return see_other("/register/report")
 
 

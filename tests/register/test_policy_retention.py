@@ -250,7 +250,7 @@ def test_cli_family_hold_purge_report_and_review_list(config: Path) -> None:
         config,
     )
     assert held.returncode == 0, held.stderr
-    assert held.stdout.splitlines()[-1] == "Family F-10 is on a legal retention hold: entry 6."
+    assert held.stdout.splitlines()[-1] == "Family F-10 is on a retention hold (legal): entry 6."
     released = run_cli(
         "register",
         "release-family",

@@ -49,7 +49,7 @@ def test_a_manager_places_and_releases_a_family_hold_as_the_cli_does(site: Site)
         page = client.get("/register/report").text
         held = standing_hold(site.console.register, "F-7")
         assert held is not None
-        assert f"Family F-7 is on a child-protection retention hold: entry {held.seq}." in page
+        assert f"Family F-7 is on a retention hold (child-protection): entry {held.seq}." in page
         assert f'child-protection hold, entry <a href="/register/entry/{held.seq}">' in page
         assert "Release the family's retention hold" in page
         assert "1 record(s)" in page
@@ -98,3 +98,18 @@ def test_staff_cannot_place_a_family_hold(site: Site) -> None:
         assert client.post("/register/report/hold", data=form).status_code == 403
         assert client.post("/register/report/release", data=form).status_code == 403
     assert _holds(site) == []
+
+
+def test_the_hold_placed_names_its_category_the_same_in_the_console_and_the_cli(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, MANAGER)
+        form = {"csrf": csrf, "family": "F-7", "category": "injury", "reason": REASON}
+        page = client.post("/register/report/hold", data=form).text
+    assert "Family F-7 is on a retention hold (injury): entry " in page
+    config = str(site.settings.source)
+    capsys.readouterr()
+    assert main(["register", "hold-family", "F-8", "--category", "other",
+                 "--reason", REASON, "--by", MANAGER, "--config", config]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith("Family F-8 is on a retention hold (other): entry ")

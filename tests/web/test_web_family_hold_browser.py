@@ -86,7 +86,7 @@ async def test_a_manager_holds_and_releases_a_family_from_its_report(
             MANAGER,
         )
         status = page.locator("p.flash")
-        text = f"Family {FAMILY} is on a child-protection retention hold: entry {held.seq}."
+        text = f"Family {FAMILY} is on a retention hold (child-protection): entry {held.seq}."
         assert (await status.inner_text()).strip() == text
         legend = page.locator("#h-family-hold").locator("xpath=..")
         assert "reason: Section 47 enquiry" in await legend.inner_text()
