@@ -2,7 +2,8 @@
 
 Policy, "Client files": clients may view their files, but not information obtained from
 a third party. A record flagged ``third_party`` (the ``[third-party]`` tag at send time, or
-``register annotate N --third-party yes`` later) or ``safeguarding`` is replaced, whole,
+``register annotate N --third-party yes`` later), ``safeguarding`` or ``child_protection``
+(the ``[child-protection]`` tag) is replaced, whole,
 by :data:`WITHHELD` and counted: its subject, reason, recipients and attachment names never
 appear. A manager may instead mark only some parts of a record (``--third-party-field
 subject`` ...): those parts alone are replaced. In the records that remain, people's names
@@ -33,8 +34,9 @@ NAME_WITHHELD = "a person or agency (name withheld)"
 
 
 def withheld(r: Record) -> bool:
-    """Information about or from another person: never in a client's copy."""
-    return r.third_party or r.safeguarding
+    """Information about or from another person, or a safeguarding or child-protection
+    matter (the person told may be the one the concern is about): never in a client's copy."""
+    return r.third_party or r.safeguarding or r.child_protection
 
 
 def organisation_of(recipient: dict[str, Any]) -> str:
@@ -99,8 +101,7 @@ def _message(r: Record) -> list[str]:
     nature = _part(r, "nature", f["nature"])
     reason = _part(r, "reason", f["reason"])
     lines = [
-        f"{f['time'][:16]}  entry {r.seq}: "
-        + ("sent" if r.kind == "accepted" else "refused (not sent)"),
+        f"{f['time'][:16]}  entry {r.seq}: {r.outcome}",
         f"  To:       {_part(r, 'recipients', ', '.join(organisations) or f['recipients'])}",
         f"  What:     {_part(r, 'subject', f['subject'])}"
         + (f" (nature: {nature})" if nature else ""),
