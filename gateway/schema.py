@@ -15,7 +15,8 @@ The tables, and where each one's current shape (``CREATE TABLE IF NOT EXISTS``) 
 - ``holds``: :mod:`gateway.holds.table`; ``hold_escalation``: :mod:`gateway.holds.escalation`
 - ``register``: :mod:`gateway.register.ledger`; ``register_thread``:
   :mod:`gateway.register.threads`; ``register_index``, ``register_index_term``,
-  ``register_term``: :mod:`gateway.register.index`
+  ``register_term``: :mod:`gateway.register.index`; ``register_tally``:
+  :mod:`gateway.register.tally`
 - ``staff``: :mod:`gateway.directory.staff`
 - ``contacts``, ``contact_audit``, ``contact_meta``, ``contact_hints``:
   :mod:`gateway.directory.contacts_sealed`
@@ -87,7 +88,7 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         5,
-        ("register_index", "register_index_term", "register_term"),
+        ("register_index", "register_index_term", "register_term", "register_tally"),
         "the register's index, so lists and summaries need not decrypt every entry",
         lambda store, keys: step_5_index_register(store, keys.register),
     ),
