@@ -8,33 +8,27 @@ MAC key, so an auditor can run it without being able to read personal fields.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import sys
 import time
 from pathlib import Path
 
-from gateway.cli import CLIError, register_holds, register_requests
-from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
-from gateway.cli.progress import add_quiet_arg, progress_for
-from gateway.directory.contacts import ContactRepository
-from gateway.directory.contacts_retention import purge_removed_history
+from gateway.cli import (
+    CLIError,
+    register_annotate,
+    register_holds,
+    register_integrity,
+    register_requests,
+)
+from gateway.cli.common import add_config_arg
+from gateway.cli.register_open import open_register, write_output
 from gateway.register import formats as fmt
 from gateway.register.client_copy import client_copy_text
-from gateway.register.codec import MacKey
 from gateway.register.export import csv_text, json_record
-from gateway.register.ledger import Register, RegisterError
 from gateway.register.period import parse_day
-from gateway.register.purge import purge
 from gateway.register.record_text import report_text, show_text
-from gateway.register.retention import CATEGORIES
 from gateway.register.summary import summarise
 from gateway.register.summary_formats import summary_csv, summary_text
-from gateway.register.verify import verify
-from gateway.register.view import CONSENT_VALUES, ROOT_KINDS, THIRD_PARTY_FIELDS, Filters
-from gateway.settings import Settings
-from gateway.settings.register import RegisterSettings, register_settings
-from gateway.store import Store
+from gateway.register.view import CONSENT_VALUES, ROOT_KINDS, Filters
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,87 +76,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     report.add_argument("--output", type=Path)
     report.set_defaults(func=cmd_report)
 
-    ann = _common(sub.add_parser("annotate", help="add a follow-up to an entry"))
-    ann.add_argument("entry", type=int)
-    ann.add_argument(
-        "--informed",
-        choices=("yes", "no"),
-        help="was the person informed (yes needs --informed-on, no --informed-reason)",
-    )
-    ann.add_argument(
-        "--informed-on", "--on", dest="informed_on", metavar="DATE", help="when (YYYY-MM-DD)"
-    )
-    ann.add_argument("--informed-reason", metavar="TEXT", help="why the person was not informed")
-    ann.add_argument(
-        "--reason",
-        help="why it was shared without consent; with --retention-hold or "
-        "--release-retention-hold: why the hold is placed or released",
-    )
-    ann.add_argument("--concern", help="a concern discussed with the line manager")
-    ann.add_argument("--consent", choices=CONSENT_VALUES[:3])
-    ann.add_argument("--family", metavar="REF")
-    ann.add_argument("--nature", help="the nature of the information shared")
-    ann.add_argument("--safeguarding", choices=("yes", "no"))
-    ann.add_argument(
-        "--third-party",
-        choices=("yes", "no"),
-        help="information about or from another person: withheld from a client copy",
-    )
-    ann.add_argument(
-        "--third-party-field",
-        action="append",
-        choices=(*THIRD_PARTY_FIELDS, "none"),
-        metavar="FIELD",
-        help="only this part is about another person (repeat for several; 'none' shows every "
-        f"part again): {', '.join(THIRD_PARTY_FIELDS)}",
-    )
-    hold = ann.add_mutually_exclusive_group()
-    hold.add_argument(
-        "--retention-hold",
-        choices=CATEGORIES,
-        metavar="CATEGORY",
-        help="keep this record (and its family's) beyond the three-year retention period: "
-        f"{', '.join(CATEGORIES)}; needs --reason",
-    )
-    hold.add_argument(
-        "--release-retention-hold", action="store_true", help="release its hold (needs --reason)"
-    )
-    ann.add_argument(
-        "--review-on",
-        metavar="DATE",
-        help="with --retention-hold: when the hold is reviewed (default: in a year)",
-    )
-    ann.add_argument("--by", default=_whoami(), help="who records this (default: you)")
-    ann.set_defaults(func=cmd_annotate)
-
-    ver = _common(sub.add_parser("verify", help="check the chain and the checkpoints"))
-    ver.add_argument(
-        "--mac-key-file",
-        type=Path,
-        help="an earlier MAC key (kept offline) to check older entries too",
-    )
-    add_quiet_arg(ver)
-    ver.set_defaults(func=cmd_verify)
-
-    pg = _common(sub.add_parser("purge", help="destroy entries past the retention period"))
-    pg.add_argument("--dry-run", action="store_true", help="only say what would be purged")
-    pg.add_argument("--entry", type=int, help="purge this record now, whatever its age")
-    pg.add_argument("--by", default=_whoami())
-    add_quiet_arg(pg)
-    pg.set_defaults(func=cmd_purge)
-
-    cp = _common(sub.add_parser("checkpoint", help="write today's signed head file"))
-    cp.set_defaults(func=cmd_checkpoint)
-
+    register_annotate.add_parser(sub)
+    register_integrity.add_parser(sub)
     register_requests.add_parser(sub)
     register_holds.add_parser(sub)
-
-
-def _whoami() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -240,27 +157,8 @@ def _filters(args: argparse.Namespace) -> Filters:
     )
 
 
-def _settings(args: argparse.Namespace) -> tuple[Settings, RegisterSettings, Store]:
-    logs_to_stderr()  # the answer goes to stdout, without info events in it
-    settings = load_settings(args)
-    return settings, register_settings(settings), Store(existing_database(settings))
-
-
-def _open(args: argparse.Namespace) -> Register:
-    _, rs, store = _settings(args)
-    return Register.from_settings(store, rs)
-
-
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8", newline="")
-        output.chmod(0o600)  # it holds personal data
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    records = _open(args).records(_filters(args))
+    records = open_register(args).records(_filters(args))
     if not records:
         print("No entries match.")
         return 0
@@ -270,7 +168,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    record = _open(args).record(args.entry)
+    record = open_register(args).record(args.entry)
     if record is None:
         raise CLIError(f"there is no register entry {args.entry}")
     print(show_text(record), end="")
@@ -278,12 +176,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    records = _open(args).records(_filters(args))
+    records = open_register(args).records(_filters(args))
     if args.format == "csv":
         text = csv_text(records)
     else:
         text = json.dumps([json_record(r) for r in records], indent=1, ensure_ascii=False) + "\n"
-    _write(text, args.output)
+    write_output(text, args.output)
     return 0
 
 
@@ -294,12 +192,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _summary_report(args)
     if args.since or args.until or args.format != "text":
         raise CLIError("--since, --until and --format go with --summary")
-    register = _open(args)
+    register = open_register(args)
     records = register.records(Filters(family=args.family))
     text = (client_copy_text if args.client_copy else report_text)(
         args.family, records, time.time()
     )
-    _write(text, args.output)
+    write_output(text, args.output)
     return 0
 
 
@@ -307,126 +205,6 @@ def _summary_report(args: argparse.Namespace) -> int:
     since, until = _day(args.since), _day(args.until, end=True)
     if since is not None and until is not None and until <= since:
         raise CLIError("--until is before --since")
-    figures = summarise(_open(args), since=since, until=until, now=time.time())
-    _write((summary_csv if args.format == "csv" else summary_text)(figures), args.output)
-    return 0
-
-
-def cmd_annotate(args: argparse.Namespace) -> int:
-    hold = True if args.retention_hold else (False if args.release_retention_hold else None)
-    # With a hold placed or released, --reason is the hold's reason.
-    hold_reason, reason = (args.reason, None) if hold is not None else (None, args.reason)
-    safeguarding = None if args.safeguarding is None else args.safeguarding == "yes"
-    third_party = None if args.third_party is None else args.third_party == "yes"
-    parts = args.third_party_field
-    if parts and "none" in parts and len(parts) > 1:
-        raise CLIError("--third-party-field none goes alone")
-    third_party_fields = None if parts is None else [p for p in parts if p != "none"]
-    try:
-        seq = _open(args).annotate(
-            args.entry,
-            args.by,
-            informed=args.informed,
-            informed_on=args.informed_on,
-            informed_reason=args.informed_reason,
-            reason=reason,
-            concern=args.concern,
-            consent=args.consent,
-            family=args.family,
-            nature=args.nature,
-            safeguarding=safeguarding,
-            third_party=third_party,
-            third_party_fields=third_party_fields,
-            hold=hold,
-            hold_category=args.retention_hold,
-            hold_reason=hold_reason,
-            hold_review_on=args.review_on,
-        )
-    except RegisterError as exc:
-        raise CLIError(str(exc)) from exc
-    print(f"Recorded follow-up {seq} to entry {args.entry}.")
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    _, rs, store = _settings(args)
-    mac_key = MacKey.load(args.mac_key_file or rs.mac_key_file)
-    with progress_for(args, "register verify", "entries") as progress:
-        result = verify(store, mac_key, rs.checkpoint_dir, time.time(), progress)
-    for note in result.notes:
-        print(f"Note: {note}")
-    if not result.ok:
-        first = result.first
-        assert first is not None
-        print(f"REGISTER FAILED VERIFICATION: {first.text}")
-        for p in result.problems[1:20]:
-            print(f"  also: {p.text}")
-        if len(result.problems) > 20:
-            print(f"  ... and {len(result.problems) - 20} more problems")
-        return 1
-    if not result.proven:
-        # REG-11: an intact chain says nothing about entries cut off its end.
-        print(
-            "REGISTER NOT VERIFIED: no checkpoint: truncation cannot be detected "
-            f"(none in {rs.checkpoint_dir}; `serve` writes them, or run "
-            "`c4f-gateway register checkpoint`)"
-        )
-        print(f"The chain itself is intact: {_entries(result.count)}.")
-        return 1
-    print(
-        f"Register verified: {result.count} entries, chain intact, "
-        f"{result.checkpoints} checkpoint(s) agree."
-    )
-    tail = result.uncheckpointed
-    if tail:
-        # REG-12: the newest entries are protected only from the next checkpoint on.
-        print(
-            f"Note: not yet checkpointed: {_entries(tail)} "
-            f"({result.count - tail + 1} to {result.count}): a cut-off among them cannot be "
-            "detected until the next checkpoint"
-        )
-    return 0
-
-
-def _entries(n: int) -> str:
-    return f"{n} entr{'y' if n == 1 else 'ies'}"
-
-
-def cmd_purge(args: argparse.Namespace) -> int:
-    register = _open(args)
-    try:
-        with progress_for(args, "register purge: reading", "entries") as progress:
-            result = purge(
-                register, actor=args.by, dry_run=args.dry_run, only=args.entry, progress=progress
-            )
-    except RegisterError as exc:
-        raise CLIError(str(exc)) from exc
-    verb = "Would purge" if result.dry_run else "Purged"
-    print(
-        f"{verb} {len(result.records)} record(s) ({len(result.entries)} entries) older "
-        f"than {fmt.local_time(result.cutoff)}."
-    )
-    if result.kept_on_hold:
-        print(
-            f"Kept {len(result.kept_on_hold)} record(s) under a retention hold: "
-            + ", ".join(map(str, result.kept_on_hold))
-        )
-        for why, seqs in sorted(result.kept_why.items()):
-            print(f"  {why}: {len(seqs)} record(s): {', '.join(map(str, seqs))}")
-    if result.entry:
-        print(f"The purge is recorded as entry {result.entry}.")
-    if args.entry is None:  # removed contacts' change history goes with the same retention
-        contacts = ContactRepository(register.store, keyring=register.keyring)
-        gone = purge_removed_history(contacts, register.retention_days, dry_run=args.dry_run)
-        if gone:
-            print(f"{verb} the change history of {len(gone)} removed contact(s).")
-    return 0
-
-
-def cmd_checkpoint(args: argparse.Namespace) -> int:
-    try:
-        path = _open(args).checkpoint()
-    except RegisterError as exc:
-        raise CLIError(str(exc)) from exc
-    print(f"Checkpoint written: {path}")
+    figures = summarise(open_register(args), since=since, until=until, now=time.time())
+    write_output((summary_csv if args.format == "csv" else summary_text)(figures), args.output)
     return 0

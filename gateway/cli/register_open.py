@@ -1,0 +1,45 @@
+"""Opening the disclosure register for a ``c4f-gateway register`` command: the config's
+settings, its database (which must exist) and the register on it; who runs the command;
+where a report goes."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from gateway.cli.common import existing_database, load_settings, logs_to_stderr
+from gateway.register.ledger import Register
+from gateway.settings import Settings
+from gateway.settings.register import RegisterSettings, register_settings
+from gateway.store import Store
+
+
+def whoami() -> str:
+    """The operating-system user, the default ``--by`` of a follow-up or a purge."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def settings_of(args: argparse.Namespace) -> tuple[Settings, RegisterSettings, Store]:
+    """The config's settings, the register's, and the store on its existing database."""
+    logs_to_stderr()  # the answer goes to stdout, without info events in it
+    settings = load_settings(args)
+    return settings, register_settings(settings), Store(existing_database(settings))
+
+
+def open_register(args: argparse.Namespace) -> Register:
+    _, rs, store = settings_of(args)
+    return Register.from_settings(store, rs)
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """``text`` on stdout, or into ``output`` readable by its owner only."""
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8", newline="")
+        output.chmod(0o600)  # it holds personal data
