@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, existing_database, load_settings
+from gateway.cli.common import add_config_arg
+from gateway.cli.register_open import open_register
 from gateway.register.family_hold import hold_family, placed_words, release_family
-from gateway.register.ledger import Register, RegisterError
+from gateway.register.ledger import RegisterError
 from gateway.register.retention import CATEGORIES
-from gateway.settings.register import register_settings
-from gateway.store import Store
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,16 +52,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     release.set_defaults(func=cmd_release_family)
 
 
-def _open(args: argparse.Namespace) -> Register:
-    settings = load_settings(args)
-    store = Store(existing_database(settings))
-    return Register.from_settings(store, register_settings(settings))
-
-
 def cmd_hold_family(args: argparse.Namespace) -> int:
     try:
         seq = hold_family(
-            _open(args),
+            open_register(args),
             args.family,
             actor=args.by,
             category=args.category,
@@ -77,7 +70,7 @@ def cmd_hold_family(args: argparse.Namespace) -> int:
 
 def cmd_release_family(args: argparse.Namespace) -> int:
     try:
-        seq = release_family(_open(args), args.family, actor=args.by, reason=args.reason)
+        seq = release_family(open_register(args), args.family, actor=args.by, reason=args.reason)
     except RegisterError as exc:
         raise CLIError(str(exc)) from exc
     print(f"Released the retention hold on family {args.family}: entry {seq}.")

@@ -12,18 +12,12 @@ import argparse
 from datetime import date
 
 from gateway.cli import CLIError
-from gateway.cli.common import (
-    add_config_arg,
-    existing_database,
-    load_settings,
-    logs_to_stderr,
-)
+from gateway.cli.common import add_config_arg
+from gateway.cli.register_open import settings_of
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.staff import StaffDirectory
 from gateway.register import requests
 from gateway.register.ledger import Register, RegisterError
-from gateway.settings.register import register_settings
-from gateway.store import Store
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,10 +59,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_request_add(args: argparse.Namespace) -> int:
-    logs_to_stderr()
-    settings = load_settings(args)
-    store = Store(existing_database(settings))
-    register = Register.from_settings(store, register_settings(settings))
+    _, rs, store = settings_of(args)
+    register = Register.from_settings(store, rs)
     if StaffDirectory(store).get(args.by) is None:
         raise CLIError(f"--by: {args.by} is not a staff account (see `staff list`)")
     contact_id = organisation = ""
