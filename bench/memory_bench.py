@@ -11,7 +11,8 @@ peak is reset through ``/proc/PID/clear_refs`` before each step when the kernel 
    AUTH, then stay idle; RSS with all of them open, above the baseline.
 3. **One large message**: a fresh ``serve``; its own baseline, then one message of
    ``--size`` (25 MiB: a short text part and a PDF-like attachment, so every filter reads
-   it) through STARTTLS + AUTH; the peak RSS until the 250, and until it is delivered.
+   it) through STARTTLS + AUTH; the peak RSS until the 250, and until it is delivered;
+   the RSS kept once it has been delivered.
 
 Each figure is given as MiB, as a ratio to the baseline and (for the message) to the
 message's size, against the goals of issue 16: idle at most 100 MB per worker, 500 idle
@@ -119,8 +120,9 @@ async def idle_sessions(folder: Path, ca: TestCA, count: int) -> tuple[int, int]
         await gw.stop()
 
 
-async def one_message(folder: Path, ca: TestCA, size: int) -> tuple[int, int, int, int]:
-    """(baseline RSS, message size, peak RSS until 250, peak RSS until delivered)."""
+async def one_message(folder: Path, ca: TestCA, size: int) -> tuple[int, int, int, int, int]:
+    """(baseline RSS, message size, peak RSS until 250, peak RSS until delivered, RSS
+    once delivered and settled)."""
     gw = await GatewayProcess(config(folder, ca, 10, message_size=size)).start()
     assert gw.proc is not None
     pid = gw.proc.pid
@@ -146,7 +148,8 @@ async def one_message(folder: Path, ca: TestCA, size: int) -> tuple[int, int, in
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
         delivered = status(pid)["VmHWM"]
-        return baseline, len(content), accepted, delivered
+        after = await settle(pid)
+        return baseline, len(content), accepted, delivered, after
     finally:
         await gw.stop()
 
@@ -183,7 +186,9 @@ async def main(args: argparse.Namespace) -> int:
         folder = Path(tmp)
         ca = TestCA(folder / "pki")
         idle, loaded = await idle_sessions(folder / "sessions", ca, args.connections)
-        base2, size, accepted, delivered = await one_message(folder / "message", ca, args.size)
+        base2, size, accepted, delivered, after = await one_message(
+            folder / "message", ca, args.size
+        )
     more = loaded - idle
     print(f"memory of one serve worker (pid RSS, {os.cpu_count()} CPUs)")
     print(f"idle:                  {mib(idle)}  {verdict(idle <= IDLE_GOAL)} (100 MB)")
@@ -199,6 +204,7 @@ async def main(args: argparse.Namespace) -> int:
             f"{peak / base2:.2f}x idle, +{(peak - base2) / size:.2f}x the message above idle  "
             f"{verdict(peak <= MESSAGE_GOAL * size)} (4x)"
         )
+    print(f"{'after, settled:':<22} {mib(after)}  +{mib(after - base2).strip()} above idle kept")
     return 0
 
 

@@ -210,15 +210,19 @@ class Spool(QueueStates):
             event.sha256,
             "held" if held else "queued",
             now,
-            blob,
+            len(blob),
         )
 
         def write(conn: sqlite3.Connection) -> Accepted:
-            conn.execute(
+            rowid = conn.execute(
                 "INSERT INTO queue (id, created, staff, size, sha256, state, next_attempt, blob)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, zeroblob(?)) RETURNING rowid",
                 row,
-            )
+            ).fetchone()[0]
+            # Written into its place, not bound: SQLite keeps a copy of a bound value in
+            # the cached statement until the next message (25 MB for a large one).
+            with conn.blobopen("queue", "blob", rowid) as out:
+                out.write(blob)
             conn.executemany(
                 "INSERT INTO queue_rcpt (queue_id, idx, state) VALUES (?, ?, 'pending')",
                 [(queue_id, i) for i in range(len(rcpts))],
