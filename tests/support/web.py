@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -30,6 +31,7 @@ from gateway.settings.web import WebSettings
 from gateway.store import Store
 from gateway.web.app import create_app
 from gateway.web.console import Console
+from gateway.web.server import ConsoleServer
 from support.harness import base_config, merge, write_config
 from support.pki import TestCA
 
@@ -128,6 +130,19 @@ def make_site(
         add_account(console.store, MANAGER, "manager")
         add_account(console.store, STAFF, "staff", (MANAGER,))
     return Site(settings, console, clock)
+
+
+@asynccontextmanager
+async def served(site: Site) -> AsyncIterator[str]:
+    """The site's console served over plain HTTP on a free port, for a browser; its URL."""
+    server = ConsoleServer(
+        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
+    )
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
 
 
 def field_value(html: str, name: str) -> str:

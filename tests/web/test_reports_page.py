@@ -14,8 +14,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,13 +23,11 @@ from support.browser import chromium, context, need_chromium, shot
 from support.pki import TestCA
 from support.register import accepted, record, refused
 from support.subprocess_gateway import run_cli
-from support.web import ADMIN, MANAGER, PASSWORD, STAFF, Site, make_site, signed_in
+from support.web import ADMIN, MANAGER, PASSWORD, STAFF, Site, make_site, served, signed_in
 
 from gateway.events import HoldEvent
 from gateway.register.ledger import Register
-from gateway.web.app import create_app
 from gateway.web.pages_reports import last_twelve_months
-from gateway.web.server import ConsoleServer
 
 DAY, HOUR = 86400.0, 3600.0
 ODD = '<script>alert(1)</script> "Sons" & Co'  # an organisation named like markup
@@ -177,18 +173,6 @@ def test_the_period_defaults_to_twelve_months_and_a_bad_one_says_why(site: Site)
 
 
 # -- in a real browser, against the command line ------------------------------------------
-
-
-@asynccontextmanager
-async def served(site: Site) -> AsyncIterator[str]:
-    server = ConsoleServer(
-        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
-    )
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 async def _sign_in(page: Page, login: str) -> None:

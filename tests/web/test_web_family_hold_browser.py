@@ -8,8 +8,6 @@ Screenshots: ``tests/output/screenshots/family-hold-*.png``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -17,27 +15,13 @@ from playwright.async_api import Browser, Page
 from support.browser import chromium, context, need_chromium, shot
 from support.pki import TestCA
 from support.register import accepted, record
-from support.web import MANAGER, PASSWORD, STAFF, Site, make_site
+from support.web import MANAGER, PASSWORD, STAFF, make_site, served
 
 from gateway.register.family_hold import standing_hold
 from gateway.register.view import Filters
-from gateway.web.app import create_app
-from gateway.web.server import ConsoleServer
 
 pytestmark = pytest.mark.slow
 FAMILY = "F-1042"
-
-
-@asynccontextmanager
-async def served(site: Site) -> AsyncIterator[str]:
-    server = ConsoleServer(
-        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
-    )
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 async def signed_in(browser: Browser, url: str) -> Page:

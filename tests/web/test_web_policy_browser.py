@@ -7,36 +7,20 @@ and the staff member does not. Screenshots: ``tests/output/screenshots/policy-*.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page
 from support.browser import chromium, context, need_chromium, shot
 from support.pki import TestCA
-from support.web import MANAGER, PASSWORD, STAFF, Site, make_site
+from support.web import MANAGER, PASSWORD, STAFF, make_site, served
 
 from gateway.settings.policy import SHIPPED_FILE
 from gateway.settings.web import WebSettings
-from gateway.web.app import create_app
-from gateway.web.server import ConsoleServer
 
 pytestmark = pytest.mark.slow
 DAY = 86400.0
 REVIEWED = 1_772_323_200.0  # 2026-03-01 00:00 UTC, the config's reviewed_on
-
-
-@asynccontextmanager
-async def served(site: Site) -> AsyncIterator[str]:
-    server = ConsoleServer(
-        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
-    )
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 async def _signed_in(browser: Browser, url: str, login: str, landing: str) -> Page:

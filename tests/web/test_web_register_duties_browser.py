@@ -5,8 +5,6 @@ port 0 over a real database). Screenshots: ``tests/output/screenshots/duties-*.p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -14,25 +12,10 @@ from playwright.async_api import Locator
 from support.browser import chromium, context, need_chromium, shot
 from support.pki import TestCA
 from support.register import DAY, accepted, record
-from support.web import MANAGER, PASSWORD, Site, add_account, make_site
-
-from gateway.web.app import create_app
-from gateway.web.server import ConsoleServer
+from support.web import MANAGER, PASSWORD, add_account, make_site, served
 
 pytestmark = pytest.mark.slow
 ALICE = "alice@c4f.example"
-
-
-@asynccontextmanager
-async def served(site: Site) -> AsyncIterator[str]:
-    server = ConsoleServer(
-        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
-    )
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 async def follow(target: Locator) -> None:

@@ -18,8 +18,6 @@ Screenshots: ``tests/output/screenshots/requests-*.png``, ``client-copy-*.png``.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,13 +26,11 @@ from playwright.async_api import Browser, Page
 from support.browser import chromium, context, need_chromium, shot
 from support.pki import TestCA
 from support.register import accepted, message, record
-from support.web import MANAGER, PASSWORD, STAFF, Site, make_site
+from support.web import MANAGER, PASSWORD, STAFF, Site, make_site, served
 
 from gateway.register import client_copy, requests
 from gateway.register.view import Filters
 from gateway.settings.policy import SHIPPED_FILE
-from gateway.web.app import create_app
-from gateway.web.server import ConsoleServer
 
 pytestmark = pytest.mark.slow
 FAMILY = "F-1042"
@@ -49,18 +45,6 @@ WITHHELD_WORDS = (
     "duty@council.example",
     "referral-form.pdf",
 )
-
-
-@asynccontextmanager
-async def served(site: Site) -> AsyncIterator[str]:
-    server = ConsoleServer(
-        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
-    )
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 async def signed_in(browser: Browser, url: str, login: str, landing: str) -> Page:
