@@ -158,6 +158,7 @@ class DisclosureFilter:
             why = await self.requests.store.run(requests.check, self.requests, details["request"])
             if why:
                 raise Refused(550, "5.7.1", why, reference="DISC-REQUEST")
+            await self._request_family(details)
         tx.annotations["disclosure"] = details
         log.info(
             "disclosure_details",
@@ -169,6 +170,20 @@ class DisclosureFilter:
         if len(kept) == len(fields) and all(a is b for a, b in zip(kept, fields, strict=True)):
             return content  # nothing to remove: relay the very same bytes
         return join_message(kept, body)
+
+    async def _request_family(self, details: dict[str, Any]) -> None:
+        """An answer is about the family its request is about: without [family:...] it
+        takes the request's; with another one it is refused, before anything is sent."""
+        if self.requests is None:
+            return
+        number = details["request"]
+        asked = await self.requests.store.run(requests.family_of, self.requests, number)
+        if not asked:
+            return
+        if not details["family"]:
+            details["family"] = asked
+        elif details["family"].lower() != asked.lower():
+            raise Refused(550, "5.7.1", requests.other_family(number), reference="DISC-REQUEST")
 
     async def _thread(self, tx: Transaction, answers: list[str]) -> threads.Inherited | None:
         """The relayed message this one answers, if the reply stays with its organisations."""

@@ -128,3 +128,20 @@ def check(register: Register, number: int) -> str:
     if rows[0]["purged"]:
         return f"Request {number} was purged from the register: nothing can answer it now"
     return ""
+
+
+def family_of(register: Register, number: int) -> str:
+    """The family reference request ``number`` was recorded with ('' when none): opens that
+    one entry only. Call after :func:`check` said it is a request."""
+    r = register.thread_record(number)
+    return r.family if r is not None else ""
+
+
+def other_family(number: int) -> str:
+    """Why a message naming ``[request:number]`` and another family is refused (the
+    families are not repeated: the reply is logged)."""
+    return (
+        f"Request {number} was recorded for another family than [family:...] in the subject "
+        "says: correct one of them, or leave [family:...] out to take the request's. "
+        "Nothing was sent"
+    )
