@@ -14,11 +14,15 @@
   STARTTLS + AUTH with aiosmtplib, ``await gw.client(login)`` gives a logged-in client.
   ``support.harness.message(...)`` builds a simple EmailMessage.
 - ``support.rawsmtp.RawSMTP`` sends exact bytes for attack tests.
+- ``london``: local time is Europe/London (BST in summer) for the test, so local dates and
+  months are the same on every machine; a module uses it with
+  ``pytestmark = pytest.mark.usefixtures("london")``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,15 @@ from support.upstream import Upstream
 from gateway.logging import configure
 
 configure("console", "warning")
+
+
+@pytest.fixture
+def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "Europe/London")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,13 +27,7 @@ CONTACT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Europe/London")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("london")
 
 
 @pytest.fixture

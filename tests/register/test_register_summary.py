@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,7 @@ from gateway.settings import load
 from gateway.settings.register import register_settings
 from gateway.store import Store
 
-
-@pytest.fixture(autouse=True)
-def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Europe/London")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("london")
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ page, and the strip above it shows the period's figures exactly."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +24,7 @@ BOB = "bob@c4f.example"  # sent Q2 of the seed; reports to MANAGER
 EXTRA = 120  # enough for a second page (100 a page)
 
 
-@pytest.fixture(autouse=True)
-def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Europe/London")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("london")
 
 
 @pytest.fixture
