@@ -67,6 +67,7 @@ CREATE INDEX IF NOT EXISTS register_index_held
 CREATE INDEX IF NOT EXISTS register_index_incomplete
     ON register_index (at, kind, staff) WHERE incomplete = 1;
 CREATE INDEX IF NOT EXISTS register_index_orgs ON register_index (seq) WHERE orgs > 1;
+CREATE INDEX IF NOT EXISTS register_index_kept ON register_index (family) WHERE own_hold = 1;
 CREATE INDEX IF NOT EXISTS register_index_inform ON register_index (inform_from, staff)
     WHERE inform_from IS NOT NULL;
 CREATE INDEX IF NOT EXISTS register_index_review
@@ -260,6 +261,7 @@ def forget_unused(conn: sqlite3.Connection) -> None:
 def rebuild(conn: sqlite3.Connection, keyring: Keyring, records: Iterable[Record]) -> int:
     """The whole index again from folded records (upgrade, reseal); returns the rows."""
     conn.execute("DELETE FROM register_tally")
+    conn.execute("DELETE FROM register_tally_org")
     conn.execute("DELETE FROM register_index_term")
     conn.execute("DELETE FROM register_index")
     conn.execute("DELETE FROM register_term")

@@ -181,11 +181,13 @@ def whole_months(
     return low, high, edges
 
 
-def groups(register: Register, filters: Filters, scope: RegisterScope | None) -> list[Group] | None:
-    """What ``filters`` (a period, kinds, notices, staff) and ``scope`` let through, counted by
-    month, facts and first organisation: the tally for whole months, rows for the ends of
-    the period and for records a manager acted on outside their reports. None when other
-    filters are set (a count reads the rows then)."""
+def groups(
+    register: Register, filters: Filters, scope: RegisterScope | None, *, by_org: bool = False
+) -> list[Group] | None:
+    """What ``filters`` (a period, kinds, notices, staff) and ``scope`` let through, counted
+    by month and facts (``by_org``: the disclosures, by month and first organisation): the
+    tally for whole months, rows for the ends of the period and for records a manager
+    acted on outside their reports. None when other filters are set (count rows then)."""
     if not ready(register) or not all(
         f.name in PERIOD_ONLY or getattr(filters, f.name) == f.default
         for f in dataclasses.fields(filters)
@@ -193,58 +195,70 @@ def groups(register: Register, filters: Filters, scope: RegisterScope | None) ->
         return None
     low, high, edges = whole_months(filters.since, filters.until)
     query = register.store.query
+    # Rows: what they are counted by, and (by_org) only the disclosures with an organisation.
+    cells, only = (
+        ("i.facts, 0", "")
+        if not by_org
+        else (
+            f"{index.DISCLOSED}, i.org",
+            " AND i.disclosure = 1 AND i.org IS NOT NULL",
+        )
+    )
+    counted = f"SELECT i.month, {cells}, count(*) FROM register_index i"  # noqa: S608
+
+    def rows(sql: str, args: list[Any]) -> list[Group]:
+        found = query(f"{counted} WHERE {sql}{only} GROUP BY 1, 2, 3", args)
+        return [(r[0], int(r[1]), int(r[2] or 0), int(r[3])) for r in found]
+
     out: list[Group] = []
     for since, until in edges:
-        found = where(register, dataclasses.replace(filters, since=since, until=until), scope)
-        assert found is not None
-        out += [
-            (r[0], int(r[1]), int(r[2] or 0), int(r[3]))
-            for r in query(
-                "SELECT i.month, i.facts, i.org, count(*) FROM register_index i"  # noqa: S608
-                f" WHERE {found[0]} GROUP BY 1, 2, 3",
-                found[1],
-            )
-        ]
-    if low == "" and high == "":
+        edge = where(register, dataclasses.replace(filters, since=since, until=until), scope)
+        assert edge is not None
+        out += rows(*edge)
+    if (low, high) == ("", ""):
         return out
     kinds = list(filters.kinds)
     args: list[Any] = [*kinds]
     clauses = [f"t.kind IN ({','.join('?' * len(kinds))})"]
-    for bound, op in ((low, ">="), (high, "<")):
-        if bound is not None:
-            clauses.append(f"t.month {op} ?")
-            args.append(bound)
     if not filters.include_notices:  # a notice: accepted, and not sent by staff
         clauses.append(f"(t.kind != 'accepted' OR t.facts & {index.SENT})")
+    common: list[str] = []  # what the organisations' tally can answer too
+    for bound, op in ((low, ">="), (high, "<")):
+        if bound is not None:
+            common.append(f"t.month {op} ?")
+            args.append(bound)
     if filters.staff:
-        clauses.append(_in("t.staff", _named(register, "staff", filters.staff), args))
-    month_sql = " AND ".join(c.replace("t.", "i.") for c in clauses)
-    month_args = list(args)
+        common.append(_in("t.staff", _named(register, "staff", filters.staff), args))
+    row_sql = " AND ".join(c.replace("t.", "i.") for c in clauses + common)
+    row_args = list(args)
     if scope is not None and scope.reports is not None:
         staff = [i for login in sorted(scope.reports) for i in _named(register, "staff", login)]
-        clauses.append(_in("t.staff", staff, args))
+        common.append(_in("t.staff", staff, args))
         mine = _named(register, "actor", scope.login)
         if mine:  # what the viewer acted on, sent by someone not among their reports
-            acted = _in("term", mine, month_args)
-            others = _in("i.staff", staff, month_args)
-            out += [
-                (r[0], int(r[1]), int(r[2] or 0), int(r[3]))
-                for r in query(
-                    "SELECT i.month, i.facts, i.org, count(*) FROM register_index i"  # noqa: S608
-                    f" WHERE {month_sql} AND i.seq IN (SELECT seq FROM register_index_term"
-                    f" WHERE {acted}) AND NOT coalesce({others}, 0) GROUP BY 1, 2, 3",
-                    month_args,
-                )
-            ]
-    out += [
-        (r[0], int(r[1]), int(r[2]), int(r[3]))
-        for r in query(
-            "SELECT t.month, t.facts, t.org, sum(t.n) FROM register_tally t"  # noqa: S608
-            f" WHERE {' AND '.join(clauses)} GROUP BY 1, 2, 3",
+            acted = _in("term", mine, row_args)
+            others = _in("i.staff", staff, row_args)
+            out += rows(
+                f"{row_sql} AND i.seq IN (SELECT seq FROM register_index_term WHERE {acted})"  # noqa: S608
+                f" AND NOT coalesce({others}, 0)",
+                row_args,
+            )
+    if by_org:
+        if "accepted" not in kinds:
+            return out
+        args = args[len(kinds) :]  # the organisations' tally counts disclosures only
+        found = query(
+            f"SELECT t.month, {index.DISCLOSED}, t.org, sum(t.n) FROM register_tally_org t"  # noqa: S608
+            f" WHERE {' AND '.join(common) or '1'} GROUP BY 1, 3",
             args,
         )
-    ]
-    return out
+    else:
+        found = query(
+            "SELECT t.month, t.facts, 0, sum(t.n) FROM register_tally t"  # noqa: S608
+            f" WHERE {' AND '.join(clauses + common)} GROUP BY 1, 2",
+            args,
+        )
+    return out + [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in found]
 
 
 def page(
@@ -268,8 +282,11 @@ def page(
         if counted is not None
         else int(query(f"SELECT count(*) FROM register_index i WHERE {sql}", args)[0][0])  # noqa: S608
     )
+    # Newest first: walk the rows from the newest and stop at the page's last, rather
+    # than gather every match through another index and sort them (a period has one).
+    walk = "NOT INDEXED" if filters.since is None and filters.until is None else ""
     rows = query(
-        f"SELECT i.seq, {RETAINED} AS retained FROM register_index i WHERE {sql}"  # noqa: S608
+        f"SELECT i.seq, {RETAINED} AS retained FROM register_index i {walk} WHERE {sql}"  # noqa: S608
         " ORDER BY i.seq DESC LIMIT ? OFFSET ?",
         (*args, limit, offset),
     )

@@ -234,7 +234,7 @@ def _from_index(
     total: Counter[int] = Counter()
     monthly: dict[str, dict[str, int]] = {}
     orgs: Counter[int] = Counter()
-    for month, facts, org, n in counted:
+    for month, facts, _, n in counted:
         for bit in (SENT, REFUSED, HELD, DISCLOSED, WITHOUT, OUTSTANDING, INCOMPLETE):
             if facts & bit:
                 total[bit] += n
@@ -242,8 +242,6 @@ def _from_index(
             consent = CONSENT_VALUES[(facts >> CONSENT_SHIFT) & 3]
             cell = monthly.setdefault(month, dict.fromkeys(CONSENT_VALUES, 0))
             cell[consent] += n
-            if org:
-                orgs[org] += n
     recent = [
         now - float(at)
         for (at,) in query(
@@ -270,6 +268,11 @@ def _from_index(
             held_count[month] += 1
             if decided_at is not None:
                 waits.setdefault(month, []).append(decided_at - held_at)
+        by_org = groups(
+            register, Filters(since=since, until=until, include_notices=True), scope, by_org=True
+        )
+        for _, _, org, n in by_org or []:
+            orgs[org] += n
         # A record sent to several organisations counts once for each: the others.
         for term, n in query(
             "SELECT t.term, count(*) FROM register_index i INDEXED BY register_index_orgs"  # noqa: S608
