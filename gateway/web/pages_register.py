@@ -63,6 +63,10 @@ FILTER_FLAGS = (
 )
 
 
+# The list shows requests received among the messages, as `register list` does.
+LIST_KINDS = ("accepted", "refused", "request")
+
+
 def _day(value: str, *, end: bool = False) -> float | None:
     """A local date, as ``register list --since/--until`` reads it."""
     try:
@@ -73,11 +77,13 @@ def _day(value: str, *, end: bool = False) -> float | None:
 
 def filters_of(
     saved: dict[str, Any],
-    kinds: tuple[str, ...] = ("accepted", "refused"),
+    kinds: tuple[str, ...] = LIST_KINDS,
     now: float | None = None,
 ) -> Filters:
     """``now``: the console's clock, for what is overdue (None: the register's clock)."""
     consent = str(saved.get("consent", ""))
+    if consent and kinds == LIST_KINDS:  # a consent status is a message's: no request has one
+        kinds = tuple(k for k in kinds if k != "request")
     return Filters(
         since=_day(str(saved.get("since", ""))),
         until=_day(str(saved.get("until", "")), end=True),
@@ -217,6 +223,8 @@ async def register_list(request: Request) -> Response:
 
 def _row(r: Record) -> dict[str, Any]:
     recipients = [str(x.get("address", "")) for x in r.recipients]
+    if r.kind == "request":  # a request received: who asked, where a message has its "to"
+        recipients = [f"from {fmt.requester(r)}"]
     return {
         "seq": r.seq,
         "when": fmt.local_time(r.at),
