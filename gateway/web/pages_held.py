@@ -1,5 +1,6 @@
-"""Held messages: what waits for a line manager, its details for the people who
-may decide, and the approve, refuse and withdraw forms.
+"""Held messages: what waits for a line manager, and its details for the people who
+may decide (the approve, refuse, withdraw and complete forms post to
+:mod:`.pages_held_decide`).
 
 Everything goes through :class:`gateway.holds.service.Holds`, the object ``serve`` and
 ``c4f-gateway held`` use: it says who may see and decide, and writes the register entry,
@@ -22,26 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Literal
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from filters.approval import ApprovalFilter, policy_from
-from gateway.envelope import Session, Transaction
-from gateway.holds.completion import Judge, complete
 from gateway.holds.held import HeldMessage
 from gateway.holds.reading import Unreadable, read_attachment, read_text
 from gateway.holds.service import MAX_NOTE, HoldError, Holds
 from gateway.mail.readable import Readable
 from gateway.register.formats import local_time
 from gateway.register.view import CONSENT_WORDS
-from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
-from gateway.web.render import flash, page, see_other
+from gateway.web.auth import Viewer, console_of, viewer
+from gateway.web.render import page
 
 QUEUE_ID = re.compile(r"^[0-9A-F]{12}$")
-Action = Literal["approve", "refuse", "withdraw"]
 
 
 def admin_only_words(held: HeldMessage) -> str:
@@ -102,29 +99,29 @@ async def held_list(request: Request) -> Response:
     )
 
 
-def _qid(request: Request) -> str:
+def qid_of(request: Request) -> str:
     qid = str(request.path_params["qid"]).upper()
     return qid if QUEUE_ID.match(qid) else ""
 
 
-def _visible(holds: Holds, v: Viewer, qid: str) -> HeldMessage | None:
+def visible(holds: Holds, v: Viewer, qid: str) -> HeldMessage | None:
     """The held message if ``v`` may see it; else None, as if it did not exist."""
     held = holds.get(qid) if qid else None
     return held if held is not None and holds.may_see(v.member, held) else None
 
 
-async def _not_found(request: Request, v: Viewer, qid: str) -> Response:
+async def not_found(request: Request, v: Viewer, qid: str) -> Response:
     what = f"held message {qid or 'with that ID'} for you to see"
     return await page(request, v, "not_found.html", {"what": what}, 404)
 
 
 async def held_page(request: Request) -> Response:
     v = await viewer(request, "staff")
-    qid = _qid(request)
-    held = await asyncio.to_thread(_visible, console_of(request).holds, v, qid)
+    qid = qid_of(request)
+    held = await asyncio.to_thread(visible, console_of(request).holds, v, qid)
     if held is None:
-        return await _not_found(request, v, qid)
-    return await _detail(request, v, held)
+        return await not_found(request, v, qid)
+    return await detail(request, v, held)
 
 
 def _recipient(r: dict[str, Any]) -> dict[str, str]:
@@ -136,7 +133,7 @@ def _recipient(r: dict[str, Any]) -> dict[str, str]:
     }
 
 
-async def _detail(
+async def detail(
     request: Request,
     v: Viewer,
     held: HeldMessage,
@@ -158,7 +155,7 @@ async def _detail(
             read_text, holds.spool, held, reader, console.register.record_admin
         )
     except (HoldError, Unreadable) as exc:
-        d, problem = None, _sentence(str(exc))
+        d, problem = None, sentence(str(exc))
     context: dict[str, Any] = {
         "h": _row(held, v, await _admins(request)),
         "d": d,
@@ -179,60 +176,16 @@ async def _detail(
         "max_note": MAX_NOTE,
     }
     if error:
-        context["flash"] = {"text": _sentence(error), "error": True}
+        context["flash"] = {"text": sentence(error), "error": True}
     return await page(request, v, "held.html", context, status)
-
-
-def _judge(console: Any) -> Judge:
-    """The approval filter's rules as the gateway applies them, for a completed message."""
-    settings = console.settings
-    policy = ApprovalFilter(
-        policy_from(dict(settings.filter.get("approval", {}))), settings.organisation.domains
-    )
-
-    def judge(rcpt_tos: list[str], annotations: dict[str, Any]) -> list[str]:
-        tx = Transaction(Session(peer=""), "", rcpt_tos=rcpt_tos, annotations=annotations)
-        return policy.reasons(tx)
-
-    return judge
-
-
-async def complete_details(request: Request) -> Response:
-    """The sender gives the details their held message lacked; released if nothing holds it."""
-    v = await viewer(request, "staff")
-    form = await checked_form(request, v.session)
-    console = console_of(request)
-    qid = _qid(request)
-    held = await asyncio.to_thread(_visible, console.holds, v, qid)
-    if held is None or held.staff != v.login:
-        return await _not_found(request, v, qid)
-    changes = {k: text(form, k, 1000) for k in ("consent", "reason", "family", "nature")}
-    try:
-        _, still = await asyncio.to_thread(
-            complete, console.holds, held.queue_id, v.login, changes, _judge(console)
-        )
-    except HoldError as exc:
-        return await _detail(request, v, held, error=str(exc), status=400)
-    if still:
-        words = "; ".join(still)
-        await flash(
-            request,
-            v,
-            f"Still held ({words}): a line manager decides. Nothing was recorded; "
-            "withdraw it, or wait for the decision.",
-            error=True,
-        )
-        return see_other(f"/held/{held.queue_id}")
-    await flash(request, v, f"Recorded: {held.queue_id} no longer needs approval and is sent now.")
-    return see_other("/held")
 
 
 async def held_attachment(request: Request) -> Response:
     """One attachment of a held message, as a download (never shown in the console)."""
     v = await viewer(request, "staff")
-    qid = _qid(request)
+    qid = qid_of(request)
     console = console_of(request)
-    held = await asyncio.to_thread(_visible, console.holds, v, qid)
+    held = await asyncio.to_thread(visible, console.holds, v, qid)
     number = int(request.path_params["number"])
     found = None
     if held is not None:
@@ -248,7 +201,7 @@ async def held_attachment(request: Request) -> Response:
         except Unreadable:
             found = None
     if found is None:
-        return await _not_found(request, v, qid)
+        return await not_found(request, v, qid)
     info, data = found
     name = re.sub(r"[^A-Za-z0-9._ -]", "_", info.name)[:100] or f"attachment-{number}"
     return Response(
@@ -258,77 +211,15 @@ async def held_attachment(request: Request) -> Response:
     )
 
 
-def _sentence(words: str) -> str:
+def sentence(words: str) -> str:
     """HoldError's words as a sentence (a login at the start keeps its case)."""
     if "@" not in words.split(" ", 1)[0]:
         words = words[:1].upper() + words[1:]
     return words if words.endswith(".") else words + "."
 
 
-def _done(action: Action, held: HeldMessage, note: str) -> str:
-    qid = held.queue_id
-    if action == "approve":
-        noted = " and your note" if note else ""
-        return f"Approved {qid}: it will now be sent. The register records your approval{noted}."
-    if action == "refuse":
-        return f"Refused {qid}: it will not be sent. {held.staff} has been told, with your note."
-    return f"Withdrew {qid}: it will not be sent."
-
-
-async def _decide(request: Request, action: Action) -> Response:
-    v = await viewer(request, "staff")
-    form = await checked_form(request, v.session)  # before anything is looked up
-    holds = console_of(request).holds
-    qid = _qid(request)
-    held = await asyncio.to_thread(_visible, holds, v, qid)
-    if held is None:
-        return await _not_found(request, v, qid)
-    note = text(form, "note", 4 * MAX_NOTE)  # Holds says when it is too long
-    consent = text(form, "consent", 20)
-    try:
-        if action == "approve":
-            await asyncio.to_thread(holds.approve, held.queue_id, v.login, note, consent)
-        elif action == "refuse":
-            await asyncio.to_thread(holds.refuse, held.queue_id, v.login, note)
-        else:
-            await asyncio.to_thread(holds.withdraw, held.queue_id, v.login)
-    except HoldError as exc:
-        still = await asyncio.to_thread(_visible, holds, v, held.queue_id)
-        if still is None:  # decided, withdrawn or expired meanwhile
-            await flash(request, v, _sentence(str(exc)), error=True)
-            return see_other("/held")
-        return await _detail(
-            request,
-            v,
-            still,
-            error=str(exc),
-            failed=action,
-            note=note,
-            consent=consent,
-            status=400,
-        )
-    await flash(request, v, _done(action, held, note))
-    return see_other("/held")
-
-
-async def approve(request: Request) -> Response:
-    return await _decide(request, "approve")
-
-
-async def refuse(request: Request) -> Response:
-    return await _decide(request, "refuse")
-
-
-async def withdraw(request: Request) -> Response:
-    return await _decide(request, "withdraw")
-
-
 routes = [
     Route("/held", held_list, methods=["GET"]),
     Route("/held/{qid:str}", held_page, methods=["GET"]),
     Route("/held/{qid:str}/attachment/{number:int}", held_attachment, methods=["GET"]),
-    Route("/held/{qid:str}/approve", approve, methods=["POST"]),
-    Route("/held/{qid:str}/refuse", refuse, methods=["POST"]),
-    Route("/held/{qid:str}/withdraw", withdraw, methods=["POST"]),
-    Route("/held/{qid:str}/complete", complete_details, methods=["POST"]),
 ]
