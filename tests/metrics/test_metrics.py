@@ -23,7 +23,7 @@ from support.subprocess_gateway import GatewayProcess, connect, prepare, run_cli
 from support.upstream import Upstream
 
 from gateway.errors import ConfigError
-from gateway.metrics import refusal_labels
+from gateway.metrics.scrape import refusal_labels
 from gateway.register.ledger import Register
 from gateway.settings import Settings, load
 

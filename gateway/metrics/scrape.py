@@ -1,28 +1,9 @@
-"""The Prometheus endpoint of ``serve`` (``[metrics] listen``): counts, never personal data.
-
-Where each number comes from:
-
-- accepted, refused, per-recipient delivery outcomes, hold steps and the delivery latency
-  (acceptance to the upstream's 250): the disclosure register, read forward at each scrape
-  from the entry that was newest when ``serve`` started. Only committed entries are seen,
-  each once, whichever process wrote them (a ``held approve`` on the command line too), so
-  the counters agree with the register by construction and a rolled-back acceptance is
-  never counted;
-- queue depth by state, the held count and the oldest ages: the queue table, at scrape time;
-- failed SMTP logins: the listener's login throttle (:class:`CountingThrottle`);
-- the register's integrity: a ``register verify`` run every ``[metrics] verify_interval``
-  (:meth:`Metrics.verify`, a job of ``serve``), and the time of the newest signed checkpoint.
-
-Labels carry only the gateway's own fixed words: queue states, outcomes, hold steps, reply
-codes and a refusal's reference when it names a rule (``DISC-TAG``, ``NOTICE-SIGNED``).
-A per-refusal trace code (``R-1A2B``) is counted as ``per-refusal``; addresses, logins,
-subjects and queue IDs are never labels. Scrapes are answered by prometheus_client's HTTP
-server in its own threads; the database is read through the gateway's one connection.
-"""
+"""What one scrape of the metrics endpoint reports: counters read forward from the
+register's committed entries, queue gauges read at scrape time, the register's integrity;
+labels are fixed words only (:func:`refusal_labels`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -30,30 +11,39 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, get_args
 
-import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from gateway.events import HoldAction
 from gateway.register import checkpoint
 from gateway.register.codec import open_entry
 from gateway.register.ledger import Register
-from gateway.settings.metrics import MetricsSettings
 from gateway.store import Store
-from gateway.throttle import LoginThrottle
-
-__all__ = ["CountingThrottle", "Metrics", "refusal_labels"]
-
-log = structlog.get_logger("gateway.metrics")
 
 QUEUE_STATES = ("queued", "held", "unapproved", "corrupt")
+
+
 UNDECIDED = ("held", "unapproved")  # awaiting a line manager (gateway.queue.states)
+
+
 OUTCOMES = ("delivered", "deferred", "bounced")
+
+
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0, 432000.0)
+
+
 _RULE = re.compile(r"[A-Z]+(?:-[A-Z]+)+")  # DISC-TAG, NOTICE-MIME: the rule that refused
+
+
 _TRACE = re.compile(r"R-[0-9A-F]+")  # R-1A2B: one refusal's own trace code
+
+
 _REPLY = re.compile(r"([45]\d\d)[ -]([45]\.\d{1,3}\.\d{1,3})(?:\s|$)")
+
+
 _PHASES = ("mail", "rcpt", "data")
+
+
 _PAGE = 500  # register entries read per query, so the store's lock is held briefly
 
 
@@ -82,19 +72,7 @@ def _gauge(name: str, doc: str) -> Gauge:
     return Gauge(name, doc, registry=None)
 
 
-class CountingThrottle(LoginThrottle):
-    """The listener's login throttle, telling the metrics of every failed login."""
-
-    def __init__(self, *, on_failure: Callable[[], None], **kw: Any) -> None:
-        super().__init__(**kw)
-        self.on_failure = on_failure
-
-    def failed(self, client: str, account: str) -> None:
-        super().failed(client, account)
-        self.on_failure()
-
-
-class _Collector:
+class Collector:
     """What one scrape reports; :meth:`collect` runs in the HTTP server's threads."""
 
     def __init__(self, store: Store, register: Register | None, clock: Callable[[], float]):
@@ -266,71 +244,3 @@ class _Collector:
             "When the newest signed register checkpoint was written (0: none)",
             value=newest,
         )
-
-
-class Metrics:
-    """The endpoint: started and stopped by :class:`gateway.server.Gateway`."""
-
-    def __init__(
-        self,
-        settings: MetricsSettings,
-        store: Store,
-        register: Register | None,
-        clock: Callable[[], float],
-    ) -> None:
-        self.settings = settings
-        self.register = register
-        self.clock = clock
-        self.collector = _Collector(store, register, clock)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    def login_throttle(self, *, per_client: int, per_account: int, window: float) -> LoginThrottle:
-        """The listener's :class:`LoginThrottle`, counting failed logins for the endpoint."""
-        return CountingThrottle(
-            on_failure=self.collector.login_failures.inc,
-            per_client=per_client,
-            per_account=per_account,
-            window=window,
-        )
-
-    async def verify_job(self) -> None:
-        """:meth:`verify` in a worker thread (a periodic job of ``serve``)."""
-        await asyncio.to_thread(self.verify)
-
-    def verify(self) -> None:
-        """Run ``register verify`` and keep its result (blocking: call it in a thread)."""
-        if self.register is None:
-            return
-        c = self.collector
-        try:
-            result = self.register.verify()
-        except Exception:
-            c.verified.set(0)
-            c.verify_problems.set(1)
-            c.verified_at.set(self.clock())
-            raise
-        c.verified.set(1 if result.proven else 0)
-        c.verify_problems.set(len(result.problems))
-        c.uncheckpointed.set(result.uncheckpointed)
-        c.verified_at.set(self.clock())
-
-    def start(self) -> tuple[str, int]:
-        """Listen; returns the address bound (the port is chosen when it is 0)."""
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(self.collector)
-        host, port = self.settings.host_port
-        self._server, self._thread = start_http_server(port, host, registry=registry)
-        bound = self._server.server_address
-        if not self.settings.loopback:
-            log.warning("metrics_not_loopback", host=host, detail="anyone who reaches it reads it")
-        return str(bound[0]), int(bound[1])
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
