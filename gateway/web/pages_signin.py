@@ -36,6 +36,11 @@ from gateway.web.sessions import Session, Stage
 
 log = structlog.get_logger("gateway.web")
 WRONG = "Wrong login or password."
+# A code is good once: right after enrolling, the app may still show the one that confirmed it.
+CODE_REFUSED = (
+    "That code is wrong or was already used: wait for your app to show the next one "
+    "(a new code comes every 30 seconds), then type that."
+)
 
 
 def _client(request: Request) -> str:
@@ -167,7 +172,7 @@ async def code(request: Request) -> Response:
         console.staff.verified.forget(login)  # a failure counts towards a lockout
         log.warning("web_signin_failed", client=client, step="totp")
         await _audit(console, login, "console sign-in failed", client=client, step="totp")
-        return await _code_form(request, session, "That code is wrong or was already used.", 401)
+        return await _code_form(request, session, CODE_REFUSED, 401)
     member = await asyncio.to_thread(console.staff.get, login)
     full = await asyncio.to_thread(console.sessions.promote, session)
     console.throttle.succeeded(client, login)

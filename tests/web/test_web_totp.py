@@ -84,6 +84,8 @@ def test_password_then_code_then_the_console(
         page = other.get("/signin/code")
         replay = other.post("/signin/code", data={"csrf": csrf_of(page.text), "code": code})
         assert replay.status_code == 401
+        # Just after enrolling, the app still shows the code that confirmed it: say to wait.
+        assert "wait for your app to show the next one" in replay.text
         site.clock.advance(30)
         fresh = pyotp.TOTP(secret).at(site.clock())
         assert (
