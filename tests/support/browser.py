@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from support.web import PASSWORD
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless",
@@ -54,6 +56,26 @@ async def context(browser: Browser, base_url: str, **kw: object) -> BrowserConte
         **kw,
     }
     return await browser.new_context(**options)  # type: ignore[arg-type]
+
+
+async def sign_in(page: Page, login: str, password: str = PASSWORD, landing: str = "") -> None:
+    """Sign in through the form, as a person would; ``landing``: the page it must land on."""
+    await page.goto("/signin")
+    await page.get_by_label("Login (your mail address)").fill(login)
+    await page.get_by_label("Password").fill(password)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Sign in").click()
+    if landing:
+        assert page.url.endswith(landing), page.url
+
+
+async def signed_in(
+    browser: Browser, url: str, login: str, landing: str = "", **kw: object
+) -> Page:
+    """A page in a fresh profile (``kw``: :func:`context` options), signed in as ``login``."""
+    page = await (await context(browser, url, **kw)).new_page()
+    await sign_in(page, login, landing=landing)
+    return page
 
 
 async def shot(page: Page, name: str, *, full_page: bool = True) -> Path:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Page
-from support.browser import chromium, context, need_chromium, shot
+from support.browser import chromium, context, need_chromium, shot, sign_in
 from support.pki import TestCA
 from support.register import accepted, record, refused
 from support.subprocess_gateway import run_cli
-from support.web import ADMIN, MANAGER, PASSWORD, STAFF, Site, make_site, served, signed_in
+from support.web import ADMIN, MANAGER, STAFF, Site, make_site, served, signed_in
 
 from gateway.events import HoldEvent
 from gateway.register.ledger import Register
@@ -175,14 +175,6 @@ def test_the_period_defaults_to_twelve_months_and_a_bad_one_says_why(site: Site)
 # -- in a real browser, against the command line ------------------------------------------
 
 
-async def _sign_in(page: Page, login: str) -> None:
-    await page.goto("/signin")
-    await page.get_by_label("Login (your mail address)").fill(login)
-    await page.get_by_label("Password").fill(PASSWORD)
-    async with page.expect_navigation():
-        await page.get_by_role("button", name="Sign in").click()
-
-
 async def _table(page: Page, name: str) -> list[list[str]]:
     rows = page.locator(f"#table-{name} tbody tr")
     return [
@@ -220,7 +212,7 @@ async def test_reports_in_chromium_match_the_command_line_and_print_on_a4(
     period = last_twelve_months(today)
     async with served(site) as url, chromium() as browser:
         page = await (await context(browser, url)).new_page()
-        await _sign_in(page, MANAGER)
+        await sign_in(page, MANAGER)
         nav = page.get_by_role("navigation", name="Main")
         async with page.expect_navigation():
             await nav.get_by_role("link", name="Reports").click()
@@ -331,7 +323,7 @@ async def test_reports_in_chromium_match_the_command_line_and_print_on_a4(
             browser, url, viewport={"width": 640, "height": 900}, device_scale_factor=2
         )
         page = await zoomed.new_page()
-        await _sign_in(page, MANAGER)
+        await sign_in(page, MANAGER)
         await page.goto("/reports")
         assert await page.evaluate("document.documentElement.scrollWidth") <= 640
         await shot(page, "reports-03-zoom-200-percent")

@@ -11,27 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page
-from support.browser import chromium, context, need_chromium, shot
+from playwright.async_api import Page
+from support.browser import chromium, need_chromium, shot, signed_in
 from support.pki import TestCA
 from support.register import accepted, record
-from support.web import MANAGER, PASSWORD, STAFF, make_site, served
+from support.web import MANAGER, STAFF, make_site, served
 
 from gateway.register.family_hold import standing_hold
 from gateway.register.view import Filters
 
 pytestmark = pytest.mark.slow
 FAMILY = "F-1042"
-
-
-async def signed_in(browser: Browser, url: str) -> Page:
-    page = await (await context(browser, url)).new_page()
-    await page.goto("/signin")
-    await page.get_by_label("Login (your mail address)").fill(MANAGER)
-    await page.get_by_label("Password").fill(PASSWORD)
-    async with page.expect_navigation():
-        await page.get_by_role("button", name="Sign in").click()
-    return page
 
 
 async def press(page: Page, name: str) -> None:
@@ -47,7 +37,7 @@ async def test_a_manager_holds_and_releases_a_family_from_its_report(
     tagged = {"family": FAMILY, "consent": "obtained", "external": True}
     record(site.console.register, accepted("Q1", site.clock(), disclosure=tagged, staff=STAFF))
     async with served(site) as url, chromium() as browser:
-        page = await signed_in(browser, url)
+        page = await signed_in(browser, url, MANAGER)
         await page.goto("/register/report")
         await page.get_by_label("Family reference").fill(FAMILY)
         await press(page, "Show the report")

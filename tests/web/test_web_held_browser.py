@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartGateway
-from playwright.async_api import Page
-from support.browser import chromium, context, shot
+from support.browser import chromium, context, shot, sign_in
 from support.delivery import until
 from support.harness import PASSWORD as SMTP_PASSWORD
 from support.held import PDF, arrived_for, html_message, send_held
@@ -34,15 +33,6 @@ CONTACT = "j.smith@cafcass.example"
 CHAIN = ["sender", "disclosure", "approval", "disclaimer"]
 NOTICE_START = b"This document is strictly confidential"  # the mandatory notice
 NOTE = "Court order in place; discussed with the family's social worker"
-
-
-async def _sign_in(page: Page, login: str, password: str, landing: str) -> None:
-    await page.goto("/signin")
-    await page.get_by_label("Login (your mail address)").fill(login)
-    await page.get_by_label("Password").fill(password)
-    async with page.expect_navigation():
-        await page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith(landing), page.url
 
 
 async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
@@ -61,7 +51,7 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
             # The sender: only her held messages; she withdraws the draft.
             ctx = await context(browser, s.url)
             page = await ctx.new_page()
-            await _sign_in(page, ALICE, SMTP_PASSWORD, "/held")
+            await sign_in(page, ALICE, SMTP_PASSWORD, "/held")
             nav = page.get_by_role("navigation", name="Main").get_by_role("link")
             assert await nav.all_inner_texts() == [
                 "Held messages (2 waiting)",
@@ -82,7 +72,7 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
             # Her line manager: the list, the message, the approval with a note.
             ctx = await context(browser, s.url)
             page = await ctx.new_page()
-            await _sign_in(page, MANAGER, PASSWORD, "/register")
+            await sign_in(page, MANAGER, PASSWORD, "/register")
             await page.get_by_role("link", name="Held messages (1 waiting)").click()
             rows = page.locator("table.held tbody tr")
             assert await rows.count() == 1
@@ -154,7 +144,7 @@ async def test_approver_reads_the_text_as_text_and_downloads_the_attachment(
         async with chromium() as browser:
             ctx = await context(browser, s.url, accept_downloads=True)
             page = await ctx.new_page()
-            await _sign_in(page, MANAGER, PASSWORD, "/register")
+            await sign_in(page, MANAGER, PASSWORD, "/register")
             await page.goto(f"/held/{qid}")
             title = await page.title()
             text = await page.locator("pre.message-text").inner_text()
@@ -194,7 +184,7 @@ async def test_staff_complete_their_own_untagged_message_which_then_leaves_once(
         async with chromium() as browser:
             ctx = await context(browser, s.url)
             page = await ctx.new_page()
-            await _sign_in(page, ALICE, SMTP_PASSWORD, "/held")
+            await sign_in(page, ALICE, SMTP_PASSWORD, "/held")
             await page.goto(f"/held/{forgot}")
             await page.get_by_label("consent obtained").check()
             await page.get_by_label("Family reference").fill("F-1042")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page
-from support.browser import chromium, context, need_chromium, shot
+from playwright.async_api import Page
+from support.browser import chromium, need_chromium, shot, signed_in
 from support.pki import TestCA
-from support.web import MANAGER, PASSWORD, STAFF, make_site, served
+from support.web import MANAGER, STAFF, make_site, served
 
 from gateway.settings.policy import SHIPPED_FILE
 from gateway.settings.web import WebSettings
@@ -21,17 +21,6 @@ from gateway.settings.web import WebSettings
 pytestmark = pytest.mark.slow
 DAY = 86400.0
 REVIEWED = 1_772_323_200.0  # 2026-03-01 00:00 UTC, the config's reviewed_on
-
-
-async def _signed_in(browser: Browser, url: str, login: str, landing: str) -> Page:
-    page = await (await context(browser, url)).new_page()
-    await page.goto("/signin")
-    await page.get_by_label("Login (your mail address)").fill(login)
-    await page.get_by_label("Password").fill(PASSWORD)
-    async with page.expect_navigation():
-        await page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith(landing), page.url
-    return page
 
 
 async def _open_policy(page: Page) -> None:
@@ -54,7 +43,7 @@ async def test_policy_page_for_every_role_and_the_overdue_banner_for_managers(
     site.clock.now = REVIEWED + 200 * DAY  # reviewed seven months ago: nothing to say
     shipped = SHIPPED_FILE.read_text(encoding="utf-8")
     async with served(site) as url, chromium() as browser:
-        staff = await _signed_in(browser, url, STAFF, "/held")
+        staff = await signed_in(browser, url, STAFF, "/held")
         await _open_policy(staff)
         assert await staff.get_by_role("heading", level=1).inner_text() == (
             "Confidentiality policy"
@@ -66,7 +55,7 @@ async def test_policy_page_for_every_role_and_the_overdue_banner_for_managers(
         assert text.split() == shipped.split()  # the whole text, word for word
         await shot(staff, "policy-01-staff-page")
 
-        manager = await _signed_in(browser, url, MANAGER, "/register")
+        manager = await signed_in(browser, url, MANAGER, "/register")
         assert await manager.locator("#policy-review").count() == 0
         site.clock.now = REVIEWED + 367 * DAY  # 2027-03-03: more than 12 months
         await manager.reload()

@@ -22,11 +22,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page
-from support.browser import chromium, context, need_chromium, shot
+from playwright.async_api import Page
+from support.browser import chromium, need_chromium, shot, signed_in
 from support.pki import TestCA
 from support.register import accepted, message, record
-from support.web import MANAGER, PASSWORD, STAFF, Site, make_site, served
+from support.web import MANAGER, STAFF, Site, make_site, served
 
 from gateway.register import client_copy, requests
 from gateway.register.view import Filters
@@ -45,17 +45,6 @@ WITHHELD_WORDS = (
     "duty@council.example",
     "referral-form.pdf",
 )
-
-
-async def signed_in(browser: Browser, url: str, login: str, landing: str) -> Page:
-    page = await (await context(browser, url, accept_downloads=True)).new_page()
-    await page.goto("/signin")
-    await page.get_by_label("Login (your mail address)").fill(login)
-    await page.get_by_label("Password").fill(PASSWORD)
-    async with page.expect_navigation():
-        await page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith(landing), page.url
-    return page
 
 
 async def click(page: Page, name: str, role: str = "button") -> None:
@@ -84,7 +73,7 @@ async def test_inter_agency_working_the_request_form_records_a_phone_request(
     need_chromium()
     site = make_site(tmp_path / "gw", ca)
     async with served(site) as url, chromium() as browser:
-        staff = await signed_in(browser, url, STAFF, "/held")
+        staff = await signed_in(browser, url, STAFF, "/held", accept_downloads=True)
         await click(staff, "Record a request", "link")
         assert await staff.get_by_role("heading", level=1).inner_text() == (
             "Record a request for information"
@@ -132,7 +121,7 @@ async def test_inter_agency_working_the_request_form_records_a_phone_request(
         sent(site, 2, "j.smith@cafcass.example", "Cafcass", "Contact notes", "n.pdf", request=n)
         [answer] = [r for r in site.console.register.records() if r.kind == "accepted"]
 
-        manager = await signed_in(browser, url, MANAGER, "/register")
+        manager = await signed_in(browser, url, MANAGER, "/register", accept_downloads=True)
         await manager.goto(f"/register/entry/{n}")
         details = await manager.locator("#request-details").inner_text()
         for words in ("Jo Bloggs, Cafcass", "by phone", "2026-01-05", "Contact notes", STAFF):
@@ -169,7 +158,7 @@ async def test_client_files_the_client_copy_button_withholds_third_party_informa
         safeguarding=True,
     )
     async with served(site) as url, chromium() as browser:
-        manager = await signed_in(browser, url, MANAGER, "/register")
+        manager = await signed_in(browser, url, MANAGER, "/register", accept_downloads=True)
         # Entry 2 came from another person: the manager says so on its entry page.
         await manager.goto("/register/entry/2")
         assert await manager.locator("#third-party").inner_text() == "no"
@@ -230,7 +219,7 @@ async def test_the_policy_page_shows_the_policy_word_for_word_with_the_quoted_cl
     site = make_site(tmp_path / "gw", ca)
     shipped = SHIPPED_FILE.read_text(encoding="utf-8")
     async with served(site) as url, chromium() as browser:
-        staff = await signed_in(browser, url, STAFF, "/held")
+        staff = await signed_in(browser, url, STAFF, "/held", accept_downloads=True)
         await click(staff, "Confidentiality policy", "link")
         shown = await staff.locator("#policy-text").inner_text()
         assert [ln.strip() for ln in shown.strip().splitlines()] == [
