@@ -53,14 +53,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "report",
             help="everything shared about one family, or the figures of a period",
             description="--family REF: everything shared about one family. --summary: the "
-            "register at a glance for a period (messages sent and refused, held now, "
+            "register at a glance for a period (messages accepted from staff, held ones "
+            "included, and refused; held now, "
             'disclosures without consent, incomplete records, "person informed" '
             "outstanding; disclosures per month by consent and per receiving organisation; "
             "held messages and time to decision; incomplete records by age).",
         )
     )
     what = report.add_mutually_exclusive_group(required=True)
-    what.add_argument("--family", metavar="REF")
+    what.add_argument(
+        "--family",
+        metavar="REF",
+        help="everything recorded about one family: messages and requests received",
+    )
     what.add_argument("--summary", action="store_true", help="the figures of a period")
     report.add_argument("--since", metavar="DATE", help="--summary from this local date")
     report.add_argument("--until", metavar="DATE", help="--summary up to and including this date")
@@ -70,10 +75,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     report.add_argument(
         "--client-copy",
         action="store_true",
-        help="--family for the family itself: third-party and safeguarding entries withheld, "
-        "people's names replaced by their organisation",
+        help="--family for the family itself: third-party, safeguarding and child-protection "
+        "entries withheld, people's names replaced by their organisation",
     )
-    report.add_argument("--output", type=Path)
+    report.add_argument(
+        "--output", type=Path, metavar="FILE", help="write to this file (default: stdout)"
+    )
     report.set_defaults(func=cmd_report)
 
     register_annotate.add_parser(sub)
