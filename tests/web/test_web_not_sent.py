@@ -42,8 +42,14 @@ def test_a_child_protection_record_says_the_client_copy_withholds_it(site: Site)
     record(site.console.register, accepted("Q2", site.clock(), disclosure=tagged, staff=STAFF))
     [r] = [r for r in site.console.register.records() if r.kind == "accepted"]
     with site.client() as client:
-        signed_in(client, MANAGER)
+        csrf = signed_in(client, MANAGER)
         page = client.get(f"/register/entry/{r.seq}").text
+        client.post("/register/report", data={"csrf": csrf, "family": "F-7"})
+        report = client.get("/register/report").text
+        copy = client.get("/register/report/client-copy").text
+    withheld = "and safeguarding or child-protection entries, are withheld"
+    assert withheld in report and withheld in copy
+    assert "1 entry withheld" in copy
     assert (
         "a safeguarding or child-protection matter: a client copy of the family report withholds it"
         in page
