@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.harness import RunningGateway, message
-from support.register import DAY, T0, Clock, accepted, make_register, record
+from support.register import DAY, T0, Clock, accepted, make_register, record, register_config
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
@@ -34,6 +34,11 @@ StartGateway = Callable[..., Awaitable[RunningGateway]]
 THREE_YEARS = 1095 * DAY
 STAFF = "alice@c4f.example"
 CONTACT = "j.smith@cafcass.example"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return register_config(tmp_path)
 
 
 def _disc(**kw: object) -> dict[str, object]:
@@ -181,13 +186,6 @@ async def test_an_injury_tag_sent_through_the_gateway_sets_the_category(
         STAFF,
     )
     assert row["retention_reason"] == "tagged [injury] when sent"
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text('[upstream]\nhost = "smtp.example"\n', encoding="utf-8")
-    return path
 
 
 def test_cli_family_hold_purge_report_and_review_list(config: Path) -> None:

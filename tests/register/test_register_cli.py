@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support.register import DAY, accepted, raw, record, refused
+from support.register import DAY, accepted, open_register, raw, record, refused, register_config
 
 from gateway.cli import COMMANDS, CLIError
 from gateway.cli import register as cli_register
@@ -32,17 +32,12 @@ pytestmark = pytest.mark.usefixtures("london")
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text('[upstream]\nhost = "smtp.example"\n', encoding="utf-8")
-    return path
+    return register_config(tmp_path)
 
 
 @pytest.fixture
 def reg(config: Path) -> Register:
-    settings = load(config)
-    rs = register_settings(settings)
-    Register.create_keys(rs)
-    reg = Register.from_settings(Store(settings.storage.database), rs)
+    reg = open_register(config)
     record(
         reg,
         accepted(

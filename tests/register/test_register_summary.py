@@ -9,31 +9,20 @@ import time
 from pathlib import Path
 
 import pytest
+from support.register import open_register, register_config
 from support.register_seed import NOW, SINCE, UNTIL, at, seed
 from support.subprocess_gateway import run_cli
 
 from gateway.register.ledger import Register
 from gateway.register.summary import AGE_BANDS, Summary, summarise
 from gateway.register.summary_formats import summary_csv, summary_text
-from gateway.settings import load
-from gateway.settings.register import register_settings
-from gateway.store import Store
 
 pytestmark = pytest.mark.usefixtures("london")
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text('[upstream]\nhost = "smtp.example"\n', encoding="utf-8")
-    return path
-
-
-def open_register(config: Path) -> Register:
-    settings = load(config)
-    rs = register_settings(settings)
-    Register.create_keys(rs)
-    return Register.from_settings(Store(settings.storage.database), rs)
+    return register_config(tmp_path)
 
 
 @pytest.fixture

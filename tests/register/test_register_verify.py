@@ -16,7 +16,7 @@ import pytest
 from conftest import StartGateway
 from support.delivery import until
 from support.harness import message
-from support.register import accepted, record
+from support.register import accepted, open_register, record, register_config
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
@@ -25,7 +25,6 @@ from gateway.events import Evidence, HoldEvent, Outcome
 from gateway.register.ledger import Register
 from gateway.settings import load
 from gateway.settings.register import register_settings
-from gateway.store import Store
 
 ALICE = "alice@c4f.example"
 BOB = "bob@c4f.example"
@@ -33,16 +32,7 @@ BOB = "bob@c4f.example"
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text('[upstream]\nhost = "smtp.example"\n', encoding="utf-8")
-    return path
-
-
-def _register(config: Path) -> Register:
-    settings = load(config)
-    rs = register_settings(settings)
-    Register.create_keys(rs)
-    return Register.from_settings(Store(settings.storage.database), rs)
+    return register_config(tmp_path)
 
 
 def verify(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -69,7 +59,7 @@ def _seq(reg: Register, queue_id: str, kind: str) -> int:
 def test_reg10_delivery_after_a_hold_without_approval_is_named(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    reg = _register(config)
+    reg = open_register(config)
     now = time.time()
     # The entries the gateway writes: held, approved by a line manager, delivered ...
     with reg.store.transaction() as conn:
@@ -105,7 +95,7 @@ def test_reg10_delivery_after_a_hold_without_approval_is_named(
 def test_reg11_no_checkpoint_means_truncation_cannot_be_detected(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    reg = _register(config)
+    reg = open_register(config)
     record(reg, accepted("Q1", time.time()))
     record(reg, accepted("Q2", time.time()))
 
@@ -129,7 +119,7 @@ def test_reg11_no_checkpoint_means_truncation_cannot_be_detected(
 def test_reg12_entries_since_the_newest_checkpoint_are_counted(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    reg = _register(config)
+    reg = open_register(config)
     record(reg, accepted("Q1", time.time()))
     reg.checkpoint()
     for qid in ("Q2", "Q3"):

@@ -16,6 +16,8 @@ from gateway.crypto import Keyring
 from gateway.events import Accepted, RefusedEvent
 from gateway.register.codec import MacKey
 from gateway.register.ledger import Register
+from gateway.settings import load
+from gateway.settings.register import register_settings
 from gateway.store import Store
 
 T0 = 1_700_000_000.0  # 2023-11-14, a fixed start for injected clocks
@@ -154,3 +156,18 @@ def file_bytes(tmp_path: Path) -> bytes:
         if p.exists():
             out += p.read_bytes()
     return out
+
+
+def register_config(folder: Path) -> Path:
+    """The smallest gateway.toml (an upstream host; every path under ``folder``)."""
+    path = folder / "gateway.toml"
+    path.write_text('[upstream]\nhost = "smtp.example"\n', encoding="utf-8")
+    return path
+
+
+def open_register(config: Path) -> Register:
+    """The register of the gateway ``config`` describes, its keys created first."""
+    settings = load(config)
+    rs = register_settings(settings)
+    Register.create_keys(rs)
+    return Register.from_settings(Store(settings.storage.database), rs)
