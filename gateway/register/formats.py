@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from gateway.register.retention import FAMILY_HOLD
 from gateway.register.view import CONSENT_WORDS, Record
@@ -33,6 +34,12 @@ def kind_words(r: Record) -> str:
     if r.kind == "accepted" and r.outcome != "sent":
         return f"message {r.outcome}"
     return KIND_WORDS.get(r.kind, r.kind)
+
+
+def recipient_words(x: dict[str, Any]) -> str:
+    """A recipient as an entry shows it: the address, then the name and organisation."""
+    said = ", ".join(str(v) for v in (x.get("display_name"), x.get("organisation")) if v)
+    return str(x.get("address", "")) + (f" ({said})" if said else "")
 
 
 def local_time(ts: float, seconds: bool = False) -> str:

@@ -13,6 +13,7 @@ from gateway.register.formats import (
     PURGED,
     kind_words,
     local_time,
+    recipient_words,
     requester,
     third_party_words,
     yes_no,
@@ -32,15 +33,7 @@ def show_text(r: Record) -> str:
     if r.kind in ("admin", "purge"):
         lines += [f"  {k}: {v}" for k, v in r.data.items()]
         return "\n".join(lines) + "\n"
-    recipients = [
-        str(x.get("address", ""))
-        + (
-            f" ({', '.join(v for v in (x.get('display_name'), x.get('organisation')) if v)})"
-            if x.get("display_name") or x.get("organisation")
-            else ""
-        )
-        for x in r.recipients
-    ]
+    recipients = [recipient_words(x) for x in r.recipients]
     pairs = [
         ("When", f["time"] + " (local time)"),
         ("Staff member", f["staff"]),

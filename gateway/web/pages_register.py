@@ -287,15 +287,7 @@ async def entry_page(request: Request) -> Response:
 
 def _entry_context(r: Record) -> dict[str, Any]:
     f = flat(r)
-    recipients = [
-        str(x.get("address", ""))
-        + (
-            f" ({', '.join(str(p) for p in (x.get('display_name'), x.get('organisation')) if p)})"
-            if x.get("display_name") or x.get("organisation")
-            else ""
-        )
-        for x in r.recipients
-    ]
+    recipients = [fmt.recipient_words(x) for x in r.recipients]
     return {
         "r": r,
         "f": f,
