@@ -32,7 +32,8 @@ from gateway.register.index import (
     month_of,
     organisation_names,
 )
-from gateway.register.index_read import groups, month_start, names, ready, where
+from gateway.register.index_counts import groups, month_start
+from gateway.register.index_read import names, ready, where
 from gateway.register.ledger import Register
 from gateway.register.scope import RegisterScope
 from gateway.register.view import CONSENT_VALUES, Filters, Record
@@ -224,7 +225,7 @@ def _from_index(
 ) -> Summary:
     """The figures from the register's index: its records counted by month, facts (the
     bits of :func:`gateway.register.index.facts_of`) and first organisation, from the
-    tally for whole months (:func:`gateway.register.index_read.groups`)."""
+    tally for whole months (:func:`gateway.register.index_counts.groups`)."""
     found = where(register, Filters(since=since, until=until, include_notices=True), scope)
     assert found is not None  # every filter used here is indexed
     sql, args = found

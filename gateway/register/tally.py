@@ -1,6 +1,6 @@
 """Running counts of the register's index rows, so that a count or a summary over whole
 months reads a few hundred tally rows rather than every index row
-(:func:`gateway.register.index_read.groups`): ``register_tally`` by month, kind, staff
+(:func:`gateway.register.index_counts.groups`): ``register_tally`` by month, kind, staff
 and facts (:func:`gateway.register.index.facts_of`), and ``register_tally_org`` the
 disclosures by month, staff and first receiving organisation.
 

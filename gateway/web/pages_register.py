@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.register import formats as fmt
-from gateway.register import index_read, record_text
+from gateway.register import index_page, record_text
 from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.export import csv_text, flat
 from gateway.register.ledger import RegisterError
@@ -156,7 +156,7 @@ def list_page(
     summary): read through the register's index, decrypting only the page shown.
     Blocking: run it in a worker thread."""
     register = console.register
-    found = index_read.page(
+    found = index_page.page(
         register, filters, member_scope, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
     if found is None:  # a filter the index does not answer: the whole register

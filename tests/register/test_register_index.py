@@ -22,7 +22,7 @@ from support.subprocess_gateway import prepare, run_cli
 
 from gateway.crypto import Keyring, key_id_of
 from gateway.events import HoldEvent, Outcome
-from gateway.register import index, index_duties, index_read, tally
+from gateway.register import index, index_duties, index_page, index_read, tally
 from gateway.register.ledger import Register, step_5_index_register
 from gateway.register.purge import purge
 from gateway.register.retention import local_day
@@ -90,7 +90,7 @@ def agrees(reg: Register) -> int:
     for f in CHECKS:
         for scope in SCOPES:
             expected = [r for r in reg.records(f) if scope is None or scope.shows(r)][::-1]
-            found = index_read.page(reg, f, scope, offset=0, limit=1000)
+            found = index_page.page(reg, f, scope, offset=0, limit=1000)
             assert found is not None, f
             total, records = found
             assert (total, [row(r) for r in records]) == (
@@ -100,7 +100,7 @@ def agrees(reg: Register) -> int:
             nonempty += bool(expected)
         if f == Filters():  # a later page: the same records as the fold's, further on
             newest = reg.records(f)[::-1]
-            second = index_read.page(reg, f, None, offset=2, limit=3)
+            second = index_page.page(reg, f, None, offset=2, limit=3)
             assert second is not None
             assert [r.seq for r in second[1]] == [r.seq for r in newest[2:5]]
     duties: list[tuple[int, int]] = []
@@ -230,7 +230,7 @@ def test_schema_step_builds_the_index_of_an_existing_register(config: Path) -> N
         for table in ("register_index_term", "register_index", "register_term"):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608
     # Not built yet: reads go to the whole register (slower, never wrong).
-    assert index_read.page(reg, Filters(), None, offset=0, limit=10) is None
+    assert index_page.page(reg, Filters(), None, offset=0, limit=10) is None
     assert summarise(reg, since=None, until=None, now=NOW).sent == 10
     rows = step_5_index_register(reg.store, reg.keyring)
     assert rows == len(reg.records())
@@ -243,7 +243,7 @@ def test_index_keeps_no_name_address_or_reference_in_the_clear(tmp_path: Path) -
     reg = make_register(tmp_path)
     seqs = seed(reg)
     reg.annotate(seqs["Q12"], MONA, family="F-7742")
-    assert index_read.page(reg, Filters(family="f-7742"), None, offset=0, limit=5) is not None
+    assert index_page.page(reg, Filters(family="f-7742"), None, offset=0, limit=5) is not None
     assert [r.seq for r in reg.records(Filters(family="F-7742"))] == [seqs["Q12"]]
     reg.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
     on_disk = file_bytes(tmp_path)
