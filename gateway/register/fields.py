@@ -120,9 +120,9 @@ def _check_answers(out: dict[str, Any]) -> None:
     """The person informed: answered yes with a date or no with a reason; a retention hold
     is placed with a category and a reason, and released with a reason."""
     if out.get("informed") == "yes" and "informed_on" not in out:
-        raise RegisterError("informed yes needs the date the person was informed (YYYY-MM-DD)")
+        raise RegisterError("the person was informed: give the date they were told (YYYY-MM-DD)")
     if out.get("informed") == "no" and "informed_reason" not in out:
-        raise RegisterError("informed no needs the reason the person was not informed")
+        raise RegisterError("the person was not informed: give the reason why not")
     if "informed_reason" in out and out.get("informed") != "no":
         raise RegisterError("a reason for not informing goes with informed no")
     held = out.get("hold")

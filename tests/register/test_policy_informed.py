@@ -109,12 +109,12 @@ async def test_cli_lists_the_overdue_duty_and_takes_the_answer(
     no_date = run_cli("register", "annotate", "1", "--informed", "yes", "--config", config)
     assert (no_date.returncode, no_date.stdout) == (2, "")
     assert no_date.stderr.strip().splitlines() == [
-        "c4f-gateway register: error: informed yes needs the date the person was informed "
+        "c4f-gateway register: error: the person was informed: give the date they were told "
         "(YYYY-MM-DD)"
     ]
     no_reason = run_cli("register", "annotate", "1", "--informed", "no", "--config", config)
     assert no_reason.returncode == 2
-    assert "informed no needs the reason the person was not informed" in no_reason.stderr
+    assert "the person was not informed: give the reason why not" in no_reason.stderr
 
     answer = (
         "--informed",

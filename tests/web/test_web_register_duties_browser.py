@@ -57,7 +57,7 @@ async def test_manager_answers_an_overdue_person_informed_from_the_front_page(
         form = page.get_by_role("group", name="Was the person informed?")
         await form.get_by_label("No, not informed").check()
         await follow(form.get_by_role("button", name="Record", exact=True))
-        assert "informed no needs the reason" in await page.locator(".flash").inner_text()
+        assert "not informed: give the reason why not" in await page.locator(".flash").inner_text()
         await form.get_by_label("No, not informed").check()
         await form.get_by_label("Why not, if not informed").fill("Father's address is unknown")
         await follow(form.get_by_role("button", name="Record", exact=True))
