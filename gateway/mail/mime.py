@@ -51,6 +51,7 @@ class Entity:
     children: list[Entity] = field(default_factory=list)
     extended_boundary: bool = False  # given in RFC 2231 form (boundary*=, boundary*0=...)
     defaulted_type: bool = False  # "Content-Type: text", read as text/plain (RFC 2045 5.2)
+    boundary: str = ""  # of a multipart part, as read (RFC 2231 forms decoded)
 
     @property
     def ctype(self) -> str:
@@ -78,6 +79,12 @@ class Entity:
 def parse(content: bytes) -> Entity:
     """Parse the MIME structure of a whole message (CRLF line ends). Raises MimeError."""
     return _Parser(content).entity(0, len(content), 0, "text/plain", ())
+
+
+def parse_span(buf: bytes, start: int, end: int) -> Entity:
+    """Parse ``buf[start:end]`` as a whole message (a message/rfc822 part's body) in place:
+    offsets index ``buf``. Raises MimeError."""
+    return _Parser(buf).entity(start, end, 0, "text/plain", ())
 
 
 class _Parser:
@@ -199,6 +206,7 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
 
 def _boundary(e: Entity, outer: tuple[bytes, ...]) -> bytes:
     text, e.extended_boundary = _param_value(e.params, "boundary")
+    e.boundary = text
     if not text or len(text) > 200 or not text.isascii() or not text.isprintable():
         raise MimeError("bad-boundary", "a multipart part has a missing or invalid boundary")
     b = text.encode("ascii")
