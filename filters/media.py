@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
-import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ import structlog
 
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.mail import mime, transfer
+from gateway.mail import chunked, mime, transfer
 from gateway.mail.media import camera, is_media, sniff
 from gateway.mail.mime import Entity, MimeError
 from gateway.pipeline import FilterContext, checked_options
@@ -118,12 +118,14 @@ def _visit(
         for child in e.children:
             _visit(buf, child, limit, depth, related, out)
         return
-    data = _decoded(buf[e.body_start : e.end], e.cte)
     if e.ctype == "message/rfc822" and depth < MAX_NESTED:
+        data = _decoded(buf[e.body_start : e.end], e.cte)
         # Not a message we can read: it is judged by its bytes below.
         with contextlib.suppress(MimeError):
             out.extend(_scan(data, limit, depth + 1))
-    found = _judge(e, data)
+        found = _judge(e, _measured(data), lambda: data)
+    else:
+        found = _judge(e, _streamed(buf, e), lambda: _decoded(buf[e.body_start : e.end], e.cte))
     if found is None:
         return
     small_inline = in_related and e.disposition != "attachment" and found.size <= limit
@@ -132,8 +134,23 @@ def _visit(
     out.append(found)
 
 
-def _judge(e: Entity, data: bytes) -> Found | None:
-    sniffed = sniff(data)
+def _streamed(buf: bytes, e: Entity) -> chunked.Tally:
+    """Size, digest and first bytes of the decoded body, decoded in pieces in place."""
+    try:
+        return chunked.tally(chunked.strict_pieces(buf, e.body_start, e.end, e.cte))
+    except chunked.Unstreamable:  # damaged or unusual: decoded whole, leniently
+        return _measured(_decoded(buf[e.body_start : e.end], e.cte))
+
+
+def _measured(data: bytes) -> chunked.Tally:
+    tally = chunked.Tally()
+    tally.add(data)
+    return tally
+
+
+def _judge(e: Entity, body: chunked.Tally, whole: Callable[[], bytes]) -> Found | None:
+    """``whole`` gives the whole decoded body, read only for an EXIF block (JPEG, TIFF)."""
+    sniffed = sniff(body.head)
     by_name = _EXTENSIONS.get(_extension(e), "")
     if sniffed:
         by, ctype = "content", sniffed
@@ -143,11 +160,13 @@ def _judge(e: Entity, data: bytes) -> Found | None:
         by, ctype = "name", by_name
     else:
         return None
+    # camera() reads only a JPEG or TIFF (its EXIF offsets may point anywhere in it).
+    exif = body.head[:2] == b"\xff\xd8" or body.head[:4] in (b"II*\x00", b"MM\x00*")
     return Found(
         type=ctype,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        camera=camera(data) is not None,
+        size=body.size,
+        sha256=body.sha256,
+        camera=exif and camera(whole()) is not None,
         by=by,
     )
 
