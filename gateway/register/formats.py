@@ -10,6 +10,7 @@ formula are prefixed with an apostrophe: :func:`gateway.spreadsheet.safe_cell`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -95,10 +96,20 @@ def _to(r: Record) -> str:
     return _short(addresses[0], 36) + more
 
 
+def refusal_words(reply: str, width: int = 60) -> str:
+    """A refusal's reason in a few words, for a list: "550 5.7.1 Fax routes are not
+    allowed [ref R-1A2B]" -> "Fax routes are not allowed"."""
+    text = re.sub(r"^\d{3}(?: \d\.\d{1,3}\.\d{1,3})? ", "", reply)
+    text = re.sub(r" \[ref [^\]]*\]$", "", text)
+    return _short(re.split(r"[;:] |\. ", text, maxsplit=1)[0].rstrip("."), width)
+
+
 def notes(r: Record) -> str:
     out = []
     if r.purged:
         out.append("purged")
+    if r.kind == "refused" and r.data.get("reply"):
+        out.append("refused: " + refusal_words(str(r.data["reply"])))
     if r.entry.unreadable:
         out.append("UNREADABLE")
     if r.missing:
