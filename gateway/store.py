@@ -1,7 +1,9 @@
 """The embedded SQLite database that holds the queue, staff accounts and (later) contacts
 and the register.
 
-One connection per process for writing, guarded by a lock, in WAL mode with
+One connection per process for writing, guarded by a lock (and, across processes, by the
+write lock of :mod:`gateway.store_lock`: writers take turns without sleeping, and one
+that waits longer than ``write_wait`` fails rather than hangs), in WAL mode with
 ``synchronous=FULL`` so a committed transaction survives power loss (with ``NORMAL`` a
 WAL commit can be lost). Blocking calls run in a worker thread from async code (``await
 store.run(fn, ...)``). Each component creates its own tables with :meth:`Store.ensure`.
@@ -40,6 +42,7 @@ from typing import Any, TypeVar
 
 from gateway import schema_version
 from gateway.schema_version import DatabaseRefused
+from gateway.store_lock import WRITE_WAIT, WriteLock
 
 T = TypeVar("T")
 # Under load, a commit waits this long (or for this many writes) for others to share it.
@@ -76,9 +79,17 @@ def take_lock(database: Path, *, exclusive: bool) -> int:
 
 
 class Store:
-    def __init__(self, path: Path, *, check_version: bool = True, exclusive: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        check_version: bool = True,
+        exclusive: bool = False,
+        write_wait: float = WRITE_WAIT,
+    ) -> None:
         """``check_version=False`` opens a database of any schema version (backup,
-        restore, upgrade); ``exclusive`` fails unless no other store has it open."""
+        restore, upgrade); ``exclusive`` fails unless no other store has it open;
+        ``write_wait``: the longest a write waits for another process's (then 451)."""
         self.path = path
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
@@ -91,6 +102,8 @@ class Store:
             raise
         # Released by close(), or when the store is dropped unclosed (as the connection is).
         self._unlock = weakref.finalize(self, os.close, lock_fd)
+        self.write_lock = WriteLock(path, write_wait)
+        weakref.finalize(self, self.write_lock.close)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -118,14 +131,16 @@ class Store:
         """Create tables and indexes (idempotent ``CREATE ... IF NOT EXISTS`` statements)."""
         if ddl in self._ensured:
             return
-        with self._lock:
+        with self._lock, self.write_lock.held():
             self._conn.executescript(ddl)
             self._ensured.add(ddl)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed (and fsynced) on exit, rolled back on error."""
-        with self._lock:
+        """A write transaction: committed (and fsynced) on exit, rolled back on error.
+        Other processes' writers wait their turn on the write lock first
+        (:mod:`gateway.store_lock`), so ``BEGIN IMMEDIATE`` rarely waits in SQLite."""
+        with self._lock, self.write_lock.held():
             self._conn.execute("BEGIN IMMEDIATE")
             self._owner = threading.get_ident()
             try:
@@ -207,6 +222,7 @@ class Store:
         with self._lock:
             self._conn.close()
             self._unlock()  # once: later calls do nothing
+            self.write_lock.close()
 
 
 def _connect(path: Path) -> sqlite3.Connection:

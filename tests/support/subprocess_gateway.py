@@ -239,6 +239,7 @@ _EXPECTED_FILES = {
     "gateway.db-shm",
     "gateway.db.lock",  # held shared by every process that has the database open
     "gateway.db.serve-lock",  # held by serve and its workers (gateway.supervisor)
+    "gateway.db.write-lock",  # writers take turns on it (gateway.store_lock)
 }
 
 
