@@ -34,7 +34,7 @@ from gateway.directory.contacts_sealed import keyring_for
 from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.mail.headers import split_message
+from gateway.mail.headers import header_fields
 from gateway.pipeline import FilterContext, checked_options
 
 log = structlog.get_logger("filters.contacts")
@@ -69,7 +69,7 @@ class ContactsFilter:
         self.judge(tx, address)
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
-        fields, _ = split_message(content)
+        fields = header_fields(content)
         try:
             addresses = header_addresses(f for f in fields if f.key in RECIPIENT_HEADERS)
         except AmbiguousHeader as exc:

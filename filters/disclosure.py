@@ -43,7 +43,7 @@ import structlog
 from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.mail.headers import CRLF, HeaderField, join_message, split_message
+from gateway.mail.headers import CRLF, HeaderField, body_start, header_fields, join_message
 from gateway.pipeline import FilterContext, checked_options
 from gateway.register import requests, threads
 from gateway.register.fields import FAMILY_REF
@@ -132,7 +132,7 @@ class DisclosureFilter:
         self.inherit_for = inherit_for_days * 86400.0
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
-        fields, body = split_message(content)
+        fields = header_fields(content)
         found: list[tuple[str, str]] = []
         kept: list[HeaderField] = []
         answers: list[str] = []
@@ -169,7 +169,8 @@ class DisclosureFilter:
         )
         if len(kept) == len(fields) and all(a is b for a, b in zip(kept, fields, strict=True)):
             return content  # nothing to remove: relay the very same bytes
-        return join_message(kept, body)
+        # The body is not copied on its way into the new message.
+        return join_message(kept, memoryview(content)[body_start(content) :])
 
     async def _request_family(self, details: dict[str, Any]) -> None:
         """An answer is about the family its request is about: without [family:...] it

@@ -39,7 +39,7 @@ from gateway.directory.contacts_sealed import keyring_for
 from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.mail.headers import HeaderField, split_message
+from gateway.mail.headers import HeaderField, header_fields
 from gateway.pipeline import FilterContext, checked_options
 
 log = structlog.get_logger("filters.fax_route")
@@ -223,7 +223,7 @@ class FaxRouteFilter:
         self.check(tx, address, "")
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
-        fields, _ = split_message(content)
+        fields = header_fields(content)
         wanted: list[HeaderField] = [f for f in fields if f.key in RECIPIENT_HEADERS]
         try:
             addresses = header_addresses(wanted)

@@ -23,7 +23,7 @@ from gateway.directory.addresses import spelled_addresses
 from gateway.directory.staff import StaffDirectory
 from gateway.envelope import Transaction
 from gateway.errors import Refused
-from gateway.mail.headers import HeaderField, fields_named, split_message
+from gateway.mail.headers import HeaderField, fields_named, header_fields
 from gateway.pipeline import FilterContext, checked_options
 
 _registry = HeaderRegistry()
@@ -56,7 +56,7 @@ class SenderFilter:
             )
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
-        fields, _ = split_message(content)
+        fields = header_fields(content)
         froms = fields_named(fields, "from")
         if len(froms) != 1:
             raise Refused(

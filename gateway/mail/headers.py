@@ -40,15 +40,35 @@ def split_message(content: bytes) -> tuple[list[HeaderField], bytes]:
 
     A message with no blank line is all header and has an empty body.
     """
+    head, body_start = _header_section(content)
+    return _fields(head), content[body_start:]
+
+
+def header_fields(content: bytes) -> list[HeaderField]:
+    """The header fields of :func:`split_message`, without copying the body (a filter that
+    reads only header fields of a 25 MB message need not copy 25 MB)."""
+    return _fields(_header_section(content)[0])
+
+
+def body_start(content: bytes) -> int:
+    """Where :func:`split_message`'s body starts in ``content``."""
+    return _header_section(content)[1]
+
+
+def _header_section(content: bytes) -> tuple[bytes, int]:
+    """The header section (CRLF-terminated) and where the body starts."""
     end = content.find(CRLF + CRLF)
     if content.startswith(CRLF):
-        head, body = b"", content[2:]
-    elif end < 0:
-        head, body = content, b""
+        return b"", 2
+    if end < 0:
+        head = content
         if head and not head.endswith(CRLF):
             head += CRLF
-    else:
-        head, body = content[: end + 2], content[end + 4 :]
+        return head, len(content)
+    return content[: end + 2], end + 4
+
+
+def _fields(head: bytes) -> list[HeaderField]:
     fields: list[HeaderField] = []
     lines = head.split(CRLF)[:-1] if head else []
     current: list[bytes] = []
@@ -63,7 +83,7 @@ def split_message(content: bytes) -> tuple[list[HeaderField], bytes]:
         current = [line]
     if current:
         fields.append(_field(current))
-    return fields, body
+    return fields
 
 
 def _field(lines: list[bytes]) -> HeaderField:
@@ -80,7 +100,7 @@ def _field(lines: list[bytes]) -> HeaderField:
     return HeaderField(name=name, raw=CRLF.join(lines) + CRLF)
 
 
-def join_message(fields: Iterable[HeaderField], body: bytes) -> bytes:
+def join_message(fields: Iterable[HeaderField], body: bytes | memoryview) -> bytes:
     return b"".join(f.raw for f in fields) + CRLF + body
 
 

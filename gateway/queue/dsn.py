@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Mapping
 
-from gateway.mail.headers import split_message
+from gateway.mail.headers import header_fields
 
 # An RFC 3463 status code as the second word of a reply ("550 5.1.1 ...").
 _ENHANCED = re.compile(r"^\d{3}[ -]([245])\.(\d{1,3}\.\d{1,3})\b")
@@ -59,7 +59,7 @@ def build_bounce(
     if include_body:
         returned, returned_type = original, "message/rfc822"
     else:
-        fields, _ = split_message(original)
+        fields = header_fields(original)
         returned, returned_type = b"".join(f.raw for f in fields), "text/rfc822-headers"
     parts = [
         (f"text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {_cte(text)}", text),
