@@ -3,7 +3,7 @@
 Policy, "Client files": clients may view their files, but not information obtained from a
 third party. The page shows the text of ``c4f-gateway register report --family REF
 --client-copy`` (:mod:`gateway.register.client_copy`) for the family chosen on the report
-page, read within the viewer's scope like the full report (``pages_register._records``),
+page, read within the viewer's scope like the full report (``register_scope.readable_records``),
 and offers it as a text file; each copy made is recorded in the admin trail.
 """
 
@@ -18,7 +18,7 @@ from starlette.routing import Route
 from gateway.register.client_copy import client_copy_text
 from gateway.register.view import Filters
 from gateway.web.auth import Viewer, console_of, viewer
-from gateway.web.pages_register import _records
+from gateway.web.register_scope import readable_records
 from gateway.web.render import page, see_other
 
 
@@ -28,7 +28,7 @@ async def _copy(request: Request, v: Viewer) -> tuple[str, str] | None:
     family = str(v.session.state.get("report_family", ""))
     if not family:
         return None
-    records = await _records(request, v, Filters(family=family))
+    records = await readable_records(request, v, Filters(family=family))
     await asyncio.to_thread(console.audit, v.login, "family report client copy", {"family": family})
     return family, client_copy_text(family, records, console.clock())
 

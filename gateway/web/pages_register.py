@@ -1,12 +1,13 @@
-"""Disclosure log review: the register with the CLI's filters, entry pages with their
-follow-ups, the forms that add follow-ups, CSV export and the per-family report.
+"""Disclosure log review: the register with the CLI's filters, its CSV export, "Verify
+now" and the admin trail. An entry's page and its follow-up forms are
+:mod:`.pages_register_entry`; the per-family report :mod:`.pages_register_report`.
 
 Everything reads through :class:`gateway.register.ledger.Register` and writes through
 ``Register.annotate``, as ``c4f-gateway register list/show/export/report/annotate`` do;
 the CSV and the report text are the CLI's own (:mod:`gateway.register.formats`).
 The filter lives in the session, never in the URL (it can name staff and families).
 What a manager reads is limited by ``[web] manager_scope`` (:mod:`.register_scope`):
-every page here reads through :func:`_records` or :func:`_record`, and a record outside
+every page reads through ``readable_records`` or ``readable_record``, and a record outside
 the viewer's scope answers exactly as a missing one.
 """
 
@@ -16,19 +17,14 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.register import formats as fmt
-from gateway.register import index_page, record_text
-from gateway.register.duty_words import hold_words, informed_words
-from gateway.register.export import csv_text, flat
-from gateway.register.ledger import RegisterError
+from gateway.register import index_page
+from gateway.register.export import csv_text
 from gateway.register.period import parse_day
-from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
-from gateway.register.retention import CATEGORIES
 from gateway.register.summary import Summary, summarise
 from gateway.register.summary_formats import period_words
 from gateway.register.summary_formats import totals as summary_totals
@@ -36,23 +32,28 @@ from gateway.register.view import (
     CONSENT_VALUES,
     CONSENT_WORDS,
     ROOT_KINDS,
-    THIRD_PARTY_FIELDS,
     Filters,
     Record,
 )
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
-from gateway.web.pages_family_hold import hold_context
 from gateway.web.register_duties import duty_counts
-from gateway.web.register_scope import RegisterScope, scope_for
+from gateway.web.register_scope import RegisterScope, readable_records, scope_for, viewer_scope
 from gateway.web.render import flash, page, see_other
 from gateway.web.verify_monitor import VerifyStatus
 
 PAGE_SIZE = 100
-_REQUEST_PARTS = ("requester", "nature")  # a request's parts; a message has the others
+
+
 VERIFY_WAIT = 1.0  # seconds "Verify now" waits for the answer before showing the progress
+
+
 VERIFY_REFRESH = 2  # seconds between two looks at the progress
+
+
 FILTER_TEXT = ("since", "until", "staff", "recipient", "organisation", "family", "consent")
+
+
 FILTER_FLAGS = (
     "incomplete",
     "refused",
@@ -101,37 +102,6 @@ def filters_of(
         now=now,
         kinds=kinds,
     )
-
-
-def _scope(console: Console, v: Viewer) -> RegisterScope:
-    """Blocking (reads the staff table): call in a worker thread, as the readers below do."""
-    return scope_for(v.member, console.staff.list(), console.web.manager_scope)
-
-
-async def _records(request: Request, v: Viewer, filters: Filters) -> list[Record]:
-    """The records ``filters`` match that ``v`` may read, in register order."""
-    console = console_of(request)
-
-    def read() -> list[Record]:
-        return _scope(console, v).only(console.register.records(filters))
-
-    return await asyncio.to_thread(read)
-
-
-async def _record(request: Request, v: Viewer, seq: int) -> Record | None:
-    """The record holding entry ``seq`` (an original or a follow-up), if ``v`` may read it."""
-    console = console_of(request)
-
-    def read() -> Record | None:
-        found = console.register.record(seq)
-        return found if found is not None and _scope(console, v).shows(found) else None
-
-    return await asyncio.to_thread(read)
-
-
-def _missing(seq: int) -> str:
-    # The words of Register.annotate for a missing entry: out of scope reads the same.
-    return f"there is no register entry {seq}"
 
 
 async def _staff_choices(request: Request, v: Viewer) -> list[str]:
@@ -185,20 +155,20 @@ async def register_list(request: Request) -> Response:
 
     def read(number: int) -> tuple[int, list[Record], Summary]:
         found = list_page(
-            console, _scope(console, v), filters_of(saved, now=console.clock()), number
+            console, viewer_scope(console, v), filters_of(saved, now=console.clock()), number
         )
         last = max(1, -(-found[0] // PAGE_SIZE))
         return (
             found
             if number <= last
             else list_page(
-                console, _scope(console, v), filters_of(saved, now=console.clock()), last
+                console, viewer_scope(console, v), filters_of(saved, now=console.clock()), last
             )
         )
 
     total, shown, figures = await asyncio.to_thread(read, number)
     duties = await asyncio.to_thread(
-        duty_counts, console.register, _scope(console, v), console.clock()
+        duty_counts, console.register, viewer_scope(console, v), console.clock()
     )
     pages = max(1, -(-total // PAGE_SIZE))
     number = min(number, pages)
@@ -263,7 +233,7 @@ async def register_export(request: Request) -> Response:
     console = console_of(request)
     now = console_of(request).clock()
     # As `register export`: requests received too (the list shows messages only).
-    records = await _records(request, v, filters_of(_saved(v), ROOT_KINDS, now=now))
+    records = await readable_records(request, v, filters_of(_saved(v), ROOT_KINDS, now=now))
     body = csv_text(records)
     await asyncio.to_thread(console.audit, v.login, "register exported", {"records": len(records)})
     name = f"register-{datetime.now():%Y%m%d-%H%M}.csv"
@@ -272,94 +242,6 @@ async def register_export(request: Request) -> Response:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-async def entry_page(request: Request) -> Response:
-    v = await viewer(request)
-    seq: int = request.path_params["seq"]
-    record = await _record(request, v, seq)
-    if record is None:
-        return await page(request, v, "not_found.html", {"what": f"register entry {seq}"}, 404)
-    if record.seq != seq:
-        return see_other(f"/register/entry/{record.seq}")  # a follow-up: show its original
-    return await page(request, v, "register_entry.html", _entry_context(record))
-
-
-def _entry_context(r: Record) -> dict[str, Any]:
-    f = flat(r)
-    recipients = [fmt.recipient_words(x) for x in r.recipients]
-    return {
-        "r": r,
-        "f": f,
-        "title": fmt.kind_words(r),
-        "recipients": recipients,
-        "raw": sorted(r.data.items()) if r.kind in ("admin", "purge") else [],
-        "followups": [record_text.followup_line(e) for e in r.followups],
-        "concerns": [(fmt.local_time(c["at"]), c["by"], c["text"]) for c in r.concerns],
-        "consent_choices": [(c, CONSENT_WORDS[c]) for c in CONSENT_VALUES[:3]],
-        "hold_categories": CATEGORIES,
-        "hold_words": hold_words(r),
-        "informed_words": informed_words(r),
-        "disclosure": r.kind == "accepted" and not r.purged,
-        "request_pairs": record_text.request_pairs(r)
-        if r.kind == "request" and not r.purged
-        else [],
-        # Third-party: withheld from a client copy (messages and requests alike).
-        "flaggable": r.kind in ("accepted", "request") and not r.purged,
-        "parts": _REQUEST_PARTS
-        if r.kind == "request"
-        else tuple(p for p in THIRD_PARTY_FIELDS if p != "requester"),
-    }
-
-
-def changes_from(form: FormData) -> dict[str, Any]:
-    """The follow-up a form asks for, in ``Register.annotate``'s words (as the CLI's)."""
-    action = text(form, "action")
-    if action == "details":
-        return {k: text(form, k) or None for k in ("consent", "reason", "nature", "family")}
-    if action == "informed":
-        return {
-            "informed": text(form, "informed") or None,
-            "informed_on": text(form, "on") or None,
-            "informed_reason": text(form, "informed_reason", 1000) or None,
-        }
-    if action == "concern":
-        return {"concern": text(form, "concern", 5000) or None}
-    if action == "hold":
-        return {
-            "hold": True,
-            "hold_category": text(form, "category") or None,
-            "hold_reason": text(form, "hold_reason", 1000) or None,
-            "hold_review_on": text(form, "review_on") or None,
-        }
-    if action == "release":
-        return {"hold": False, "hold_reason": text(form, "hold_reason", 1000) or None}
-    if action == "third_party":
-        parts = [p for p in form.getlist("part") if isinstance(p, str)]
-        return {
-            "third_party": {"yes": True, "no": False}.get(text(form, "third_party")),
-            "third_party_fields": parts,
-        }
-    return {}
-
-
-async def annotate(request: Request) -> Response:
-    v = await viewer(request)
-    form = await checked_form(request, v.session)
-    seq: int = request.path_params["seq"]
-    changes = changes_from(form)
-    if await _record(request, v, seq) is None:
-        await flash(request, v, _missing(seq), error=True)
-        return see_other(f"/register/entry/{seq}")
-    try:
-        new = await asyncio.to_thread(
-            console_of(request).register.annotate, seq, v.login, **changes
-        )
-    except RegisterError as exc:
-        await flash(request, v, str(exc), error=True)
-    else:
-        await flash(request, v, f"Recorded follow-up {new} to entry {seq}.")
-    return see_other(f"/register/entry/{seq}")
 
 
 async def verify_now(request: Request) -> Response:
@@ -400,52 +282,6 @@ async def _verified(request: Request, v: Viewer, status: VerifyStatus) -> Respon
     return see_other("/register")
 
 
-async def report_page(request: Request) -> Response:
-    v = await viewer(request)
-    console = console_of(request)
-    family = str(v.session.state.get("report_family", ""))
-    records = await _records(request, v, Filters(family=family)) if family else []
-    return await page(
-        request,
-        v,
-        "register_report.html",
-        {
-            "family": family,
-            "records": [(r, flat(r)) for r in records],
-            "generated": fmt.local_time(console.clock()),
-            "clause": REQUEST_CLAUSE,
-            **await hold_context(console, family),
-        },
-    )
-
-
-async def report_choose(request: Request) -> Response:
-    v = await viewer(request)
-    form = await checked_form(request, v.session)
-    family = text(form, "family", 64)
-    v.session.state["report_family"] = family
-    await asyncio.to_thread(console_of(request).sessions.save_state, v.session)
-    if family:
-        await asyncio.to_thread(
-            console_of(request).audit, v.login, "family report", {"family": family}
-        )
-    return see_other("/register/report")
-
-
-async def report_text(request: Request) -> Response:
-    v = await viewer(request)
-    console = console_of(request)
-    family = str(v.session.state.get("report_family", ""))
-    if not family:
-        return see_other("/register/report")
-    records = await _records(request, v, Filters(family=family))
-    return Response(
-        record_text.report_text(family, records, console.clock()),
-        media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="family-report.txt"'},
-    )
-
-
 async def admin_trail(request: Request) -> Response:
     v = await viewer(request, "admin")
     console = console_of(request)
@@ -467,10 +303,5 @@ routes = [
     Route("/register/export.csv", register_export, methods=["GET"]),
     Route("/register/verify", verify_now, methods=["POST"]),
     Route("/register/verify", verify_progress, methods=["GET"]),
-    Route("/register/entry/{seq:int}", entry_page, methods=["GET"]),
-    Route("/register/entry/{seq:int}", annotate, methods=["POST"]),
-    Route("/register/report", report_page, methods=["GET"]),
-    Route("/register/report", report_choose, methods=["POST"]),
-    Route("/register/report.txt", report_text, methods=["GET"]),
     Route("/register/admin", admin_trail, methods=["GET"]),
 ]

@@ -9,18 +9,32 @@ on themselves (a follow-up, an approval, an admin action of theirs). Admins, man
 under ``"all"`` and the command line (which runs with the keys) read every record.
 
 A record outside the scope is treated as missing everywhere: the list, entry pages,
-follow-up forms, the family report, the CSV export and every count.
+follow-up forms, the family report, the CSV export and every count: the pages read
+through :func:`readable_records` and :func:`readable_record`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+
+from starlette.requests import Request
 
 from gateway.directory.staff import StaffMember
 from gateway.register.scope import RegisterScope
+from gateway.register.view import Filters, Record
 from gateway.settings.web import ManagerScope
+from gateway.web.auth import Viewer, console_of
+from gateway.web.console import Console
 
-__all__ = ["RegisterScope", "scope_for"]
+__all__ = [
+    "RegisterScope",
+    "missing_words",
+    "readable_record",
+    "readable_records",
+    "scope_for",
+    "viewer_scope",
+]
 
 
 def scope_for(
@@ -34,3 +48,34 @@ def scope_for(
         m.login.lower() for m in members if login in (x.lower() for x in m.managers)
     )
     return RegisterScope(login, reports)
+
+
+def viewer_scope(console: Console, v: Viewer) -> RegisterScope:
+    """Blocking (reads the staff table): call in a worker thread, as the readers below do."""
+    return scope_for(v.member, console.staff.list(), console.web.manager_scope)
+
+
+async def readable_records(request: Request, v: Viewer, filters: Filters) -> list[Record]:
+    """The records ``filters`` match that ``v`` may read, in register order."""
+    console = console_of(request)
+
+    def read() -> list[Record]:
+        return viewer_scope(console, v).only(console.register.records(filters))
+
+    return await asyncio.to_thread(read)
+
+
+async def readable_record(request: Request, v: Viewer, seq: int) -> Record | None:
+    """The record holding entry ``seq`` (an original or a follow-up), if ``v`` may read it."""
+    console = console_of(request)
+
+    def read() -> Record | None:
+        found = console.register.record(seq)
+        return found if found is not None and viewer_scope(console, v).shows(found) else None
+
+    return await asyncio.to_thread(read)
+
+
+def missing_words(seq: int) -> str:
+    # The words of Register.annotate for a missing entry: out of scope reads the same.
+    return f"there is no register entry {seq}"
