@@ -41,6 +41,7 @@ from gateway.settings.web import web_settings
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import ConnectionLimiter
 from gateway.smtp.listener import GatewaySMTP, ListenerContext
+from gateway.smtp.slot_table import SlotTable
 from gateway.throttle import LoginThrottle, Peers
 
 log = structlog.get_logger("gateway.server")
@@ -72,12 +73,14 @@ class Gateway:
         clock: Callable[[], float] = time.time,
         primary: bool = True,
         peers: Peers | None = None,
+        connections: SlotTable | None = None,
     ) -> None:
         """``primary``: the one process of ``serve`` (the first worker when there are
         several, :mod:`gateway.supervisor`) that runs the periodic jobs, the metrics
         endpoint and the checkpoint at stop; the others only listen and deliver.
         ``peers``: the other workers, told of every failed and successful login so the
-        login throttle holds across them all."""
+        login throttle holds across them all. ``connections``: the connection table all
+        workers share, so ``[limits] max_connections*`` hold across them."""
         self.settings = settings
         self.primary = primary
         self.peers = peers
@@ -137,7 +140,7 @@ class Gateway:
                 per_account=a.max_failures_per_account,
                 window=a.lockout_seconds,
             ),
-            limiter=ConnectionLimiter.from_settings(settings.limits),
+            limiter=ConnectionLimiter.from_settings(settings.limits, connections),
         )
         self.bound: list[Bound] = []
         self._servers: list[asyncio.Server] = []

@@ -11,7 +11,10 @@ at stop, so each job runs in exactly one place; the register's chain stays one l
 whichever worker appends, because an append reads the last entry inside its own
 ``BEGIN IMMEDIATE`` transaction (SQLite's one writer at a time). Workers tell each other
 of every failed and successful login (:class:`gateway.throttle.Peers`, socket pairs made
-before the first fork), so the login throttle holds across them.
+before the first fork), so the login throttle holds across them, and count their open
+connections in one table in shared memory (:mod:`gateway.smtp.slot_table`, made before
+the first fork too), so ``[limits] max_connections*`` hold across them; the supervisor
+gives a dead worker's rows back.
 
 The supervisor does nothing else: it restarts a worker that dies (after 0.5 s, doubling
 up to 30 s while it keeps dying within 30 s of its start), forwards SIGHUP (the
@@ -51,6 +54,7 @@ from gateway.queue import schema as queue_schema
 from gateway.schema_version import DatabaseRefused
 from gateway.server import Gateway
 from gateway.settings import Settings
+from gateway.smtp.slot_table import SlotTable, TableBusy
 from gateway.store import Store
 from gateway.throttle import Peers
 
@@ -144,10 +148,12 @@ async def run_worker(
     ready: Callable[[], None] = lambda: None,
     parent: int | None = None,
     peers: Peers | None = None,
+    connections: SlotTable | None = None,
 ) -> None:
     """One gateway on the bound sockets until SIGTERM (or SIGINT when ``single``), or
-    until its supervisor ``parent`` is gone; ``peers``: the other workers' inboxes."""
-    gateway = Gateway(settings, primary=primary, peers=peers)
+    until its supervisor ``parent`` is gone; ``peers``: the other workers' inboxes;
+    ``connections``: the connection table the workers share."""
+    gateway = Gateway(settings, primary=primary, peers=peers, connections=connections)
     await gateway.start(listening=listening)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -190,6 +196,8 @@ class Supervisor:
         # Every worker's inbox for the others' failed and successful logins, made before
         # any worker so that each, and each restarted one, has them all.
         self.inboxes = Peers.pairs(count)
+        # The open connections of every worker, counted against [limits] as one.
+        self.connections = SlotTable(settings.limits.max_connections, count)
         self.stopping_since: float | None = None
         self.primary_told = False  # the first worker has been sent SIGTERM
 
@@ -283,6 +291,7 @@ class Supervisor:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             structlog.contextvars.bind_contextvars(worker=index)
+            self.connections.worker = index
 
             def ready() -> None:
                 if report is not None:
@@ -299,6 +308,7 @@ class Supervisor:
                         self.inboxes[index][0],
                         [pair[1] for i, pair in enumerate(self.inboxes) if i != index],
                     ),
+                    connections=self.connections,
                 )
             )
             code = 0
@@ -369,6 +379,7 @@ class Supervisor:
             if slot is None:
                 continue
             slot.pid = 0
+            self._free_connections(slot.index)
             how = (
                 {"signal": os.WTERMSIG(status)}
                 if os.WIFSIGNALED(status)
@@ -382,6 +393,16 @@ class Supervisor:
             delay = min(RESTART_FIRST * 2 ** max(slot.failures - 1, 0), RESTART_MAX)
             slot.restart_at = now + delay
             log.error("worker_died", worker=slot.index, pid=pid, restart_in=delay, **how)
+
+    def _free_connections(self, index: int) -> None:
+        """A dead worker's connections are closed: their rows go back to the table."""
+        try:
+            freed = self.connections.clear_owner(index)
+        except TableBusy:
+            log.error("connection_table_busy", worker=index)
+            return
+        if freed:
+            log.info("worker_connections_freed", worker=index, count=freed)
 
     def _restart_due(self) -> None:
         now = time.monotonic()

@@ -1,4 +1,5 @@
-"""Connection slots, shared by every listener (LIM-5, LIM-7, LIM-8).
+"""Connection slots, shared by every listener and every worker process of ``serve``
+(LIM-5, LIM-7, LIM-8): the connections are counted in :mod:`gateway.smtp.slot_table`.
 
 A connection is admitted while there is room overall, for its client address and for its
 client network (a /24 for IPv4, a /64 for IPv6: one provider's customer, or one attacker
@@ -6,17 +7,22 @@ renting a handful of neighbouring addresses). Postfix answers a full connection 
 shortening its timeouts (postconf(5), "stress"); here, when every slot is taken, the
 connection idle longest without logging in is closed at once to admit the newcomer. A
 logged-in session is never closed for this, so idle connections alone cannot lock staff
-out.
+out. When the idlest is another worker's, that worker is woken to close it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import structlog
 
 from gateway.settings import Limits
+from gateway.smtp.slot_table import SlotTable, TableBusy, digest
+
+log = structlog.get_logger("gateway.smtp")
 
 # The network a client address belongs to (LIM-7): what one site or provider customer
 # usually holds; IPv6 end sites get at least a /64 (RFC 6177).
@@ -38,64 +44,131 @@ def network_of(client: str) -> str:
 
 @dataclass(eq=False)
 class Slot:
-    """One admitted connection: who, when it last did something, and how to close it."""
+    """One admitted connection: who, its row in the table, and how to close it."""
 
     client: str
     network: str
-    last_active: float
+    index: int
+    tag: int
     evict: Callable[[], None]
-    logged_in: bool = False
+    table: SlotTable
+    _logged_in: bool = False
+
+    @property
+    def last_active(self) -> float:
+        return self.table.last_active(self.index)
+
+    @last_active.setter
+    def last_active(self, now: float) -> None:
+        self.table.touch(self.index, self.tag, now)
+
+    @property
+    def logged_in(self) -> bool:
+        return self._logged_in
+
+    @logged_in.setter
+    def logged_in(self, value: bool) -> None:
+        if value and not self._logged_in:
+            self.table.mark_logged_in(self.index, self.tag)
+        self._logged_in = value
 
 
-@dataclass
 class ConnectionLimiter:
-    total_limit: int
-    per_client_limit: int
-    per_network_limit: int
-    _slots: list[Slot] = field(default_factory=list)
-    _per_client: Counter[str] = field(default_factory=Counter)
-    _per_network: Counter[str] = field(default_factory=Counter)
+    """Admits connections against the limits, counting every worker's (``table``)."""
+
+    def __init__(
+        self,
+        total_limit: int,
+        per_client_limit: int,
+        per_network_limit: int,
+        table: SlotTable | None = None,
+    ) -> None:
+        self.total_limit = total_limit
+        self.per_client_limit = per_client_limit
+        self.per_network_limit = per_network_limit
+        self.table = table if table is not None else SlotTable(total_limit)
+        self._mine: dict[int, Slot] = {}  # row index -> this process's connection
+        self._listening = False
 
     @classmethod
-    def from_settings(cls, limits: Limits) -> ConnectionLimiter:
+    def from_settings(cls, limits: Limits, table: SlotTable | None = None) -> ConnectionLimiter:
         return cls(
             limits.max_connections,
             limits.max_connections_per_client,
             limits.max_connections_per_network,
+            table,
         )
 
     @property
     def total(self) -> int:
-        """Connections open now."""
-        return len(self._slots)
+        """Connections open now, in every worker."""
+        return sum(1 for r in self.table.rows() if r.tag)
 
     def admit(self, client: str, now: float, evict: Callable[[], None]) -> Slot | None:
         """A slot for a new connection, or None (refuse it: 421). ``evict`` closes this
         connection if a later newcomer needs its slot."""
+        self._listen()
         network = network_of(client)
-        if self._per_client[client] >= self.per_client_limit:
+        key, net = digest(client), digest(network)
+        try:
+            with self.table.locked():
+                rows = self.table.rows()
+                used = [r for r in rows if r.tag]
+                if sum(r.client == key for r in used) >= self.per_client_limit:
+                    return None
+                if sum(r.network == net for r in used) >= self.per_network_limit:
+                    return None
+                free = [r for r in rows[: self.total_limit] if not r.tag]
+                victim = None
+                if len(used) >= self.total_limit or not free:
+                    idle = [r for r in used if not r.logged_in]
+                    if not idle:
+                        return None
+                    victim = min(idle, key=lambda r: r.last_active)
+                    index = victim.index
+                else:
+                    index = free[0].index
+                tag = self.table.put(index, self.table.worker, key, net, now)
+        except TableBusy:
+            log.error("connection_table_busy", client=client)
             return None
-        if self._per_network[network] >= self.per_network_limit:
-            return None
-        if len(self._slots) >= self.total_limit:
-            idle = [s for s in self._slots if not s.logged_in]
-            if not idle:
-                return None
-            victim = min(idle, key=lambda s: s.last_active)
-            self.release(victim)
-            victim.evict()
-        slot = Slot(client, network, now, evict)
-        self._slots.append(slot)
-        self._per_client[client] += 1
-        self._per_network[network] += 1
+        if victim is not None:
+            self._evicted(victim.index, victim.owner)
+        slot = Slot(client, network, index, tag, evict, self.table)
+        self._mine[index] = slot
         return slot
 
     def release(self, slot: Slot) -> None:
         """Give the slot back; a second release (evicted, then closed) does nothing."""
-        if slot not in self._slots:
+        if self._mine.get(slot.index) is slot:
+            del self._mine[slot.index]
+        try:
+            with self.table.locked():
+                self.table.clear(slot.index, slot.tag)
+        except TableBusy:
+            # A stopped process holds the table: try again shortly rather than leak it.
+            log.error("connection_table_busy", client=slot.client)
+            asyncio.get_running_loop().call_later(0.5, self.release, slot)
+
+    def _evicted(self, index: int, owner: int) -> None:
+        """Row ``index`` went to a newcomer: close the connection that had it."""
+        if owner != self.table.worker:
+            self.table.wake(owner)
             return
-        self._slots.remove(slot)
-        for counter, key in ((self._per_client, slot.client), (self._per_network, slot.network)):
-            counter[key] -= 1
-            if counter[key] <= 0:
-                del counter[key]
+        slot = self._mine.pop(index, None)
+        if slot is not None:
+            slot.evict()
+
+    def _listen(self) -> None:
+        """Hear when another worker takes one of this worker's rows."""
+        if self._listening or self.table.wake_fd() < 0:
+            return
+        asyncio.get_running_loop().add_reader(self.table.wake_fd(), self._woken)
+        self._listening = True
+
+    def _woken(self) -> None:
+        self.table.drain()
+        for index, slot in list(self._mine.items()):
+            if self.table.tag(index) != slot.tag:
+                del self._mine[index]
+                slot.evict()
