@@ -24,15 +24,32 @@ from gateway.register.family_hold import (
 )
 from gateway.register.ledger import RegisterError
 from gateway.register.retention import CATEGORIES
-from gateway.web.auth import checked_form, console_of, text, viewer
+from gateway.register.view import Record
+from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
+from gateway.web.register_scope import viewer_scope
 from gateway.web.render import flash, see_other
 
 
-async def hold_context(console: Console, family: str) -> dict[str, Any]:
+def _standing(console: Console, v: Viewer, family: str) -> tuple[Record | None, bool]:
+    """(the hold standing on ``family``, whether ``v`` may not read it). A hold outside the
+    viewer's scope is not shown, as no record outside it is; nor may it be superseded or
+    released from here. Blocking."""
+    held = standing_hold(console.register, family) if family else None
+    hidden = held is not None and not viewer_scope(console, v).shows(held)
+    return (None if hidden else held), hidden
+
+
+async def hold_context(console: Console, v: Viewer, family: str) -> dict[str, Any]:
     """What the report page's hold form shows: the hold standing on ``family``, if any."""
-    held = await asyncio.to_thread(standing_hold, console.register, family) if family else None
-    return {"family_hold": held, "hold_categories": CATEGORIES}
+    held, hidden = await asyncio.to_thread(_standing, console, v, family)
+    return {"family_hold": held, "family_hold_hidden": hidden, "hold_categories": CATEGORIES}
+
+
+OUT_OF_SCOPE = (
+    "a hold set by someone else stands on this family, outside what you may read; "
+    "an admin can review or release it"
+)
 
 
 async def hold(request: Request) -> Response:
@@ -41,6 +58,9 @@ async def hold(request: Request) -> Response:
     family = text(form, "family", 64)
     category = text(form, "category", 32)
     console = console_of(request)
+    if (await asyncio.to_thread(_standing, console, v, family))[1]:
+        await flash(request, v, f"No hold placed: {OUT_OF_SCOPE}.", error=True)
+        return see_other("/register/report")
     try:
         seq = await asyncio.to_thread(
             hold_family,
@@ -63,6 +83,9 @@ async def release(request: Request) -> Response:
     form = await checked_form(request, v.session)
     family = text(form, "family", 64)
     console = console_of(request)
+    if (await asyncio.to_thread(_standing, console, v, family))[1]:
+        await flash(request, v, f"Not released: {OUT_OF_SCOPE}.", error=True)
+        return see_other("/register/report")
     try:
         seq = await asyncio.to_thread(
             release_family, console.register, family, actor=v.login, reason=text(form, "reason")

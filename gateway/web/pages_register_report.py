@@ -36,7 +36,7 @@ async def report_page(request: Request) -> Response:
             "records": [(r, flat(r)) for r in records],
             "generated": fmt.local_time(console.clock()),
             "clause": REQUEST_CLAUSE,
-            **await hold_context(console, family),
+            **await hold_context(console, v, family),
         },
     )
 

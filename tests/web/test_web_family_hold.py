@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.pki import TestCA
 from support.register import accepted, record
-from support.web import MANAGER, STAFF, Site, make_site, signed_in
+from support.web import ADMIN, MANAGER, STAFF, Site, make_site, signed_in
 
 from gateway.cli import main
 from gateway.register.family_hold import standing_hold
@@ -113,3 +113,33 @@ def test_the_hold_placed_names_its_category_the_same_in_the_console_and_the_cli(
     assert main(["register", "hold-family", "F-8", "--category", "other",
                  "--reason", REASON, "--by", MANAGER, "--config", config]) == 0  # fmt: skip
     assert capsys.readouterr().out.startswith("Family F-8 is on a retention hold (other): entry ")
+
+
+def test_a_hold_outside_the_managers_scope_is_not_shown_superseded_or_released(
+    site: Site,
+) -> None:
+    """Under ``manager_scope = "reports"`` a record outside the viewer's scope is missing
+    everywhere; a family hold set by another manager is too, and the form cannot
+    supersede or release it. An admin reads it."""
+    config = str(site.settings.source)
+    assert main(["register", "hold-family", "F-7", "--category", "child-protection",
+                 "--reason", REASON, "--by", "other.manager@c4f.example",
+                 "--config", config]) == 0  # fmt: skip
+    before = _holds(site)
+    with site.client() as client:
+        csrf = signed_in(client, MANAGER)
+        client.post("/register/report", data={"csrf": csrf, "family": "F-7"})
+        page = client.get("/register/report").text
+        assert "A retention hold set by someone else stands on this family" in page
+        assert REASON not in page and "Place a retention hold" not in page
+        form = {"csrf": csrf, "family": "F-7", "category": "other", "reason": "mine"}
+        page = client.post("/register/report/hold", data=form).text
+        assert "No hold placed: a hold set by someone else stands on this family" in page
+        page = client.post("/register/report/release", data=form).text
+        assert "Not released: a hold set by someone else stands on this family" in page
+    assert _holds(site) == before
+    with site.client() as client:
+        csrf = signed_in(client, ADMIN)
+        client.post("/register/report", data={"csrf": csrf, "family": "F-7"})
+        page = client.get("/register/report").text
+    assert f"reason: {REASON}" in page and "Release the family's retention hold" in page
