@@ -55,6 +55,7 @@ async def test_staff_withdraws_one_manager_approves_the_other_which_leaves_once(
             nav = page.get_by_role("navigation", name="Main").get_by_role("link")
             assert await nav.all_inner_texts() == [
                 "Held messages (2 waiting)",
+                "Record a request",
                 "Confidentiality policy",
             ]
             await shot(page, "held-01-staff-list")
