@@ -219,12 +219,23 @@ class Keyring:
         write_secret_file(path, "".join(f"{k} {v.hex()}\n" for k, v in held if k != key_id))
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        return bytes(self.seal_buffer(plaintext, aad))
+
+    def seal_buffer(self, plaintext: bytes, aad: bytes) -> bytearray:
+        """:meth:`seal`'s bytes, encrypted straight into the buffer returned (a large
+        message is not held a third time while the parts are joined)."""
         self.refresh()
         current, keys = self._state
         kid = current.encode()
         nonce = os.urandom(_NONCE)
-        ct = AESGCM(keys[current]).encrypt(nonce, plaintext, MAGIC + kid + aad)
-        return MAGIC + bytes([len(kid)]) + kid + nonce + ct
+        prefix = MAGIC + bytes([len(kid)]) + kid + nonce
+        out = bytearray(len(prefix) + len(plaintext) + 16)
+        out[: len(prefix)] = prefix
+        with memoryview(out) as view:
+            AESGCM(keys[current]).encrypt_into(
+                nonce, plaintext, MAGIC + kid + aad, view[len(prefix) :]
+            )
+        return out
 
     def reseal(self, blob: bytes, aad: bytes) -> bytes | None:
         """``blob`` sealed again under the current key with the same associated data, or
@@ -258,7 +269,7 @@ class Keyring:
         start = len(MAGIC) + 1
         kid = blob[start : start + n]
         nonce = blob[start + n : start + n + _NONCE]
-        ct = blob[start + n + _NONCE :]
+        ct = memoryview(blob)[start + n + _NONCE :]  # not copied (a large message)
         self.refresh()
         key = self._state[1].get(kid.decode("ascii", "replace"))
         if key is None:

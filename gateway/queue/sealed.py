@@ -17,9 +17,11 @@ from gateway.errors import SpoolCorrupt
 
 def seal_message(
     keyring: Keyring, queue_id: str, envelope: dict[str, Any], content: bytes
-) -> bytes:
+) -> bytearray:
+    """The sealed row value, as a buffer the spool writes into the row in place."""
     head = json.dumps(envelope, separators=(",", ":")).encode()
-    return keyring.seal(len(head).to_bytes(4, "big") + head + content, queue_id.encode())
+    plain = len(head).to_bytes(4, "big") + head + content
+    return keyring.seal_buffer(plain, queue_id.encode())
 
 
 def open_message(keyring: Keyring, queue_id: str, blob: bytes) -> tuple[dict[str, Any], bytes]:
