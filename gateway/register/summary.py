@@ -243,17 +243,18 @@ def _from_index(
             consent = CONSENT_VALUES[(facts >> CONSENT_SHIFT) & 3]
             cell = monthly.setdefault(month, dict.fromkeys(CONSENT_VALUES, 0))
             cell[consent] += n
-    recent = [
-        now - float(at)
-        for (at,) in query(
+    ages = [0] * len(AGE_BANDS)
+    recent = (  # the incomplete records younger than the oldest band (the strip: none)
+        query(
             "SELECT i.at FROM register_index i INDEXED BY register_index_incomplete"  # noqa: S608
             f" WHERE i.at > ? AND i.incomplete = 1 AND {sql}",
             (now - _BAND_DAYS[-1] * 86400.0, *args),
         )
-    ]
-    ages = [0] * len(AGE_BANDS)
-    for age in recent:
-        ages[age_band(age)] += 1
+        if charts
+        else []
+    )
+    for (at,) in recent:
+        ages[age_band(now - float(at))] += 1
     ages[-1] = total[INCOMPLETE] - sum(ages[:-1])
     first = min((g[0] for g in counted if g[3]), default=None)
     oldest = None if first is None else month_start(first)
@@ -305,6 +306,6 @@ def _from_index(
             (m, held_count[m], len(waits.get(m, [])), median_hours(waits.get(m, [])))
             for m in all_months
         ],
-        incomplete_by_age=list(zip(AGE_BANDS, ages, strict=True)),
+        incomplete_by_age=list(zip(AGE_BANDS, ages, strict=True)) if charts else [],
         disclosures=total[DISCLOSED],
     )
