@@ -1,6 +1,6 @@
 """Opening the disclosure register for a ``c4f-gateway register`` command: the config's
-settings, its database (which must exist) and the register on it; who runs the command;
-where a report goes."""
+settings, its database (which must exist) and the register on it; who runs the command,
+and the staff account a ``--by`` names; where a report goes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import getpass
 import sys
 from pathlib import Path
 
+from gateway.cli import CLIError
 from gateway.cli.common import existing_database, load_settings, logs_to_stderr
+from gateway.directory.staff import StaffDirectory
 from gateway.register.ledger import Register
 from gateway.settings import Settings
 from gateway.settings.register import RegisterSettings, register_settings
@@ -22,6 +24,15 @@ def whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def staff_login(store: Store, login: str, option: str = "--by") -> str:
+    """The staff account ``login`` names (its login as the directory keeps it), for a
+    command that records who did something; a login that names none is a one-line error."""
+    member = StaffDirectory(store).get(login)
+    if member is None:
+        raise CLIError(f"{option}: {login} is not a staff account (see `staff list`)")
+    return member.login
 
 
 def settings_of(args: argparse.Namespace) -> tuple[Settings, RegisterSettings, Store]:

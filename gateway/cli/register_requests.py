@@ -13,9 +13,8 @@ from datetime import date
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg
-from gateway.cli.register_open import settings_of
+from gateway.cli.register_open import settings_of, staff_login
 from gateway.directory.contacts import ContactRepository
-from gateway.directory.staff import StaffDirectory
 from gateway.register import requests
 from gateway.register.ledger import Register, RegisterError
 
@@ -61,8 +60,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def cmd_request_add(args: argparse.Namespace) -> int:
     _, rs, store = settings_of(args)
     register = Register.from_settings(store, rs)
-    if StaffDirectory(store).get(args.by) is None:
-        raise CLIError(f"--by: {args.by} is not a staff account (see `staff list`)")
+    by = staff_login(store, args.by)
     contact_id = organisation = ""
     if args.contact:
         found = ContactRepository(store, keyring=register.keyring).find(args.contact)
@@ -75,7 +73,7 @@ def cmd_request_add(args: argparse.Namespace) -> int:
         via=args.via,
         received=args.received or today.isoformat(),
         nature=args.nature,
-        by=args.by,
+        by=by,
         family=args.family or "",
         contact_id=contact_id,
         organisation=organisation,

@@ -16,9 +16,19 @@ from pathlib import Path
 
 import pytest
 from support.harness import RunningGateway, message
-from support.register import DAY, T0, Clock, accepted, make_register, record, register_config
+from support.register import (
+    DAY,
+    T0,
+    Clock,
+    accepted,
+    make_register,
+    open_register,
+    record,
+    register_config,
+)
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
+from support.web import add_account
 
 from gateway.register.family_hold import hold_family, release_family
 from gateway.register.fields import RegisterError
@@ -199,6 +209,7 @@ def test_cli_family_hold_purge_report_and_review_list(config: Path) -> None:
     record(reg, accepted("HURT", old, disclosure=_disc(injury=True)))  # 3
     # A family hold placed back then, its review date (a year later) long past.
     hold_family(reg, "F-9", actor="mona", category="child-protection", reason="S47")  # 4
+    add_account(reg.store, "mona", "manager")
 
     missing = run_cli(
         "register", "hold-family", "F-8", "--category", "legal", "--by", "mona", "--config", config
@@ -265,6 +276,51 @@ def test_cli_family_hold_purge_report_and_review_list(config: Path) -> None:
     shown = run_cli("register", "show", "4", "--config", config)
     assert "  Status:                released\n" in shown.stdout
     assert "family hold released by mona: Closed" in shown.stdout
+
+
+@pytest.mark.parametrize("command", ["hold-family", "release-family"])
+def test_a_family_hold_is_set_or_released_only_by_a_staff_account(
+    config: Path, command: str
+) -> None:
+    reg = open_register(config)
+    add_account(reg.store, "mona@c4f.example", "manager")
+    hold_family(reg, "F-9", actor="mona@c4f.example", category="legal", reason="Court order")
+    before = reg.store.query("SELECT COUNT(*) AS n FROM register")[0]["n"]
+    options = ["--category", "legal"] if command == "hold-family" else []
+    by_nobody = run_cli(
+        "register",
+        command,
+        "F-9",
+        *options,
+        "--reason",
+        "Closed",
+        "--by",
+        "nobody@c4f.example",
+        "--config",
+        config,
+    )
+    assert (by_nobody.returncode, by_nobody.stdout) == (2, "")
+    assert by_nobody.stderr == (
+        "c4f-gateway register: error: --by: nobody@c4f.example is not a staff account "
+        "(see `staff list`)\n"
+    )
+    assert reg.store.query("SELECT COUNT(*) AS n FROM register")[0]["n"] == before
+    # A staff login is recorded as the directory keeps it, whatever its case.
+    by_mona = run_cli(
+        "register",
+        command,
+        "F-9",
+        *options,
+        "--reason",
+        "Closed",
+        "--by",
+        "Mona@C4F.example",
+        "--config",
+        config,
+    )
+    assert by_mona.returncode == 0, by_mona.stderr
+    shown = run_cli("register", "show", str(before + 1), "--config", config)
+    assert "mona@c4f.example" in shown.stdout and "Mona@" not in shown.stdout
 
 
 async def test_a_family_hold_past_its_review_is_in_the_admins_daily_reminder(
