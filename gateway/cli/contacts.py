@@ -47,8 +47,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("--domain", action="store_true", help="approve every address at ADDRESS")
     add.add_argument("--name", default="", help="the person's name (required for addresses)")
     add.add_argument("--org", required=True, help="organisation or agency")
-    add.add_argument("--role", default="")
-    add.add_argument("--approved-by", required=True, metavar="NAME")
+    add.add_argument(
+        "--role", default="", metavar="TEXT", help='their job title, e.g. "Family court adviser"'
+    )
+    add.add_argument(
+        "--approved-by", required=True, metavar="NAME", help="who approved the contact"
+    )
     add.add_argument(
         "--verified",
         required=True,
@@ -59,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument(
         "--review-due", type=_date, metavar="YYYY-MM-DD", help="default: 12 months after approval"
     )
-    add.add_argument("--notes", default="")
+    add.add_argument("--notes", default="", metavar="TEXT", help="anything worth knowing")
     add.add_argument(
         "--not-fax",
         action="store_true",
@@ -85,14 +89,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("--by", metavar="NAME", help="who makes the change (default: approver)")
 
     rm = actions.add_parser("remove", help="withdraw an approval")
-    rm.add_argument("contact", metavar="C-NNN|ADDRESS")
-    rm.add_argument("--by", required=True, metavar="NAME")
+    rm.add_argument(
+        "contact", metavar="C-NNN|ADDRESS", help="the contact's reference (C-NNN) or its address"
+    )
+    rm.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
 
     ls = actions.add_parser("list", help="list addresses, then whole-domain entries")
     ls.add_argument("--expired", action="store_true", help="only lapsed approvals")
 
     show = actions.add_parser("show", help="everything about one contact")
-    show.add_argument("contact", metavar="C-NNN|ADDRESS")
+    show.add_argument(
+        "contact", metavar="C-NNN|ADDRESS", help="the contact's reference (C-NNN) or its address"
+    )
 
     ap = actions.add_parser(
         "approval",
@@ -100,7 +108,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=f"A contact marked as requiring approval: {REQUIRES_APPROVAL}. "
         "The change is audited like every other.",
     )
-    ap.add_argument("contact", metavar="C-NNN|ADDRESS")
+    ap.add_argument(
+        "contact", metavar="C-NNN|ADDRESS", help="the contact's reference (C-NNN) or its address"
+    )
     needed = ap.add_mutually_exclusive_group(required=True)
     needed.add_argument("--required", dest="required", action="store_true", help=REQUIRES_APPROVAL)
     needed.add_argument(
@@ -144,12 +154,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--accept-mx", metavar="C-NNN", help="accept the MX hosts last seen and clear a fax-MX flag"
     )
     rev.add_argument("--by", metavar="NAME", help="who makes the change")
-    rev.add_argument("--due-within", type=int, default=30, metavar="DAYS")
+    rev.add_argument(
+        "--due-within",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="list approvals lapsed or due for review within DAYS days (default: 30)",
+    )
     rev.add_argument("--no-dns", action="store_true", help="skip the MX sweep")
     add_quiet_arg(rev)
 
     hist = actions.add_parser("history", help="the admin audit trail")
-    hist.add_argument("contact", nargs="?", metavar="C-NNN|ADDRESS")
+    hist.add_argument(
+        "contact",
+        nargs="?",
+        metavar="C-NNN|ADDRESS",
+        help="only this contact's changes (default: every contact's)",
+    )
 
     for a in actions.choices.values():
         add_config_arg(a)

@@ -83,7 +83,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "open (it keeps the old key needed)."
         ),
     )
-    res.add_argument("which", choices=SEALING)
+    res.add_argument(
+        "which", choices=SEALING, help="the key whose rows are sealed again with its newest version"
+    )
     res.add_argument(
         "--batch", type=int, default=tables.BATCH, help="rows per transaction (default 200)"
     )

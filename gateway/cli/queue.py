@@ -33,15 +33,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", help="one line per queued message")
     show = actions.add_parser("show", help="one message's envelope and delivery state")
-    show.add_argument("queue_id")
+    show.add_argument("queue_id", help="the message's queue ID, as `queue list` shows it")
     retry = actions.add_parser(
         "retry",
         help="try delivering now (a set-aside message is checked again first)",
     )
-    retry.add_argument("queue_id", nargs="?")
+    retry.add_argument(
+        "queue_id", nargs="?", help="the message's queue ID, as `queue list` shows it (or --all)"
+    )
     retry.add_argument("--all", action="store_true", help="every waiting message")
     delete = actions.add_parser("delete", help="remove a message from the queue for good")
-    delete.add_argument("queue_id")
+    delete.add_argument("queue_id", help="the message's queue ID, as `queue list` shows it")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for a in (ls, show, retry, delete):
         add_config_arg(a)

@@ -40,11 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ls.set_defaults(func=cmd_list)
 
     show = _common(sub.add_parser("show", help="one entry with its follow-ups"))
-    show.add_argument("entry", type=int)
+    show.add_argument("entry", type=int, help="the entry's number, as `register list` shows it")
     show.set_defaults(func=cmd_show)
 
     export = _with_filters(_common(sub.add_parser("export", help="CSV or JSON for review")))
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="the file's format (default: csv)"
+    )
     export.add_argument("--output", type=Path, help="write to this file (default: stdout)")
     export.set_defaults(func=cmd_export)
 
@@ -97,11 +99,13 @@ def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _with_filters(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", help="from this local date (YYYY-MM-DD)")
     p.add_argument("--until", metavar="DATE", help="up to and including this local date")
-    p.add_argument("--staff", metavar="LOGIN")
+    p.add_argument("--staff", metavar="LOGIN", help="sent (a request: taken) by this staff login")
     p.add_argument("--recipient", metavar="TEXT", help="address contains TEXT")
     p.add_argument("--organisation", metavar="TEXT", help="organisation contains TEXT")
-    p.add_argument("--family", metavar="REF")
-    p.add_argument("--consent", choices=CONSENT_VALUES)
+    p.add_argument("--family", metavar="REF", help="about this family (its reference)")
+    p.add_argument(
+        "--consent", choices=CONSENT_VALUES, help="only entries with this consent status"
+    )
     p.add_argument("--incomplete", action="store_true", help="details still missing")
     p.add_argument("--refused", action="store_true", help="refused messages only")
     p.add_argument(

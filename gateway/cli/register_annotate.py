@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """``register annotate``, hooked into ``register``'s own sub-commands."""
     ann = sub.add_parser("annotate", help="add a follow-up to an entry")
     add_config_arg(ann)
-    ann.add_argument("entry", type=int)
+    ann.add_argument("entry", type=int, help="the entry's number, as `register list` shows it")
     ann.add_argument(
         "--informed",
         choices=("yes", "no"),
@@ -34,10 +34,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--release-retention-hold: why the hold is placed or released",
     )
     ann.add_argument("--concern", help="a concern discussed with the line manager")
-    ann.add_argument("--consent", choices=CONSENT_VALUES[:3])
-    ann.add_argument("--family", metavar="REF")
+    ann.add_argument(
+        "--consent", choices=CONSENT_VALUES[:3], help="the family's consent to this transfer"
+    )
+    ann.add_argument("--family", metavar="REF", help="the family's reference")
     ann.add_argument("--nature", help="the nature of the information shared")
-    ann.add_argument("--safeguarding", choices=("yes", "no"))
+    ann.add_argument(
+        "--safeguarding",
+        choices=("yes", "no"),
+        help="a safeguarding or child-protection concern (withheld from a client copy)",
+    )
     ann.add_argument(
         "--third-party",
         choices=("yes", "no"),

@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_config_arg(pg)
     pg.add_argument("--dry-run", action="store_true", help="only say what would be purged")
     pg.add_argument("--entry", type=int, help="purge this record now, whatever its age")
-    pg.add_argument("--by", default=whoami())
+    pg.add_argument(
+        "--by", default=whoami(), metavar="NAME", help="who purges, for the register (default: you)"
+    )
     add_quiet_arg(pg)
     pg.set_defaults(func=cmd_purge)
 

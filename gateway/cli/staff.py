@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="change an account's line managers, role or aliases",
         description="Changes only what is given; each option replaces that setting whole.",
     )
-    ed.add_argument("login")
+    ed.add_argument("login", help="the account's login (the staff member's own mail address)")
     mgrs = ed.add_mutually_exclusive_group()
     mgrs.add_argument(
         "--manager",
@@ -76,12 +76,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
     rm = actions.add_parser("remove", help="delete an account")
-    rm.add_argument("login")
+    rm.add_argument("login", help="the account's login (the staff member's own mail address)")
 
     actions.add_parser("list", help="list accounts")
 
     pw = actions.add_parser("passwd", help="set a new password")
-    pw.add_argument("login")
+    pw.add_argument("login", help="the account's login (the staff member's own mail address)")
     pw.add_argument(
         "--password-stdin",
         action="store_true",
@@ -89,16 +89,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
     al = actions.add_parser("aliases", help="replace the addresses an account may send as")
-    al.add_argument("login")
-    al.add_argument("aliases", nargs="*", metavar="ADDRESS")
+    al.add_argument("login", help="the account's login (the staff member's own mail address)")
+    al.add_argument(
+        "aliases",
+        nargs="*",
+        metavar="ADDRESS",
+        help="every address they may send as besides the login (none: no aliases)",
+    )
 
     role = actions.add_parser("role", help="set an account's role (staff, manager, admin)")
-    role.add_argument("login")
-    role.add_argument("role", choices=ROLES)
+    role.add_argument("login", help="the account's login (the staff member's own mail address)")
+    role.add_argument("role", choices=ROLES, help="the new role: what else they may do")
 
     mg = actions.add_parser("managers", help="replace an account's line managers")
-    mg.add_argument("login")
-    mg.add_argument("managers", nargs="*", metavar="LOGIN")
+    mg.add_argument("login", help="the account's login (the staff member's own mail address)")
+    mg.add_argument(
+        "managers",
+        nargs="*",
+        metavar="LOGIN",
+        help="every line manager's login (none: no line manager)",
+    )
 
     for a in actions.choices.values():
         add_config_arg(a)

@@ -62,7 +62,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     # Options given after ACTION land here; SUPPRESS keeps those given before it.
     serve_p = actions.add_parser("serve", help="serve the console (the default)")
     _listen_arg(serve_p, argparse.SUPPRESS)
-    serve_p.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH")
+    serve_p.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="the gateway's config file (default: ./gateway.toml)",
+    )
     for name, words in LOGIN_ACTIONS.items():
         a = actions.add_parser(name, help=words, description=words[0].upper() + words[1:] + ".")
         a.add_argument("login", help="the account's login (its mail address)")
