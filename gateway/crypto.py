@@ -24,12 +24,13 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import ConfigError, SpoolCorrupt
@@ -219,22 +220,35 @@ class Keyring:
         write_secret_file(path, "".join(f"{k} {v.hex()}\n" for k, v in held if k != key_id))
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
-        return bytes(self.seal_buffer(plaintext, aad))
+        self.refresh()
+        current, keys = self._state
+        kid = current.encode()
+        nonce = os.urandom(_NONCE)
+        ct = AESGCM(keys[current]).encrypt(nonce, plaintext, MAGIC + kid + aad)
+        return MAGIC + bytes([len(kid)]) + kid + nonce + ct
 
-    def seal_buffer(self, plaintext: bytes, aad: bytes) -> bytearray:
-        """:meth:`seal`'s bytes, encrypted straight into the buffer returned (a large
-        message is not held a third time while the parts are joined)."""
+    def seal_pieces(self, pieces: Sequence[bytes], aad: bytes) -> bytearray:
+        """:meth:`seal` of the pieces joined, without joining them: each is encrypted in
+        turn into the buffer returned (AES-GCM as a stream gives the same bytes), so a
+        large message is not copied before it is sealed."""
         self.refresh()
         current, keys = self._state
         kid = current.encode()
         nonce = os.urandom(_NONCE)
         prefix = MAGIC + bytes([len(kid)]) + kid + nonce
-        out = bytearray(len(prefix) + len(plaintext) + 16)
+        size = sum(len(p) for p in pieces)
+        out = bytearray(len(prefix) + size + 16)
         out[: len(prefix)] = prefix
+        encryptor = Cipher(algorithms.AES(keys[current]), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(MAGIC + kid + aad)
+        at = len(prefix)
         with memoryview(out) as view:
-            AESGCM(keys[current]).encrypt_into(
-                nonce, plaintext, MAGIC + kid + aad, view[len(prefix) :]
-            )
+            for piece in pieces:
+                # update_into wants room for a block more than it writes (GCM writes
+                # exactly the piece): the 16 octets of the tag leave that room at the end.
+                at += encryptor.update_into(piece, view[at : at + len(piece) + 15])
+            at += len(encryptor.finalize())  # GCM: nothing is held back
+            view[at : at + 16] = encryptor.tag
         return out
 
     def reseal(self, blob: bytes, aad: bytes) -> bytes | None:

@@ -20,8 +20,8 @@ def seal_message(
 ) -> bytearray:
     """The sealed row value, as a buffer the spool writes into the row in place."""
     head = json.dumps(envelope, separators=(",", ":")).encode()
-    plain = len(head).to_bytes(4, "big") + head + content
-    return keyring.seal_buffer(plain, queue_id.encode())
+    # Sealed in pieces: the message is not copied behind its envelope first.
+    return keyring.seal_pieces([len(head).to_bytes(4, "big") + head, content], queue_id.encode())
 
 
 def open_message(keyring: Keyring, queue_id: str, blob: bytes) -> tuple[dict[str, Any], bytes]:

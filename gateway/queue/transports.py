@@ -53,7 +53,8 @@ class MaildirTransport:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             header = f"Return-Path: <{mail_from}>\r\nDelivered-To: {', '.join(rcpt_tos)}\r\n"
-            f.write(header.encode("utf-8") + content)
+            f.write(header.encode("utf-8"))
+            f.write(content)  # not joined to the header first: a large message is not copied
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, self.path / "new" / name)
