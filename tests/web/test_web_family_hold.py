@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.pki import TestCA
 from support.register import accepted, record
-from support.web import ADMIN, MANAGER, STAFF, Site, make_site, signed_in
+from support.web import ADMIN, MANAGER, STAFF, Site, add_account, make_site, signed_in
 
 from gateway.cli import main
 from gateway.register.family_hold import standing_hold
@@ -122,6 +122,7 @@ def test_a_hold_outside_the_managers_scope_is_not_shown_superseded_or_released(
     everywhere; a family hold set by another manager is too, and the form cannot
     supersede or release it. An admin reads it."""
     config = str(site.settings.source)
+    add_account(site.store, "other.manager@c4f.example", "manager")
     assert main(["register", "hold-family", "F-7", "--category", "child-protection",
                  "--reason", REASON, "--by", "other.manager@c4f.example",
                  "--config", config]) == 0  # fmt: skip
