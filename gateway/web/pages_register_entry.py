@@ -1,6 +1,7 @@
 """A register entry's page in the console, and the forms that add follow-ups to it
 (``Register.annotate``, as ``c4f-gateway register annotate``): a record outside the
-viewer's scope answers as a missing one (:mod:`.register_scope`)."""
+viewer's scope answers as a missing one (:mod:`.register_scope`). A follow-up the register
+refuses shows the page again with the reason and what was typed, to correct."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ from gateway.web.register_scope import missing_words, readable_record
 from gateway.web.render import flash, page, see_other
 
 _REQUEST_PARTS = ("requester", "nature")  # a request's parts; a message has the others
+# The fields of each follow-up form, given back as typed when the register refuses it.
+_TYPED = {
+    "details": ("consent", "reason", "nature", "family"),
+    "informed": ("informed", "on", "informed_reason"),
+    "concern": ("concern",),
+    "hold": ("category", "hold_reason", "review_on"),
+    "release": ("hold_reason",),
+}
+_NOTHING_TYPED = dict.fromkeys((name for names in _TYPED.values() for name in names), "")
 
 
 async def entry_page(request: Request) -> Response:
@@ -37,7 +47,7 @@ async def entry_page(request: Request) -> Response:
     return await page(request, v, "register_entry.html", _entry_context(record))
 
 
-def _entry_context(r: Record) -> dict[str, Any]:
+def _entry_context(r: Record, typed: dict[str, str] | None = None) -> dict[str, Any]:
     f = flat(r)
     recipients = [fmt.recipient_words(x) for x in r.recipients]
     return {
@@ -52,6 +62,7 @@ def _entry_context(r: Record) -> dict[str, Any]:
         "hold_categories": CATEGORIES,
         "hold_words": hold_words(r),
         "informed_words": informed_words(r),
+        "typed": typed or _NOTHING_TYPED,
         "disclosure": r.kind == "accepted" and not r.purged,
         "request_pairs": record_text.request_pairs(r)
         if r.kind == "request" and not r.purged
@@ -62,6 +73,12 @@ def _entry_context(r: Record) -> dict[str, Any]:
         if r.kind == "request"
         else tuple(p for p in THIRD_PARTY_FIELDS if p != "requester"),
     }
+
+
+def typed_in(form: FormData) -> dict[str, str]:
+    """What was typed into the form that was sent (every other form's fields empty)."""
+    sent = _TYPED.get(text(form, "action"), ())
+    return {**_NOTHING_TYPED, **{name: text(form, name, 5000) for name in sent}}
 
 
 def changes_from(form: FormData) -> dict[str, Any]:
@@ -100,7 +117,8 @@ async def annotate(request: Request) -> Response:
     form = await checked_form(request, v.session)
     seq: int = request.path_params["seq"]
     changes = changes_from(form)
-    if await readable_record(request, v, seq) is None:
+    record = await readable_record(request, v, seq)
+    if record is None:
         await flash(request, v, missing_words(seq), error=True)
         return see_other(f"/register/entry/{seq}")
     try:
@@ -108,9 +126,10 @@ async def annotate(request: Request) -> Response:
             console_of(request).register.annotate, seq, v.login, **changes
         )
     except RegisterError as exc:
-        await flash(request, v, str(exc), error=True)
-    else:
-        await flash(request, v, f"Recorded follow-up {new} to entry {seq}.")
+        refused = {"text": str(exc), "error": True}
+        context = {**_entry_context(record, typed_in(form)), "flash": refused}
+        return await page(request, v, "register_entry.html", context, 400)
+    await flash(request, v, f"Recorded follow-up {new} to entry {seq}.")
     return see_other(f"/register/entry/{seq}")
 
 

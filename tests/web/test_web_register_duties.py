@@ -7,6 +7,7 @@ the list to them; the filter has the same two checkboxes.
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,85 @@ def test_admin_counts_every_record(site: Site) -> None:
         front = client.get("/register").text
         assert _duty(front, "informed").startswith("2 disclosures without consent")
         assert _show(client, csrf, inform_due="1") == [3, 1]
+
+
+def test_a_refused_person_informed_answer_keeps_what_was_typed(site: Site) -> None:
+    with site.client() as client:
+        csrf = signed_in(client, MANAGER)
+
+        def answer(**fields: str) -> tuple[int, str]:
+            data = {"csrf": csrf, "action": "informed", **fields}
+            reply = client.post("/register/entry/1", data=data, follow_redirects=False)
+            return reply.status_code, reply.text
+
+        status, html = answer(informed="no", on="2026-12-01")  # no reason
+        assert status == 400
+        assert _flash(html) == "the person was not informed: give the reason why not"
+        assert _fields(html) == {"informed": "no", "on": "2026-12-01", "informed_reason": ""}
+        status, html = answer(informed="yes", informed_reason="Told <b>by phone</b> & by letter")
+        assert status == 400
+        assert _flash(html) == "the person was informed: give the date they were told (YYYY-MM-DD)"
+        assert _fields(html) == {
+            "informed": "yes",
+            "on": "",
+            "informed_reason": "Told <b>by phone</b> & by letter",
+        }
+        assert "Told &lt;b&gt;by phone&lt;/b&gt; &amp; by letter</textarea>" in html
+        status, html = answer(informed="yes", on="yesterday")
+        assert _fields(html)["on"] == "yesterday"  # shown back, to be corrected
+        unanswered = site.console.register.record(1)
+        assert unanswered is not None and unanswered.informed == ""  # nothing recorded
+        # Answered, the page's form is empty again.
+        status, _ = answer(informed="yes", on="2026-12-01")
+        assert status == 303
+        html = client.get("/register/entry/1").text
+        assert _flash(html).startswith("Recorded follow-up")
+        assert _fields(html) == {"informed": "", "on": "", "informed_reason": ""}
+
+
+class _Form(HTMLParser):
+    """The "person informed" form's state as a browser shows it, and the page's flash."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields = {"informed": "", "on": "", "informed_reason": ""}
+        self.flash = ""
+        self._into = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name") or ""
+        if tag == "input" and name == "informed" and "checked" in a:
+            self.fields["informed"] = a.get("value") or ""
+        elif tag == "input" and name == "on":
+            self.fields["on"] = a.get("value") or ""
+        elif tag == "textarea" and name == "informed_reason":
+            self._into = "informed_reason"
+        elif tag == "p" and "flash" in (a.get("class") or ""):
+            self._into = "flash"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._into = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._into == "flash":
+            self.flash += data
+        elif self._into:
+            self.fields[self._into] += data
+
+
+def _parsed(html: str) -> _Form:
+    form = _Form()
+    form.feed(html)
+    return form
+
+
+def _fields(html: str) -> dict[str, str]:
+    return _parsed(html).fields
+
+
+def _flash(html: str) -> str:
+    return _parsed(html).flash.strip()
 
 
 def _show(client: TestClient, csrf: str, **flag: str) -> list[int]:

@@ -58,7 +58,7 @@ async def test_manager_answers_an_overdue_person_informed_from_the_front_page(
         await form.get_by_label("No, not informed").check()
         await follow(form.get_by_role("button", name="Record", exact=True))
         assert "not informed: give the reason why not" in await page.locator(".flash").inner_text()
-        await form.get_by_label("No, not informed").check()
+        assert await form.get_by_label("No, not informed").is_checked()  # kept, as chosen
         await form.get_by_label("Why not, if not informed").fill("Father's address is unknown")
         await follow(form.get_by_role("button", name="Record", exact=True))
         assert "Recorded follow-up" in await page.locator(".flash").inner_text()
