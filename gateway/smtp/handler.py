@@ -180,7 +180,9 @@ class Handler:
                 f"Message has more than one {names} field; RFC 5322 3.6 allows one "
                 "of each: remove the extra",
             )
-        content = await self.pipeline.on_data(tx, content)
+        taken = [content]
+        del content  # the original is the filters' to free
+        content = await self.pipeline.on_data_taken(tx, taken)
         content = self._finish_headers(tx, content)
         if has_bare_line_end_or_nul(content):
             # What leaves is held to the rule for what arrives (MIME-7): a filter fault.
