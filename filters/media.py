@@ -10,7 +10,8 @@ photograph whatever else is said of it.
 ``[filter.media] action`` decides what then happens:
 
 - ``"hold"`` (default): ``tx.annotations["media"]`` lists what was found and the approval
-  filter (which must run after this one) holds the message: "photo or video attached";
+  filter (which must run after this one) holds the message: "photo or video attached", or
+  "photo from a camera (Canon EOS 250D)" when an EXIF block names one;
 - ``"refuse"``: the message is refused, ``550 5.7.1``, with the policy's words.
 
 A logo or signature image passes: an image inside ``multipart/related`` (shown in the
@@ -84,6 +85,7 @@ class Found:
     sha256: str
     camera: bool
     by: str  # "content", "type" or "name": what showed it to be media
+    camera_name: str = ""  # its EXIF Make and Model, when it names them (Camera.name)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +94,7 @@ class Found:
             "sha256": self.sha256,
             "camera": self.camera,
             "by": self.by,
+            "camera_name": self.camera_name,
         }
 
 
@@ -162,12 +165,14 @@ def _judge(e: Entity, body: chunked.Tally, whole: Callable[[], bytes]) -> Found 
         return None
     # camera() reads only a JPEG or TIFF (its EXIF offsets may point anywhere in it).
     exif = body.head[:2] == b"\xff\xd8" or body.head[:4] in (b"II*\x00", b"MM\x00*")
+    taken_by = camera(whole()) if exif else None
     return Found(
         type=ctype,
         size=body.size,
         sha256=body.sha256,
-        camera=exif and camera(whole()) is not None,
+        camera=taken_by is not None,
         by=by,
+        camera_name=taken_by.name if taken_by else "",
     )
 
 
@@ -226,8 +231,24 @@ class MediaFilter:
                 "remove the attachment and send again",
                 reference="MEDIA",
             )
-        tx.annotations["media"] = {"reason": REASON, "found": [f.as_dict() for f in found]}
+        tx.annotations["media"] = {
+            "reason": reason_words(found),
+            "found": [f.as_dict() for f in found],
+        }
         return content
+
+
+def reason_words(found: list[Found]) -> str:
+    """Why the message waits, as its hold shows it: the camera when a photograph names one
+    ("photo from a camera (Canon EOS 250D)"), nothing else of its EXIF block."""
+    cameras = sorted({f.camera_name for f in found if f.camera_name})
+    if not cameras:
+        return REASON
+    if len(cameras) == 1:
+        words = f"photo from a camera ({cameras[0]})"
+    else:
+        words = f"photos from cameras ({' and '.join(cameras)})"
+    return words if all(f.camera_name for f in found) else f"{words} and other photos or video"
 
 
 def create(options: dict[str, Any], context: FilterContext) -> MediaFilter:

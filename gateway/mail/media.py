@@ -20,6 +20,7 @@ _MAX_SEGMENTS = 64  # JPEG markers read before giving up on finding the EXIF blo
 _MAX_IFD_ENTRIES = 512
 _MAX_FIELD = 128  # characters kept of a Make or Model value
 _TAG_MAKE, _TAG_MODEL = 0x010F, 0x0110
+_MAX_NAME = 80  # characters of a camera's name shown to people (hold reasons, notices)
 
 
 def sniff(data: bytes) -> str:
@@ -79,6 +80,15 @@ def is_media(ctype: str) -> bool:
 class Camera:
     make: str
     model: str
+
+    @property
+    def name(self) -> str:
+        """Make and model as a person reads them ("Canon EOS 250D" for Make "Canon", Model
+        "Canon EOS 250D"): printable ASCII only, since it goes into SMTP replies, and short."""
+        make, model = self.make.strip(), self.model.strip()
+        words = model if make and model.lower().startswith(make.lower()) else f"{make} {model}"
+        ascii_only = "".join(c if " " <= c <= "~" else "?" for c in " ".join(words.split()))
+        return ascii_only if len(ascii_only) <= _MAX_NAME else ascii_only[: _MAX_NAME - 3] + "..."
 
 
 def camera(data: bytes) -> Camera | None:

@@ -19,15 +19,21 @@ import aiosmtplib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 from support.delivery import until
 from support.harness import RunningGateway, message
 from support.held import arrived_for, queue_id, record_of
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
+from support.web import ADMIN as WEB_ADMIN
+from support.web import add_account, signed_in
 
-from filters.media import find_media
+from filters.media import find_media, reason_words
 from gateway.mail.media import Camera, camera, sniff
 from gateway.register.record_text import show_text
+from gateway.settings.web import WebSettings
+from gateway.web.app import create_app
+from gateway.web.console import Console
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 STAFF = "alice@c4f.example"
@@ -91,7 +97,7 @@ async def test_a_camera_photo_is_held_and_the_register_notes_its_type_size_and_d
     photo = camera_jpeg()
     errors, reply = await gw.send(STAFF, [CONTACT], with_photo(photo))
     assert errors == {}
-    assert "held for approval (photo or video attached)" in reply, reply
+    assert "held for approval (photo from a camera (Canon EOS 250D))" in reply, reply
     qid = queue_id(reply)
     [held] = gw.gateway.holds.pending()
     assert held.queue_id == qid
@@ -101,7 +107,7 @@ async def test_a_camera_photo_is_held_and_the_register_notes_its_type_size_and_d
     await asyncio.sleep(0.3)
     assert arrived_for(upstream.arrived, CONTACT) == []
     record = record_of(gw, qid)
-    assert record.followups[0].data["reasons"] == ["photo or video attached"]
+    assert record.followups[0].data["reasons"] == ["photo from a camera (Canon EOS 250D)"]
     [attachment] = record.data["attachments"]
     assert attachment == {
         "name": "IMG_0412.jpg",
@@ -111,6 +117,34 @@ async def test_a_camera_photo_is_held_and_the_register_notes_its_type_size_and_d
     }
     shown = show_text(record)
     assert f"IMG_0412.jpg (image/jpeg, {len(photo):,} bytes, SHA-256 " in shown
+
+
+async def test_the_held_page_and_held_show_name_the_camera_and_nothing_else_of_its_exif(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    gw = await _gateway(start_gateway, upstream)
+    photo = camera_jpeg(make=b"NIKON CORPORATION", model=b"NIKON D750")
+    _, reply = await gw.send(STAFF, [CONTACT], with_photo(photo))
+    qid = queue_id(reply)
+    why = "photo from a camera (NIKON CORPORATION NIKON D750)"
+
+    shown = await asyncio.to_thread(
+        run_cli, "held", "show", qid, "--by", MANAGER, "--config", gw.config_path
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"Held because:     {why}" in shown.stdout.splitlines()
+
+    console = Console.open(gw.settings, web=WebSettings(require_totp=()))
+    try:
+        add_account(console.store, WEB_ADMIN, "admin")
+        with TestClient(create_app(console), base_url="https://console.test") as client:
+            signed_in(client, WEB_ADMIN)
+            listed = client.get("/held").text
+            page = client.get(f"/held/{qid}").text
+    finally:
+        console.close()
+    assert f"<td>{why}" in listed
+    assert f"<dt>Why it is held</dt><dd>{why}</dd>" in page
 
 
 async def test_a_camera_photo_is_refused_citing_the_policy_when_set_to_refuse(
@@ -236,7 +270,39 @@ def test_a_photo_inside_a_forwarded_message_is_found() -> None:
     outer = message(STAFF, [CONTACT], subject="Fwd")
     outer.add_attachment(inner)
     [found] = find_media(outer.as_bytes().replace(b"\n", b"\r\n"))
-    assert (found.type, found.camera) == ("image/jpeg", True)
+    assert (found.type, found.camera, found.camera_name) == ("image/jpeg", True, "Canon EOS 250D")
+
+
+@pytest.mark.parametrize(
+    ("make", "model", "name"),
+    [
+        ("Canon", "Canon EOS 250D", "Canon EOS 250D"),  # the make said once
+        ("Apple", "iPhone 12", "Apple iPhone 12"),
+        ("", "  DMC-FZ  1000 ", "DMC-FZ 1000"),
+        ("Fujifilm", "X-T3 \u00e9dition", "Fujifilm X-T3 ?dition"),  # ASCII, for SMTP replies
+        ("Make", "M" * 200, "Make " + "M" * 72 + "..."),
+    ],
+)
+def test_a_camera_is_named_by_its_make_and_model(make: str, model: str, name: str) -> None:
+    assert Camera(make, model).name == name
+
+
+def test_the_hold_reason_names_each_camera_and_says_what_else_was_found() -> None:
+    nikon = camera_jpeg(make=b"NIKON CORPORATION", model=b"NIKON D750")
+    cases = [
+        ([camera_jpeg()], "photo from a camera (Canon EOS 250D)"),
+        (
+            [camera_jpeg(), nikon, camera_jpeg()],
+            "photos from cameras (Canon EOS 250D and NIKON CORPORATION NIKON D750)",
+        ),
+        ([camera_jpeg(), mp4()], "photo from a camera (Canon EOS 250D) and other photos or video"),
+        ([png(30_000), mp4()], "photo or video attached"),
+    ]
+    for attachments, words in cases:
+        msg = message(STAFF, [CONTACT], subject=SUBJECT)
+        for data in attachments:
+            msg.add_attachment(data, maintype="application", subtype="octet-stream")
+        assert reason_words(find_media(msg.as_bytes().replace(b"\n", b"\r\n"))) == words
 
 
 # --- the settings ---

@@ -39,9 +39,10 @@ def whole_body_findings(content: bytes) -> list[Found]:
             by, ctype = "name", by_name
         else:
             continue
-        found = Found(
-            ctype, len(data), hashlib.sha256(data).hexdigest(), camera(data) is not None, by
-        )
+        taken_by = camera(data)
+        sha = hashlib.sha256(data).hexdigest()
+        name = taken_by.name if taken_by else ""
+        found = Found(ctype, len(data), sha, taken_by is not None, by, name)
         small = related and e.disposition != "attachment" and found.size <= LIMIT
         if not (small and ctype.startswith("image/") and not found.camera):
             out.append(found)
