@@ -1,5 +1,6 @@
 """Writers in several processes take turns on the database's write lock (issue 16,
-gateway.store_lock): without sleeping in SQLite's busy handler, and never for ever.
+DUR-12 in tests/CATALOGUE.md, gateway.store_lock): without sleeping in SQLite's busy
+handler, and never for ever.
 
 Real processes on one SQLite file: two that write at the same time both get through,
 each having waited for the other; one that holds the lock and is stopped (SIGSTOP) makes
@@ -100,7 +101,7 @@ def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
         finish(proc)
 
 
-def test_two_processes_writing_at_once_both_get_through(tmp_path: Path) -> None:
+def test_dur12_two_processes_writing_at_once_both_get_through(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
     Store(db).close()
     writers = [python(WRITER, str(db), name, str(ROWS)) for name in ("a", "b")]
@@ -136,7 +137,7 @@ def test_two_processes_writing_at_once_both_get_through(tmp_path: Path) -> None:
     assert switches >= 2, switches
 
 
-def test_a_stopped_holder_makes_a_writer_fail_after_the_bound_not_hang(
+def test_dur12_a_stopped_holder_makes_a_writer_fail_after_the_bound_not_hang(
     holder: tuple[Path, subprocess.Popen[str]],
 ) -> None:
     db, proc = holder
@@ -167,7 +168,7 @@ def test_a_stopped_holder_makes_a_writer_fail_after_the_bound_not_hang(
 
 
 @pytest.mark.slow
-async def test_serve_answers_451_after_the_bound_while_another_process_holds_the_lock(
+async def test_dur12_serve_answers_451_after_the_bound_while_another_process_holds_the_lock(
     tmp_path: Path, ca: TestCA, upstream: Upstream
 ) -> None:
     """A real ``serve`` with two workers; a third process takes the write lock and is

@@ -1,5 +1,6 @@
-"""``[limits] max_connections*`` hold across the workers of ``serve`` (issue 16; LIM-5,
-LIM-7, LIM-8 with several processes): the real command with two workers.
+"""``[limits] max_connections*`` hold across the workers of ``serve`` (issue 16; LIM-9 in
+tests/CATALOGUE.md: LIM-5, LIM-7 and LIM-8 with several processes): the real command
+with two workers.
 
 Which worker accepts a connection is the kernel's choice; the tests choose for it by
 stopping one worker (SIGSTOP) while they connect, so that the other accepts, and then
@@ -95,7 +96,7 @@ async def gateway(tmp_path: Path, ca: TestCA) -> AsyncIterator[list[GatewayProce
         assert await gw.stop() == 0
 
 
-async def test_lim5_the_per_client_limit_counts_every_workers_connections(
+async def test_lim9_the_per_client_limit_counts_every_workers_connections(
     tmp_path: Path, ca: TestCA, gateway: list[GatewayProcess]
 ) -> None:
     gw = await serve(
@@ -138,7 +139,7 @@ async def test_lim5_the_per_client_limit_counts_every_workers_connections(
     assert len(events(gw, "connection_refused_limit")) == 2
 
 
-async def test_lim8_a_newcomer_evicts_the_idlest_connection_of_another_worker(
+async def test_lim9_a_newcomer_evicts_the_idlest_connection_of_another_worker(
     tmp_path: Path, ca: TestCA, gateway: list[GatewayProcess]
 ) -> None:
     gw = await serve(
@@ -182,7 +183,7 @@ async def test_lim8_a_newcomer_evicts_the_idlest_connection_of_another_worker(
         await c.close()
 
 
-async def test_a_dead_workers_connections_give_their_slots_back(
+async def test_lim9_a_dead_workers_connections_give_their_slots_back(
     tmp_path: Path, ca: TestCA, gateway: list[GatewayProcess]
 ) -> None:
     gw = await serve(
