@@ -134,7 +134,7 @@ class TotpStore:
 
     @staticmethod
     def _link_aad(link: EnrolLink) -> bytes:
-        return b"totp-link:" + link.key + b":" + link.login.encode()
+        return link_aad(link.key, link.login)
 
     def start(self, link: EnrolLink) -> str:
         """After the password step: a new pending secret for the link, and the proof (a
@@ -223,6 +223,16 @@ class TotpStore:
         return True
 
 
-# What ``keys reseal spool`` seals again: each second-factor secret, bound to its login
-# (an enrolment link's secret lives 24 hours and is not re-sealed).
-SEALED = [SealedColumn("web_totp", "secret", lambda r: TotpStore._aad(r["login"]))]
+def link_aad(key: bytes, login: str) -> bytes:
+    """What an enrolment link's pending secret is bound to: the link (its keyed hash) and
+    the login it enrols."""
+    return b"totp-link:" + key + b":" + login.encode()
+
+
+# What ``keys list`` counts and ``keys reseal spool`` seals again: each second-factor
+# secret, bound to its login, and each enrolment link's pending secret, bound to its link
+# (so ``keys retire`` waits for a link in progress, or its reseal).
+SEALED = [
+    SealedColumn("web_totp", "secret", lambda r: TotpStore._aad(r["login"])),
+    SealedColumn("web_totp_links", "secret", lambda r: link_aad(bytes(r["key"]), r["login"])),
+]

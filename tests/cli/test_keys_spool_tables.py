@@ -133,3 +133,51 @@ def test_every_spool_sealed_table_survives_rotation_and_retire(tmp_path: Path, c
     again = sessions.get(session.token)
     assert again is not None and again.state == {"filter": "held"}
     store.close()
+
+
+def test_an_enrolment_links_pending_secret_is_counted_resealed_and_holds_retire_back(
+    tmp_path: Path, ca: TestCA
+) -> None:
+    """An admin issued ALICE a link and she gave her password (the pending secret is sealed)
+    when the spool key rotates: `keys list` counts the secret under the old key, `retire`
+    is refused for it, `reseal` seals it again, and she still confirms the same secret."""
+    config = prepare(tmp_path / "gw", ca)
+    settings = load(config)
+    store = Store(settings.storage.database)
+    ring = Keyring.load(settings.storage.spool_key_file)
+    totp = TotpStore(store, ring)
+    old = ring.current_id
+    token = totp.issue_link(ALICE)
+    issued = totp.link(token)
+    assert issued is not None
+    proof = totp.start(issued)
+    link = totp.link(token)  # as the next page finds it: with the proof of the password
+    assert link is not None
+    secret = totp.pending(link, proof)
+    assert secret is not None
+
+    code, _out, err = keys(config, "rotate", "spool")
+    assert code == 0, err
+    new = Keyring.load(settings.storage.spool_key_file).current_id
+    listed = run_cli("keys", "list", "--config", config)
+    assert listed.returncode == 0, listed.stderr
+    [old_line] = [line for line in listed.stdout.splitlines() if f" {old} " in line]
+    assert old_line.split() == ["spool", old, "old", "web_totp_links.secret", "1"]
+    settle(settings.storage.spool_key_file)
+    code, _out, err = keys(config, "retire", old)
+    assert code == 2
+    assert f"{old} is still needed by web_totp_links.secret 1" in err
+
+    code, out, err = keys(config, "reseal", "spool")
+    assert code == 0, err
+    assert ["web_totp_links.secret", "1", "0"] in [line.split() for line in out.splitlines()]
+    (row,) = store.query("SELECT secret FROM web_totp_links")
+    assert key_id_of(row["secret"]) == new
+    listed = run_cli("keys", "list", "--config", config)
+    [old_line] = [line for line in listed.stdout.splitlines() if f" {old} " in line]
+    assert old_line.split() == ["spool", old, "old", "nothing"]
+    # The same browser is shown the same secret, and a code from it confirms it.
+    assert totp.pending(link, proof) == secret
+    assert totp.confirm(link, proof, pyotp.TOTP(secret).now())
+    assert totp.check(ALICE, pyotp.TOTP(secret).now()) is False  # that code is used
+    store.close()
