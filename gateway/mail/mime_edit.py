@@ -131,14 +131,16 @@ def mime_param(name: str, value: str) -> str:
 
 
 def apply_edits(content: bytes, edits: list[Edit]) -> bytes:
-    out: list[bytes] = []
+    # The unchanged stretches are views, not copies: only the result is new.
+    view = memoryview(content)
+    out: list[bytes | memoryview] = []
     pos = 0
     for start, end, data in sorted(edits, key=lambda e: (e[0], e[1])):
         if start < pos:
             raise RuntimeError("overlapping disclaimer edits")  # a bug: fail closed (451)
-        out += [content[pos:start], data]
+        out += [view[pos:start], data]
         pos = end
-    out.append(content[pos:])
+    out.append(view[pos:])
     return b"".join(out)
 
 
@@ -162,7 +164,7 @@ def wrap_with_part(content: bytes, root: Entity, notice: Notice) -> bytes:
         else:
             top.append(f.raw)
     top += new_type
-    body = content[root.body_start :] if root.separated else b""
+    body = memoryview(content)[root.body_start :] if root.separated else b""  # not copied
     delim = b"--" + boundary
     return b"".join(
         [
