@@ -277,6 +277,32 @@ class Keyring:
         ]
 
     def open(self, blob: bytes, aad: bytes) -> bytes:
+        key, kid, nonce, ct = self._unpack(blob)
+        try:
+            return AESGCM(key).decrypt(nonce, ct, MAGIC + kid + aad)
+        except InvalidTag as exc:
+            raise SpoolCorrupt("integrity check failed (altered, truncated or wrong key)") from exc
+
+    def open_framed(self, blob: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        """:meth:`open` of a value sealed as a 4-octet length, that many octets, then the
+        rest (the spool's envelope and message): the two parts, the rest decrypted straight
+        into its own bytes, so a large message is not held twice. Nothing is returned
+        unless the whole value passes its check (SpoolCorrupt, as :meth:`open`)."""
+        key, kid, nonce, ct = self._unpack(blob)
+        body = ct[:-16]
+        decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, bytes(ct[-16:]))).decryptor()
+        decryptor.authenticate_additional_data(MAGIC + kid + aad)
+        n = int.from_bytes(decryptor.update(body[:4]), "big")
+        head = decryptor.update(body[4 : 4 + n])
+        rest = decryptor.update(body[4 + n :])
+        try:
+            decryptor.finalize()
+        except InvalidTag as exc:
+            raise SpoolCorrupt("integrity check failed (altered, truncated or wrong key)") from exc
+        return head, rest
+
+    def _unpack(self, blob: bytes) -> tuple[bytes, bytes, bytes, memoryview]:
+        """(key, key id, nonce, ciphertext with its tag) of a sealed blob."""
         if len(blob) < len(MAGIC) + 1 or not blob.startswith(MAGIC):
             raise SpoolCorrupt("not a sealed blob (bad magic or truncated)")
         n = blob[len(MAGIC)]
@@ -290,7 +316,4 @@ class Keyring:
             raise SpoolCorrupt(f"sealed with unknown key id {kid!r}")
         if len(nonce) != _NONCE or len(ct) < 16:
             raise SpoolCorrupt("sealed blob is truncated")
-        try:
-            return AESGCM(key).decrypt(nonce, ct, MAGIC + kid + aad)
-        except InvalidTag as exc:
-            raise SpoolCorrupt("integrity check failed (altered, truncated or wrong key)") from exc
+        return key, kid, nonce, ct

@@ -26,15 +26,14 @@ def seal_message(
 
 def open_message(keyring: Keyring, queue_id: str, blob: bytes) -> tuple[dict[str, Any], bytes]:
     """(envelope, content); SpoolCorrupt if the blob fails its check or does not parse."""
-    plain = keyring.open(blob, queue_id.encode())
+    head, content = keyring.open_framed(blob, queue_id.encode())
     try:
-        n = int.from_bytes(plain[:4], "big")
-        envelope = json.loads(plain[4 : 4 + n])
+        envelope = json.loads(head)
         if not isinstance(envelope, dict):
             raise TypeError("the envelope is not an object")
     except (ValueError, TypeError) as exc:
         raise SpoolCorrupt(f"the sealed envelope does not parse ({type(exc).__name__})") from exc
-    return envelope, plain[4 + n :]
+    return envelope, content
 
 
 def seal_staff(keyring: Keyring, queue_id: str, login: str) -> bytes:

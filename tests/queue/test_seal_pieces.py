@@ -28,3 +28,18 @@ def test_a_piece_sealed_for_another_row_or_altered_does_not_open() -> None:
     blob[-20] ^= 1
     with pytest.raises(SpoolCorrupt):
         keyring.open(bytes(blob), b"queue:A1")
+
+
+def test_a_framed_value_opens_as_its_two_parts_only_when_it_passes_its_check() -> None:
+    keyring = Keyring([("k1", os.urandom(32))])
+    head, body = b'{"staff":"alice"}', os.urandom(300_000)
+    framed = len(head).to_bytes(4, "big") + head + body
+    blob = bytearray(keyring.seal_pieces([framed[:7], framed[7:]], b"queue:A1"))
+    assert keyring.open_framed(bytes(blob), b"queue:A1") == (head, body)
+    with pytest.raises(SpoolCorrupt):
+        keyring.open_framed(bytes(blob), b"queue:A2")
+    blob[-20] ^= 1
+    with pytest.raises(SpoolCorrupt):
+        keyring.open_framed(bytes(blob), b"queue:A1")
+    with pytest.raises(SpoolCorrupt):
+        keyring.open_framed(bytes(blob[:30]), b"queue:A1")
