@@ -260,6 +260,11 @@ def _retire(keys: Keys, row: Row, actor: str) -> int:
                 if row.which == "mac"
                 else f"run `c4f-gateway keys reseal {row.which}` first"
             )
+            if needs[tables.LINKS]:
+                hint += (
+                    "; an enrolment link needs it until it is used or expires (24 hours): "
+                    "wait, or issue that person a new link (`c4f-gateway web enrol-link`)"
+                )
             raise CLIError(f"{row.key_id} is still needed by {_needs_text(needs)}: {hint}")
         if row.which == "mac":
             lines = [(s, k) for s, k in mac.lines() if s != start]

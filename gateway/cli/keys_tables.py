@@ -13,6 +13,7 @@ entries are re-sealed by :mod:`gateway.register.rekey` (their digests are in the
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ REGISTER = [
     ),
 ]
 BATCH = 200
+# Unused enrolment links, which need the key they were issued under until used or expired.
+LINKS = "totp enrolment links"
 SEALING = ("spool", "register")
 
 
@@ -143,7 +146,10 @@ class Keys:
 
     def needs(self, which: str) -> dict[str, Counter[str]]:
         if which == "spool":
-            return counts(self.store, SPOOL)
+            found = counts(self.store, SPOOL)
+            for kid, links in totp.link_key_ids(self.store, time.time()).items():
+                found.setdefault(kid, Counter())[LINKS] += links
+            return found
         found = counts(self.store, REGISTER)
         for kid, n in rekey.key_counts(self.register).items():
             found.setdefault(kid, Counter()).update(n)

@@ -11,7 +11,8 @@ link), it is valid for 24 hours and once, and the new secret it shows is pending
 bound to the link) until the person confirms it with a current code. A newer link for the
 same login replaces an unused older one; issuing a link forgets the expired ones. A link
 is found by the HMAC of any key the spool keyring holds, so `keys rotate` leaves it
-working; once the key it was made with is retired, it is unknown (ask for a new one).
+working; the id of the key it was made with is stored beside the HMAC, and `keys retire`
+refuses that key while the link is unused and unexpired (:func:`link_key_ids`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,7 +105,7 @@ class TotpStore:
         """A one-time enrolment link's token for ``login``, valid ``ttl`` seconds; any
         unused older link of that login stops working."""
         token = secrets.token_urlsafe(32)
-        key = self.keyring.lookups(token, LINK_PURPOSE)[0]
+        key = self._link_keys(token)[0]
         now = self.clock()
         with self.store.transaction() as conn:
             conn.execute(
@@ -120,7 +122,8 @@ class TotpStore:
         """The link ``token`` opens, or None when it is unknown, used or expired."""
         if not token or len(token) > 100:
             return None
-        keys = self.keyring.lookups(token, LINK_PURPOSE)
+        # (bare hashes: links issued before the key's id was kept beside them)
+        keys = [*self._link_keys(token), *self.keyring.lookups(token, LINK_PURPOSE)]
         marks = ", ".join("?" * len(keys))
         rows = self.store.query(
             f"SELECT key, login, expires, proof FROM web_totp_links WHERE key IN ({marks})"  # noqa: S608
@@ -131,6 +134,16 @@ class TotpStore:
             return None
         r = rows[0]
         return EnrolLink(bytes(r["key"]), r["login"], r["expires"], r["proof"])
+
+    def _link_keys(self, token: str) -> list[bytes]:
+        """What a link of ``token`` may be stored under: its keyed hash by each key held (the
+        current key's first), after that key's id, so that ``keys retire`` can tell which
+        key an unused link still needs (:func:`link_key_ids`)."""
+        while True:
+            ids = self.keyring.ids
+            hashes = self.keyring.lookups(token, LINK_PURPOSE)
+            if self.keyring.ids == ids and len(hashes) == len(ids):  # not rotated meanwhile
+                return [kid.encode() + b" " + h for kid, h in zip(ids, hashes, strict=True)]
 
     @staticmethod
     def _link_aad(link: EnrolLink) -> bytes:
@@ -221,6 +234,21 @@ class TotpStore:
                 return False  # already used (or older than a used one): replay
             conn.execute("UPDATE web_totp SET last_step = ? WHERE login = ?", (step, login.lower()))
         return True
+
+
+def link_key_ids(store: Store, now: float) -> Counter[str]:
+    """How many unused, unexpired enrolment links each key id found: a link is known only by
+    its token's keyed hash, which a reseal cannot renew, so the key stays needed until
+    the link is used, expires or is replaced by a newer one for the same login."""
+    found: Counter[str] = Counter()
+    if not store.query("SELECT 1 FROM sqlite_master WHERE name = 'web_totp_links'"):
+        return found
+    rows = store.query("SELECT key FROM web_totp_links WHERE used IS NULL AND expires > ?", (now,))
+    for r in rows:
+        kid, space, _ = bytes(r["key"]).partition(b" ")  # a key id has no blank
+        if space:
+            found[kid.decode("ascii", "replace")] += 1
+    return found
 
 
 def link_aad(key: bytes, login: str) -> bytes:

@@ -122,8 +122,8 @@ RESEALED_BY = {
     "gateway/queue/release.py": "keys_tables.SPOOL (queue_release.proof)",
     "gateway/holds/table.py": "table.SEALED in keys_tables.SPOOL (holds.staff, holds.reasons)",
     "gateway/web/sessions.py": "sessions.SEALED in keys_tables.SPOOL (web_sessions.state)",
-    # (an enrolment link's keyed hash is made from its token, which is not kept: the link
-    # lives 24 hours and is unknown once the key it was issued under is retired)
+    # (an enrolment link's keyed hash is made from its token, which is not kept: it cannot
+    # be renewed, and `keys retire` waits for the link instead, totp.link_key_ids)
     "gateway/web/totp.py": "totp.SEALED in keys_tables.SPOOL (web_totp.secret, "
     "web_totp_links.secret)",
     "gateway/directory/contacts_sealed.py": "contacts.SEALED in keys_tables.REGISTER",

@@ -24,9 +24,10 @@ from gateway.queue.spool import Spool
 from gateway.settings import load
 from gateway.store import Store
 from gateway.web.sessions import SessionStore
-from gateway.web.totp import TotpStore
+from gateway.web.totp import LINK_PURPOSE, TotpStore
 
 ALICE = "alice@c4f.example"
+BOB = "bob@c4f.example"
 pytestmark = pytest.mark.slow
 
 
@@ -135,12 +136,14 @@ def test_every_spool_sealed_table_survives_rotation_and_retire(tmp_path: Path, c
     store.close()
 
 
-def test_an_enrolment_links_pending_secret_is_counted_resealed_and_holds_retire_back(
+def test_an_enrolment_link_in_progress_keeps_its_key_until_it_is_used(
     tmp_path: Path, ca: TestCA
 ) -> None:
-    """An admin issued ALICE a link and she gave her password (the pending secret is sealed)
-    when the spool key rotates: `keys list` counts the secret under the old key, `retire`
-    is refused for it, `reseal` seals it again, and she still confirms the same secret."""
+    """An admin issued ALICE and BOB links; ALICE gave her password (her pending secret is
+    sealed) when the spool key rotates. `keys list` counts both links and ALICE's secret
+    under the old key; `reseal` seals her secret again, but a link is found by its token's
+    keyed hash, which needs the key it was issued under: `retire` is refused until ALICE
+    has confirmed her code and BOB has been issued a new link."""
     config = prepare(tmp_path / "gw", ca)
     settings = load(config)
     store = Store(settings.storage.database)
@@ -148,6 +151,7 @@ def test_an_enrolment_links_pending_secret_is_counted_resealed_and_holds_retire_
     totp = TotpStore(store, ring)
     old = ring.current_id
     token = totp.issue_link(ALICE)
+    bobs = totp.issue_link(BOB)
     issued = totp.link(token)
     assert issued is not None
     proof = totp.start(issued)
@@ -156,28 +160,47 @@ def test_an_enrolment_links_pending_secret_is_counted_resealed_and_holds_retire_
     secret = totp.pending(link, proof)
     assert secret is not None
 
+    def needed_by(key_id: str) -> str:
+        listed = run_cli("keys", "list", "--config", config)
+        assert listed.returncode == 0, listed.stderr
+        [line] = [line for line in listed.stdout.splitlines() if f" {key_id} " in line]
+        return " ".join(line.split()[3:])
+
     code, _out, err = keys(config, "rotate", "spool")
     assert code == 0, err
     new = Keyring.load(settings.storage.spool_key_file).current_id
-    listed = run_cli("keys", "list", "--config", config)
-    assert listed.returncode == 0, listed.stderr
-    [old_line] = [line for line in listed.stdout.splitlines() if f" {old} " in line]
-    assert old_line.split() == ["spool", old, "old", "web_totp_links.secret", "1"]
+    assert needed_by(old) == "web_totp_links.secret 1, totp enrolment links 2"
     settle(settings.storage.spool_key_file)
     code, _out, err = keys(config, "retire", old)
     assert code == 2
-    assert f"{old} is still needed by web_totp_links.secret 1" in err
+    assert f"{old} is still needed by web_totp_links.secret 1, totp enrolment links 2" in err
 
     code, out, err = keys(config, "reseal", "spool")
     assert code == 0, err
     assert ["web_totp_links.secret", "1", "0"] in [line.split() for line in out.splitlines()]
-    (row,) = store.query("SELECT secret FROM web_totp_links")
+    (row,) = store.query("SELECT secret FROM web_totp_links WHERE secret IS NOT NULL")
     assert key_id_of(row["secret"]) == new
-    listed = run_cli("keys", "list", "--config", config)
-    [old_line] = [line for line in listed.stdout.splitlines() if f" {old} " in line]
-    assert old_line.split() == ["spool", old, "old", "nothing"]
-    # The same browser is shown the same secret, and a code from it confirms it.
+    assert needed_by(old) == "totp enrolment links 2"
+    code, _out, err = keys(config, "retire", old)
+    assert code == 2
+    assert err.count("\n") == 1 and "issue that person a new link" in err, err
+
+    # ALICE's browser is shown the same secret, and a code from it confirms it; BOB is
+    # issued a new link (under the new key), which ends his old one.
     assert totp.pending(link, proof) == secret
     assert totp.confirm(link, proof, pyotp.TOTP(secret).now())
     assert totp.check(ALICE, pyotp.TOTP(secret).now()) is False  # that code is used
+    bobs_new = totp.issue_link(BOB)
+    assert needed_by(old) == "nothing"
+    code, _out, err = keys(config, "retire", old)
+    assert code == 0, err
+    assert totp.link(bobs) is None and totp.link(bobs_new) is not None
+    # A link issued before the key's id was stored beside its hash still opens.
+    legacy, now = "a-token-from-an-earlier-release", time.time()
+    store.execute(
+        "INSERT INTO web_totp_links (key, login, issued, expires) VALUES (?, ?, ?, ?)",
+        (ring.lookups(legacy, LINK_PURPOSE)[0], "carol@c4f.example", now, now + 3600),
+    )
+    found = totp.link(legacy)
+    assert found is not None and found.login == "carol@c4f.example"
     store.close()
