@@ -26,7 +26,8 @@ from support.register import T0, accepted, make_register, record
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
-from gateway.directory.contacts import Contact, ContactRepository
+from gateway.directory.contact import Contact
+from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
 from gateway.events import HoldEvent
 from gateway.register.ledger import Register
