@@ -45,6 +45,7 @@ from gateway.register.verify import VerifyResult, verify
 from gateway.schema_version import CURRENT
 from gateway.settings.register import register_settings
 from gateway.store import Store, lock_path, take_lock
+from gateway.store_lock import write_lock_path
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     lock = take_lock(db, exclusive=True)  # DatabaseRefused while a gateway has it open
     staged = db.with_name(f".{db.name}.restore")
     try:
-        for p in (staged, *_companions(staged), lock_path(staged)):
+        for p in (staged, *_companions(staged), lock_path(staged), write_lock_path(staged)):
             p.unlink(missing_ok=True)
         shutil.copyfile(src / DATABASE, staged)
         staged.chmod(0o600)
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                 k.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 copy_private(new, k.path)
     finally:
-        for p in (staged, *_companions(staged), lock_path(staged)):
+        for p in (staged, *_companions(staged), lock_path(staged), write_lock_path(staged)):
             p.unlink(missing_ok=True)
         os.close(lock)
     print(
