@@ -10,8 +10,6 @@ the other way round. A stopped worker keeps its connections open.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -22,18 +20,9 @@ import pytest
 from support.pki import TestCA
 from support.rawsmtp import RawSMTP
 from support.subprocess_gateway import GatewayProcess, prepare
+from support.workers import Workers, events
 
 pytestmark = pytest.mark.slow
-
-
-def events(gw: GatewayProcess, name: str) -> list[dict[str, Any]]:
-    found = []
-    for line in gw.output().splitlines():
-        if line.startswith("{") and f'"{name}"' in line:
-            entry = json.loads(line)
-            if entry.get("event") == name:
-                found.append(entry)
-    return found
 
 
 async def logged(gw: GatewayProcess, name: str, count: int) -> list[dict[str, Any]]:
@@ -50,34 +39,6 @@ async def connect(port: int, local: str) -> tuple[RawSMTP, str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(local, 0))
     c = RawSMTP(reader, writer)
     return c, await c.reply()
-
-
-class Workers:
-    """The two workers of ``gw``, one of which may be stopped while the test connects."""
-
-    def __init__(self, gw: GatewayProcess) -> None:
-        self.gw = gw
-        self.pids = gw.workers()
-        assert len(self.pids) == 2, self.pids
-        self.stopped: set[int] = set()
-
-    async def only(self, pid: int) -> None:
-        """Let ``pid`` alone accept new connections."""
-        for other in self.pids:
-            if other == pid:
-                os.kill(other, signal.SIGCONT)
-                self.stopped.discard(other)
-            else:
-                os.kill(other, signal.SIGSTOP)
-                self.stopped.add(other)
-        await asyncio.sleep(0.2)
-
-    async def all(self) -> None:
-        for pid in self.pids:
-            with contextlib.suppress(ProcessLookupError):  # killed by the test
-                os.kill(pid, signal.SIGCONT)
-        self.stopped.clear()
-        await asyncio.sleep(0.2)
 
 
 async def serve(tmp_path: Path, ca: TestCA, limits: dict[str, Any]) -> GatewayProcess:

@@ -32,7 +32,7 @@ def test_every_role_reads_the_shipped_policy_its_version_and_review(
         assert client.get("/policy.txt", follow_redirects=False).status_code == 303
         signed_in(client, STAFF, landing="/held")
         held = client.get("/held").text
-        assert re.findall(r'<li><a href="([^"]+)"', held) == ["/held", "/policy"]
+        assert re.findall(r'<li><a href="([^"]+)"', held) == ["/held", "/requests/new", "/policy"]
         page = client.get("/policy")
         assert page.status_code == 200
         assert '<dd id="policy-version">1</dd>' in page.text
