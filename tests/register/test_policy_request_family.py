@@ -6,16 +6,14 @@ Real SMTP through the gateway to a real TLS upstream; the request recorded by th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import aiosmtplib
 import pytest
 from conftest import StartGateway
+from support.contacts import approved
 from support.harness import RunningGateway, message
 from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 
-from gateway.directory.contact import Contact
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
 from gateway.register.ledger import Register
@@ -31,24 +29,8 @@ CHAIN = {"pipeline": {"filters": ["sender", "contacts", "disclosure"]}}
 async def gw(start_gateway: StartGateway, upstream: Upstream) -> RunningGateway:
     gw = await start_gateway(upstream=upstream, config=CHAIN)
     gw.add_staff(STAFF)
-    today = datetime.now(UTC).date()
-    ContactRepository(gw.gateway.store, keyring=keyring_for(gw.settings)).add(
-        Contact(
-            id=0,
-            kind="address",
-            address=CONTACT,
-            display_name="Jane Smith",
-            organisation="Partner Org",
-            role="social worker",
-            approved_by="Sam Admin",
-            approved_on=(today - timedelta(days=30)).isoformat(),
-            verified_how="phoned back",
-            review_due=(today + timedelta(days=300)).isoformat(),
-            not_fax_by="Sam Admin",
-            not_fax_on=today.isoformat(),
-        ),
-        "Sam Admin",
-    )
+    repo = ContactRepository(gw.gateway.store, keyring=keyring_for(gw.settings))
+    repo.add(approved(CONTACT, "Jane Smith", "Partner Org"), "Sam Admin")
     return gw
 
 
