@@ -28,7 +28,7 @@ from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError
 from gateway.pipeline import FilterContext, checked_options
-from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
+from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS
 
 DEFAULT_HOLD_CONSENT = ("refused", "not-sought", "not-recorded")
 DEFAULT_EXPIRE_DAYS = 7.0

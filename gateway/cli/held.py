@@ -26,7 +26,7 @@ from gateway.holds.reading import Unreadable, read_text
 from gateway.holds.service import HoldError, Holds
 from gateway.mail.readable import Readable
 from gateway.register.ledger import Register
-from gateway.register.view import CONSENT_WORDS
+from gateway.register.record import CONSENT_WORDS
 from gateway.store import Store
 
 ADMINS_ONLY = "admins only (no line manager configured)"

@@ -24,11 +24,12 @@ from gateway.cli.register_open import open_register, write_output
 from gateway.register import formats as fmt
 from gateway.register.client_copy import client_copy_text
 from gateway.register.export import csv_text, json_record
+from gateway.register.filters import Filters
 from gateway.register.period import parse_day
+from gateway.register.record import CONSENT_VALUES, ROOT_KINDS
 from gateway.register.record_text import report_text, show_text
 from gateway.register.summary import summarise
 from gateway.register.summary_formats import summary_csv, summary_text
-from gateway.register.view import CONSENT_VALUES, ROOT_KINDS, Filters
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,8 +10,8 @@ from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg
 from gateway.cli.register_open import open_register, whoami
 from gateway.register.ledger import RegisterError
+from gateway.register.record import CONSENT_VALUES, THIRD_PARTY_FIELDS
 from gateway.register.retention import CATEGORIES
-from gateway.register.view import CONSENT_VALUES, THIRD_PARTY_FIELDS
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -27,8 +27,8 @@ from gateway.directory.staff import StaffDirectory, StaffMember
 from gateway.holds.notify import Notifier
 from gateway.register.formats import local_time
 from gateway.register.ledger import Register
+from gateway.register.record import Record
 from gateway.register.retention import local_day
-from gateway.register.view import Record
 
 log = structlog.get_logger("gateway.holds")
 

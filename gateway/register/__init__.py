@@ -1,5 +1,7 @@
 """The disclosure register: the hash-chained, HMAC-keyed ledger, its codec and fields, the
-views and formats that read it (``formats``: shared words and the list tables;
+records people read (``record``: an entry seen through its follow-ups; ``fold``: entries
+folded into records; ``filters``: which records a list asks for), the formats that show
+them (``formats``: shared words and the list tables;
 ``export``: CSV and JSON; ``record_text``: one record and the family report;
 ``client_copy``), verification, checkpoints and purging.
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from gateway.register.export import flat
 from gateway.register.formats import local_time
+from gateway.register.record import Record
 from gateway.register.requests import VIA_WORDS
-from gateway.register.view import Record
 
 WITHHELD = "withheld: information about another person"
 # The clause the client copy serves, quoted word for word from the policy.

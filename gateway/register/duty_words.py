@@ -6,8 +6,8 @@ information" (kept beyond three years, and why).
 
 from __future__ import annotations
 
+from gateway.register.record import Record
 from gateway.register.retention import local_day
-from gateway.register.view import Record
 
 
 def informed_words(r: Record) -> str:

@@ -15,7 +15,7 @@ from gateway.register.formats import (
     requester,
     yes_no,
 )
-from gateway.register.view import CONSENT_WORDS, Entry, Record
+from gateway.register.record import CONSENT_WORDS, Entry, Record
 from gateway.spreadsheet import safe_cell
 
 CSV_COLUMNS = (

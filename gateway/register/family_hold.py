@@ -4,7 +4,7 @@ A family hold is an entry of its own (kind ``family-hold``): the family referenc
 category, the reason, who set it and its review date. While it stands it keeps every
 record with that family reference beyond the three-year retention period, including
 records tagged or linked to the family after it was set (the fold in
-:mod:`gateway.register.view` applies it). A release is a follow-up to the hold, with its
+:mod:`gateway.register.fold` applies it). A release is a follow-up to the hold, with its
 reason; a newer hold on the same family supersedes the older one.
 """
 
@@ -16,8 +16,8 @@ import structlog
 
 from gateway.register.fields import FAMILY_REF, RegisterError
 from gateway.register.ledger import Register
+from gateway.register.record import Record
 from gateway.register.retention import CATEGORIES, FAMILY_HOLD, default_review_on, local_day
-from gateway.register.view import Record
 
 log = structlog.get_logger("gateway.register")
 

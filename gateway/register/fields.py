@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from gateway.register.record import CONSENT_VALUES, THIRD_PARTY_FIELDS
 from gateway.register.retention import CATEGORIES
-from gateway.register.view import CONSENT_VALUES, THIRD_PARTY_FIELDS
 
 FAMILY_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _DISCLOSURE_KEYS = (

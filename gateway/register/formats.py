@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from gateway.register.record import CONSENT_WORDS, Record
 from gateway.register.retention import FAMILY_HOLD
-from gateway.register.view import CONSENT_WORDS, Record
 
 PURGED = "(purged)"
 KIND_WORDS = {

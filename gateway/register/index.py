@@ -2,7 +2,7 @@
 read does not decrypt every entry.
 
 One row per record (an original with its follow-ups): its time and kind, and what the
-fold (:func:`gateway.register.view.build_records`, run on that record's own entries)
+fold (:func:`gateway.register.fold.build_records`, run on that record's own entries)
 made of it: consent status, person informed, approval, status, complete or not. Whatever
 names a person, a family or an organisation is a number pointing at ``register_term``,
 which keeps a keyed hash of the value (found by equality, as :mod:`.threads` does for
@@ -25,7 +25,8 @@ from datetime import datetime
 
 from gateway.crypto import Keyring
 from gateway.register import tally
-from gateway.register.view import CONSENT_VALUES, Record, build_records
+from gateway.register.fold import build_records
+from gateway.register.record import CONSENT_VALUES, Record
 
 SCHEMA = (
     """

@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from gateway.register import index
+from gateway.register.filters import Filters
 from gateway.register.index import month_of
 from gateway.register.index_read import in_list, named_terms, ready, where
 from gateway.register.ledger import Register
 from gateway.register.scope import RegisterScope
-from gateway.register.view import Filters
 
 # Filters a count by whole months can answer from the tally: the period, kinds, notices,
 # one member of staff.

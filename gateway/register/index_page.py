@@ -3,12 +3,14 @@ first, and only those read and folded (:func:`page`)."""
 
 from __future__ import annotations
 
+from gateway.register.filters import Filters
+from gateway.register.fold import build_records
 from gateway.register.index_counts import groups
 from gateway.register.index_read import RETAINED, ready, where
 from gateway.register.ledger import Register
+from gateway.register.record import Record
 from gateway.register.scope import RegisterScope
 from gateway.register.verify import COLUMNS
-from gateway.register.view import Filters, Record, build_records
 
 
 def page(

@@ -51,10 +51,12 @@ from gateway.register.fields import (
     disclosure_fields,
     recipients_of,
 )
+from gateway.register.filters import Filters
+from gateway.register.fold import build_records
 from gateway.register.hold_trail import public_step
 from gateway.register.message import Summary, summarise
+from gateway.register.record import Entry, Record
 from gateway.register.verify import COLUMNS, VerifyResult, verify
-from gateway.register.view import Entry, Filters, Record, build_records
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from gateway.register import index
+from gateway.register.fold import build_records
 from gateway.register.ledger import PurgeRefused, Register, RegisterError
-from gateway.register.view import Record, build_records
+from gateway.register.record import Record
 
 log = structlog.get_logger("gateway.register")
 

@@ -18,10 +18,10 @@ from gateway.register.formats import (
     third_party_words,
     yes_no,
 )
+from gateway.register.record import CONSENT_WORDS, Entry, Record
 from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
 from gateway.register.requests import VIA_WORDS
 from gateway.register.retention import FAMILY_HOLD
-from gateway.register.view import CONSENT_WORDS, Entry, Record
 
 
 def show_text(r: Record) -> str:

@@ -8,7 +8,7 @@ person, so it is recorded on its own (``c4f-gateway register request add``, the 
 entry; nothing personal is in its plain columns. An outgoing message answers it with
 ``[request:N]`` in its subject (or ``X-Disclosure-Request: N``): the disclosure filter
 refuses a number that is not a request (:func:`check`), and the register's records link
-the answer and the request both ways (:func:`gateway.register.view.build_records`).
+the answer and the request both ways (:func:`gateway.register.fold.build_records`).
 """
 
 from __future__ import annotations

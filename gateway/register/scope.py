@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.register.view import Record
+from gateway.register.record import Record
 
 
 @dataclass(frozen=True)

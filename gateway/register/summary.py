@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.register.filters import Filters
 from gateway.register.index import (
     CONSENT_SHIFT,
     DISCLOSED,
@@ -35,8 +36,8 @@ from gateway.register.index import (
 from gateway.register.index_counts import groups, month_start
 from gateway.register.index_read import names, ready, where
 from gateway.register.ledger import Register
+from gateway.register.record import CONSENT_VALUES, Record
 from gateway.register.scope import RegisterScope
-from gateway.register.view import CONSENT_VALUES, Filters, Record
 
 AGE_BANDS = ("under 7 days", "7 to 30 days", "30 to 90 days", "over 90 days")
 _BAND_DAYS = (7, 30, 90)

@@ -11,8 +11,8 @@ import io
 from datetime import datetime
 
 from gateway.register.formats import table
+from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS
 from gateway.register.summary import Summary
-from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
 from gateway.spreadsheet import safe_cell
 
 TOTALS = (

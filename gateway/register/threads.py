@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.crypto import Keyring
-from gateway.register.view import Record
+from gateway.register.record import Record
 from gateway.store import Store
 
 SCHEMA = """

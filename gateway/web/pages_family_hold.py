@@ -23,8 +23,8 @@ from gateway.register.family_hold import (
     standing_hold,
 )
 from gateway.register.ledger import RegisterError
+from gateway.register.record import Record
 from gateway.register.retention import CATEGORIES
-from gateway.register.view import Record
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.register_scope import viewer_scope

@@ -34,7 +34,7 @@ from gateway.holds.reading import Unreadable, read_attachment, read_text
 from gateway.holds.service import MAX_NOTE, HoldError, Holds
 from gateway.mail.readable import Readable
 from gateway.register.formats import local_time
-from gateway.register.view import CONSENT_WORDS
+from gateway.register.record import CONSENT_WORDS
 from gateway.web.auth import Viewer, console_of, viewer
 from gateway.web.render import page
 

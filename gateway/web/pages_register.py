@@ -24,17 +24,12 @@ from starlette.routing import Route
 from gateway.register import formats as fmt
 from gateway.register import index_page
 from gateway.register.export import csv_text
+from gateway.register.filters import Filters
 from gateway.register.period import parse_day
+from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS, ROOT_KINDS, Record
 from gateway.register.summary import Summary, summarise
 from gateway.register.summary_formats import period_words
 from gateway.register.summary_formats import totals as summary_totals
-from gateway.register.view import (
-    CONSENT_VALUES,
-    CONSENT_WORDS,
-    ROOT_KINDS,
-    Filters,
-    Record,
-)
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.register_duties import duty_counts

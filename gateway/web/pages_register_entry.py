@@ -18,8 +18,8 @@ from gateway.register import record_text
 from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.export import flat
 from gateway.register.ledger import RegisterError
+from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS, THIRD_PARTY_FIELDS, Record
 from gateway.register.retention import CATEGORIES
-from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS, THIRD_PARTY_FIELDS, Record
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.register_scope import missing_words, readable_record
 from gateway.web.render import flash, page, see_other

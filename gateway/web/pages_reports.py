@@ -21,9 +21,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.register.period import day_start
+from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS
 from gateway.register.summary import Summary, summarise
 from gateway.register.summary_formats import summary_csv, totals
-from gateway.register.view import CONSENT_VALUES, CONSENT_WORDS
 from gateway.web.auth import Viewer, console_of, viewer
 from gateway.web.charts import Chart, Series, Table, cell_text, columns, horizontal
 from gateway.web.register_scope import scope_for

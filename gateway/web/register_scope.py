@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from starlette.requests import Request
 
 from gateway.directory.staff import StaffMember
+from gateway.register.filters import Filters
+from gateway.register.record import Record
 from gateway.register.scope import RegisterScope
-from gateway.register.view import Filters, Record
 from gateway.settings.web import ManagerScope
 from gateway.web.auth import Viewer, console_of
 from gateway.web.console import Console

@@ -30,7 +30,7 @@ from support.web import (
     signed_in,
 )
 
-from gateway.register.view import Record
+from gateway.register.record import Record
 
 OTHER = "olga.other@c4f.example"  # a manager, but not of the senders here
 LONER = "lee.loner@c4f.example"  # staff with no line manager configured

@@ -23,9 +23,9 @@ from support.upstream import Upstream
 
 from gateway.events import HoldEvent
 from gateway.holds.duties import DutyReminder
+from gateway.register.filters import Filters
 from gateway.register.formats import local_time
 from gateway.register.ledger import Register
-from gateway.register.view import Filters
 from gateway.settings.register import register_settings
 from gateway.store import Store
 

@@ -32,10 +32,10 @@ from support.web import add_account
 
 from gateway.register.family_hold import hold_family, release_family
 from gateway.register.fields import RegisterError
+from gateway.register.filters import Filters
 from gateway.register.ledger import Register
 from gateway.register.purge import purge
 from gateway.register.retention import default_review_on
-from gateway.register.view import Filters
 from gateway.settings import load
 from gateway.settings.register import register_settings
 from gateway.store import Store

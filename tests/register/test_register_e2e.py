@@ -18,7 +18,7 @@ from support.upstream import Upstream
 
 from gateway.cli import main
 from gateway.register.ledger import Register
-from gateway.register.view import Record
+from gateway.register.record import Record
 from gateway.store import Store
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]

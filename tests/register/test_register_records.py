@@ -22,8 +22,8 @@ from support.register import (
 from gateway.crypto import Keyring
 from gateway.events import Evidence, Outcome
 from gateway.queue.spool import Spool
+from gateway.register.filters import Filters
 from gateway.register.ledger import Register, RegisterError
-from gateway.register.view import Filters
 
 CONTACT = {
     "j.smith@cafcass.example": {

@@ -16,7 +16,7 @@ from gateway.crypto import Keyring
 from gateway.directory.contact import Contact
 from gateway.directory.contacts import ContactRepository
 from gateway.register.ledger import Register
-from gateway.register.view import Entry
+from gateway.register.record import Entry
 from gateway.settings import Settings
 from gateway.settings.register import RegisterSettings
 from gateway.store import Store

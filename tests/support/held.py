@@ -8,7 +8,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from gateway.register.ledger import Register
-from gateway.register.view import Record
+from gateway.register.record import Record
 from support.harness import RunningGateway, message
 from support.upstream import Arrived
 

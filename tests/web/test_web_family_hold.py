@@ -13,8 +13,8 @@ from support.web import ADMIN, MANAGER, STAFF, Site, add_account, make_site, sig
 
 from gateway.cli import main
 from gateway.register.family_hold import standing_hold
+from gateway.register.filters import Filters
 from gateway.register.retention import FAMILY_HOLD
-from gateway.register.view import Filters
 
 REASON = "Child protection plan in place"
 

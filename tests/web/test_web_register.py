@@ -15,7 +15,8 @@ from support.register import accepted, record, refused
 from support.web import ADMIN, MANAGER, Site, add_account, make_site, signed_in
 
 from gateway.cli import main
-from gateway.register.view import Filters, Record
+from gateway.register.filters import Filters
+from gateway.register.record import Record
 
 ALICE = "alice@c4f.example"  # the sender of support.register's entries
 BOB = "bob@c4f.example"

@@ -15,10 +15,10 @@ from support.register_seed import CAFCASS, at, seed
 from support.subprocess_gateway import run_cli
 from support.web import ADMIN, MANAGER, Site, add_account, make_site, signed_in
 
+from gateway.register.filters import Filters
 from gateway.register.scope import RegisterScope
 from gateway.register.summary import summarise_records
 from gateway.register.summary_formats import totals
-from gateway.register.view import Filters
 
 BOB = "bob@c4f.example"  # sent Q2 of the seed; reports to MANAGER
 EXTRA = 120  # enough for a second page (100 a page)
