@@ -43,13 +43,17 @@ from gateway.register.codec import (
     open_entry,
     seal_entry,
 )
+from gateway.register.event_entries import (
+    accepted_personal,
+    hold_personal,
+    outcome_personal,
+    refused_personal,
+)
 from gateway.register.fields import (
     PurgeRefused,
     RegisterError,
     canonical_json,
     check_changes,
-    disclosure_fields,
-    recipients_of,
 )
 from gateway.register.filters import Filters
 from gateway.register.fold import build_records
@@ -216,24 +220,7 @@ class Register:
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:
         # Read before the transaction by the spool (Recorder.summarise), else here.
         summary = event.summary if isinstance(event.summary, Summary) else summarise(event.content)
-        personal = {
-            "staff": event.staff,
-            "peer": event.peer,
-            "mail_from": event.mail_from,
-            "recipients": recipients_of(event.rcpt_tos, event.annotations),
-            "message_id": summary.message_id,
-            "subject": summary.subject,
-            "attachments": summary.attachments,
-            "reply": f"250 2.0.0 Queued as {event.queue_id}",
-            **disclosure_fields(event.annotations),
-        }
-        if not event.staff:
-            # The gateway's own notice (a bounce, a hold notice) to staff: recorded, but it
-            # discloses nothing to anyone outside, so no consent status is asked of it.
-            personal["external"] = False
-            for key in ("bounce_for", "notice_for", "notice"):
-                if key in event.annotations:
-                    personal[key] = str(event.annotations[key])
+        personal = accepted_personal(event, summary)
         seq = self.append(
             conn,
             kind="accepted",
@@ -247,34 +234,11 @@ class Register:
             threads.remember(conn, self.keyring, summary.message_id, seq, event.received_at)
 
     def refused(self, conn: sqlite3.Connection, event: RefusedEvent) -> None:
-        rcpts = list(event.rcpt_tos) + ([event.address] if event.address else [])
-        personal = {
-            "staff": event.staff,
-            "peer": event.peer,
-            "mail_from": event.mail_from,
-            "recipients": recipients_of(rcpts, event.annotations),
-            "phase": event.phase,
-            "address": event.address,
-            "reply": event.reply,
-            "reference": event.reference,
-            **disclosure_fields(event.annotations),
-        }
+        personal = refused_personal(event)
         self.append(conn, kind="refused", at=event.at, personal=personal, queue_id=event.queue_id)
 
     def outcome(self, conn: sqlite3.Connection, event: Outcome) -> None:
-        ev = event.evidence
-        personal = {
-            "status": event.status,
-            "attempt": event.attempt,
-            "recipients": list(event.recipients),
-            "reply": event.reply,
-            "evidence": {
-                "host": ev.host,
-                "tls_version": ev.tls_version,
-                "cipher": ev.cipher,
-                "cert_sha256": ev.cert_sha256,
-            },
-        }
+        personal = outcome_personal(event)
         self.append(
             conn,
             kind="outcome",
@@ -289,15 +253,7 @@ class Register:
 
         The action is also written in the clear (MAC-covered), so that ``register verify``
         can tell a delivery after an approval from one after a hold alone (REG-10)."""
-        personal: dict[str, Any] = {"action": event.action, "actor": event.actor}
-        if event.note:
-            personal["note"] = event.note
-        if event.reasons:
-            personal["reasons"] = list(event.reasons)
-        if event.consent:
-            personal["consent"] = event.consent
-        if event.changes:
-            personal["changes"] = dict(event.changes)
+        personal = hold_personal(event)
         self.append(
             conn,
             kind="hold",
