@@ -20,7 +20,6 @@ sealed per entry (see :mod:`gateway.register.codec`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -30,19 +29,18 @@ from typing import Any
 import structlog
 
 from gateway.crypto import Keyring
-from gateway.errors import ConfigError, SpoolCorrupt
+from gateway.errors import ConfigError
 from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
 from gateway.register import checkpoint, index, threads
 from gateway.register.codec import (
     GENESIS,
     EntryFields,
-    EntryPurged,
     MacKey,
     data_digest,
     entry_mac,
-    open_entry,
     seal_entry,
 )
+from gateway.register.entry_rows import open_row
 from gateway.register.event_entries import (
     accepted_personal,
     hold_personal,
@@ -307,31 +305,7 @@ class Register:
         return out
 
     def _entry(self, row: Any) -> Entry:
-        return self._open_row(self.keyring, row)
-
-    @staticmethod
-    def _open_row(keyring: Keyring, row: Any) -> Entry:
-        data: dict[str, Any] = {}
-        purged = unreadable = False
-        try:
-            data = json.loads(open_entry(keyring, row["seq"], row["sealed"], row["entry_key"]))
-        except EntryPurged:
-            purged = True
-        except (SpoolCorrupt, ValueError):
-            unreadable = True
-        return Entry(
-            seq=row["seq"],
-            at=row["at_us"] / 1e6,
-            kind=row["kind"],
-            ref=row["ref"],
-            queue_id=row["queue_id"],
-            size=row["size"],
-            sha256=row["sha256"],
-            public=json.loads(row["public"] or "{}"),
-            data=data,
-            purged=purged,
-            unreadable=unreadable,
-        )
+        return open_row(self.keyring, row)
 
     def records(self, filters: Filters | None = None) -> list[Record]:
         every = self._build(self.entries())
@@ -426,7 +400,7 @@ def step_5_index_register(store: Store, keyring: Keyring) -> int:
     store.ensure(index.SCHEMA)
     with store.transaction() as conn:
         rows = conn.execute(f"SELECT {COLUMNS} FROM register ORDER BY seq").fetchall()  # noqa: S608
-        every = build_records(Register._open_row(keyring, r) for r in rows)
+        every = build_records(open_row(keyring, r) for r in rows)
         return index.rebuild(conn, keyring, every)
 
 
