@@ -3,6 +3,7 @@ first, and only those read and folded (:func:`page`)."""
 
 from __future__ import annotations
 
+from gateway.register.entry_rows import open_row
 from gateway.register.filters import Filters
 from gateway.register.fold import build_records
 from gateway.register.index_counts import groups
@@ -57,8 +58,9 @@ def records_of(register: Register, retained: dict[int, bool]) -> list[Record]:
         " ORDER BY seq",
         (*seqs, *seqs),
     )
-    fold = getattr(register, "_build", build_records)
-    by_seq = {r.seq: r for r in fold([register._entry(row) for row in rows])}
+    entries = [open_row(register.keyring, row) for row in rows]
+    folded = build_records(entries, inform_within_days=register.inform_within_days)
+    by_seq = {r.seq: r for r in folded}
     out = []
     for seq in seqs:
         r = by_seq.get(seq)
