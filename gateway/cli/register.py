@@ -23,8 +23,8 @@ from gateway.cli.common import add_config_arg
 from gateway.cli.register_open import open_register, write_output
 from gateway.register import formats as fmt
 from gateway.register.client_copy import client_copy_text
+from gateway.register.criteria import Filters
 from gateway.register.export import csv_text, json_record
-from gateway.register.filters import Filters
 from gateway.register.period import parse_day
 from gateway.register.record import CONSENT_VALUES, ROOT_KINDS
 from gateway.register.record_text import report_text, show_text

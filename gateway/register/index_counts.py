@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.register import index
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.index import month_of
 from gateway.register.index_read import in_list, named_terms, ready, where
 from gateway.register.ledger import Register

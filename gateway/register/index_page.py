@@ -3,8 +3,8 @@ first, and only those read and folded (:func:`page`)."""
 
 from __future__ import annotations
 
+from gateway.register.criteria import Filters
 from gateway.register.entry_rows import open_row
-from gateway.register.filters import Filters
 from gateway.register.fold import build_records
 from gateway.register.index_counts import groups
 from gateway.register.index_read import RETAINED, ready, where

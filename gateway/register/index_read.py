@@ -1,6 +1,6 @@
 """Reading through the register's index (:mod:`.index`) without decrypting the register.
 
-:func:`where` turns the list's :class:`~gateway.register.filters.Filters` and a viewer's
+:func:`where` turns the list's :class:`~gateway.register.criteria.Filters` and a viewer's
 :class:`~gateway.register.scope.RegisterScope` into SQL over ``register_index``, for one
 page of the list (:mod:`.index_page`), counts and the summary (:mod:`.index_counts`),
 and the duty counts (:mod:`.index_duties`). A filter the
@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from gateway.register import index
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.ledger import Register
 from gateway.register.scope import RegisterScope
 

@@ -40,6 +40,7 @@ from gateway.register.codec import (
     entry_mac,
     seal_entry,
 )
+from gateway.register.criteria import Filters
 from gateway.register.entry_rows import open_row
 from gateway.register.event_entries import (
     accepted_personal,
@@ -53,7 +54,6 @@ from gateway.register.fields import (
     canonical_json,
     check_changes,
 )
-from gateway.register.filters import Filters
 from gateway.register.fold import build_records
 from gateway.register.hold_trail import public_step
 from gateway.register.message import Summary, summarise

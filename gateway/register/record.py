@@ -4,7 +4,7 @@ An original entry (a message accepted or refused, an admin action, a purge) is n
 changed; follow-ups (delivery outcomes, annotations) are later entries pointing at it.
 A :class:`Record` is the original seen through all its follow-ups: the consent status
 as last completed, whether the person was informed, the holds, the delivery status.
-:mod:`gateway.register.fold` builds records from entries; :mod:`gateway.register.filters`
+:mod:`gateway.register.fold` builds records from entries; :mod:`gateway.register.criteria`
 chooses among them.
 """
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.index import (
     CONSENT_SHIFT,
     DISCLOSED,

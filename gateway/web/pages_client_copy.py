@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.register.client_copy import client_copy_text
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.web.auth import Viewer, console_of, viewer
 from gateway.web.register_scope import readable_records
 from gateway.web.render import page, see_other

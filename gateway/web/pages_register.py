@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from gateway.register import formats as fmt
 from gateway.register import index_page
+from gateway.register.criteria import Filters
 from gateway.register.export import csv_text
-from gateway.register.filters import Filters
 from gateway.register.period import parse_day
 from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS, ROOT_KINDS, Record
 from gateway.register.summary import Summary, summarise

@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from gateway.register import formats as fmt
 from gateway.register import record_text
+from gateway.register.criteria import Filters
 from gateway.register.export import flat
-from gateway.register.filters import Filters
 from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.pages_family_hold import hold_context

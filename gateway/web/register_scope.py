@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from starlette.requests import Request
 
 from gateway.directory.staff import StaffMember
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.record import Record
 from gateway.register.scope import RegisterScope
 from gateway.settings.web import ManagerScope

@@ -14,7 +14,7 @@ from support.harness import staff_commands_config
 from support.subprocess_gateway import run_cli
 
 from gateway.directory.staff import StaffDirectory, StaffMember
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.ledger import Register
 from gateway.settings import load
 from gateway.store import Store

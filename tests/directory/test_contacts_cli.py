@@ -203,7 +203,7 @@ def test_bad_import_reports_lines_and_adds_nothing(
 
 def admin_trail(config: Path) -> list[tuple[str, str, dict[str, object]]]:
     """The register's admin trail as (actor, action, details)."""
-    from gateway.register.filters import Filters
+    from gateway.register.criteria import Filters
 
     store = Store(config.parent / "gateway.db")
     try:

@@ -20,7 +20,7 @@ from support.subprocess_gateway import run_cli as run_command
 from support.upstream import Upstream
 
 from gateway.mail.readable import attachment, readable
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 
 STAFF = "alice@c4f.example"
 MANAGER = "mona@c4f.example"

@@ -23,7 +23,7 @@ from support.upstream import Upstream
 
 from gateway.events import HoldEvent
 from gateway.holds.duties import DutyReminder
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.formats import local_time
 from gateway.register.ledger import Register
 from gateway.settings.register import register_settings

@@ -30,9 +30,9 @@ from support.subprocess_gateway import run_cli
 from support.upstream import Upstream
 from support.web import add_account
 
+from gateway.register.criteria import Filters
 from gateway.register.family_hold import hold_family, release_family
 from gateway.register.fields import RegisterError
-from gateway.register.filters import Filters
 from gateway.register.ledger import Register
 from gateway.register.purge import purge
 from gateway.register.retention import default_review_on

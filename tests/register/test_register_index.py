@@ -24,7 +24,7 @@ from support.subprocess_gateway import prepare, run_cli
 from gateway.crypto import Keyring, key_id_of
 from gateway.events import HoldEvent, Outcome
 from gateway.register import index, index_duties, index_page, index_read, tally
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.ledger import Register, step_5_index_register
 from gateway.register.purge import purge
 from gateway.register.record import Record

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 from support.register import DAY, T0, Clock, accepted, file_bytes, make_register, raw, record
 
 from gateway.register.codec import EntryPurged, open_entry
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.ledger import PurgeRefused, Register
 from gateway.register.purge import purge
 

@@ -22,7 +22,7 @@ from support.register import (
 from gateway.crypto import Keyring
 from gateway.events import Evidence, Outcome
 from gateway.queue.spool import Spool
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.ledger import Register, RegisterError
 
 CONTACT = {

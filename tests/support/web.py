@@ -190,7 +190,7 @@ def signed_in(client: TestClient, login: str, landing: str = "/register") -> str
 
 def admin_actions(site: Site) -> list[tuple[str, str, dict[str, Any]]]:
     """The register's admin trail as (actor, action, details)."""
-    from gateway.register.filters import Filters
+    from gateway.register.criteria import Filters
 
     return [
         (r.data["actor"], r.data["action"], r.data["details"])

@@ -219,7 +219,7 @@ async def test_totp_sign_in_filter_and_annotate_seen_by_the_cli(
 
 
 async def _trail(s: Stack) -> list[tuple[str, str, str]]:
-    from gateway.register.filters import Filters
+    from gateway.register.criteria import Filters
 
     records = await asyncio.to_thread(s.register.records, Filters(kinds=("admin",)))
     return [

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from support.pki import TestCA
 from support.web import ADMIN, BASE_URL, FakeResolver, Site, make_site, signed_in
 
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.web.app import create_app
 
 ADDRESS = "j.smith@cafcass.example"

@@ -12,8 +12,8 @@ from support.register import accepted, record
 from support.web import ADMIN, MANAGER, STAFF, Site, add_account, make_site, signed_in
 
 from gateway.cli import main
+from gateway.register.criteria import Filters
 from gateway.register.family_hold import standing_hold
-from gateway.register.filters import Filters
 from gateway.register.retention import FAMILY_HOLD
 
 REASON = "Child protection plan in place"

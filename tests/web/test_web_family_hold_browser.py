@@ -17,8 +17,8 @@ from support.pki import TestCA
 from support.register import accepted, record
 from support.web import MANAGER, STAFF, make_site, served
 
+from gateway.register.criteria import Filters
 from gateway.register.family_hold import standing_hold
-from gateway.register.filters import Filters
 
 pytestmark = pytest.mark.slow
 FAMILY = "F-1042"

@@ -133,7 +133,7 @@ async def test_approver_reads_the_text_as_text_and_downloads_the_attachment(
     message is neither an element nor run; a script's text is left out), its attachment is
     a download with the exact bytes, and the reading is in the register's admin trail."""
 
-    from gateway.register.filters import Filters
+    from gateway.register.criteria import Filters
 
     async with stack(start_gateway, upstream, tmp_path, filters=CHAIN) as s:
         s.gw.add_staff(ALICE, managers=[MANAGER])

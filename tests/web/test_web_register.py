@@ -15,7 +15,7 @@ from support.register import accepted, record, refused
 from support.web import ADMIN, MANAGER, Site, add_account, make_site, signed_in
 
 from gateway.cli import main
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.record import Record
 
 ALICE = "alice@c4f.example"  # the sender of support.register's entries

@@ -15,7 +15,7 @@ from support.register_seed import CAFCASS, at, seed
 from support.subprocess_gateway import run_cli
 from support.web import ADMIN, MANAGER, Site, add_account, make_site, signed_in
 
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.register.scope import RegisterScope
 from gateway.register.summary import summarise_records
 from gateway.register.summary_formats import totals

@@ -29,7 +29,7 @@ from support.register import accepted, message, record
 from support.web import MANAGER, STAFF, Site, make_site, served
 
 from gateway.register import client_copy, requests
-from gateway.register.filters import Filters
+from gateway.register.criteria import Filters
 from gateway.settings.policy import SHIPPED_FILE
 
 pytestmark = pytest.mark.slow
