@@ -13,6 +13,7 @@ import structlog
 
 from gateway import settings as settings_mod
 from gateway.cli import CLIError
+from gateway.logging import line_logger
 from gateway.settings import Settings
 
 
@@ -75,5 +76,5 @@ def logs_to_stderr() -> None:
     if not structlog.is_configured():
         structlog.configure(
             wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+            logger_factory=line_logger("stderr"),
         )
