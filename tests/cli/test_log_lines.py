@@ -39,7 +39,7 @@ def test_each_line_goes_out_in_one_write_however_stdout_is_buffered(
         structlog.get_logger("test").info("second_event", worker=1)
     finally:
         monkeypatch.undo()
-        configure()  # back onto the real stdout for the tests after this one
+        configure("console", "warning")  # as tests/conftest.py leaves it
     assert len(raw.calls) == 2
     for call, event in zip(raw.calls, ("first_event", "second_event"), strict=True):
         assert call.endswith(b"\n") and call.count(b"\n") == 1
