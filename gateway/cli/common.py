@@ -17,11 +17,13 @@ from gateway.logging import line_logger
 from gateway.settings import Settings
 
 
-def add_config_arg(parser: argparse.ArgumentParser) -> None:
+def add_config_arg(parser: argparse.ArgumentParser, default: object = Path("gateway.toml")) -> None:
+    """``--config PATH``; a sub-action's copy passes ``argparse.SUPPRESS`` so that it keeps a
+    ``--config`` given before the action."""
     parser.add_argument(
         "--config",
         type=Path,
-        default=Path("gateway.toml"),
+        default=default,
         metavar="PATH",
         help="the gateway's config file (default: ./gateway.toml)",
     )

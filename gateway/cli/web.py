@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cli import CLIError
@@ -62,24 +61,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     # Options given after ACTION land here; SUPPRESS keeps those given before it.
     serve_p = actions.add_parser("serve", help="serve the console (the default)")
     _listen_arg(serve_p, argparse.SUPPRESS)
-    serve_p.add_argument(
-        "--config",
-        type=Path,
-        default=argparse.SUPPRESS,
-        metavar="PATH",
-        help="the gateway's config file (default: ./gateway.toml)",
-    )
+    add_config_arg(serve_p, argparse.SUPPRESS)
     for name, words in LOGIN_ACTIONS.items():
         a = actions.add_parser(name, help=words, description=words[0].upper() + words[1:] + ".")
         a.add_argument("login", help="the account's login (its mail address)")
         a.add_argument("--by", default=argparse.SUPPRESS, help="who makes the change")
-        a.add_argument(
-            "--config",
-            type=Path,
-            default=argparse.SUPPRESS,
-            metavar="PATH",
-            help="the gateway's config file (default: ./gateway.toml)",
-        )
+        add_config_arg(a, argparse.SUPPRESS)
     p.set_defaults(func=run, action="serve", login=None)
 
 
@@ -111,7 +98,7 @@ def totp(settings: Settings, action: str, login: str, actor: str) -> int:
         if member is None:
             raise CLIError(f"no account {login}")
         if action == "enrol-link":
-            return enrol_link(settings, console, login, actor)
+            return enrol_link(console, login, actor)
         if action in ("totp-remove", "totp-reset"):
             if not console.totp.remove(login):
                 raise CLIError(f"{login} has no second factor")
@@ -130,7 +117,7 @@ def totp(settings: Settings, action: str, login: str, actor: str) -> int:
         console.close()
 
 
-def enrol_link(settings: Settings, console: Console, login: str, actor: str) -> int:
+def enrol_link(console: Console, login: str, actor: str) -> int:
     from gateway.web.enrol_links import issue  # as the staff page's button issues it
 
     link = issue(console, login, actor)
