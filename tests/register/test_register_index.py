@@ -12,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.pki import TestCA
-from support.register import DAY, accepted, file_bytes, make_register, record
+from support.register import DAY, accepted, file_bytes, make_register, open_register, record
 from support.register_seed import CAFCASS, NOW, SINCE, UNTIL, at, seed
 from support.subprocess_gateway import prepare, run_cli
 
@@ -33,7 +32,6 @@ from gateway.register.scope import RegisterScope
 from gateway.register.summary import summarise, summarise_records
 from gateway.settings import load
 from gateway.settings.register import register_settings
-from gateway.store import Store
 
 MONA = "mona@c4f.example"
 BOB = "bob@c4f.example"
@@ -61,23 +59,12 @@ CHECKS = [
 SCOPES = [None, RegisterScope(MONA, frozenset({BOB})), RegisterScope("nobody", frozenset())]
 
 
-@pytest.fixture(autouse=True)
-def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Europe/London")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("london")
 
 
 @pytest.fixture
 def config(tmp_path: Path, ca: TestCA) -> Path:
     return prepare(tmp_path / "gw", ca)
-
-
-def open_register(config: Path) -> Register:
-    settings = load(config)
-    return Register.from_settings(Store(settings.storage.database), register_settings(settings))
 
 
 def row(r: Record) -> tuple[object, ...]:

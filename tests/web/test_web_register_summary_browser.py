@@ -5,8 +5,6 @@ a real database). Screenshot: ``tests/output/screenshots/register-summary-strip.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,7 @@ from support.pki import TestCA
 from support.register_seed import at, seed
 from support.web import ADMIN, make_site, served
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Europe/London")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("london")]
 
 
 async def test_the_strip_shows_the_chosen_periods_figures(tmp_path: Path, ca: TestCA) -> None:
