@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import re
 from collections.abc import Iterator
 
+from gateway.mail import transfer
 from gateway.mail.mime import IDENTITY
 
 CHUNK = 1 << 20
 HEAD = 1024  # the first bytes kept: media.sniff reads up to byte 564
 
-_TRAILING_WS = re.compile(rb"[ \t]+(?=\r\n|\Z)")  # as transfer.decode_body
-_B64_WS = b" \t\r\n"  # what transfer.decode_body deletes before strict decoding
 _LINE_BREAKS = b"\r\n"  # what the email package deletes (bytes.splitlines)
 _UUENCODE = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
 
@@ -81,10 +79,10 @@ def strict_pieces(
     if cte in IDENTITY:
         yield memoryview(buf)[start:end]
     elif cte == "quoted-printable":
-        for piece in lines(buf, start, end, chunk):
-            yield binascii.a2b_qp(_TRAILING_WS.sub(b"", piece))
+        for piece in lines(buf, start, end, chunk):  # quoted-printable is line-local
+            yield transfer.decode_body(piece, cte)
     elif cte == "base64":
-        yield from _base64(buf, start, end, _B64_WS, False, chunk)
+        yield from _base64(buf, start, end, transfer.B64_BLANKS, False, chunk)
     else:
         raise Unstreamable(cte)
 

@@ -10,7 +10,7 @@ import re
 from gateway.mail.mime import CRLF, IDENTITY, MimeError
 
 _TRAILING_WS = re.compile(rb"[ \t]+(?=\r\n|\Z)")
-_B64_WS = b" \t\r\n"  # deleted before strict decoding (bytes.translate: C speed)
+B64_BLANKS = b" \t\r\n"  # deleted before strict decoding (bytes.translate: C speed)
 
 
 def decode_body(body: bytes, cte: str) -> bytes:
@@ -21,7 +21,7 @@ def decode_body(body: bytes, cte: str) -> bytes:
         return binascii.a2b_qp(_TRAILING_WS.sub(b"", body))
     if cte == "base64":
         try:
-            return binascii.a2b_base64(body.translate(None, _B64_WS), strict_mode=True)
+            return binascii.a2b_base64(body.translate(None, B64_BLANKS), strict_mode=True)
         except binascii.Error as exc:
             raise MimeError("bad-base64", "a text part has invalid base64") from exc
     raise MimeError("unknown-encoding", "a text part has an unknown transfer encoding")
