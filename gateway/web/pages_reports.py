@@ -26,7 +26,7 @@ from gateway.register.summary import Summary, summarise
 from gateway.register.summary_formats import summary_csv, totals
 from gateway.web.auth import Viewer, console_of, viewer
 from gateway.web.charts import Chart, Series, Table, cell_text, columns, horizontal
-from gateway.web.register_scope import scope_for
+from gateway.web.register_scope import viewer_scope
 from gateway.web.render import page
 
 CONSENT_COLOURS = {
@@ -159,13 +159,12 @@ async def _summary(request: Request, v: Viewer, period: Period) -> Summary:
     since, until = period.bounds()
 
     def read() -> Summary:
-        scope = scope_for(v.member, console.staff.list(), console.web.manager_scope)
         return summarise(
             console.register,
             since=since,
             until=until,
             now=console.clock(),
-            scope=None if scope.everything else scope.shows,
+            scope=viewer_scope(console, v),
         )
 
     return await asyncio.to_thread(read)
