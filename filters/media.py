@@ -126,7 +126,7 @@ def _visit(
         # Not a message we can read: it is judged by its bytes below.
         with contextlib.suppress(MimeError):
             out.extend(_scan(data, limit, depth + 1))
-        found = _judge(e, _measured(data), lambda: data)
+        found = _judge(e, chunked.tally([data]), lambda: data)
     else:
         found = _judge(e, _streamed(buf, e), lambda: _decoded(buf[e.body_start : e.end], e.cte))
     if found is None:
@@ -142,13 +142,7 @@ def _streamed(buf: bytes, e: Entity) -> chunked.Tally:
     try:
         return chunked.tally(chunked.strict_pieces(buf, e.body_start, e.end, e.cte))
     except chunked.Unstreamable:  # damaged or unusual: decoded whole, leniently
-        return _measured(_decoded(buf[e.body_start : e.end], e.cte))
-
-
-def _measured(data: bytes) -> chunked.Tally:
-    tally = chunked.Tally()
-    tally.add(data)
-    return tally
+        return chunked.tally([_decoded(buf[e.body_start : e.end], e.cte)])
 
 
 def _judge(e: Entity, body: chunked.Tally, whole: Callable[[], bytes]) -> Found | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from gateway.mail import transfer
 from gateway.mail.mime import IDENTITY
@@ -52,7 +52,8 @@ class Tally:
         return self._hash.hexdigest()
 
 
-def tally(pieces: Iterator[bytes | memoryview]) -> Tally:
+def tally(pieces: Iterable[bytes | memoryview]) -> Tally:
+    """The :class:`Tally` of the pieces (``[data]``: of a body decoded whole)."""
     out = Tally()
     for piece in pieces:
         out.add(piece)

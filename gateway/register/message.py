@@ -75,9 +75,7 @@ def _tally(content: bytes, leaf: parts.Leaf) -> chunked.Tally:
     except chunked.Unstreamable:  # damaged or unusual: decoded whole, as email does
         part = leaf.headers
         part.set_payload(content[leaf.start : leaf.end].decode("ascii", "surrogateescape"))
-        whole = chunked.Tally()
-        whole.add(_data(part))
-        return whole
+        return chunked.tally([_data(part)])
 
 
 def summary_parsed(content: bytes) -> Summary:
