@@ -40,11 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="LOGIN",
         help="their line manager's login (repeatable)",
     )
-    add.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from standard input instead of prompting",
-    )
+    _password_stdin_arg(add)
     add.add_argument(
         "--external",
         action="store_true",
@@ -58,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="change an account's line managers, role or aliases",
         description="Changes only what is given; each option replaces that setting whole.",
     )
-    ed.add_argument("login", help="the account's login (the staff member's own mail address)")
+    _login_arg(ed)
     mgrs = ed.add_mutually_exclusive_group()
     mgrs.add_argument(
         "--manager",
@@ -76,20 +72,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
     rm = actions.add_parser("remove", help="delete an account")
-    rm.add_argument("login", help="the account's login (the staff member's own mail address)")
+    _login_arg(rm)
 
     actions.add_parser("list", help="list accounts")
 
     pw = actions.add_parser("passwd", help="set a new password")
-    pw.add_argument("login", help="the account's login (the staff member's own mail address)")
-    pw.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from standard input instead of prompting",
-    )
+    _login_arg(pw)
+    _password_stdin_arg(pw)
 
     al = actions.add_parser("aliases", help="replace the addresses an account may send as")
-    al.add_argument("login", help="the account's login (the staff member's own mail address)")
+    _login_arg(al)
     al.add_argument(
         "aliases",
         nargs="*",
@@ -98,11 +90,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
     role = actions.add_parser("role", help="set an account's role (staff, manager, admin)")
-    role.add_argument("login", help="the account's login (the staff member's own mail address)")
+    _login_arg(role)
     role.add_argument("role", choices=ROLES, help="the new role: what else they may do")
 
     mg = actions.add_parser("managers", help="replace an account's line managers")
-    mg.add_argument("login", help="the account's login (the staff member's own mail address)")
+    _login_arg(mg)
     mg.add_argument(
         "managers",
         nargs="*",
@@ -113,6 +105,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for a in actions.choices.values():
         add_config_arg(a)
     p.set_defaults(func=run)
+
+
+def _login_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("login", help="the account's login (the staff member's own mail address)")
+
+
+def _password_stdin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
