@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.register.index_read import ready, scoped
+from gateway.register.index_read import scoped
 from gateway.register.ledger import Register
 from gateway.register.retention import FAMILY_HOLD
 from gateway.register.scope import RegisterScope
@@ -15,12 +15,10 @@ from gateway.register.scope import RegisterScope
 
 def duty_counts(
     register: Register, scope: RegisterScope | None, now: float, today: str, inform_days: int
-) -> tuple[int, int] | None:
+) -> tuple[int, int]:
     """(disclosures whose "person informed" is overdue at ``now``, retention holds due
-    for review by ``today``) that ``scope`` shows; None before the index is built. A
-    family hold superseded by a newer one of its family is not counted (as the fold)."""
-    if not ready(register):
-        return None
+    for review by ``today``) that ``scope`` shows. A family hold superseded by a newer
+    one of its family is not counted (as the fold)."""
     args: list[Any] = [now - inform_days * 86400.0]
     seen = scoped(register, scope, args)
     overdue = register.store.query(

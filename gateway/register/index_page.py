@@ -7,7 +7,7 @@ from gateway.register.criteria import Filters
 from gateway.register.entry_rows import open_row
 from gateway.register.fold import build_records
 from gateway.register.index_counts import groups
-from gateway.register.index_read import RETAINED, ready, where
+from gateway.register.index_read import RETAINED, where
 from gateway.register.ledger import Register
 from gateway.register.record import Record
 from gateway.register.scope import RegisterScope
@@ -24,7 +24,7 @@ def page(
 ) -> tuple[int, list[Record]] | None:
     """(how many records match, the ``limit`` newest after ``offset``), reading only
     those; None when ``filters`` need the whole register (see :func:`where`)."""
-    found = where(register, filters, scope) if ready(register) else None
+    found = where(register, filters, scope)
     if found is None:
         return None
     sql, args = found

@@ -3,9 +3,11 @@
 :func:`where` turns the list's :class:`~gateway.register.criteria.Filters` and a viewer's
 :class:`~gateway.register.scope.RegisterScope` into SQL over ``register_index``, for one
 page of the list (:mod:`.index_page`), counts and the summary (:mod:`.index_counts`),
-and the duty counts (:mod:`.index_duties`). A filter the
-index does not know (one added to ``Filters`` later) makes :func:`where` answer None, and
-the caller reads the register whole, as before: slower, never wrong.
+and the duty counts (:mod:`.index_duties`). A filter the index does not answer
+(``inform_due``, ``hold_review_due``, or one added to ``Filters`` later) makes
+:func:`where` answer None, and the caller reads the register whole: slower, never wrong.
+The index always covers the register: a database from before it existed is refused
+until ``c4f-gateway upgrade`` has built it (schema step 5).
 """
 
 from __future__ import annotations
@@ -131,13 +133,3 @@ def scoped(register: Register, scope: RegisterScope | None, args: list[Any]) -> 
     own = in_list("i.staff", staff, args)
     acted = in_list("term", mine, args)
     return f"({own} OR i.seq IN (SELECT seq FROM register_index_term WHERE {acted}))"  # noqa: S608
-
-
-def ready(register: Register) -> bool:
-    """Whether the index covers the register: false only for a register written before
-    the index existed and not yet through ``c4f-gateway upgrade`` (schema step 5)."""
-    found = register.store.query(
-        "SELECT (SELECT max(seq) FROM register_index) IS NOT NULL"
-        " OR (SELECT max(seq) FROM register) IS NULL"
-    )
-    return bool(found[0][0])

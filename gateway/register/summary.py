@@ -34,7 +34,7 @@ from gateway.register.index import (
     organisation_names,
 )
 from gateway.register.index_counts import groups, month_start
-from gateway.register.index_read import names, ready, where
+from gateway.register.index_read import names, where
 from gateway.register.ledger import Register
 from gateway.register.record import CONSENT_VALUES, Record
 from gateway.register.scope import RegisterScope
@@ -201,7 +201,7 @@ def summarise(
     over the whole register. ``charts=False``: the six totals only (the list's strip),
     with the lists left empty."""
     visible = _indexed_scope(scope)
-    if (scope is not None and visible is None) or not ready(register):
+    if scope is not None and visible is None:
         return summarise_records(register.records(), since=since, until=until, now=now, scope=scope)
     return _from_index(register, since=since, until=until, now=now, scope=visible, charts=charts)
 

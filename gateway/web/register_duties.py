@@ -24,14 +24,8 @@ class DutyCounts:
 
 
 def duty_counts(register: Register, scope: RegisterScope, now: float) -> DutyCounts:
-    """Blocking: call in a worker thread. Read from the register's index (two counts);
-    the whole register only before ``upgrade`` has built it."""
+    """Blocking: call in a worker thread. Two counts read from the register's index."""
     today = local_day(now).isoformat()
-    found = index_duties.duty_counts(register, scope, now, today, register.inform_within_days)
-    if found is not None:
-        return DutyCounts(*found)
-    records = scope.only(register.records())
     return DutyCounts(
-        informed=sum(1 for r in records if r.inform_overdue(now)),
-        review=sum(1 for r in records if r.own_hold is not None and r.own_hold.review_due(today)),
+        *index_duties.duty_counts(register, scope, now, today, register.inform_within_days)
     )
