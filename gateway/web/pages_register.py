@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.directory.staff import StaffMember
 from gateway.register import formats as fmt
 from gateway.register import index_page
 from gateway.register.criteria import Filters
@@ -33,7 +34,7 @@ from gateway.register.summary_formats import totals as summary_totals
 from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.register_duties import duty_counts
-from gateway.web.register_scope import RegisterScope, readable_records, scope_for, viewer_scope
+from gateway.web.register_scope import RegisterScope, readable_records, scope_for
 from gateway.web.render import flash, page, see_other
 from gateway.web.verify_monitor import VerifyStatus
 
@@ -99,11 +100,8 @@ def filters_of(
     )
 
 
-async def _staff_choices(request: Request, v: Viewer) -> list[str]:
+def _staff_choices(members: list[StaffMember], scope: RegisterScope) -> list[str]:
     """The filter's staff list: everyone, or the viewer's reports."""
-    console = console_of(request)
-    members = await asyncio.to_thread(console.staff.list)
-    scope = scope_for(v.member, members, console.web.manager_scope)
     return [
         m.login for m in members if scope.everything or m.login.lower() in (scope.reports or ())
     ]
@@ -148,40 +146,35 @@ async def register_list(request: Request) -> Response:
         number = 1
     console = console_of(request)
 
-    def read(number: int) -> tuple[int, list[Record], Summary]:
-        found = list_page(
-            console, viewer_scope(console, v), filters_of(saved, now=console.clock()), number
-        )
-        last = max(1, -(-found[0] // PAGE_SIZE))
-        return (
-            found
-            if number <= last
-            else list_page(
-                console, viewer_scope(console, v), filters_of(saved, now=console.clock()), last
-            )
-        )
+    def read() -> dict[str, Any]:
+        # The staff table once: the scope of every read below, and the filter's choices.
+        members = console.staff.list()
+        scope = scope_for(v.member, members, console.web.manager_scope)
+        filters = filters_of(saved, now=console.clock())
+        total, shown, figures = list_page(console, scope, filters, number)
+        pages = max(1, -(-total // PAGE_SIZE))
+        if number > pages:
+            total, shown, figures = list_page(console, scope, filters, pages)
+        return {
+            "records": [_row(r) for r in shown],
+            "total": total,
+            "summary": summary_totals(figures),
+            "period": period_words(figures),
+            "duties": duty_counts(console.register, scope, console.clock()),
+            "page_number": min(number, pages),
+            "pages": pages,
+            "staff_logins": _staff_choices(members, scope),
+        }
 
-    total, shown, figures = await asyncio.to_thread(read, number)
-    duties = await asyncio.to_thread(
-        duty_counts, console.register, viewer_scope(console, v), console.clock()
-    )
-    pages = max(1, -(-total // PAGE_SIZE))
-    number = min(number, pages)
+    listed = await asyncio.to_thread(read)
     return await page(
         request,
         v,
         "register_list.html",
         {
-            "records": [_row(r) for r in shown],
-            "total": total,
-            "summary": summary_totals(figures),
-            "period": period_words(figures),
-            "duties": duties,
-            "page_number": number,
-            "pages": pages,
+            **listed,
             "saved": saved,
             "consent_values": [(c, CONSENT_WORDS[c]) for c in CONSENT_VALUES],
-            "staff_logins": await _staff_choices(request, v),
         },
     )
 
