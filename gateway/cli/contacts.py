@@ -89,18 +89,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("--by", metavar="NAME", help="who makes the change (default: approver)")
 
     rm = actions.add_parser("remove", help="withdraw an approval")
-    rm.add_argument(
-        "contact", metavar="C-NNN|ADDRESS", help="the contact's reference (C-NNN) or its address"
-    )
-    rm.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
+    _contact_arg(rm)
+    _by_arg(rm)
 
     ls = actions.add_parser("list", help="list addresses, then whole-domain entries")
     ls.add_argument("--expired", action="store_true", help="only lapsed approvals")
 
     show = actions.add_parser("show", help="everything about one contact")
-    show.add_argument(
-        "contact", metavar="C-NNN|ADDRESS", help="the contact's reference (C-NNN) or its address"
-    )
+    _contact_arg(show)
 
     ap = actions.add_parser(
         "approval",
@@ -108,9 +104,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=f"A contact marked as requiring approval: {REQUIRES_APPROVAL}. "
         "The change is audited like every other.",
     )
-    ap.add_argument(
-        "contact", metavar="C-NNN|ADDRESS", help="the contact's reference (C-NNN) or its address"
-    )
+    _contact_arg(ap)
     needed = ap.add_mutually_exclusive_group(required=True)
     needed.add_argument("--required", dest="required", action="store_true", help=REQUIRES_APPROVAL)
     needed.add_argument(
@@ -119,7 +113,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_false",
         help="messages to this contact leave without waiting (the other rules still apply)",
     )
-    ap.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
+    _by_arg(ap)
 
     imp = actions.add_parser(
         "import",
@@ -132,7 +126,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     imp.add_argument("file", type=Path, help="the CSV file ('-': standard input)")
-    imp.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
+    _by_arg(imp)
     imp.add_argument(
         "--update", action="store_true", help="change contacts whose rows differ from the list"
     )
@@ -175,6 +169,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for a in actions.choices.values():
         add_config_arg(a)
     p.set_defaults(func=run)
+
+
+def _contact_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "contact", metavar="C-NNN|ADDRESS", help="the contact's reference (C-NNN) or its address"
+    )
+
+
+def _by_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by", required=True, metavar="NAME", help="who makes the change")
 
 
 def _date(text: str) -> date:
