@@ -10,8 +10,10 @@ forms write through :func:`gateway.register.family_hold.hold_family` and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -52,49 +54,51 @@ OUT_OF_SCOPE = (
 )
 
 
-async def hold(request: Request) -> Response:
+async def _change(
+    request: Request, refused: str, write: Callable[[Console, Viewer, FormData, str], str]
+) -> Response:
+    """Refuse a family whose standing hold the viewer may not read; else ``write`` the
+    change (blocking; it returns what to say). Either way, back to the report page."""
     v = await viewer(request)
     form = await checked_form(request, v.session)
     family = text(form, "family", 64)
-    category = text(form, "category", 32)
     console = console_of(request)
     if (await asyncio.to_thread(_standing, console, v, family))[1]:
-        await flash(request, v, f"No hold placed: {OUT_OF_SCOPE}.", error=True)
-        return see_other("/register/report")
-    try:
-        seq = await asyncio.to_thread(
-            hold_family,
-            console.register,
-            family,
-            actor=v.login,
-            category=category,
-            reason=text(form, "reason"),
-            review_on=text(form, "review_on", 10) or None,
-        )
-    except RegisterError as exc:
-        await flash(request, v, f"No hold placed: {exc}.", error=True)
+        await flash(request, v, f"{refused}: {OUT_OF_SCOPE}.", error=True)
     else:
-        await flash(request, v, placed_words(family, category, seq))
+        try:
+            done = await asyncio.to_thread(write, console, v, form, family)
+        except RegisterError as exc:
+            await flash(request, v, f"{refused}: {exc}.", error=True)
+        else:
+            await flash(request, v, done)
     return see_other("/register/report")
+
+
+def _hold(console: Console, v: Viewer, form: FormData, family: str) -> str:
+    category = text(form, "category", 32)
+    seq = hold_family(
+        console.register,
+        family,
+        actor=v.login,
+        category=category,
+        reason=text(form, "reason"),
+        review_on=text(form, "review_on", 10) or None,
+    )
+    return placed_words(family, category, seq)
+
+
+def _release(console: Console, v: Viewer, form: FormData, family: str) -> str:
+    seq = release_family(console.register, family, actor=v.login, reason=text(form, "reason"))
+    return f"Released the retention hold on family {family}: entry {seq}."
+
+
+async def hold(request: Request) -> Response:
+    return await _change(request, "No hold placed", _hold)
 
 
 async def release(request: Request) -> Response:
-    v = await viewer(request)
-    form = await checked_form(request, v.session)
-    family = text(form, "family", 64)
-    console = console_of(request)
-    if (await asyncio.to_thread(_standing, console, v, family))[1]:
-        await flash(request, v, f"Not released: {OUT_OF_SCOPE}.", error=True)
-        return see_other("/register/report")
-    try:
-        seq = await asyncio.to_thread(
-            release_family, console.register, family, actor=v.login, reason=text(form, "reason")
-        )
-    except RegisterError as exc:
-        await flash(request, v, f"Not released: {exc}.", error=True)
-    else:
-        await flash(request, v, f"Released the retention hold on family {family}: entry {seq}.")
-    return see_other("/register/report")
+    return await _change(request, "Not released", _release)
 
 
 routes = [
