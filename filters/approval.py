@@ -73,9 +73,8 @@ def create(options: dict[str, Any], context: FilterContext) -> ApprovalFilter:
 
 
 def policy_from(options: dict[str, Any]) -> ApprovalPolicy:
-    options = dict(options)
     where = "filter.approval"
-    consent = options.pop("hold_consent", list(DEFAULT_HOLD_CONSENT))
+    consent = options.get("hold_consent", list(DEFAULT_HOLD_CONSENT))
     if not isinstance(consent, list) or not all(isinstance(c, str) for c in consent):
         raise ConfigError(f"{where}: hold_consent: expected a list of consent statuses")
     unknown = sorted(set(consent) - set(CONSENT_VALUES))
@@ -86,11 +85,11 @@ def policy_from(options: dict[str, Any]) -> ApprovalPolicy:
         )
     flags = {}
     for name in ("hold_safeguarding", "hold_contacts_requiring_approval"):
-        value = options.pop(name, True)
+        value = options.get(name, True)
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: {name}: expected true or false")
         flags[name] = value
-    days = options.pop("expire_after_days", DEFAULT_EXPIRE_DAYS)
+    days = options.get("expire_after_days", DEFAULT_EXPIRE_DAYS)
     if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 365:
         raise ConfigError(f"{where}: expire_after_days: expected a number of days, 0 to 365")
     hours = {}
@@ -98,11 +97,11 @@ def policy_from(options: dict[str, Any]) -> ApprovalPolicy:
         ("escalate_after_hours", DEFAULT_ESCALATE_HOURS),
         ("escalate_safeguarding_after_hours", DEFAULT_ESCALATE_SAFEGUARDING_HOURS),
     ):
-        value = options.pop(name, default)
+        value = options.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{where}: {name}: expected a number of hours above 0")
         hours[name] = float(value)
-    leads = options.pop("safeguarding_leads", [])
+    leads = options.get("safeguarding_leads", [])
     if not isinstance(leads, list) or not all(isinstance(x, str) and "@" in x for x in leads):
         raise ConfigError(f"{where}: safeguarding_leads: expected a list of staff logins")
     return ApprovalPolicy(
