@@ -26,7 +26,7 @@ from datetime import datetime
 from gateway.crypto import Keyring
 from gateway.register import tally
 from gateway.register.fold import build_records
-from gateway.register.record import CONSENT_VALUES, Record
+from gateway.register.record import CONSENT_VALUES, REFUSED_OR_NOT_SOUGHT, Record
 
 SCHEMA = (
     """
@@ -88,7 +88,6 @@ SEALED_TERMS = ("organisation", "domain", "recipient")
 # A held message has not left yet; refused, withdrawn or expired, it never will.
 NOT_SENT = ("held", "refused", "withdrawn", "expired")
 DECIDED = ("approved", "refused")  # a line manager's decision on a held message
-NO_CONSENT = ("refused", "not-sought")  # consent refused or not sought
 # What the summary counts of a record: bits of register_index.facts, and for a
 # disclosure its consent status (the index in CONSENT_VALUES) from CONSENT_SHIFT.
 SENT, REFUSED, HELD, DISCLOSED, WITHOUT, OUTSTANDING, INCOMPLETE = (1 << k for k in range(7))
@@ -125,7 +124,7 @@ def facts_of(r: Record) -> int:
     if is_disclosure(r):
         consent = r.consent if r.consent in CONSENT_VALUES else "not-recorded"
         facts |= DISCLOSED | CONSENT_VALUES.index(consent) << CONSENT_SHIFT
-        if consent in NO_CONSENT:
+        if consent in REFUSED_OR_NOT_SOUGHT:
             facts |= WITHOUT | (0 if r.informed else OUTSTANDING)
     return facts
 

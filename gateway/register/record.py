@@ -26,9 +26,13 @@ CONSENT_WORDS = {
 # rest may be shown to the client (``register annotate --third-party-field``).
 THIRD_PARTY_FIELDS = ("subject", "reason", "nature", "attachments", "recipients", "requester")
 ROOT_KINDS = ("accepted", "refused", "request")  # request: received (gateway.register.requests)
-# Policy, "Inter-agency working": whether the person was informed, for every disclosure
-# made without their consent; a duty due ``[register] inform_within_days`` after sending.
-WITHOUT_CONSENT = ("refused", "not-sought", "not-recorded")
+# Consent refused or not sought: a reason is owed, and the summary counts the disclosure
+# as made without consent.
+REFUSED_OR_NOT_SOUGHT = ("refused", "not-sought")
+# Consent not obtained (refused, not sought, or never recorded). Policy, "Inter-agency
+# working": whether the person was informed, for every such disclosure; a duty due
+# ``[register] inform_within_days`` after sending.
+NOT_OBTAINED = (*REFUSED_OR_NOT_SOUGHT, "not-recorded")
 NEVER_SENT = ("refused", "withdrawn", "expired")
 # A message held for approval, or never approved, was not sent: a report must not say it was.
 NOT_SENT_WORDS = {
@@ -153,7 +157,7 @@ class Record:
         out = []
         if self.consent == "not-recorded":
             out.append("consent")
-        if self.consent in ("refused", "not-sought") and not self.reason:
+        if self.consent in REFUSED_OR_NOT_SOUGHT and not self.reason:
             out.append("reason")
         return out
 
@@ -181,7 +185,7 @@ class Record:
             and not self.purged
             and self.external
             and not self.notice
-            and self.consent in WITHOUT_CONSENT
+            and self.consent in NOT_OBTAINED
             and self.approval != "held"
             and self.approval not in NEVER_SENT
         )

@@ -36,13 +36,12 @@ from gateway.register.index import (
 from gateway.register.index_counts import groups, month_start
 from gateway.register.index_read import names, where
 from gateway.register.ledger import Register
-from gateway.register.record import CONSENT_VALUES, Record
+from gateway.register.record import CONSENT_VALUES, REFUSED_OR_NOT_SOUGHT, Record
 from gateway.register.scope import RegisterScope
 
 AGE_BANDS = ("under 7 days", "7 to 30 days", "30 to 90 days", "over 90 days")
 _BAND_DAYS = (7, 30, 90)
 TOP_ORGANISATIONS = 15
-WITHOUT_CONSENT = ("refused", "not-sought")
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ def summarise_records(
         disclosures += 1
         consent = r.consent if r.consent in CONSENT_VALUES else "not-recorded"
         by_month.setdefault(month_of(r.at), dict.fromkeys(CONSENT_VALUES, 0))[consent] += 1
-        if consent in WITHOUT_CONSENT:
+        if consent in REFUSED_OR_NOT_SOUGHT:
             without += 1
             if not r.informed:
                 outstanding += 1
