@@ -26,11 +26,15 @@ from gateway.register import index
 from gateway.register.fold import build_records
 from gateway.register.ledger import PurgeRefused, Register, RegisterError
 from gateway.register.record import Record
+from gateway.register.retention import FAMILY_HOLD
 
 log = structlog.get_logger("gateway.register")
 
 DAY = 86400.0
 _CHUNK = 500
+# The entries that place a retention hold on records already recorded: a follow-up to one
+# record, or a hold on a whole family.
+HOLDING = ("annotation", FAMILY_HOLD)
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def purge(
     with register.store.transaction() as conn:
         # A hold placed after we read the register must win: start again if one came in.
         late = conn.execute(
-            "SELECT count(*) FROM register WHERE seq > ? AND kind = 'annotation'", (high,)
+            "SELECT count(*) FROM register WHERE seq > ? AND kind IN (?, ?)", (high, *HOLDING)
         ).fetchone()[0]
         if late:
             raise RegisterError("the register changed while purging; run the purge again")

@@ -10,6 +10,8 @@ from support.register import DAY, T0, Clock, accepted, file_bytes, make_register
 
 from gateway.register.codec import EntryPurged, open_entry
 from gateway.register.criteria import Filters
+from gateway.register.family_hold import hold_family
+from gateway.register.fields import RegisterError
 from gateway.register.ledger import PurgeRefused, Register
 from gateway.register.purge import purge
 
@@ -145,3 +147,25 @@ def test_data_removed_without_a_purge_record_is_named(reg: Register, tmp_path: P
     raw(tmp_path).execute("UPDATE register SET sealed = NULL, entry_key = NULL WHERE seq = 3")
     problems = reg.verify().problems
     assert [p.text for p in problems] == ["entry 3: its data was removed without a purge record"]
+
+
+@pytest.mark.parametrize("hold", ["record", "family"])
+def test_reg8_a_hold_placed_while_the_purge_reads_stops_it(
+    reg: Register, clock: Clock, hold: str
+) -> None:
+    # Record 1 (family F-1) is due; a hold on it, or on its family, comes in after the
+    # purge has read the register and before it destroys anything: nothing is destroyed.
+    clock.now = T0 + RETENTION + 1
+
+    def hold_now(done: int, total: int) -> None:
+        if done == total:
+            if hold == "record":
+                reg.annotate(1, "m", hold=True, hold_category="injury", hold_reason="Fall")
+            else:
+                hold_family(reg, "F-1", actor="m", category="legal", reason="Court order")
+
+    with pytest.raises(RegisterError, match="changed while purging"):
+        purge(reg, actor="serve", progress=hold_now)
+    assert _purged(reg) == []
+    assert purge(reg, actor="serve").records == []  # run again, it keeps record 1
+    assert _purged(reg) == []
