@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
@@ -81,14 +81,22 @@ class ImportPlan:
         return [r for r in self.rows if r.action in ("add", "update")]
 
 
+def _accept(address: str) -> str | None:
+    return None
+
+
+def _unreported(done: int, total: int) -> None:
+    return None
+
+
 def import_csv(
     repo: ContactRepository,
     text: str,
     actor: str,
-    reject: Callable[[str], str | None] = lambda a: None,
+    reject: Callable[[str], str | None] = _accept,
     *,
     update: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] = _unreported,
 ) -> ImportPlan:
     """Write the plan all rows or none; the plan returned has the stored contacts.
     ``progress(rows done, rows)``: a row is done once checked if it changes nothing, once
@@ -99,15 +107,11 @@ def import_csv(
     entries: list[tuple[str, Contact | ContactError]] = [
         (f"line {r.line}", r.contact) for r in plan.writes if r.contact is not None
     ]
-    if progress is not None:
-        total = len(plan.rows)
-        entries_in: Iterable[tuple[str, Contact | ContactError]] = _counted(
-            entries, total - len(entries), total, progress
-        )
-    else:
-        entries_in = entries
+    total = len(plan.rows)
     try:
-        stored = iter(repo.add_all(entries_in, actor, "import"))
+        stored = iter(
+            repo.add_all(_counted(entries, total - len(entries), total, progress), actor, "import")
+        )
     except BatchError as exc:
         raise CSVImportError(exc.problems) from None
     plan.rows = [
@@ -132,10 +136,10 @@ def _counted(
 def plan_import(
     repo: ContactRepository,
     text: str,
-    reject: Callable[[str], str | None] = lambda a: None,
+    reject: Callable[[str], str | None] = _accept,
     *,
     update: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] = _unreported,
 ) -> ImportPlan:
     """What :func:`import_csv` would do, row by row, writing nothing. ``reject(address)``
     may veto a row (a fax route); a changed row is a problem unless ``update``.
@@ -150,7 +154,7 @@ def plan_import(
     seen: dict[str, int] = {}
     plan = ImportPlan()
     finished = 0
-    if progress is not None and rows:
+    if rows:
         progress(0, len(rows))
     for line, cells, extra in rows:
         address = cells[header["address"]]
@@ -169,7 +173,7 @@ def plan_import(
         except ContactError as exc:
             row = RowPlan(line, "problem", address, problem=str(exc))
         plan.rows.append(row)
-        if progress is not None and row.action not in ("add", "update"):
+        if row.action not in ("add", "update"):
             finished += 1
             progress(finished, len(rows))
     return plan
