@@ -17,8 +17,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
-ProgressFn = Callable[[int, int], None]
-
 REDRAW_EVERY = 0.2  # seconds between two redraws (the last one is always drawn)
 
 
