@@ -29,7 +29,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import structlog
 
@@ -48,6 +48,22 @@ log = structlog.get_logger("gateway.spool")
 def new_queue_id() -> str:
     """12 characters, unguessable, safe in logs and headers."""
     return secrets.token_hex(6).upper()
+
+
+class Message(TypedDict):
+    """A message to accept, as :meth:`Spool.accept`, ``accept_async``, ``insert`` and
+    ``sealed`` take it. ``held``: it waits for a line manager (state ``held``). ``also``
+    runs in the same transaction after the register's record (a hold and its notice)."""
+
+    queue_id: str
+    staff: str
+    peer: str
+    mail_from: str
+    rcpt_tos: Iterable[str]
+    content: bytes
+    annotations: NotRequired[dict[str, Any] | None]
+    held: NotRequired[bool]
+    also: NotRequired[Callable[[sqlite3.Connection, Accepted], None] | None]
 
 
 @dataclass(frozen=True)
@@ -89,92 +105,32 @@ class Spool(QueueStates):
         if free < needed:
             raise TempFailure("Insufficient system storage", code=452, enhanced="4.3.1")
 
-    def accept(
-        self,
-        *,
-        queue_id: str,
-        staff: str,
-        peer: str,
-        mail_from: str,
-        rcpt_tos: Iterable[str],
-        content: bytes,
-        annotations: dict[str, Any] | None = None,
-        held: bool = False,
-        also: Callable[[sqlite3.Connection, Accepted], None] | None = None,
-    ) -> Accepted:
+    def accept(self, **message: Unpack[Message]) -> Accepted:
         """Seal, then commit together with other sessions' acceptances (group commit:
         :meth:`Store.together`); returns only once the message is durable (then answer
-        250), and raises if the commit that was to cover it failed (then 451).
+        250), and raises if the commit that was to cover it failed (then 451)."""
+        return self.store.together(self.sealed(**message))
 
-        ``held``: the message waits for a line manager (state ``held``). ``also`` runs in
-        the same transaction after the register's record (a hold and its notice).
-        """
-        return self.store.together(
-            self.sealed(
-                queue_id=queue_id,
-                staff=staff,
-                peer=peer,
-                mail_from=mail_from,
-                rcpt_tos=rcpt_tos,
-                content=content,
-                annotations=annotations,
-                held=held,
-                also=also,
-            )
-        )
-
-    async def accept_async(self, **message: Any) -> Accepted:
-        """:meth:`accept` (same arguments) from the event loop: sealed in a worker thread,
-        then committed with no thread waiting for the disk."""
+    async def accept_async(self, **message: Unpack[Message]) -> Accepted:
+        """:meth:`accept` from the event loop: sealed in a worker thread, then committed
+        with no thread waiting for the disk."""
         write = await asyncio.to_thread(functools.partial(self.sealed, **message))
         return await self.store.together_async(write)
 
-    def insert(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        queue_id: str,
-        staff: str,
-        peer: str,
-        mail_from: str,
-        rcpt_tos: Iterable[str],
-        content: bytes,
-        annotations: dict[str, Any] | None = None,
-        held: bool = False,
-        also: Callable[[sqlite3.Connection, Accepted], None] | None = None,
-    ) -> Accepted:
+    def insert(self, conn: sqlite3.Connection, **message: Unpack[Message]) -> Accepted:
         """:meth:`accept` inside the caller's write transaction (a notice the gateway
         sends as part of another change: it is queued if and only if that change is)."""
-        return self.sealed(
-            queue_id=queue_id,
-            staff=staff,
-            peer=peer,
-            mail_from=mail_from,
-            rcpt_tos=rcpt_tos,
-            content=content,
-            annotations=annotations,
-            held=held,
-            also=also,
-        )(conn)
+        return self.sealed(**message)(conn)
 
-    def sealed(
-        self,
-        *,
-        queue_id: str,
-        staff: str,
-        peer: str,
-        mail_from: str,
-        rcpt_tos: Iterable[str],
-        content: bytes,
-        annotations: dict[str, Any] | None = None,
-        held: bool = False,
-        also: Callable[[sqlite3.Connection, Accepted], None] | None = None,
-    ) -> Callable[[sqlite3.Connection], Accepted]:
+    def sealed(self, **message: Unpack[Message]) -> Callable[[sqlite3.Connection], Accepted]:
         """The message sealed now, outside any transaction (the costly part); the function
         returned writes it, its recipients and the register's record in a transaction."""
+        queue_id, staff, peer = message["queue_id"], message["staff"], message["peer"]
+        mail_from, content = message["mail_from"], message["content"]
+        held, also = message.get("held", False), message.get("also")
         now = self.clock()
-        rcpts = tuple(rcpt_tos)
-        notes = annotations or {}
+        rcpts = tuple(message["rcpt_tos"])
+        notes = message.get("annotations") or {}
         envelope = {
             "staff": staff,
             "peer": peer,
@@ -381,4 +337,4 @@ def _was_held(envelope: dict[str, Any]) -> bool:
     return bool(envelope.get("held")) or (isinstance(notes, dict) and bool(notes.get("hold")))
 
 
-__all__ = ["QueueRow", "Spool", "Spooled", "new_queue_id"]
+__all__ = ["Message", "QueueRow", "Spool", "Spooled", "new_queue_id"]

@@ -39,7 +39,7 @@ from gateway.mail.headers import (
 )
 from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.pipeline import Pipeline
-from gateway.queue.spool import Spool, new_queue_id
+from gateway.queue.spool import Message, Spool, new_queue_id
 from gateway.settings import Settings
 
 log = structlog.get_logger("gateway.smtp")
@@ -191,7 +191,7 @@ class Handler:
         if len(content) > self.settings.limits.max_message_size:
             raise Refused(552, "5.3.4", "Message too big after adding the required notice")
         held = bool(tx.annotations.get("hold"))
-        message = {
+        message: Message = {
             "queue_id": tx.queue_id,
             "staff": tx.session.user,
             "peer": tx.session.peer,
