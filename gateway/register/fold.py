@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.register.record import Entry, Record
+from gateway.register.record import NEVER_SENT, Entry, Record
 from gateway.register.retention import FAMILY_HOLD, TAGGED, RetentionHold, default_review_on
 
 DAY = 86400.0
@@ -29,7 +29,7 @@ def build_records(entries: Iterable[Entry], inform_within_days: int = 14) -> lis
             r.status = "queued"
         if r.inform_duty:
             r.inform_due = (r.approved_at or r.at) + inform_within_days * DAY
-        sent = r.kind == "accepted" and r.approval not in ("refused", "withdrawn", "expired")
+        sent = r.kind == "accepted" and r.approval not in NEVER_SENT
         asked = records.get(r.request) if r.request and sent else None
         if asked is not None and asked.kind == "request":
             asked.answers.append(r.seq)

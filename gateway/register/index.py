@@ -26,7 +26,7 @@ from datetime import datetime
 from gateway.crypto import Keyring
 from gateway.register import tally
 from gateway.register.fold import build_records
-from gateway.register.record import CONSENT_VALUES, REFUSED_OR_NOT_SOUGHT, Record
+from gateway.register.record import CONSENT_VALUES, NEVER_SENT, REFUSED_OR_NOT_SOUGHT, Record
 
 SCHEMA = (
     """
@@ -86,7 +86,7 @@ CREATE INDEX IF NOT EXISTS register_index_term_term ON register_index_term (term
 _PURPOSE = b"register-index/"
 SEALED_TERMS = ("organisation", "domain", "recipient")
 # A held message has not left yet; refused, withdrawn or expired, it never will.
-NOT_SENT = ("held", "refused", "withdrawn", "expired")
+NOT_SENT = ("held", *NEVER_SENT)
 DECIDED = ("approved", "refused")  # a line manager's decision on a held message
 # What the summary counts of a record: bits of register_index.facts, and for a
 # disclosure its consent status (the index in CONSENT_VALUES) from CONSENT_SHIFT.

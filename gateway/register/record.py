@@ -33,6 +33,7 @@ REFUSED_OR_NOT_SOUGHT = ("refused", "not-sought")
 # working": whether the person was informed, for every such disclosure; a duty due
 # ``[register] inform_within_days`` after sending.
 NOT_OBTAINED = (*REFUSED_OR_NOT_SOUGHT, "not-recorded")
+# Approval outcomes after which a held message never leaves.
 NEVER_SENT = ("refused", "withdrawn", "expired")
 # A message held for approval, or never approved, was not sent: a report must not say it was.
 NOT_SENT_WORDS = {
@@ -152,7 +153,7 @@ class Record:
         """What the policy asks to be recorded and is not (accepted external mail only)."""
         if self.kind != "accepted" or self.purged or not self.external:
             return []
-        if self.approval in ("refused", "withdrawn", "expired"):
+        if self.approval in NEVER_SENT:
             return []  # never sent: nothing was disclosed, so nothing is missing
         out = []
         if self.consent == "not-recorded":
