@@ -19,7 +19,7 @@ from gateway.register.client_copy import client_copy_text
 from gateway.register.criteria import Filters
 from gateway.web.auth import Viewer, console_of, viewer
 from gateway.web.register_scope import readable_records
-from gateway.web.render import page, see_other
+from gateway.web.render import download, page, see_other
 
 
 async def _copy(request: Request, v: Viewer) -> tuple[str, str] | None:
@@ -46,11 +46,7 @@ async def client_copy_file(request: Request) -> Response:
     found = await _copy(request, await viewer(request))
     if found is None:
         return see_other("/register/report")
-    return Response(
-        found[1],
-        media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="family-report-client-copy.txt"'},
-    )
+    return download(found[1], "family-report-client-copy.txt", "text/plain; charset=utf-8")
 
 
 routes = [

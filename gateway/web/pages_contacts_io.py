@@ -22,7 +22,7 @@ from gateway.directory.contacts_import import ImportPlan, import_csv, plan_impor
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.contact_checks import flags_note, sweep_domains
 from gateway.web.contact_forms import fax_veto
-from gateway.web.render import flash, page, see_other
+from gateway.web.render import download, flash, page, see_other
 
 MAX_CSV = 4 * 1024 * 1024
 _HELP = {"columns": COLUMNS, "required": REQUIRED, "example": EXAMPLE}
@@ -115,11 +115,7 @@ async def export(request: Request) -> Response:
     console = console_of(request)
     body = await asyncio.to_thread(export_csv, console.contacts)
     await asyncio.to_thread(console.audit, v.login, "contacts exported", {})
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
-    )
+    return download(body, "contacts.csv", "text/csv; charset=utf-8")
 
 
 routes = [

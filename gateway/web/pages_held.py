@@ -36,7 +36,7 @@ from gateway.mail.readable import Readable
 from gateway.register.formats import local_time
 from gateway.register.record import CONSENT_WORDS
 from gateway.web.auth import Viewer, console_of, viewer
-from gateway.web.render import page
+from gateway.web.render import download, page
 
 QUEUE_ID = re.compile(r"^[0-9A-F]{12}$")
 
@@ -204,11 +204,7 @@ async def held_attachment(request: Request) -> Response:
         return await not_found(request, v, qid)
     info, data = found
     name = re.sub(r"[^A-Za-z0-9._ -]", "_", info.name)[:100] or f"attachment-{number}"
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return download(data, name, "application/octet-stream")
 
 
 def sentence(words: str) -> str:

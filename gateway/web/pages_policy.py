@@ -19,7 +19,7 @@ from starlette.routing import Route
 from gateway.errors import ConfigError
 from gateway.settings.policy import policy_settings
 from gateway.web.auth import console_of, viewer
-from gateway.web.render import page
+from gateway.web.render import download, page
 
 
 async def policy_page(request: Request) -> Response:
@@ -55,9 +55,7 @@ async def policy_text(request: Request) -> Response:
         return PlainTextResponse(f"The policy's text cannot be read: {exc}", status_code=500)
     name = f"confidentiality-policy-{policy.version}.txt"
     safe = "".join(c if c.isalnum() or c in "-._" else "-" for c in name)
-    return PlainTextResponse(
-        text, headers={"Content-Disposition": f'attachment; filename="{safe}"'}
-    )
+    return download(text, safe, "text/plain; charset=utf-8")
 
 
 routes = [

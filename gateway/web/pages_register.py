@@ -35,7 +35,7 @@ from gateway.web.auth import Viewer, checked_form, console_of, text, viewer
 from gateway.web.console import Console
 from gateway.web.register_duties import duty_counts
 from gateway.web.register_scope import RegisterScope, readable_records, scope_for
-from gateway.web.render import flash, page, see_other
+from gateway.web.render import download, flash, page, see_other
 from gateway.web.verify_monitor import VerifyStatus
 
 PAGE_SIZE = 100
@@ -225,11 +225,7 @@ async def register_export(request: Request) -> Response:
     body = csv_text(records)
     await asyncio.to_thread(console.audit, v.login, "register exported", {"records": len(records)})
     name = f"register-{datetime.now():%Y%m%d-%H%M}.csv"
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return download(body, name, "text/csv; charset=utf-8")
 
 
 async def verify_now(request: Request) -> Response:

@@ -19,7 +19,7 @@ from gateway.register.requests import CLAUSE as REQUEST_CLAUSE
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.pages_family_hold import hold_context
 from gateway.web.register_scope import readable_records
-from gateway.web.render import page, see_other
+from gateway.web.render import download, page, see_other
 
 
 async def report_page(request: Request) -> Response:
@@ -61,10 +61,10 @@ async def report_text(request: Request) -> Response:
     if not family:
         return see_other("/register/report")
     records = await readable_records(request, v, Filters(family=family))
-    return Response(
+    return download(
         record_text.report_text(family, records, console.clock()),
-        media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="family-report.txt"'},
+        "family-report.txt",
+        "text/plain; charset=utf-8",
     )
 
 

@@ -27,7 +27,7 @@ from gateway.register.summary_formats import summary_csv, totals
 from gateway.web.auth import Viewer, console_of, viewer
 from gateway.web.charts import Chart, Series, Table, cell_text, columns, horizontal
 from gateway.web.register_scope import viewer_scope
-from gateway.web.render import page
+from gateway.web.render import download, page
 
 CONSENT_COLOURS = {
     "obtained": "#007a5e",
@@ -211,11 +211,7 @@ async def report_csv(request: Request) -> Response:
     else:
         body = next(c for c in report_charts(s) if c.name == name).csv()
     filename = f"{name}-{period.since.isoformat()}-{period.until.isoformat()}.csv"
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return download(body, filename, "text/csv; charset=utf-8")
 
 
 routes = [

@@ -71,6 +71,15 @@ async def flash(request: Request, viewer: Viewer, message: str, *, error: bool =
     await asyncio.to_thread(console_of(request).sessions.save_state, viewer.session)
 
 
+def download(body: str | bytes, filename: str, media_type: str) -> Response:
+    """A file for the browser to save (``Content-Disposition: attachment``), not to show."""
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def see_other(url: str) -> RedirectResponse:
     """POST/redirect/GET: a reload never repeats a change."""
     return RedirectResponse(url, status_code=303)
