@@ -191,9 +191,9 @@ def open_term(keyring: Keyring, what: str, sealed: bytes) -> str:
 
 
 def terms(r: Record) -> list[tuple[str, str]]:
-    """The many-valued terms of ``r``: organisations, recipients, and who acted on it."""
-    out = list(organisation_names(r).values())
-    out += [("recipient", str(x.get("address", ""))) for x in r.recipients]
+    """The many-valued terms of ``r`` besides its organisations: recipients, and who
+    acted on it."""
+    out = [("recipient", str(x.get("address", ""))) for x in r.recipients]
     actors = {str(e.data.get("actor", "")) for e in (r.entry, *r.followups)}
     out += [("actor", a) for a in sorted(actors)]
     return [(w, v) for w, v in out if v]
@@ -205,6 +205,8 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
     staff = term_id(conn, keyring, "staff", r.staff) if r.staff else None
     family = term_id(conn, keyring, "family", r.family) if r.family else None
     orgs = [term_id(conn, keyring, what, name) for what, name in organisation_names(r).values()]
+    org = orgs[0] if orgs else None
+    month, facts = month_of(r.at), facts_of(r)
     before = tally.key_of(conn, r.seq)
     conn.execute(
         "INSERT OR REPLACE INTO register_index (seq, at, month, kind, notice, purged,"
@@ -214,7 +216,7 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
         (
             r.seq,
             r.at,
-            month_of(r.at),
+            month,
             r.kind,
             int(r.notice),
             int(r.purged),
@@ -229,17 +231,16 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
             int(r.retention_hold),
             held_at,
             decided_at,
-            facts_of(r),
-            orgs[0] if orgs else None,
+            facts,
+            org,
             len(orgs),
             (r.approved_at or r.at) if r.inform_open else None,
             r.own_hold.review_on if r.own_hold is not None else None,
         ),
     )
-    key = (month_of(r.at), r.kind, staff or 0, facts_of(r), orgs[0] if orgs else 0)
-    tally.move(conn, before, key)
+    tally.move(conn, before, (month, r.kind, staff or 0, facts, org or 0))
     conn.execute("DELETE FROM register_index_term WHERE seq = ?", (r.seq,))
-    ids = {term_id(conn, keyring, what, value) for what, value in terms(r)}
+    ids = {*orgs, *(term_id(conn, keyring, what, value) for what, value in terms(r))}
     conn.executemany(
         "INSERT INTO register_index_term (seq, term) VALUES (?, ?)", [(r.seq, i) for i in ids]
     )
