@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.contacts import contacts_keyring
+from support.contacts import contacts_config, contacts_keyring
 
 from gateway.cli import main
 from gateway.directory.contacts import ContactRepository
@@ -17,14 +17,7 @@ from gateway.store import Store
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    Register.create_keys(RegisterSettings().resolved(tmp_path))  # changes go to its trail
-    path = tmp_path / "gateway.toml"
-    path.write_text(
-        '[delivery]\ntransport = "maildir"\n'
-        '[pipeline]\nfilters = ["sender", "fax_route", "contacts"]\n',
-        encoding="utf-8",
-    )
-    return path
+    return contacts_config(tmp_path)
 
 
 def _repo(config: Path) -> ContactRepository:

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.contacts import contacts_config
 from support.contacts import contacts_state as state
 from support.subprocess_gateway import gateway_command, run_cli
 
@@ -21,13 +22,7 @@ from gateway.store import Store
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    Register.create_keys(RegisterSettings().resolved(tmp_path))
-    path = tmp_path / "gateway.toml"
-    path.write_text(
-        '[delivery]\ntransport = "maildir"\n'
-        '[pipeline]\nfilters = ["sender", "fax_route", "contacts"]\n',
-        encoding="utf-8",
-    )
+    path = contacts_config(tmp_path)
     store = Store(tmp_path / "gateway.db")
     try:
         register = Register.from_settings(store, RegisterSettings().resolved(tmp_path))

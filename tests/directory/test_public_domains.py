@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.contacts import contacts_config
 from support.contacts import contacts_state as state
 from support.subprocess_gateway import run_cli
 
@@ -28,13 +29,8 @@ REFUSED = (
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    Register.create_keys(RegisterSettings().resolved(tmp_path))
-    path = tmp_path / "gateway.toml"
-    path.write_text(
-        '[delivery]\ntransport = "maildir"\n'
-        '[pipeline]\nfilters = ["sender", "fax_route", "contacts"]\n'
-        '[filter.contacts]\npublic_domains_file = "public-domains.txt"\n',
-        encoding="utf-8",
+    path = contacts_config(
+        tmp_path, '[filter.contacts]\npublic_domains_file = "public-domains.txt"\n'
     )
     (tmp_path / "public-domains.txt").write_text(
         "# the centre's own additions\nmail.example-isp.co.uk\n", encoding="utf-8"

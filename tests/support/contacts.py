@@ -35,6 +35,20 @@ def settings_for(store: Store) -> Settings:
     return dataclasses.replace(Settings(), source=store.path.parent / "gateway.toml")
 
 
+def contacts_config(folder: Path, extra: str = "") -> Path:
+    """The config of the contacts commands' tests: maildir delivery, the policies that read
+    the list, the register's keys in place (changes go to its trail); ``extra`` is more
+    TOML."""
+    Register.create_keys(RegisterSettings().resolved(folder))
+    path = folder / "gateway.toml"
+    path.write_text(
+        '[delivery]\ntransport = "maildir"\n'
+        '[pipeline]\nfilters = ["sender", "fax_route", "contacts"]\n' + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
 def approved(address: str, name: str, organisation: str, *, by: str = "Sam Admin") -> Contact:
     """An address approved today for a year, attested as no fax route, for ``repo.add``."""
     today = datetime.now(UTC).date()
