@@ -47,7 +47,7 @@ from gateway.mail.headers import CRLF, HeaderField, body_start, header_fields, j
 from gateway.pipeline import FilterContext, checked_options
 from gateway.register import requests, threads
 from gateway.register.fields import FAMILY_REF
-from gateway.register.ledger import Register
+from gateway.register.ledger import Register, RegisterError
 from gateway.settings.register import MissingConsent, register_settings
 
 log = structlog.get_logger("gateway.filters.disclosure")
@@ -154,11 +154,7 @@ class DisclosureFilter:
         thread = await self._thread(tx, answers) if answers else None
         details = self._details(tx, found, thread)
         if details.get("request") and self.requests is not None:
-            # Refused here, at DATA, so the sender reads why and can correct the number.
-            why = await self.requests.store.run(requests.check, self.requests, details["request"])
-            if why:
-                raise Refused(550, "5.7.1", why, reference="DISC-REQUEST")
-            await self._request_family(details)
+            await self._request_family(details, self.requests)
         tx.annotations["disclosure"] = details
         log.info(
             "disclosure_details",
@@ -172,13 +168,15 @@ class DisclosureFilter:
         # The body is not copied on its way into the new message.
         return join_message(kept, memoryview(content)[body_start(content) :])
 
-    async def _request_family(self, details: dict[str, Any]) -> None:
+    async def _request_family(self, details: dict[str, Any], register: Register) -> None:
         """An answer is about the family its request is about: without [family:...] it
-        takes the request's; with another one it is refused, before anything is sent."""
-        if self.requests is None:
-            return
+        takes the request's; with another one it is refused. Refused here, at DATA, as is
+        a number that is not a request, so the sender reads why and can correct it."""
         number = details["request"]
-        asked = await self.requests.store.run(requests.family_of, self.requests, number)
+        try:
+            asked = await register.store.run(requests.family_of, register, number)
+        except RegisterError as exc:
+            raise Refused(550, "5.7.1", str(exc), reference="DISC-REQUEST") from None
         if not asked:
             return
         if not details["family"]:

@@ -7,7 +7,7 @@ person, so it is recorded on its own (``c4f-gateway register request add``, the 
 "Record a request" form), not only as a follow-up of a message. It is sealed like every
 entry; nothing personal is in its plain columns. An outgoing message answers it with
 ``[request:N]`` in its subject (or ``X-Disclosure-Request: N``): the disclosure filter
-refuses a number that is not a request (:func:`check`), and the register's records link
+refuses a number that is not a request (:func:`family_of`), and the register's records link
 the answer and the request both ways (:func:`gateway.register.fold.build_records`).
 """
 
@@ -113,28 +113,22 @@ def record(register: Register, request: NewRequest, today: date) -> int:
     return seq
 
 
-def check(register: Register, number: int) -> str:
-    """Why ``[request:number]`` cannot be linked ('' when it can), read from the plain
-    columns only (the kind, and whether it was purged)."""
-    rows = register.store.query(
-        "SELECT kind, sealed IS NULL AS purged FROM register WHERE seq = ?", (number,)
-    )
-    if not rows or rows[0]["kind"] != KIND:
-        return (
+def family_of(register: Register, number: int) -> str:
+    """The family reference of request ``number`` ('' when none), as last corrected, for
+    a message that answers it; :class:`RegisterError` says why no message can (not a
+    request, or purged). Reads that entry and its follow-ups only, once per message."""
+    r = register.thread_record(number)
+    if r is None or r.kind != KIND:
+        raise RegisterError(
             f"Request {number} is not a request in the register: record the request first "
             "(c4f-gateway register request add, or Record a request in the console) "
             "or correct the number in [request:N]. Nothing was sent"
         )
-    if rows[0]["purged"]:
-        return f"Request {number} was purged from the register: nothing can answer it now"
-    return ""
-
-
-def family_of(register: Register, number: int) -> str:
-    """The family reference request ``number`` was recorded with ('' when none): opens that
-    one entry only. Call after :func:`check` said it is a request."""
-    r = register.thread_record(number)
-    return r.family if r is not None else ""
+    if r.purged:
+        raise RegisterError(
+            f"Request {number} was purged from the register: nothing can answer it now"
+        )
+    return r.family
 
 
 def other_family(number: int) -> str:
