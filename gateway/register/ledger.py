@@ -207,8 +207,7 @@ class Register:
     def rebuild_index(self) -> int:
         """The whole index again from the register (upgrade, reseal); returns its rows."""
         with self.store.transaction() as conn:
-            rows = conn.execute(f"SELECT {COLUMNS} FROM register ORDER BY seq").fetchall()  # noqa: S608
-            return index.rebuild(conn, self.keyring, build_records(self._entry(r) for r in rows))
+            return _rebuild_index(conn, self.keyring)
 
     # -- gateway.events.Recorder -------------------------------------------------------
 
@@ -399,9 +398,13 @@ def step_5_index_register(store: Store, keyring: Keyring) -> int:
         return 0
     store.ensure(index.SCHEMA)
     with store.transaction() as conn:
-        rows = conn.execute(f"SELECT {COLUMNS} FROM register ORDER BY seq").fetchall()  # noqa: S608
-        every = build_records(open_row(keyring, r) for r in rows)
-        return index.rebuild(conn, keyring, every)
+        return _rebuild_index(conn, keyring)
+
+
+def _rebuild_index(conn: sqlite3.Connection, keyring: Keyring) -> int:
+    """The index built again from every entry, inside the caller's transaction."""
+    rows = conn.execute(f"SELECT {COLUMNS} FROM register ORDER BY seq").fetchall()  # noqa: S608
+    return index.rebuild(conn, keyring, build_records(open_row(keyring, r) for r in rows))
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
