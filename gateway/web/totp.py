@@ -178,14 +178,10 @@ class TotpStore:
         """With a current code for the pending secret: the secret becomes the login's second
         factor (replacing any old one) and the link is used up. False changes nothing."""
         secret = self.pending(link, proof)
-        code = code.strip().replace(" ", "")
-        if secret is None or len(code) != 6 or not code.isdigit():
+        if secret is None:
             return False
-        try:
-            step = pyotp.TOTP(secret).verify_and_get_timecode(
-                code, for_time=self.clock(), valid_window=1
-            )
-        except OTPVerificationError:
+        step = _matched_step(secret, code, self.clock())
+        if step is None:
             return False
         now = self.clock()
         with self.store.transaction() as conn:
@@ -211,8 +207,7 @@ class TotpStore:
 
     def check(self, login: str, code: str) -> bool:
         """True once per valid code; False for a wrong, stale or replayed one."""
-        code = code.strip().replace(" ", "")
-        if len(code) != 6 or not code.isdigit():
+        if _digits(code) is None:
             return False
         with self.store.transaction() as conn:
             row = conn.execute(
@@ -224,16 +219,29 @@ class TotpStore:
                 secret = self.keyring.open(row["secret"], self._aad(login)).decode()
             except SpoolCorrupt:
                 return False
-            try:
-                step = pyotp.TOTP(secret).verify_and_get_timecode(
-                    code, for_time=self.clock(), valid_window=1
-                )
-            except OTPVerificationError:
-                return False
-            if step <= row["last_step"]:
-                return False  # already used (or older than a used one): replay
+            step = _matched_step(secret, code, self.clock())
+            if step is None or step <= row["last_step"]:
+                return False  # wrong, or already used (or older than a used one): replay
             conn.execute("UPDATE web_totp SET last_step = ? WHERE login = ?", (step, login.lower()))
         return True
+
+
+def _digits(code: str) -> str | None:
+    """The code as typed, blanks taken out, if that is six digits."""
+    code = code.strip().replace(" ", "")
+    return code if len(code) == 6 and code.isdigit() else None
+
+
+def _matched_step(secret: str, code: str, now: float) -> int | None:
+    """The time step whose code for ``secret`` is ``code``, one step either side of
+    ``now`` (clock drift, RFC 6238 section 5.2); None for a wrong or malformed code."""
+    digits = _digits(code)
+    if digits is None:
+        return None
+    try:
+        return pyotp.TOTP(secret).verify_and_get_timecode(digits, for_time=now, valid_window=1)
+    except OTPVerificationError:
+        return None
 
 
 def link_key_ids(store: Store, now: float) -> Counter[str]:
