@@ -87,6 +87,7 @@ def report_charts(s: Summary) -> list[Chart]:
     """The four charts of a summary, in the order of ``CHART_NAMES``."""
     months = [m for m, _ in s.by_month]
     consent = [Series(c, CONSENT_WORDS[c], CONSENT_COLOURS[c]) for c in CONSENT_VALUES]
+    hold_months = [m for m, *_ in s.holds_by_month]
     holds = {
         m: {"held": h, "decided": d, "median_hours": hours} for m, h, d, hours in s.holds_by_month
     }
@@ -95,7 +96,7 @@ def report_charts(s: Summary) -> list[Chart]:
         "Held for approval, and time to a decision",
         "Messages held for a line manager's approval each month and how many were decided; "
         "below, the median hours from hold to decision.",
-        [m for m, *_ in s.holds_by_month],
+        hold_months,
         [HELD, DECIDED],
         holds,
         stacked=False,
@@ -105,7 +106,7 @@ def report_charts(s: Summary) -> list[Chart]:
         "Median hours to a decision",
         "The median time, in hours, from a message being held to its line manager's decision, "
         "by the month it was sent.",
-        [m for m, *_ in s.holds_by_month],
+        hold_months,
         [HOURS],
         holds,
         stacked=False,
@@ -135,10 +136,8 @@ def report_charts(s: Summary) -> list[Chart]:
         replace(
             held,
             also=(hours.svg,),
-            table=Table(
-                ("Month", HELD.label, DECIDED.label, HOURS.label),
-                tuple((m, h, d, hours_) for m, h, d, hours_ in s.holds_by_month),
-            ),
+            # One table for both pictures: the month's held, decided and median hours.
+            table=Table(("Month", HELD.label, DECIDED.label, HOURS.label), tuple(s.holds_by_month)),
         ),
         columns(
             "incomplete",
