@@ -10,6 +10,7 @@ reason; a newer hold on the same family supersedes the older one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import structlog
@@ -68,23 +69,14 @@ def release_family(register: Register, family: str, *, actor: str, reason: str) 
     reason = reason.strip()
     if not reason:
         raise RegisterError("releasing a family hold needs a reason")
-    records = register.records()
-    fam = family.lower()
-    held = next(
-        (r for r in records if r.kind == FAMILY_HOLD and r.own_hold and r.family.lower() == fam),
-        None,
-    )
-    if held is None:
+    standing = list(_standing(register, family))
+    if not standing:
         raise RegisterError(f"family {family} has no family hold standing")
-    older = [
-        r
-        for r in records
-        if r.kind == FAMILY_HOLD and r.family.lower() == fam and r is not held and not _released(r)
-    ]
+    held, *older = standing
     personal = {"actor": actor, "action": "release", "family": held.family, "reason": reason}
     now = register.clock()
     with register.store.transaction() as conn:
-        for r in older:
+        for r in reversed(older):  # oldest first, as they were placed
             register.append(conn, kind=FAMILY_HOLD, at=now, personal=personal, ref=r.seq)
         seq = register.append(conn, kind=FAMILY_HOLD, at=now, personal=personal, ref=held.seq)
     log.info("register_family_hold_released", entry=held.seq, followup=seq)
@@ -92,21 +84,22 @@ def release_family(register: Register, family: str, *, actor: str, reason: str) 
 
 
 def standing_hold(register: Register, family: str) -> Record | None:
-    """The hold standing on ``family`` (the newest one not released), or None. Reads and
-    opens only the family-hold entries and their follow-ups, not the whole register."""
+    """The hold standing on ``family`` (the newest one not released), or None."""
+    return next(_standing(register, family), None)
+
+
+def _standing(register: Register, family: str) -> Iterator[Record]:
+    """The holds on ``family`` not released, newest first: the standing one, then those it
+    superseded (as the fold finds them). Reads and opens only the family-hold entries and
+    their follow-ups, not the whole register."""
     fam = family.lower()
     seqs = register.store.query(
         "SELECT seq FROM register WHERE kind = ? AND ref = 0 ORDER BY seq DESC", (FAMILY_HOLD,)
     )
     for (seq,) in seqs:
         r = register.thread_record(seq)
-        if r is not None and r.family.lower() == fam:
-            return r if r.own_hold is not None else None  # the newest decides
-    return None
-
-
-def _released(r: Record) -> bool:
-    return any(f.kind == FAMILY_HOLD and f.data.get("action") == "release" for f in r.followups)
+        if r is not None and r.family.lower() == fam and r.own_hold is not None:
+            yield r
 
 
 def _review_date(text: str, now: float) -> str:
