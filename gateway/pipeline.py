@@ -61,15 +61,9 @@ class Pipeline:
                 await _guard(f, hook(tx, address), tx)
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
-        taken = [content]
-        del content
-        return await self.on_data_taken(tx, taken)
-
-    async def on_data_taken(self, tx: Transaction, taken: list[bytes]) -> bytes:
-        """:meth:`on_data` of the message in ``taken``, which is emptied: with no other
-        reference kept by the caller, each filter's input is freed once its output is
-        in (a large message is not held once more for the whole chain)."""
-        content = taken.pop()
+        """The message after every filter. Each filter's input is let go once its output
+        is in, so a caller that keeps no reference of its own (``taken.pop()`` as the
+        argument) does not hold a large message once more for the whole chain."""
         for f in self.filters:
             hook = getattr(f, "on_data", None)
             if hook is not None:

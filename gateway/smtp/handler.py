@@ -182,7 +182,7 @@ class Handler:
             )
         taken = [content]
         del content  # the original is the filters' to free
-        content = await self.pipeline.on_data_taken(tx, taken)
+        content = await self.pipeline.on_data(tx, taken.pop())
         content = self._finish_headers(tx, content)
         if has_bare_line_end_or_nul(content):
             # What leaves is held to the rule for what arrives (MIME-7): a filter fault.

@@ -55,3 +55,34 @@ async def test_a_refusal_is_passed_on_unchanged() -> None:
 async def test_a_filter_returning_something_other_than_bytes_fails_closed() -> None:
     with pytest.raises(TempFailure):
         await Pipeline([ReturnsText()]).on_data(_tx(), b"x")  # type: ignore[list-item]
+
+
+class Message(bytes):
+    """A message that says when it is freed (bytes take no weak reference)."""
+
+    freed: list[bytes]
+
+    def __del__(self) -> None:
+        self.freed.append(bytes(self))
+
+
+class Rewrites:
+    name = "rewrites"
+
+    def __init__(self, tag: bytes, seen: list[tuple[bytes, list[bytes]]]) -> None:
+        self.tag, self.seen = tag, seen
+
+    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+        self.seen.append((bytes(content), list(Message.freed)))
+        return Message(self.tag)
+
+
+async def test_each_filters_input_is_let_go_once_its_output_is_in() -> None:
+    Message.freed = []
+    seen: list[tuple[bytes, list[bytes]]] = []
+    p = Pipeline([Rewrites(b"1", seen), Rewrites(b"2", seen), Rewrites(b"3", seen)])
+    taken = [Message(b"0")]  # as the handler passes it: no reference of its own kept
+    out = await p.on_data(_tx(), taken.pop())
+    assert out == b"3"
+    # The message as received is gone before the second filter runs, and so on.
+    assert seen == [(b"0", []), (b"1", [b"0"]), (b"2", [b"0", b"1"])]
