@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +41,32 @@ async def connect(port: int, local: str) -> tuple[RawSMTP, str]:
     return c, await c.reply()
 
 
-async def serve(tmp_path: Path, ca: TestCA, limits: dict[str, Any]) -> GatewayProcess:
-    config = prepare(tmp_path, ca, config={"server": {"workers": 2}, "limits": limits})
-    return await GatewayProcess(config).start()
+Serve = Callable[[dict[str, Any]], Awaitable[tuple[GatewayProcess, Workers]]]
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path, ca: TestCA) -> AsyncIterator[list[GatewayProcess]]:
-    """Where the test puts its ``serve``; stopped (every worker resumed first) at the end."""
+async def serve(tmp_path: Path, ca: TestCA) -> AsyncIterator[Serve]:
+    """Starts ``serve`` with two workers and the given ``[limits]``; stopped (every worker
+    resumed first) at the end."""
     started: list[GatewayProcess] = []
-    yield started
+
+    async def start(limits: dict[str, Any]) -> tuple[GatewayProcess, Workers]:
+        config = prepare(tmp_path, ca, config={"server": {"workers": 2}, "limits": limits})
+        gw = await GatewayProcess(config).start()
+        started.append(gw)
+        return gw, Workers(gw)
+
+    yield start
     for gw in started:
         for pid in gw.workers():
             os.kill(pid, signal.SIGCONT)
         assert await gw.stop() == 0
 
 
-async def test_lim9_the_per_client_limit_counts_every_workers_connections(
-    tmp_path: Path, ca: TestCA, gateway: list[GatewayProcess]
-) -> None:
-    gw = await serve(
-        tmp_path,
-        ca,
-        {"max_connections": 50, "max_connections_per_client": 3, "max_connections_per_network": 3},
+async def test_lim9_the_per_client_limit_counts_every_workers_connections(serve: Serve) -> None:
+    gw, workers = await serve(
+        {"max_connections": 50, "max_connections_per_client": 3, "max_connections_per_network": 3}
     )
-    gateway.append(gw)
-    workers = Workers(gw)
     first, second = workers.pids
     held = []
     await workers.only(first)
@@ -100,16 +100,10 @@ async def test_lim9_the_per_client_limit_counts_every_workers_connections(
     assert len(events(gw, "connection_refused_limit")) == 2
 
 
-async def test_lim9_a_newcomer_evicts_the_idlest_connection_of_another_worker(
-    tmp_path: Path, ca: TestCA, gateway: list[GatewayProcess]
-) -> None:
-    gw = await serve(
-        tmp_path,
-        ca,
-        {"max_connections": 4, "max_connections_per_client": 2, "max_connections_per_network": 2},
+async def test_lim9_a_newcomer_evicts_the_idlest_connection_of_another_worker(serve: Serve) -> None:
+    gw, workers = await serve(
+        {"max_connections": 4, "max_connections_per_client": 2, "max_connections_per_network": 2}
     )
-    gateway.append(gw)
-    workers = Workers(gw)
     first, second = workers.pids
     await workers.only(first)
     busy, greeting = await connect(gw.port, "127.0.1.2")
@@ -144,16 +138,10 @@ async def test_lim9_a_newcomer_evicts_the_idlest_connection_of_another_worker(
         await c.close()
 
 
-async def test_lim9_a_dead_workers_connections_give_their_slots_back(
-    tmp_path: Path, ca: TestCA, gateway: list[GatewayProcess]
-) -> None:
-    gw = await serve(
-        tmp_path,
-        ca,
-        {"max_connections": 50, "max_connections_per_client": 2, "max_connections_per_network": 2},
+async def test_lim9_a_dead_workers_connections_give_their_slots_back(serve: Serve) -> None:
+    gw, workers = await serve(
+        {"max_connections": 50, "max_connections_per_client": 2, "max_connections_per_network": 2}
     )
-    gateway.append(gw)
-    workers = Workers(gw)
     first, second = workers.pids
     await workers.only(first)
     held = []
