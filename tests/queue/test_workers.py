@@ -41,14 +41,6 @@ BOB = "bob@c4f.example"
 pytestmark = pytest.mark.slow
 
 
-def worker_pids(gw: GatewayProcess) -> list[int]:
-    """The supervisor's live children, from /proc."""
-    assert gw.proc is not None
-    pid = gw.proc.pid
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return sorted(int(p) for p in text.split())
-
-
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "zombie" not in _status(pid)
 
@@ -153,7 +145,7 @@ async def test_dur11_kill9_of_a_worker_holding_a_lease_delays_its_message_until_
         await until(lambda: "DATA" in upstream.transcript, what="DATA upstream")
         [(owner, until_at)] = gw.sql("SELECT owner, until FROM queue_lease")
         holder = int(owner.split("-")[0])
-        assert holder in worker_pids(gw)
+        assert holder in gw.workers()
         os.kill(holder, signal.SIGKILL)
 
         [arrived] = await upstream.wait_for(1, timeout=30)
@@ -187,8 +179,8 @@ async def test_the_supervisor_restarts_a_killed_worker_and_the_port_keeps_answer
     config = prepare(tmp_path, ca, upstream_port=upstream.port, config={"server": {"workers": 0}})
     gw = await GatewayProcess(config).start()
     try:
-        await until(lambda: len(worker_pids(gw)) == cpus, what="one worker per CPU")
-        first = worker_pids(gw)
+        await until(lambda: len(gw.workers()) == cpus, what="one worker per CPU")
+        first = gw.workers()
         victim = first[-1]
         os.kill(victim, signal.SIGKILL)
         await until(lambda: not alive(victim), what="the worker to die")
@@ -198,13 +190,13 @@ async def test_the_supervisor_restarts_a_killed_worker_and_the_port_keeps_answer
             writer.close()
             assert greeting.startswith(b"220 "), greeting
         await until(
-            lambda: victim not in worker_pids(gw) and len(worker_pids(gw)) == cpus,
+            lambda: victim not in gw.workers() and len(gw.workers()) == cpus,
             what="the worker to be restarted",
         )
         [died] = events(gw, "worker_died")
         assert died["pid"] == victim and died["signal"] == signal.SIGKILL
         restarted = [e for e in events(gw, "worker_started") if e["worker"] == died["worker"]]
-        assert len(restarted) == 2 and restarted[-1]["pid"] in worker_pids(gw)
+        assert len(restarted) == 2 and restarted[-1]["pid"] in gw.workers()
 
         client = await connect(gw.port, ca)
         content = soak_message("c0ffee", spoofed=False)
@@ -222,7 +214,7 @@ async def test_the_supervisor_restarts_a_killed_worker_and_the_port_keeps_answer
         # Periodic jobs (held messages, checkpoints, purges…) run in the first worker only.
         await until(lambda: events(gw, "job_done"), what="a periodic job")
         assert {e["worker"] for e in events(gw, "job_done")} == {0}
-        pids = worker_pids(gw)
+        pids = gw.workers()
     finally:
         stopped = await gw.stop()
     assert stopped == 0
