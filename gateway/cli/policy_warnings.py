@@ -14,12 +14,12 @@ from pathlib import Path
 from gateway.errors import ConfigError
 from gateway.mail.disclaimer_notice import DEFAULT_FILE, Notice
 from gateway.settings import Settings
-from gateway.settings.policy import NOTICE_INTRO, notice_in, policy_settings
+from gateway.settings.policy import NOTICE_INTRO, notice_in
 
 
 def policy_warnings(settings: Settings, today: date) -> list[str]:
     """``FILE: KEY: REASON`` lines; ConfigError when the policy file cannot be read."""
-    policy = policy_settings(settings)
+    policy = settings.policy
     source = settings.source
     out: list[str] = []
     if policy.overdue(today):

@@ -10,8 +10,7 @@ The shipped text states neither a version nor a date, so the defaults are versio
 the date that copy was taken into the gateway (:data:`SHIPPED_ON`): set both to the
 centre's own when the policy is reviewed.
 
-Hooked into :class:`gateway.settings.Settings` as ``policy: PolicySettings``; until then
-:func:`policy_settings` falls back to these defaults (as :mod:`gateway.settings.web`).
+Hooked into :class:`gateway.settings.Settings` as ``policy: PolicySettings``.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from datetime import date
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
 
 from gateway.errors import ConfigError
 
@@ -100,9 +98,3 @@ def notice_in(policy_text: str) -> str | None:
             words = " ".join(" ".join(notice).split())
             return words or None
     return None
-
-
-def policy_settings(settings: Any) -> PolicySettings:
-    """``settings.policy`` when Settings has the section, else the defaults."""
-    found = getattr(settings, "policy", None)
-    return found if isinstance(found, PolicySettings) else PolicySettings()

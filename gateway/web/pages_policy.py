@@ -17,7 +17,6 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import ConfigError
-from gateway.settings.policy import policy_settings
 from gateway.web.auth import console_of, viewer
 from gateway.web.render import download, page
 
@@ -25,7 +24,7 @@ from gateway.web.render import download, page
 async def policy_page(request: Request) -> Response:
     v = await viewer(request, "staff")
     console = console_of(request)
-    policy = policy_settings(console.settings)
+    policy = console.settings.policy
     today = datetime.fromtimestamp(console.clock(), UTC).date()
     try:
         text, problem = await asyncio.to_thread(policy.text), ""
@@ -48,7 +47,7 @@ async def policy_page(request: Request) -> Response:
 
 async def policy_text(request: Request) -> Response:
     await viewer(request, "staff")
-    policy = policy_settings(console_of(request).settings)
+    policy = console_of(request).settings.policy
     try:
         text = await asyncio.to_thread(policy.text)
     except ConfigError as exc:

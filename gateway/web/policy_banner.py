@@ -11,7 +11,6 @@ from typing import Any
 
 from starlette.requests import Request
 
-from gateway.settings.policy import policy_settings
 from gateway.web.auth import Viewer, console_of
 
 
@@ -20,7 +19,7 @@ def review_banner(request: Request, who: Viewer | None) -> dict[str, Any] | None
     if who is None or not who.is_reviewer:
         return None
     console = console_of(request)
-    policy = policy_settings(console.settings)
+    policy = console.settings.policy
     today = datetime.fromtimestamp(console.clock(), UTC).date()
     if not policy.overdue(today):
         return None
