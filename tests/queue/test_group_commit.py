@@ -123,6 +123,17 @@ def hand_in(
     return threads
 
 
+def shared_commit(store: Store, writes: list[Write]) -> dict[str, object]:
+    """What each write returned or raised, handed in while a held write keeps the commit
+    thread busy, so that they all share the next commit."""
+    results: dict[str, object] = {}
+    with Held(store):
+        threads = hand_in(store, writes, results)
+    for t in threads:
+        t.join(10)
+    return results
+
+
 def test_writes_handed_in_during_a_commit_share_the_next_one(store: Store) -> None:
     results: dict[str, object] = {}
     with Held(store):
@@ -136,12 +147,7 @@ def test_writes_handed_in_during_a_commit_share_the_next_one(store: Store) -> No
 
 
 def test_a_failed_commit_fails_every_write_in_it(store: Store) -> None:
-    results: dict[str, object] = {}
-    writes = [insert("a"), insert("doomed", poison=True), insert("c")]
-    with Held(store):
-        threads = hand_in(store, writes, results)
-    for t in threads:
-        t.join(10)
+    results = shared_commit(store, [insert("a"), insert("doomed", poison=True), insert("c")])
     assert all(isinstance(results[k], sqlite3.IntegrityError) for k in "012"), results
     assert names(store.path) == ["held"]
     # The commit thread goes on: the next write is committed.
@@ -150,12 +156,7 @@ def test_a_failed_commit_fails_every_write_in_it(store: Store) -> None:
 
 
 def test_a_write_that_raises_is_undone_alone(store: Store) -> None:
-    results: dict[str, object] = {}
-    writes = [insert("a"), insert("b", fail=True), insert("c")]
-    with Held(store):
-        threads = hand_in(store, writes, results)
-    for t in threads:
-        t.join(10)
+    results = shared_commit(store, [insert("a"), insert("b", fail=True), insert("c")])
     assert results["0"] == "a" and results["2"] == "c"
     assert isinstance(results["1"], ValueError)
     assert names(store.path) == ["a", "c", "held"]
