@@ -1,7 +1,8 @@
 """Where each key's ciphertext lies: the sealed columns of the spool key and of the
-register master key, counted by key id and re-sealed in short batches. Each module that
-seals declares its columns beside its table, as ``SEALED`` (a list of
-:class:`gateway.crypto.SealedColumn`); this module collects them.
+register master key, counted by key id and re-sealed in short batches. The holds, the
+contacts and the console's sessions and second factors declare their columns beside
+their tables, as ``SEALED`` (a list of :class:`gateway.crypto.SealedColumn`); this module
+collects them and lists the queue's and the register index's itself.
 
 Each column is opened and sealed again with the associated data its owner binds it with
 (the same row, so a re-sealed blob still opens only in its place); a column that has a
