@@ -34,8 +34,5 @@ class RegisterScope:
             str(e.data.get("actor", "")).lower() == self.login for e in (r.entry, *r.followups)
         )
 
-    def __call__(self, r: Record) -> bool:
-        return self.shows(r)
-
     def only(self, records: Iterable[Record]) -> list[Record]:
         return [r for r in records if self.shows(r)]

@@ -191,41 +191,17 @@ def summarise(
     since: float | None,
     until: float | None,
     now: float,
-    scope: Callable[[Record], bool] | None = None,
+    scope: RegisterScope | None = None,
     charts: bool = True,
 ) -> Summary:
     """The figures of ``[since, until)`` in ``register``, limited to the records ``scope``
-    shows (a manager's, ``[web] manager_scope``), read from the register's index. A scope
-    other than a :class:`RegisterScope` (or its ``shows``) is asked record by record,
-    over the whole register. ``charts=False``: the six totals only (the list's strip),
-    with the lists left empty."""
-    visible = _indexed_scope(scope)
-    if scope is not None and visible is None:
-        return summarise_records(register.records(), since=since, until=until, now=now, scope=scope)
-    return _from_index(register, since=since, until=until, now=now, scope=visible, charts=charts)
+    shows (a manager's, ``[web] manager_scope``). ``charts=False``: the six totals only
+    (the list's strip), with the lists left empty.
 
-
-def _indexed_scope(scope: Callable[[Record], bool] | None) -> RegisterScope | None:
-    owner = getattr(scope, "__self__", None)
-    if isinstance(scope, RegisterScope):
-        return scope
-    if isinstance(owner, RegisterScope) and getattr(scope, "__name__", "") == "shows":
-        return owner
-    return None
-
-
-def _from_index(
-    register: Register,
-    *,
-    since: float | None,
-    until: float | None,
-    now: float,
-    scope: RegisterScope | None,
-    charts: bool = True,
-) -> Summary:
-    """The figures from the register's index: its records counted by month, facts (the
-    bits of :func:`gateway.register.index.facts_of`) and first organisation, from the
-    tally for whole months (:func:`gateway.register.index_counts.groups`)."""
+    Read from the register's index: its records counted by month, facts (the bits of
+    :func:`gateway.register.index.facts_of`) and first organisation, from the tally for
+    whole months (:func:`gateway.register.index_counts.groups`). :func:`summarise_records`
+    counts the same over folded records (the tests hold the two together)."""
     found = where(register, Filters(since=since, until=until, include_notices=True), scope)
     assert found is not None  # every filter used here is indexed
     sql, args = found
