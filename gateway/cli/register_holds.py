@@ -14,9 +14,9 @@ import argparse
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg
-from gateway.cli.register_open import settings_of, staff_login
+from gateway.cli.register_open import open_register_by
 from gateway.register.family_hold import hold_family, placed_words, release_family
-from gateway.register.ledger import Register, RegisterError
+from gateway.register.ledger import RegisterError
 from gateway.register.retention import CATEGORIES
 
 
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_hold_family(args: argparse.Namespace) -> int:
-    register, by = _register_and_login(args)
+    register, by = open_register_by(args)
     try:
         seq = hold_family(
             register,
@@ -70,16 +70,10 @@ def cmd_hold_family(args: argparse.Namespace) -> int:
 
 
 def cmd_release_family(args: argparse.Namespace) -> int:
-    register, by = _register_and_login(args)
+    register, by = open_register_by(args)
     try:
         seq = release_family(register, args.family, actor=by, reason=args.reason)
     except RegisterError as exc:
         raise CLIError(str(exc)) from exc
     print(f"Released the retention hold on family {args.family}: entry {seq}.")
     return 0
-
-
-def _register_and_login(args: argparse.Namespace) -> tuple[Register, str]:
-    """The register, and the staff account ``--by`` names (an error if it names none)."""
-    _, rs, store = settings_of(args)
-    return Register.from_settings(store, rs), staff_login(store, args.by)

@@ -47,6 +47,12 @@ def open_register(args: argparse.Namespace) -> Register:
     return Register.from_settings(store, rs)
 
 
+def open_register_by(args: argparse.Namespace) -> tuple[Register, str]:
+    """The register, and the staff account ``--by`` names (an error if it names none)."""
+    register = open_register(args)
+    return register, staff_login(register.store, args.by)
+
+
 def write_output(text: str, output: Path | None) -> None:
     """``text`` on stdout, or into ``output`` readable by its owner only."""
     if output is None:

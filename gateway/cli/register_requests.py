@@ -13,10 +13,10 @@ from datetime import date
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg
-from gateway.cli.register_open import settings_of, staff_login
+from gateway.cli.register_open import open_register_by
 from gateway.directory.contacts import ContactRepository
 from gateway.register import requests
-from gateway.register.ledger import Register, RegisterError
+from gateway.register.ledger import RegisterError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,12 +58,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_request_add(args: argparse.Namespace) -> int:
-    _, rs, store = settings_of(args)
-    register = Register.from_settings(store, rs)
-    by = staff_login(store, args.by)
+    register, by = open_register_by(args)
     contact_id = organisation = ""
     if args.contact:
-        found = ContactRepository(store, keyring=register.keyring).find(args.contact)
+        found = ContactRepository(register.store, keyring=register.keyring).find(args.contact)
         if found is None:
             raise CLIError(f"--contact: there is no contact {args.contact} (see `contacts list`)")
         contact_id, organisation = found.ref, found.organisation
