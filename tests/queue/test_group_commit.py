@@ -265,6 +265,14 @@ def test_the_register_reads_a_message_before_its_transaction(tmp_path: Path) -> 
     with the sealing, before the shared transaction, not under the write lock."""
     reg = make_register(tmp_path)
     spool = Spool(reg.store, reg.keyring, recorder=reg)
+    read: list[bytes] = []
+    summarise = reg.summarise
+
+    def counted(content: bytes) -> Summary:
+        read.append(content)
+        return summarise(content)
+
+    reg.summarise = counted  # type: ignore[method-assign]
     write = spool.sealed(
         queue_id="Q1",
         staff=ALICE,
@@ -273,7 +281,9 @@ def test_the_register_reads_a_message_before_its_transaction(tmp_path: Path) -> 
         rcpt_tos=["j.smith@cafcass.example"],
         content=register_message(subject="Read early"),
     )
+    assert len(read) == 1  # read when sealed, before the write is handed in
     event = reg.store.together(write)
+    assert len(read) == 1  # and not again in the transaction
     assert isinstance(event.summary, Summary) and event.summary.subject == "Read early"
     # The register records what was read then, not a second reading of the content.
     given = dataclasses.replace(
