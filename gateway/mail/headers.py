@@ -57,9 +57,9 @@ def body_start(content: bytes) -> int:
 
 def _header_section(content: bytes) -> tuple[bytes, int]:
     """The header section (CRLF-terminated) and where the body starts."""
-    end = content.find(CRLF + CRLF)
     if content.startswith(CRLF):
         return b"", 2
+    end = content.find(CRLF + CRLF)
     if end < 0:
         head = content
         if head and not head.endswith(CRLF):

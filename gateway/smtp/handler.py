@@ -33,8 +33,9 @@ from gateway.events import RefusedEvent
 from gateway.holds.service import Holds
 from gateway.mail.headers import (
     MalformedHeader,
+    body_start,
+    header_fields,
     repeated_singletons,
-    split_message,
     without,
 )
 from gateway.mail.wire import has_bare_line_end_or_nul
@@ -168,7 +169,7 @@ class Handler:
                 "sent to anyone. Remove them and send again",
             )
         try:
-            fields, _ = split_message(content[: _body_start(content)])
+            fields = header_fields(content)
         except MalformedHeader as exc:
             raise Refused(554, "5.6.0", f"Message header is malformed: {exc}") from exc
         repeated = repeated_singletons(fields)
@@ -232,8 +233,8 @@ class Handler:
         return f"250 2.0.0 Queued as {tx.queue_id}"
 
     def _finish_headers(self, tx: Transaction, content: bytes) -> bytes:
-        cut = _body_start(content)
-        fields, _ = split_message(content[:cut])
+        cut = body_start(content)
+        fields = header_fields(content)
         # Bcc: and Resent-Bcc: must not travel (RFC 5322 3.6.3, 3.6.6): their recipients are
         # in the envelope (HDR-3).
         # TLS-Required: No (RFC 8689 5) would ask later hops to relax TLS; we never do (TLS-7).
@@ -288,15 +289,6 @@ def _taken(envelope: Any) -> bytes:
     content: bytes = envelope.original_content
     envelope.content = envelope.original_content = None
     return content
-
-
-def _body_start(content: bytes) -> int:
-    """Where :func:`split_message` starts the body: the header alone is split, and the
-    body is not copied for it."""
-    if content.startswith(b"\r\n"):
-        return 2
-    end = content.find(b"\r\n\r\n")
-    return len(content) if end < 0 else end + 4
 
 
 def _session(server: Any, session: Any) -> Session:
