@@ -25,6 +25,7 @@ from support.upstream import Upstream
 from gateway.cli import main
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
+from gateway.register.client_copy import withheld
 
 ALICE = "alice@c4f.example"
 BEN = "ben@c4f.example"  # a colleague: the centre's replies, whoever sends them
@@ -61,14 +62,13 @@ async def _send(gw: RunningGateway, login: str, to: str, subject: str, **headers
     return reply
 
 
-async def _original(gw: RunningGateway, upstream: Upstream) -> str:
-    reply = await _send(
-        gw,
-        ALICE,
-        SMITH,
-        "[consent:obtained] [family:F-1042] [nature:contact report] Contact report",
-        Message_ID=ORIGINAL_ID,
-    )
+async def _original(
+    gw: RunningGateway,
+    upstream: Upstream,
+    subject: str = "[consent:obtained] [family:F-1042] [nature:contact report] Contact report",
+) -> str:
+    """The message the replies answer, sent to Smith and relayed; its queue ID."""
+    reply = await _send(gw, ALICE, SMITH, subject, Message_ID=ORIGINAL_ID)
     assert "held" not in reply, reply
     await upstream.wait_for(1)
     return queue_id(reply)
@@ -156,20 +156,17 @@ async def test_a_third_party_thread_stays_withheld_from_the_client_copy(
     # A reply quotes what it answers: information from a third party stays flagged, so the
     # family's client copy withholds the reply too, unless the reply says otherwise.
     gw = await _gateway(start_gateway, upstream)
-    first = await _send(
-        gw,
-        ALICE,
-        SMITH,
-        "[consent:obtained] [family:F-1042] [third-party] Father's statement",
-        Message_ID=ORIGINAL_ID,
+    first = await _original(
+        gw, upstream, "[consent:obtained] [family:F-1042] [third-party] Father's statement"
     )
-    assert "held" not in first, first
-    await upstream.wait_for(1)
     reply = await _send(gw, ALICE, SMITH, "Re: Father's statement", **REPLY_HEADERS)
     r = record_of(gw, queue_id(reply))
-    assert (r.third_party, r.inherited_from) == (True, record_of(gw, queue_id(first)).seq)
+    assert (r.third_party, r.inherited_from) == (True, record_of(gw, first).seq)
+    assert withheld(r)
     cleared = await _send(gw, ALICE, SMITH, "Re: Times [third-party:no]", **REPLY_HEADERS)
-    assert record_of(gw, queue_id(cleared)).third_party is False
+    r = record_of(gw, queue_id(cleared))
+    assert r.third_party is False
+    assert not withheld(r)
 
 
 async def test_inheritance_can_be_turned_off(
