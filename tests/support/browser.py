@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
 
 from support.web import PASSWORD
 
@@ -76,6 +76,18 @@ async def signed_in(
     page = await (await context(browser, url, **kw)).new_page()
     await sign_in(page, login, landing=landing)
     return page
+
+
+async def follow(target: Locator) -> None:
+    """Click a button or link that loads a page, and wait for that page: reading the old
+    one in between would race the browser."""
+    async with target.page.expect_navigation():
+        await target.click()
+
+
+async def press(page: Page, name: str, role: str = "button") -> None:
+    """:func:`follow` the button (or ``role``) called ``name``."""
+    await follow(page.get_by_role(role, name=name))  # type: ignore[arg-type]
 
 
 async def shot(page: Page, name: str, *, full_page: bool = True) -> Path:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.browser import chromium, context, need_chromium, shot
+from support.browser import chromium, need_chromium, shot, signed_in
 from support.pki import TestCA
 from support.register import accepted, record
-from support.web import MANAGER, PASSWORD, STAFF, make_site, served
+from support.web import MANAGER, STAFF, make_site, served
 
 pytestmark = pytest.mark.slow
 NARROW = 360
@@ -26,13 +26,7 @@ async def test_charts_stay_legible_on_a_narrow_window(tmp_path: Path, ca: TestCA
     tagged = {"consent": "obtained", "family": "F-1", "external": True}
     record(site.console.register, accepted("Q1", site.clock(), disclosure=tagged, staff=STAFF))
     async with served(site) as url, chromium() as browser:
-        ctx = await context(browser, url, viewport={"width": NARROW, "height": 740})
-        page = await ctx.new_page()
-        await page.goto("/signin")
-        await page.get_by_label("Login (your mail address)").fill(MANAGER)
-        await page.get_by_label("Password").fill(PASSWORD)
-        async with page.expect_navigation():
-            await page.get_by_role("button", name="Sign in").click()
+        page = await signed_in(browser, url, MANAGER, viewport={"width": NARROW, "height": 740})
         await page.goto("/reports")
         assert await page.locator("svg.chart").count() >= 4
         assert await page.evaluate(SMALLEST_TEXT) >= 9
@@ -46,4 +40,4 @@ async def test_charts_stay_legible_on_a_narrow_window(tmp_path: Path, ca: TestCA
         await page.emulate_media(media="print")
         box = await page.locator("svg#chart-disclosures").bounding_box()
         assert box is not None and box["x"] + box["width"] <= 794
-        await ctx.close()
+        await page.context.close()

@@ -21,8 +21,8 @@ import aiosmtplib
 import pyotp
 import pytest
 from conftest import StartGateway
-from playwright.async_api import BrowserContext, Locator, Page
-from support.browser import chromium, context, need_chromium, shot
+from playwright.async_api import BrowserContext, Page
+from support.browser import chromium, context, follow, need_chromium, shot
 from support.harness import RunningGateway, message
 from support.upstream import Upstream
 from support.web import (
@@ -115,13 +115,6 @@ async def sign_in(page: Page, login: str, code: str = "") -> None:
         async with page.expect_navigation():
             await page.keyboard.press("Enter")
     assert page.url.endswith("/register"), page.url
-
-
-async def follow(target: Locator) -> None:
-    """Click a button or link that loads a page, and wait for that page: reading the old
-    one in between would race the browser."""
-    async with target.page.expect_navigation():
-        await target.click()
 
 
 async def _delivered(register: Register, count: int) -> None:

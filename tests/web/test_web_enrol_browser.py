@@ -9,32 +9,20 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.async_api import Page
-from support.browser import chromium, context, need_chromium, shot
+from support.browser import chromium, context, need_chromium, press, shot
 from support.pki import TestCA
 from support.subprocess_gateway import run_cli
-from support.web import MANAGER, PASSWORD, admin_actions, make_site
+from support.web import MANAGER, PASSWORD, admin_actions, make_site, served
 
 from gateway.settings.web import WebSettings
-from gateway.web.app import create_app
-from gateway.web.server import ConsoleServer
 
 pytestmark = pytest.mark.slow
-
-
-async def _submit(page: Page, button: str) -> None:
-    async with page.expect_navigation():
-        await page.get_by_role("button", name=button).click()
 
 
 async def test_enrolment_through_the_one_time_link(tmp_path: Path, ca: TestCA) -> None:
     need_chromium()
     site = make_site(tmp_path / "gw", ca, web=WebSettings())  # managers need a second factor
-    server = ConsoleServer(
-        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
-    )
-    await server.start()
-    try:
+    async with served(site) as base:
         done = run_cli(
             "web", "enrol-link", MANAGER, "--config", site.settings.source, "--by", "it-admin"
         )
@@ -42,12 +30,12 @@ async def test_enrolment_through_the_one_time_link(tmp_path: Path, ca: TestCA) -
         link = next(w for w in done.stdout.split() if "/enrol/" in w)
         path = "/enrol/" + link.split("/enrol/", 1)[1]
         async with chromium() as browser:
-            ctx = await context(browser, server.url)
+            ctx = await context(browser, base)
             page = await ctx.new_page()
             await page.goto(path)
             assert await page.locator("#enrol-login").inner_text() == MANAGER
             await page.get_by_label("Password").fill(PASSWORD)
-            await _submit(page, "Continue")
+            await press(page, "Continue")
             qr = page.locator("#enrol-qr svg")
             assert await qr.count() == 1
             box = await qr.bounding_box()
@@ -56,7 +44,7 @@ async def test_enrolment_through_the_one_time_link(tmp_path: Path, ca: TestCA) -
             await shot(page, "enrol-qr-code")
             code = pyotp.TOTP(key).at(site.clock())
             await page.get_by_label("The 6-digit code from your authenticator app").fill(code)
-            await _submit(page, "Confirm")
+            await press(page, "Confirm")
             assert "is active" in await page.locator("#enrol-done").inner_text()
             await shot(page, "enrol-done")
 
@@ -75,8 +63,6 @@ async def test_enrolment_through_the_one_time_link(tmp_path: Path, ca: TestCA) -
                 await page.keyboard.press("Enter")
             assert page.url.endswith("/register"), page.url
             await ctx.close()
-    finally:
-        await server.stop()
     assert site.console.totp.enrolled(MANAGER)
     actions = [(a, b) for a, b, _ in admin_actions(site)]
     assert actions.index(("it-admin", "totp enrolment link")) < actions.index(

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page
-from support.browser import chromium, need_chromium, shot, signed_in
+from support.browser import chromium, need_chromium, press, shot, signed_in
 from support.pki import TestCA
 from support.register import accepted, record
 from support.web import MANAGER, STAFF, make_site, served
@@ -22,11 +21,6 @@ from gateway.register.family_hold import standing_hold
 
 pytestmark = pytest.mark.slow
 FAMILY = "F-1042"
-
-
-async def press(page: Page, name: str) -> None:
-    async with page.expect_navigation():
-        await page.get_by_role("button", name=name).click()
 
 
 async def test_a_manager_holds_and_releases_a_family_from_its_report(

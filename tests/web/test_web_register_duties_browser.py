@@ -8,19 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Locator
-from support.browser import chromium, context, need_chromium, shot
+from support.browser import chromium, follow, need_chromium, shot, signed_in
 from support.pki import TestCA
 from support.register import DAY, accepted, record
-from support.web import MANAGER, PASSWORD, add_account, make_site, served
+from support.web import MANAGER, add_account, make_site, served
 
 pytestmark = pytest.mark.slow
 ALICE = "alice@c4f.example"
-
-
-async def follow(target: Locator) -> None:
-    async with target.page.expect_navigation():
-        await target.click()
 
 
 async def test_manager_answers_an_overdue_person_informed_from_the_front_page(
@@ -34,12 +28,7 @@ async def test_manager_answers_an_overdue_person_informed_from_the_front_page(
     record(site.console.register, accepted("Q2", site.clock() - DAY, disclosure=without))
     site.console.register.checkpoint()
     async with served(site) as url, chromium() as browser:
-        page = await (await context(browser, url)).new_page()
-        await page.goto("/signin")
-        await page.get_by_label("Login (your mail address)").fill(MANAGER)
-        await page.get_by_label("Password").fill(PASSWORD)
-        await follow(page.get_by_role("button", name="Sign in"))
-        assert page.url.endswith("/register"), page.url
+        page = await signed_in(browser, url, MANAGER, landing="/register")
 
         duty = page.locator("#duty-informed")
         assert " ".join((await duty.inner_text()).split()) == (

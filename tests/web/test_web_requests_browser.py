@@ -22,8 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Page
-from support.browser import chromium, need_chromium, shot, signed_in
+from support.browser import chromium, need_chromium, press, shot, signed_in
 from support.pki import TestCA
 from support.register import accepted, message, record
 from support.web import MANAGER, STAFF, Site, make_site, served
@@ -45,11 +44,6 @@ WITHHELD_WORDS = (
     "duty@council.example",
     "referral-form.pdf",
 )
-
-
-async def click(page: Page, name: str, role: str = "button") -> None:
-    async with page.expect_navigation():
-        await page.get_by_role(role, name=name).click()  # type: ignore[arg-type]
 
 
 def sent(site: Site, n: int, to: str, org: str, subject: str, file: str, **d: object) -> None:
@@ -74,7 +68,7 @@ async def test_inter_agency_working_the_request_form_records_a_phone_request(
     site = make_site(tmp_path / "gw", ca)
     async with served(site) as url, chromium() as browser:
         staff = await signed_in(browser, url, STAFF, "/held", accept_downloads=True)
-        await click(staff, "Record a request", "link")
+        await press(staff, "Record a request", "link")
         assert await staff.get_by_role("heading", level=1).inner_text() == (
             "Record a request for information"
         )
@@ -87,14 +81,14 @@ async def test_inter_agency_working_the_request_form_records_a_phone_request(
         await staff.get_by_label("Date received").fill("2026-01-05")
         await staff.get_by_label("What information they asked for").fill("Contact notes")
         await staff.get_by_label("Family reference").fill(FAMILY)
-        await click(staff, "Record the request")
+        await press(staff, "Record the request")
         assert await staff.locator("#request-error").inner_text() == (
             "there is no contact C-404 (C-NNN)"
         )
         assert await staff.get_by_label("Family reference").input_value() == FAMILY
         await shot(staff, "requests-01-form-refused")
         await staff.get_by_label("Their contact reference").fill("")
-        await click(staff, "Record the request")
+        await press(staff, "Record the request")
         assert staff.url.endswith("/requests/new")
         done = await staff.get_by_role("status").inner_text()
         found = re.fullmatch(
@@ -128,7 +122,7 @@ async def test_inter_agency_working_the_request_form_records_a_phone_request(
             assert words in details, words
         assert await manager.locator("#request-answers").inner_text() == f"entry {answer.seq}"
         await shot(manager, "requests-03-entry")
-        await click(manager, f"entry {answer.seq}", "link")
+        await press(manager, f"entry {answer.seq}", "link")
         assert await manager.locator("#answers-request").inner_text() == f"request {n}"
 
 
@@ -183,11 +177,11 @@ async def test_client_files_the_client_copy_button_withholds_third_party_informa
 
         await manager.goto("/register/report")
         await manager.get_by_label("Family reference").fill(FAMILY)
-        await click(manager, "Show the report")
+        await press(manager, "Show the report")
         full = await manager.locator("main").inner_text()
         assert "Statement of Lee Brown" in full and requests.CLAUSE in full
         await shot(manager, "client-copy-01-full-report")
-        await click(manager, "Client copy (third-party information withheld)")
+        await press(manager, "Client copy (third-party information withheld)")
         assert urlsplit(manager.url).path == "/register/report/client-copy"
         copy = await manager.locator("#client-copy").inner_text()
         for words in WITHHELD_WORDS:
@@ -220,7 +214,7 @@ async def test_the_policy_page_shows_the_policy_word_for_word_with_the_quoted_cl
     shipped = SHIPPED_FILE.read_text(encoding="utf-8")
     async with served(site) as url, chromium() as browser:
         staff = await signed_in(browser, url, STAFF, "/held", accept_downloads=True)
-        await click(staff, "Confidentiality policy", "link")
+        await press(staff, "Confidentiality policy", "link")
         shown = await staff.locator("#policy-text").inner_text()
         assert [ln.strip() for ln in shown.strip().splitlines()] == [
             ln.strip() for ln in shipped.strip().splitlines()

@@ -8,14 +8,20 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.async_api import Page
-from support.browser import chromium, context, need_chromium, shot
+from support.browser import chromium, context, need_chromium, press, shot, sign_in
 from support.pki import TestCA
-from support.web import ADMIN, MANAGER, PASSWORD, Site, admin_actions, make_site, signed_in
+from support.web import (
+    ADMIN,
+    MANAGER,
+    PASSWORD,
+    Site,
+    admin_actions,
+    make_site,
+    served,
+    signed_in,
+)
 
-from gateway.web.app import create_app
 from gateway.web.enrol_links import link_base
-from gateway.web.server import ConsoleServer
 
 
 @pytest.fixture
@@ -27,52 +33,36 @@ def _links(site: Site) -> list[tuple[str, dict[str, object]]]:
     return [(a, d) for a, action, d in admin_actions(site) if action == "totp enrolment link"]
 
 
-async def _submit(page: Page, button: str) -> None:
-    async with page.expect_navigation():
-        await page.get_by_role("button", name=button).click()
-
-
 @pytest.mark.slow
 async def test_admin_issues_a_link_on_the_staff_page_and_it_enrols(site: Site) -> None:
     need_chromium()
-    server = ConsoleServer(
-        create_app(site.console), site.settings, https=False, host="127.0.0.1", port=0
-    )
-    await server.start()
-    try:
-        async with chromium() as browser:
-            admin = await (await context(browser, server.url)).new_page()
-            await admin.goto("/signin")
-            await admin.fill("#login", ADMIN)
-            await admin.fill("#password", PASSWORD)
-            async with admin.expect_navigation():
-                await admin.keyboard.press("Enter")
-            await admin.goto("/staff")
-            await _submit(admin, f"Issue enrolment link for {MANAGER}")
-            assert await admin.locator("h1").inner_text() == f"Enrolment link for {MANAGER}"
-            url = await admin.locator("#enrol-link").inner_text()
-            assert url.startswith(f"{link_base(site.console.web)}/enrol/"), url
-            await shot(admin, "staff-enrol-link-issued")
-            # Shown once: the accounts page does not show it again.
-            await admin.goto("/staff")
-            assert "/enrol/" not in await admin.content()
+    async with served(site) as base, chromium() as browser:
+        admin = await (await context(browser, base)).new_page()
+        await sign_in(admin, ADMIN, landing="/register")
+        await admin.goto("/staff")
+        await press(admin, f"Issue enrolment link for {MANAGER}")
+        assert await admin.locator("h1").inner_text() == f"Enrolment link for {MANAGER}"
+        url = await admin.locator("#enrol-link").inner_text()
+        assert url.startswith(f"{link_base(site.console.web)}/enrol/"), url
+        await shot(admin, "staff-enrol-link-issued")
+        # Shown once: the accounts page does not show it again.
+        await admin.goto("/staff")
+        assert "/enrol/" not in await admin.content()
 
-            # The person opens it (here on the test's own port) and enrols.
-            path = "/enrol/" + url.split("/enrol/", 1)[1]
-            person = await (await context(browser, server.url)).new_page()
-            await person.goto(path)
-            assert await person.locator("#enrol-login").inner_text() == MANAGER
-            await person.get_by_label("Password").fill(PASSWORD)
-            await _submit(person, "Continue")
-            key = (await person.locator("#enrol-key").inner_text()).replace(" ", "")
-            code = pyotp.TOTP(key).at(site.clock())
-            await person.get_by_label("The 6-digit code from your authenticator app").fill(code)
-            await _submit(person, "Confirm")
-            assert "is active" in await person.locator("#enrol-done").inner_text()
-            await person.goto(path)  # spent
-            assert "used or expired" in await person.locator("#enrol-gone").inner_text()
-    finally:
-        await server.stop()
+        # The person opens it (here on the test's own port) and enrols.
+        path = "/enrol/" + url.split("/enrol/", 1)[1]
+        person = await (await context(browser, base)).new_page()
+        await person.goto(path)
+        assert await person.locator("#enrol-login").inner_text() == MANAGER
+        await person.get_by_label("Password").fill(PASSWORD)
+        await press(person, "Continue")
+        key = (await person.locator("#enrol-key").inner_text()).replace(" ", "")
+        code = pyotp.TOTP(key).at(site.clock())
+        await person.get_by_label("The 6-digit code from your authenticator app").fill(code)
+        await press(person, "Confirm")
+        assert "is active" in await person.locator("#enrol-done").inner_text()
+        await person.goto(path)  # spent
+        assert "used or expired" in await person.locator("#enrol-gone").inner_text()
     assert site.console.totp.enrolled(MANAGER)
     # Recorded as `web enrol-link` records it: who issued it, for whom; never the token.
     assert _links(site) == [(ADMIN, {"login": MANAGER})]
