@@ -123,9 +123,9 @@ async def test_reply_to_another_organisation_inherits_nothing_and_is_held(
     assert "held for approval" in reply, reply
     r = record_of(gw, queue_id(reply))
     assert (r.consent, r.family, r.inherited_from) == ("not-recorded", "", 0)
-    await asyncio.sleep(0.3)
     # What left: the original, and the notices to Alice and her manager; nothing for Jones.
-    assert sorted(a.rcpt_tos[0] for a in upstream.arrived) == [ALICE, SMITH, MANAGER]
+    arrived = await upstream.wait_for(3)
+    assert sorted(a.rcpt_tos[0] for a in arrived) == [ALICE, SMITH, MANAGER]
     assert "Next time: add [consent:obtained] to the subject when consent was obtained" in reply
 
 
