@@ -92,9 +92,7 @@ class Store:
         ``write_wait``: the longest a write waits for another process's (then 451)."""
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
+        self._conn = _connect(path)
         try:
             lock_fd = take_lock(path, exclusive=exclusive)
         except BaseException:
@@ -104,7 +102,6 @@ class Store:
         self._unlock = weakref.finalize(self, os.close, lock_fd)
         self.write_lock = WriteLock(path, write_wait)
         weakref.finalize(self, self.write_lock.close)
-        self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
