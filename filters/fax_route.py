@@ -157,6 +157,12 @@ class FaxRoutes:
             return FaxSign(False, "fax-role-mailbox", "a shared fax mailbox (e.g. team-fax)")
         return None
 
+    def refusal(self, address: str) -> str | None:
+        """Why ``address`` cannot be approved as a contact (a hard fax sign), or None: the
+        veto of ``contacts import`` and the console's import."""
+        sign = self.classify(address)
+        return f"{sign.reason}: fax routes cannot be approved" if sign and sign.hard else None
+
 
 def create(options: dict[str, Any], context: FilterContext) -> FaxRouteFilter:
     checked_options(context, "fax_route", options, ("providers_file",))

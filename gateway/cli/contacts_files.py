@@ -33,12 +33,6 @@ def import_help() -> str:
 
 
 def import_contacts(args: argparse.Namespace, repo: ContactRepository, settings: Settings) -> int:
-    routes = fax_routes(settings)
-
-    def reject(address: str) -> str | None:
-        sign = routes.classify(address)
-        return f"{sign.reason}: fax routes cannot be approved" if sign and sign.hard else None
-
     try:
         if str(args.file) == "-":
             text = sys.stdin.buffer.read().decode("utf-8-sig")
@@ -48,7 +42,14 @@ def import_contacts(args: argparse.Namespace, repo: ContactRepository, settings:
         raise CLIError(f"{args.file}: cannot read: {exc}") from None
     try:
         with progress_for(args, "contacts import", "rows") as progress:
-            plan = import_csv(repo, text, args.by, reject, update=args.update, progress=progress)
+            plan = import_csv(
+                repo,
+                text,
+                args.by,
+                fax_routes(settings).refusal,
+                update=args.update,
+                progress=progress,
+            )
     except CSVImportError as exc:
         for problem in exc.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Contact forms on the contacts module's own rules, and the import's fax veto.
+"""Contact forms on the contacts module's own rules.
 
 A new contact is built and checked exactly as ``c4f-gateway contacts add`` builds it
 (hard fax signs refused, soft ones need the not-a-fax attestation, review due 12 months
@@ -8,7 +8,6 @@ after approval); the import's preview is the import's own plan
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -73,13 +72,3 @@ def edits(form: FormData, current: Contact) -> dict[str, Any]:
     if due is not None:
         out["review_due"] = due.isoformat()
     return {k: v for k, v in out.items() if v != getattr(current, k)}
-
-
-def fax_veto(routes: FaxRoutes) -> Callable[[str], str | None]:
-    """The CLI's import veto: hard fax signs cannot be approved."""
-
-    def reject(address: str) -> str | None:
-        sign = routes.classify(address)
-        return f"{sign.reason}: fax routes cannot be approved" if sign and sign.hard else None
-
-    return reject

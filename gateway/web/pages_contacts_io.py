@@ -21,7 +21,6 @@ from gateway.directory.contacts_csv import COLUMNS, EXAMPLE, REQUIRED, CSVImport
 from gateway.directory.contacts_import import ImportPlan, import_csv, plan_import
 from gateway.web.auth import checked_form, console_of, text, viewer
 from gateway.web.contact_checks import flags_note, sweep_domains
-from gateway.web.contact_forms import fax_veto
 from gateway.web.render import download, flash, page, see_other
 
 MAX_CSV = 4 * 1024 * 1024
@@ -29,7 +28,7 @@ _HELP = {"columns": COLUMNS, "required": REQUIRED, "example": EXAMPLE}
 
 
 def _preview(repo: ContactRepository, csv_text: str, routes: FaxRoutes) -> dict[str, object]:
-    plan = plan_import(repo, csv_text, fax_veto(routes), update=True)
+    plan = plan_import(repo, csv_text, routes.refusal, update=True)
     warnings = {}
     for row in plan.writes:
         c = row.contact
@@ -92,7 +91,7 @@ async def import_apply(request: Request) -> Response:
             console.recording_contacts(),
             csv_text,
             v.login,
-            fax_veto(console.fax_routes),
+            console.fax_routes.refusal,
             update=True,
         )
     except CSVImportError as exc:
