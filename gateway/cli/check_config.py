@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "test file in each folder the gateway writes to (database, register checkpoints, "
         "the development Maildir). Report the first problem as FILE: KEY: REASON and exit "
         "1. Run it as the user the gateway runs as. A pipeline without one of the policy "
-        "filters (sender, fax_route, contacts, disclosure, approval, disclaimer) is an "
+        "filters (sender, fax_route, contacts, disclosure, media, approval, disclaimer) is an "
         "error unless [pipeline] allow_partial_pipeline = true (development only), which "
         "gives a WARNING line instead; so does [auth] password_hash_cost below 17, a "
         "[policy] reviewed_on more than 12 months ago (the policy is reviewed annually), "
