@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support.pki import TestCA
 from support.subprocess_gateway import run_cli
-from support.web import ADMIN, FakeResolver, make_site, signed_in
+from support.web import ADMIN, FakeResolver, add_contact, make_site, signed_in
 
 FAX = "fax route by DNS: MX in.efaxsend.com belongs to fax service efaxsend.com"
 MOVED = "MX hosts changed: mx.old.example -> mx.new.example"
@@ -28,30 +28,18 @@ def test_contacts_list_and_the_console_agree_on_the_mx_state(tmp_path: Path, ca:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
         for address in ("jo@ok.example", "al@moving.example", "sam@sneaky.example"):
-            added = client.post(
-                "/contacts/new",
-                data={
-                    "csrf": csrf,
-                    "kind": "address",
-                    "address": address,
-                    "display_name": "Jo Smith",
-                    "organisation": "Cafcass",
-                    "verified_how": "phoned back on the office number",
-                },
-                follow_redirects=False,
-            )
+            added = add_contact(client, csrf, address)
             assert added.status_code == 303, added.text
-        client.post(
-            "/contacts/new",
-            data={
-                "csrf": csrf,
-                "kind": "domain",
-                "address": "closing.example",
-                "display_name": "Closing office",
-                "organisation": "Closing Ltd",
-                "verified_how": "letter on headed paper",
-            },
+        added = add_contact(
+            client,
+            csrf,
+            "closing.example",
+            kind="domain",
+            display_name="Closing office",
+            organisation="Closing Ltd",
+            verified_how="letter on headed paper",
         )
+        assert added.status_code == 303, added.text
         # The domains move on after approval; the console's sweep sees it.
         zones["moving.example"] = ["10 mx.new.example."]
         del zones["closing.example"]

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from support.web import ADMIN, MANAGER, FakeResolver, Site, admin_actions, make_site, signed_in
+from support.web import (
+    ADMIN,
+    MANAGER,
+    FakeResolver,
+    Site,
+    add_contact,
+    admin_actions,
+    make_site,
+    signed_in,
+)
 
 from gateway.cli import main
 from gateway.directory.contacts_csv import CSV_COLUMNS
@@ -26,19 +35,6 @@ def site(tmp_path: Path, ca: TestCA) -> Site:
     return make_site(tmp_path / "gw", ca, resolver=FakeResolver(ZONES))
 
 
-def _add(client: TestClient, csrf: str, address: str, **fields: str):  # type: ignore[no-untyped-def]
-    data = {
-        "csrf": csrf,
-        "kind": "address",
-        "address": address,
-        "display_name": "Jo Smith",
-        "organisation": "Cafcass",
-        "verified_how": "phoned back on the office number",
-        **fields,
-    }
-    return client.post("/contacts/new", data=data, follow_redirects=False)
-
-
 def _rows(html: str) -> dict[str, str]:
     """Contact list rows: ref -> the row's HTML."""
     return dict(
@@ -53,7 +49,7 @@ def _rows(html: str) -> dict[str, str]:
 def test_add_contact_goes_through_the_repository_and_the_trails(site: Site) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        reply = _add(client, csrf, "j.smith@cafcass.example")
+        reply = add_contact(client, csrf, "j.smith@cafcass.example")
         assert (reply.status_code, reply.headers["location"]) == (303, "/contacts/1")
         page = client.get("/contacts/1").text
         assert "Added C-001 (review due" in page and "MX check: no flags." in page
@@ -78,16 +74,16 @@ def test_add_contact_goes_through_the_repository_and_the_trails(site: Site) -> N
 def test_fax_routes_and_bad_input_are_refused_with_the_cli_words(site: Site) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        fax = _add(client, csrf, "12345@faxgateway")
+        fax = add_contact(client, csrf, "12345@faxgateway")
         assert fax.status_code == 400
         assert (
             "a domain without a dot, as fax gateways use: fax routes cannot be approved" in fax.text
         )
         assert 'value="12345@faxgateway"' in fax.text  # the form keeps what was typed
-        missing = _add(client, csrf, "a@cafcass.example", verified_how="")
+        missing = add_contact(client, csrf, "a@cafcass.example", verified_how="")
         assert missing.status_code == 400 and "verified how is required" in missing.text
-        _add(client, csrf, "j.smith@cafcass.example")
-        dup = _add(client, csrf, "J.Smith@cafcass.example")
+        add_contact(client, csrf, "j.smith@cafcass.example")
+        dup = add_contact(client, csrf, "J.Smith@cafcass.example")
         assert "already approved as C-001" in dup.text
     assert [c.address for c in site.console.contacts.all()] == ["j.smith@cafcass.example"]
 
@@ -96,21 +92,21 @@ def test_warnings_due_reviews_and_the_review_actions(site: Site) -> None:
     today = site.console.contacts.today()
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        _add(client, csrf, "team-fax@council.example")  # C-001: a soft fax sign
-        _add(
+        add_contact(client, csrf, "team-fax@council.example")  # C-001: a soft fax sign
+        add_contact(
             client,
             csrf,
             "old@cafcass.example",
             approved_on=(today - timedelta(days=800)).isoformat(),
             review_due=(today - timedelta(days=435)).isoformat(),
         )  # C-002: lapsed
-        _add(
+        add_contact(
             client,
             csrf,
             "soon@cafcass.example",
             review_due=(today + timedelta(days=10)).isoformat(),
         )
-        _add(client, csrf, "jo@sneaky.example")  # C-004: MX at a fax service
+        add_contact(client, csrf, "jo@sneaky.example")  # C-004: MX at a fax service
         rows = _rows(client.get("/contacts").text)
         assert "looks like a shared fax mailbox" in rows["C-001"]
         assert "approval lapsed" in rows["C-002"]
@@ -161,7 +157,7 @@ def test_warnings_due_reviews_and_the_review_actions(site: Site) -> None:
 def test_remove_asks_first(site: Site) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        _add(client, csrf, "j.smith@cafcass.example")
+        add_contact(client, csrf, "j.smith@cafcass.example")
         confirm = client.get("/contacts/1/remove")
         assert "Withdraw the approval of j.smith@cafcass.example" in confirm.text
         assert site.console.contacts.get(1) is not None  # asking changed nothing
@@ -236,8 +232,10 @@ def test_import_previews_then_applies_all_or_nothing(site: Site) -> None:
 def test_search_and_export_match_the_cli(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        _add(client, csrf, "j.smith@cafcass.example")
-        _add(client, csrf, "k.lee@council.example", organisation="Council", display_name="Kim")
+        add_contact(client, csrf, "j.smith@cafcass.example")
+        add_contact(
+            client, csrf, "k.lee@council.example", organisation="Council", display_name="Kim"
+        )
         client.post("/contacts/search", data={"csrf": csrf, "q": "council"})
         assert list(_rows(client.get("/contacts").text)) == ["C-002"]
         client.post("/contacts/search", data={"csrf": csrf, "action": "clear"})
@@ -270,8 +268,8 @@ def test_requires_approval_is_set_shown_and_cleared_on_the_forms(site: Site) -> 
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
         assert 'name="requires_approval"' in client.get("/contacts/new").text
-        _add(client, csrf, "j.smith@cafcass.example", requires_approval="1")  # C-001
-        _add(client, csrf, "k.lee@council.example")  # C-002
+        add_contact(client, csrf, "j.smith@cafcass.example", requires_approval="1")  # C-001
+        add_contact(client, csrf, "k.lee@council.example")  # C-002
         assert (_flag(site, 1), _flag(site, 2)) == (True, False)
 
         page = client.get("/contacts/1").text
@@ -307,11 +305,13 @@ def test_requires_approval_is_set_shown_and_cleared_on_the_forms(site: Site) -> 
 def test_requires_approval_changes_need_the_csrf_token_and_an_admin(site: Site) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        _add(client, csrf, "j.smith@cafcass.example")
+        add_contact(client, csrf, "j.smith@cafcass.example")
         for token in ("", "forged-token"):
             reply = _edit(client, token, 1, requires_approval="1")
             assert reply.status_code == 403 and "form has expired" in reply.text
-        forged_new = _add(client, "forged-token", "k.lee@council.example", requires_approval="1")
+        forged_new = add_contact(
+            client, "forged-token", "k.lee@council.example", requires_approval="1"
+        )
         assert forged_new.status_code == 403
     assert [c.address for c in site.console.contacts.all()] == ["j.smith@cafcass.example"]
     assert not _flag(site, 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 from support.pki import TestCA
-from support.web import ADMIN, BASE_URL, FakeResolver, Site, make_site, signed_in
+from support.web import ADMIN, BASE_URL, FakeResolver, Site, add_contact, make_site, signed_in
 
 from gateway.register.criteria import Filters
 from gateway.web.app import create_app
@@ -32,22 +32,6 @@ def _entries(site: Site) -> list[tuple[int, str]]:
 
 def _contact_rows(site: Site) -> int:
     return int(site.store.query("SELECT count(*) FROM contacts")[0][0])
-
-
-def _add(client: TestClient, csrf: str) -> int:
-    reply = client.post(
-        "/contacts/new",
-        data={
-            "csrf": csrf,
-            "kind": "address",
-            "address": ADDRESS,
-            "display_name": "Jo Smith",
-            "organisation": "Cafcass",
-            "verified_how": "phoned back on the office number",
-        },
-        follow_redirects=False,
-    )
-    return reply.status_code
 
 
 def _edit(client: TestClient, csrf: str, organisation: str) -> int:
@@ -79,7 +63,7 @@ def test_add_edit_remove_each_write_the_contact_and_one_entry_together(site: Sit
         csrf = signed_in(client, ADMIN)
         before = _entries(site)
 
-        assert _add(client, csrf) == 303
+        assert add_contact(client, csrf, ADDRESS).status_code == 303
         added = _entries(site)[len(before) :]
         assert [a for _, a in added] == ["contact add"]
         assert _contact_rows(site) == 1
@@ -111,22 +95,12 @@ def test_reg13_a_failed_register_write_leaves_neither_the_change_nor_an_entry(
     app = create_app(site.console)
     with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
         csrf = signed_in(client, ADMIN)
-        assert _add(client, csrf) == 303  # C-001, written while the register still takes it
+        # C-001, written while the register still takes it
+        assert add_contact(client, csrf, ADDRESS).status_code == 303
         entries = _entries(site)
         history = site.console.contacts.history(1)
         _refuse_register_writes(site)
-        reply = client.post(
-            "/contacts/new",
-            data={
-                "csrf": csrf,
-                "kind": "address",
-                "address": "k.lee@cafcass.example",
-                "display_name": "Kim Lee",
-                "organisation": "Cafcass",
-                "verified_how": "phoned back on the office number",
-            },
-            follow_redirects=False,
-        )
+        reply = add_contact(client, csrf, "k.lee@cafcass.example", display_name="Kim Lee")
         assert reply.status_code == 500
         assert _edit(client, csrf, "Cafcass Cymru") == 500
         assert client.post("/contacts/1/remove", data={"csrf": csrf}).status_code == 500

@@ -7,9 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 from support.pki import TestCA
-from support.web import ADMIN, FakeResolver, Site, admin_actions, make_site, signed_in
+from support.web import (
+    ADMIN,
+    FakeResolver,
+    Site,
+    add_contact,
+    admin_actions,
+    make_site,
+    signed_in,
+)
 
 from gateway.directory.contact import Contact
 from gateway.directory.contacts import ContactRepository
@@ -26,27 +33,21 @@ def site(tmp_path: Path, ca: TestCA) -> Site:
     return make_site(tmp_path / "gw", ca, resolver=FakeResolver({}))
 
 
-def _add(client: TestClient, csrf: str, kind: str, address: str, **fields: str):  # type: ignore[no-untyped-def]
-    data = {
-        "csrf": csrf,
-        "kind": kind,
-        "address": address,
-        "display_name": "Jo Smith",
-        "organisation": "Family",
-        "verified_how": "phoned back on the office number",
-        **fields,
-    }
-    return client.post("/contacts/new", data=data, follow_redirects=False)
-
-
 def test_console_form_refuses_gmail_com_as_a_whole_domain_without_a_reason(site: Site) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        refused = _add(client, csrf, "domain", "gmail.com")
+        refused = add_contact(client, csrf, "gmail.com", kind="domain", organisation="Family")
         assert refused.status_code == 400
         assert f'<p class="flash error" role="alert">{REFUSED}</p>' in refused.text
         assert 'id="public_domain_override"' in refused.text  # where the reason goes
-        blank = _add(client, csrf, "domain", "gmail.com", public_domain_override="   ")
+        blank = add_contact(
+            client,
+            csrf,
+            "gmail.com",
+            kind="domain",
+            organisation="Family",
+            public_domain_override="   ",
+        )
         assert blank.status_code == 400 and REFUSED in blank.text
     assert site.console.contacts.all() == []
     assert not [a for a in admin_actions(site) if a[1] == "contact add"]
@@ -56,7 +57,14 @@ def test_console_form_accepts_gmail_com_with_a_reason_and_records_it(site: Site)
     reason = "the contact centre's partner charity has only gmail addresses"
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        reply = _add(client, csrf, "domain", "gmail.com", public_domain_override=reason)
+        reply = add_contact(
+            client,
+            csrf,
+            "gmail.com",
+            kind="domain",
+            organisation="Family",
+            public_domain_override=reason,
+        )
         assert (reply.status_code, reply.headers["location"]) == (303, "/contacts/1")
         page = client.get("/contacts/1").text
         assert f"<dt>Public domain</dt><dd>approved as a whole: {reason}</dd>" in page.replace(
@@ -77,7 +85,9 @@ def test_console_form_accepts_gmail_com_with_a_reason_and_records_it(site: Site)
 def test_console_form_accepts_j_smith_at_gmail_com_as_a_single_address(site: Site) -> None:
     with site.client() as client:
         csrf = signed_in(client, ADMIN)
-        reply = _add(client, csrf, "address", "j.smith@gmail.com", public_domain_override="x")
+        reply = add_contact(
+            client, csrf, "j.smith@gmail.com", organisation="Family", public_domain_override="x"
+        )
         assert (reply.status_code, reply.headers["location"]) == (303, "/contacts/1")
     [c] = site.console.contacts.all()
     assert (c.kind, c.address, c.public_domain_override) == ("address", "j.smith@gmail.com", "")
