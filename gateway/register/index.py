@@ -43,21 +43,20 @@ CREATE TABLE IF NOT EXISTS register_index (
     kind TEXT NOT NULL,
     notice INTEGER NOT NULL,       -- the gateway's own notice to staff
     purged INTEGER NOT NULL,
-    disclosure INTEGER NOT NULL,   -- sent outside and left (summary.is_disclosure)
     staff INTEGER,                 -- register_term ids
     family INTEGER,
     consent TEXT NOT NULL,
     informed TEXT NOT NULL,
     approval TEXT NOT NULL,
     incomplete INTEGER NOT NULL,
-    own_hold INTEGER NOT NULL,     -- a retention hold of its own (its family's follow it)
     held_at REAL,                  -- first held for approval
     decided_at REAL,               -- a line manager's decision on it
-    facts INTEGER NOT NULL,        -- what the summary counts of it (facts_of)
+    facts INTEGER NOT NULL,        -- what the summary counts of it (facts_of; DISCLOSED: left)
     org INTEGER,                   -- its first receiving organisation (register_term id)
     orgs INTEGER NOT NULL,         -- how many receiving organisations it has
     inform_from REAL,              -- "person informed" owed, counted from (sent or approved)
-    review_on TEXT                 -- its own retention hold's review date (YYYY-MM-DD)
+    review_on TEXT                 -- its own retention hold's review date (YYYY-MM-DD);
+                                   -- set: a hold of its own (its family's follow it)
 );
 CREATE INDEX IF NOT EXISTS register_index_at ON register_index (at);
 CREATE INDEX IF NOT EXISTS register_index_staff ON register_index (staff);
@@ -68,7 +67,6 @@ CREATE INDEX IF NOT EXISTS register_index_held
 CREATE INDEX IF NOT EXISTS register_index_incomplete
     ON register_index (at, kind, staff) WHERE incomplete = 1;
 CREATE INDEX IF NOT EXISTS register_index_orgs ON register_index (seq) WHERE orgs > 1;
-CREATE INDEX IF NOT EXISTS register_index_kept ON register_index (family) WHERE own_hold = 1;
 CREATE INDEX IF NOT EXISTS register_index_inform ON register_index (inform_from, staff)
     WHERE inform_from IS NOT NULL;
 CREATE INDEX IF NOT EXISTS register_index_review
@@ -210,9 +208,9 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
     before = tally.key_of(conn, r.seq)
     conn.execute(
         "INSERT OR REPLACE INTO register_index (seq, at, month, kind, notice, purged,"
-        " disclosure, staff, family, consent, informed, approval, incomplete, own_hold,"
+        " staff, family, consent, informed, approval, incomplete,"
         " held_at, decided_at, facts, org, orgs, inform_from, review_on)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             r.seq,
             r.at,
@@ -220,21 +218,19 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
             r.kind,
             int(r.notice),
             int(r.purged),
-            int(is_disclosure(r)),
             staff,
             family,
             r.consent or "",
             r.informed or "",
             r.approval or "",
             int(bool(r.missing)),
-            # Folded alone, a record is kept beyond retention only by a hold of its own.
-            int(r.retention_hold),
             held_at,
             decided_at,
             facts,
             org,
             len(orgs),
             (r.approved_at or r.at) if r.inform_open else None,
+            # Folded alone, a record is kept beyond retention only by a hold of its own.
             r.own_hold.review_on if r.own_hold is not None else None,
         ),
     )

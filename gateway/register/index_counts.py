@@ -70,7 +70,7 @@ def groups(
         if not by_org
         else (
             f"{index.DISCLOSED}, i.org",
-            " AND i.disclosure = 1 AND i.org IS NOT NULL",
+            f" AND i.facts & {index.DISCLOSED} AND i.org IS NOT NULL",
         )
     )
     counted = f"SELECT i.month, {cells}, count(*) FROM register_index i"  # noqa: S608

@@ -32,7 +32,7 @@ def duty_counts(
         "SELECT count(*) FROM register_index i INDEXED BY register_index_review"  # noqa: S608
         " WHERE i.review_on IS NOT NULL AND i.review_on <= ? AND NOT (i.kind = ? AND EXISTS"
         " (SELECT 1 FROM register_index h WHERE h.kind = ? AND h.family = i.family"
-        f" AND h.own_hold = 1 AND h.seq > i.seq)) AND {seen}",
+        f" AND h.review_on IS NOT NULL AND h.seq > i.seq)) AND {seen}",
         args,
     )[0][0]
     return int(overdue), int(review)

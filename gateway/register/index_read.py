@@ -41,8 +41,8 @@ INDEXED = frozenset(
 )
 # Kept beyond retention: a hold of its own, or one on a record of its family.
 RETAINED = (
-    "(i.own_hold = 1 OR (i.family IS NOT NULL AND i.family IN"
-    " (SELECT family FROM register_index WHERE own_hold = 1 AND family IS NOT NULL)))"
+    "(i.review_on IS NOT NULL OR (i.family IS NOT NULL AND i.family IN"
+    " (SELECT family FROM register_index WHERE review_on IS NOT NULL AND family IS NOT NULL)))"
 )
 
 

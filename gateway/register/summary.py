@@ -256,7 +256,7 @@ def summarise(
             "SELECT t.term, count(*) FROM register_index i INDEXED BY register_index_orgs"  # noqa: S608
             " CROSS JOIN register_index_term t ON t.seq = i.seq"
             " JOIN register_term w ON w.id = t.term AND w.what IN ('organisation', 'domain')"
-            f" WHERE i.orgs > 1 AND i.disclosure = 1 AND t.term != i.org AND {sql}"
+            f" WHERE i.orgs > 1 AND i.facts & {DISCLOSED} AND t.term != i.org AND {sql}"
             " GROUP BY t.term",
             args,
         ):

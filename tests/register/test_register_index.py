@@ -113,7 +113,8 @@ def agrees(reg: Register) -> int:
         ),
         (
             "SELECT month, coalesce(staff, 0), org, count(*) FROM register_index"
-            " WHERE disclosure = 1 AND org IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            " WHERE facts & 8 AND org IS NOT NULL"  # index.DISCLOSED
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             "SELECT * FROM register_tally_org ORDER BY 1, 2, 3",
         ),
     ):
