@@ -154,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
     db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = take_lock(db, exclusive=True)  # DatabaseRefused while a gateway has it open
     staged = db.with_name(f".{db.name}.restore")
+    # The staged copy and the files SQLite and the gateway make beside it: none outlives us.
+    leftovers = (staged, *_companions(staged), lock_path(staged), write_lock_path(staged))
     try:
-        for p in (staged, *_companions(staged), lock_path(staged), write_lock_path(staged)):
+        for p in leftovers:
             p.unlink(missing_ok=True)
         shutil.copyfile(src / DATABASE, staged)
         staged.chmod(0o600)
@@ -182,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
                 k.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 copy_private(new, k.path)
     finally:
-        for p in (staged, *_companions(staged), lock_path(staged), write_lock_path(staged)):
+        for p in leftovers:
             p.unlink(missing_ok=True)
         os.close(lock)
     print(
