@@ -4,7 +4,6 @@ and staff directory objects the CLI opens, built once from the gateway's setting
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,11 +116,6 @@ class Console:
         """One entry in the register's admin trail (sign-ins and every console change)."""
         with self.store.transaction() as conn:
             return self.register.record_admin(conn, actor, action, details)
-
-    def audit_in(
-        self, conn: sqlite3.Connection, actor: str, action: str, details: dict[str, Any]
-    ) -> int:
-        return self.register.record_admin(conn, actor, action, details)
 
     def recording_contacts(self) -> ContactRepository:
         """The console's contacts, each change also entered in the register's admin trail
