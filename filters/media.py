@@ -103,13 +103,14 @@ def find_media(content: bytes, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES)
 
     Raises MimeError when the structure cannot be read safely (no guessing).
     """
-    return _scan(content, inline_max_bytes, 0)
+    return _scan(content, 0, len(content), inline_max_bytes, 0)
 
 
-def _scan(content: bytes, limit: int, depth: int) -> list[Found]:
-    root = mime.parse(content)
+def _scan(buf: bytes, start: int, end: int, limit: int, depth: int) -> list[Found]:
+    """The findings in the message ``buf[start:end]``, read in place."""
+    root = mime.parse_span(buf, start, end)
     out: list[Found] = []
-    _visit(content, root, limit, depth, False, out)
+    _visit(buf, root, limit, depth, False, out)
     return out
 
 
@@ -122,13 +123,15 @@ def _visit(
             _visit(buf, child, limit, depth, related, out)
         return
     if e.ctype == "message/rfc822" and depth < MAX_NESTED:
-        data = _decoded(buf[e.body_start : e.end], e.cte)
+        # Read in place unless a transfer encoding must be undone first (rare).
+        inner, start, end = buf, e.body_start, e.end
+        if e.cte not in mime.IDENTITY:
+            inner = _decoded(buf[start:end], e.cte)
+            start, end = 0, len(inner)
         # Not a message we can read: it is judged by its bytes below.
         with contextlib.suppress(MimeError):
-            out.extend(_scan(data, limit, depth + 1))
-        found = _judge(e, chunked.tally([data]), lambda: data)
-    else:
-        found = _judge(e, _streamed(buf, e), lambda: _decoded(buf[e.body_start : e.end], e.cte))
+            out.extend(_scan(inner, start, end, limit, depth + 1))
+    found = _judge(e, _streamed(buf, e), lambda: _decoded(buf[e.body_start : e.end], e.cte))
     if found is None:
         return
     small_inline = in_related and e.disposition != "attachment" and found.size <= limit

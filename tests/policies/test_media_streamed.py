@@ -1,12 +1,14 @@
-"""The media filter decodes each part in pieces (size, SHA-256, first bytes) and reads a
-whole body only for a JPEG's or TIFF's EXIF block: its findings are those of decoding
-every part whole, on generated messages with photographs, videos, logos, damaged base64
-and unknown encodings.
+"""The media filter decodes each part in pieces (size, SHA-256, first bytes), reads a
+whole body only for a JPEG's or TIFF's EXIF block and opens a forwarded message in place:
+its findings are those of decoding every part whole, on generated messages with
+photographs, videos, logos, damaged base64, unknown encodings and forwarded messages
+(as they are, or base64-encoded).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import quopri
 
@@ -14,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_media import camera_jpeg, mp4, png
 
-from filters.media import Found, _decoded, find_media
+from filters.media import MAX_NESTED, Found, _decoded, find_media
 from gateway.mail import mime
 from gateway.mail.media import camera, is_media, sniff
 from gateway.mail.mime import MimeError
@@ -23,11 +25,15 @@ CRLF = b"\r\n"
 LIMIT = 20 * 1024
 
 
-def whole_body_findings(content: bytes) -> list[Found]:
-    """The filter's findings worked out with every body decoded whole (the oracle)."""
+def whole_body_findings(content: bytes, depth: int = 0) -> list[Found]:
+    """The filter's findings worked out with every body decoded whole and every forwarded
+    message copied out and parsed on its own (the oracle)."""
     out: list[Found] = []
     for e, related in _leaves(mime.parse(content), False):
         data = _decoded(content[e.body_start : e.end], e.cte)
+        if e.ctype == "message/rfc822" and depth < MAX_NESTED:
+            with contextlib.suppress(MimeError):
+                out.extend(whole_body_findings(data, depth + 1))
         name = e.disposition_params.get("filename") or e.params.get("name") or ""
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         by_name = {"jpg": "image/jpeg", "mp4": "video/mp4", "png": "image/png"}.get(ext, "")
@@ -87,13 +93,27 @@ def part(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def messages(draw: st.DrawFn) -> bytes:
+def forwarded(draw: st.DrawFn, depth: int) -> bytes:
+    """A message/rfc822 part: a generated message, as it is or base64-encoded."""
+    inner = draw(messages(depth + 1))
+    if draw(st.integers(0, 4)) == 0:
+        inner = inner.replace(b"--b", b"--c")  # not a message that can be read
+    if draw(st.booleans()):
+        return b"Content-Type: message/rfc822\r\n\r\n" + inner
+    body = base64.encodebytes(inner).replace(b"\n", CRLF)
+    return b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n" + body
+
+
+@st.composite
+def messages(draw: st.DrawFn, depth: int = 0) -> bytes:
     kind = draw(st.sampled_from(["mixed", "related"]))
-    children = draw(st.lists(part(), min_size=1, max_size=4))
-    out = f"Subject: s\r\nContent-Type: multipart/{kind}; boundary=b1\r\n\r\n".encode()
-    for child in children:
-        out += b"--b1\r\n" + child + CRLF
-    return out + b"--b1--\r\n"
+    child = st.one_of(part(), forwarded(depth)) if depth < MAX_NESTED + 1 else part()
+    children = draw(st.lists(child, min_size=1, max_size=4))
+    b = f"b{depth}"
+    out = f"Subject: s\r\nContent-Type: multipart/{kind}; boundary={b}\r\n\r\n".encode()
+    for c in children:
+        out += f"--{b}\r\n".encode() + c + CRLF
+    return out + f"--{b}--\r\n".encode()
 
 
 @settings(max_examples=200, deadline=None)
