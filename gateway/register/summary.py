@@ -1,7 +1,7 @@
 """The register at a glance: the figures of a period, for the list page's strip, the
 Reports page's charts and ``c4f-gateway register report --summary``.
 
-Every figure counts records (an original with its follow-ups, :mod:`.view`) whose
+Every figure counts records (an original with its follow-ups, :mod:`.record`) whose
 original falls in ``[since, until)``. A *disclosure* is a message a member of staff sent
 outside the centre that actually left: accepted, external, not the gateway's own notice,
 not purged (its details are gone), and not a message held for approval now, nor one
@@ -33,7 +33,7 @@ from gateway.register.index import (
     month_of,
     organisation_names,
 )
-from gateway.register.index_counts import groups, month_start
+from gateway.register.index_counts import groups, month_start, next_month
 from gateway.register.index_read import names, where
 from gateway.register.ledger import Register
 from gateway.register.record import CONSENT_VALUES, REFUSED_OR_NOT_SOUGHT, Record
@@ -69,11 +69,10 @@ class Summary:
 
 def months(first: str, last: str) -> list[str]:
     """Every month from ``first`` to ``last`` ("YYYY-MM"), both included."""
-    y, m = int(first[:4]), int(first[5:7])
     out = []
-    while f"{y:04d}-{m:02d}" <= last:
-        out.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    while first <= last:
+        out.append(first)
+        first = next_month(first)
     return out
 
 
