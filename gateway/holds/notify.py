@@ -171,9 +171,9 @@ class Notifier:
         self, conn: sqlite3.Connection, waiting: Sequence[HeldMessage], now: float
     ) -> int:
         per: dict[str, list[HeldMessage]] = {}
-        admins = set(self._admins(""))
+        admins = self._admins("")  # read once, not once per message
         for h in waiting:
-            for login in h.managers or tuple(self._admins(h.staff)):
+            for login in h.managers or [a for a in admins if a != h.staff]:
                 per.setdefault(login, []).append(h)
         for login, items in per.items():
             lines = [f"{len(items)} message(s) are waiting for your approval:", ""]
