@@ -11,6 +11,7 @@ LAYOUTS = [
     b"Subject: a\r\nFrom: b@c4f.example\r\n\r\nbody\r\n",
     b"Subject: a\r\n folded\r\n\r\n\r\nbody after a blank line\r\n",
     b"\r\nno header at all\r\n",
+    b"\r\nno header, and a blank line in the body\r\n\r\nmore\r\n",
     b"Subject: only a header\r\n",
     b"Subject: no final line end",
     b"",
