@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dns.resolver
 import pytest
 from support.dns_server import dns_server
 
@@ -37,6 +38,10 @@ def test_mx_lookups_ask_the_configured_nameserver(tmp_path: Path) -> None:
 def test_no_nameservers_means_the_system_resolver() -> None:
     assert DnsSettings().nameservers == ()
     assert DnsSettings().servers == ()
+    # What default_resolver makes of it: /etc/resolv.conf's resolvers, as dnspython reads them.
+    resolver = default_resolver(DnsSettings())
+    assert resolver.nameservers == dns.resolver.Resolver().nameservers
+    assert resolver.lifetime == 10.0
 
 
 @pytest.mark.parametrize(
