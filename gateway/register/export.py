@@ -143,9 +143,9 @@ def hold_cells(r: Record) -> dict[str, str]:
     """The hold that keeps a record: category, reason, who set it, review date."""
     h = r.hold
     if h is None:
-        return dict.fromkeys(("retention_category", "retention_reason", "retention_by"), "") | {
-            "retention_review_on": ""
-        }
+        return dict.fromkeys(
+            ("retention_category", "retention_reason", "retention_by", "retention_review_on"), ""
+        )
     return {
         "retention_category": h.category,
         "retention_reason": h.reason + (f" ({h.source})" if h.source != "own hold" else ""),
