@@ -25,14 +25,13 @@ from gateway.register.retention import FAMILY_HOLD
 
 
 def show_text(r: Record) -> str:
-    f = flat(r)
-    title = kind_words(r)
-    lines = [f"Entry {r.seq}: {title}"]
     if r.kind == FAMILY_HOLD:
         return family_hold_text(r)
+    lines = [f"Entry {r.seq}: {kind_words(r)}"]
     if r.kind in ("admin", "purge"):
         lines += [f"  {k}: {v}" for k, v in r.data.items()]
         return "\n".join(lines) + "\n"
+    f = flat(r)
     recipients = [recipient_words(x) for x in r.recipients]
     pairs = [
         ("When", f["time"] + " (local time)"),
