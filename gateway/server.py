@@ -140,7 +140,7 @@ class Gateway:
                 per_account=a.max_failures_per_account,
                 window=a.lockout_seconds,
             ),
-            limiter=ConnectionLimiter.from_settings(settings.limits, connections),
+            limiter=ConnectionLimiter.from_settings(settings.limits, connections, peers),
         )
         self.bound: list[Bound] = []
         self._servers: list[asyncio.Server] = []
@@ -232,7 +232,7 @@ class Gateway:
         if deliver:
             self._worker_task = asyncio.create_task(self.worker.run())
         if self.peers is not None:
-            self.peers.listen(self.listener_ctx.throttle)
+            self.peers.listen(self.listener_ctx.throttle, self.listener_ctx.limiter.woken)
         if self.primary:  # each job in one process only
             self._job_tasks = [asyncio.create_task(self._run_job(*j)) for j in self._jobs]
 

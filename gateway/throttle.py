@@ -107,14 +107,18 @@ class LoginThrottle:
 
 
 class Peers:
-    """The worker processes' inboxes: one datagram socket pair per worker, made by the
-    supervisor before it starts any, so every worker (and a restarted one) has them all.
-    A worker reads its own inbox and writes to the others'; a message that does not fit
-    (a worker that is down and far behind) is dropped, as a restart forgets."""
+    """The worker processes' one channel to each other: an inbox (a datagram socket pair)
+    per worker, made by the supervisor before it starts any, so every worker (and a
+    restarted one) has them all. A worker reads its own inbox and writes to the others':
+    every failed and successful login to all of them, and "evicted" to the one worker
+    whose connection's slot it took (:mod:`gateway.smtp.limits`). A message that does
+    not fit (a worker that is down and far behind) is dropped, as a restart forgets (an
+    eviction so lost closes its idle connection at the next one, or at its timeout)."""
 
-    def __init__(self, inbox: socket.socket, others: Sequence[socket.socket]) -> None:
-        self.inbox = inbox
-        self.others = list(others)
+    def __init__(self, pairs: Sequence[tuple[socket.socket, socket.socket]], index: int) -> None:
+        self.index = index
+        self.inbox = pairs[index][0]
+        self.outboxes = [pair[1] for pair in pairs]
 
     @staticmethod
     def pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
@@ -126,24 +130,37 @@ class Peers:
 
     def tell(self, kind: str, client: str, account: str, at: float) -> None:
         data = json.dumps([kind, client, account, at]).encode()
-        for other in self.others:
-            with contextlib.suppress(OSError):
-                other.send(data)
+        for worker in range(len(self.outboxes)):
+            self._send(worker, data)
 
-    def listen(self, throttle: LoginThrottle) -> None:
-        """Apply what the others tell, from the running event loop, until :meth:`close`."""
+    def wake(self, worker: int) -> None:
+        """Tell ``worker`` that another took one of its connections' slots."""
+        self._send(worker, _EVICTED)
+
+    def _send(self, worker: int, data: bytes) -> None:
+        if worker != self.index and 0 <= worker < len(self.outboxes):
+            with contextlib.suppress(OSError):
+                self.outboxes[worker].send(data)
+
+    def listen(self, throttle: LoginThrottle, evicted: Callable[[], None]) -> None:
+        """Apply what the others tell, from the running event loop, until :meth:`close`:
+        logins to ``throttle``; ``evicted()`` when one took a slot of this worker's."""
         throttle.peers = self
-        asyncio.get_running_loop().add_reader(self.inbox.fileno(), self._read, throttle)
+        asyncio.get_running_loop().add_reader(self.inbox.fileno(), self._read, throttle, evicted)
 
     def close(self) -> None:
         asyncio.get_running_loop().remove_reader(self.inbox.fileno())
 
-    def _read(self, throttle: LoginThrottle) -> None:
+    def _read(self, throttle: LoginThrottle, evicted: Callable[[], None]) -> None:
+        woken = False
         while True:
             try:
                 data = self.inbox.recv(65536)
             except OSError:  # nothing more for now
-                return
+                break
+            if data == _EVICTED:
+                woken = True
+                continue
             try:
                 kind, client, account, at = json.loads(data)
                 when = float(at)
@@ -151,3 +168,8 @@ class Peers:
                 continue
             if isinstance(client, str) and isinstance(account, str):
                 throttle.heard(str(kind), client, account, when)
+        if woken:  # once, however many were taken: it looks at every slot
+            evicted()
+
+
+_EVICTED = b'"evicted"'

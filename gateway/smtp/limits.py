@@ -21,6 +21,7 @@ import structlog
 
 from gateway.settings import Limits
 from gateway.smtp.slot_table import SlotTable, TableBusy, digest
+from gateway.throttle import Peers
 
 log = structlog.get_logger("gateway.smtp")
 
@@ -82,21 +83,27 @@ class ConnectionLimiter:
         per_client_limit: int,
         per_network_limit: int,
         table: SlotTable | None = None,
+        peers: Peers | None = None,
     ) -> None:
+        """``table`` and ``peers``: the workers' shared table, and their inboxes, through
+        which one is told that another took its connection's slot (:meth:`woken`)."""
         self.total_limit = total_limit
         self.per_client_limit = per_client_limit
         self.per_network_limit = per_network_limit
         self.table = table if table is not None else SlotTable(total_limit)
+        self.peers = peers
         self._mine: dict[int, Slot] = {}  # row index -> this process's connection
-        self._listening = False
 
     @classmethod
-    def from_settings(cls, limits: Limits, table: SlotTable | None = None) -> ConnectionLimiter:
+    def from_settings(
+        cls, limits: Limits, table: SlotTable | None = None, peers: Peers | None = None
+    ) -> ConnectionLimiter:
         return cls(
             limits.max_connections,
             limits.max_connections_per_client,
             limits.max_connections_per_network,
             table,
+            peers,
         )
 
     @property
@@ -107,7 +114,6 @@ class ConnectionLimiter:
     def admit(self, client: str, now: float, evict: Callable[[], None]) -> Slot | None:
         """A slot for a new connection, or None (refuse it: 421). ``evict`` closes this
         connection if a later newcomer needs its slot."""
-        self._listen()
         network = network_of(client)
         key, net = digest(client), digest(network)
         try:
@@ -153,21 +159,15 @@ class ConnectionLimiter:
     def _evicted(self, index: int, owner: int) -> None:
         """Row ``index`` went to a newcomer: close the connection that had it."""
         if owner != self.table.worker:
-            self.table.wake(owner)
+            if self.peers is not None:
+                self.peers.wake(owner)
             return
         slot = self._mine.pop(index, None)
         if slot is not None:
             slot.evict()
 
-    def _listen(self) -> None:
-        """Hear when another worker takes one of this worker's rows."""
-        if self._listening or self.table.wake_fd() < 0:
-            return
-        asyncio.get_running_loop().add_reader(self.table.wake_fd(), self._woken)
-        self._listening = True
-
-    def _woken(self) -> None:
-        self.table.drain()
+    def woken(self) -> None:
+        """Another worker took rows of this worker's: close the connections that had them."""
         for index, slot in list(self._mine.items()):
             if self.table.tag(index) != slot.tag:
                 del self._mine[index]

@@ -8,8 +8,9 @@ A worker admits a connection by counting rows under the table's lock (a POSIX re
 on the ``memfd``: the kernel drops it when its holder dies, however it dies).
 
 When a worker evicts the idlest connection of another worker (LIM-8), it takes that row
-for the newcomer and writes a byte to the other worker's wake-up pipe; that worker finds
-its connection's row gone and closes it. The supervisor clears the rows of a worker that
+for the newcomer and tells the other worker through the workers' inboxes
+(:class:`gateway.throttle.Peers`, which also carry failed logins); that worker finds its
+connection's row gone and closes it. The supervisor clears the rows of a worker that
 died. A single process (``[server] workers = 1``, tests) makes a table of its own.
 """
 
@@ -53,16 +54,13 @@ def digest(text: str) -> bytes:
 
 
 class SlotTable:
-    def __init__(self, capacity: int, workers: int = 1) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._fd = os.memfd_create("c4f-connections", os.MFD_CLOEXEC)
         os.ftruncate(self._fd, max(capacity, 1) * _ROW.size)
         self._map = mmap.mmap(self._fd, max(capacity, 1) * _ROW.size)
-        # One wake-up pipe per worker: the read end is that worker's, any may write.
-        self._wake = [os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) for _ in range(workers)]
         self.worker = 0  # the worker this process is (set after the fork)
-        fds = [self._fd, *(fd for pair in self._wake for fd in pair)]
-        weakref.finalize(self, _close, self._map, fds)
+        weakref.finalize(self, _close, self._map, self._fd)
 
     # -- the lock ------------------------------------------------------------------------
 
@@ -127,25 +125,8 @@ class SlotTable:
                 self.clear(r.index, r.tag)
         return len(gone)
 
-    # -- waking other workers ------------------------------------------------------------
 
-    def wake(self, owner: int) -> None:
-        if owner != self.worker and 0 <= owner < len(self._wake):
-            with contextlib.suppress(BlockingIOError):  # already woken: enough
-                os.write(self._wake[owner][1], b"!")
-
-    def wake_fd(self) -> int:
-        """The read end this process's worker is woken on (drain it with :meth:`drain`)."""
-        return self._wake[self.worker][0] if self._wake else -1
-
-    def drain(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self.wake_fd(), 4096):
-                pass
-
-
-def _close(mapped: mmap.mmap, fds: list[int]) -> None:
+def _close(mapped: mmap.mmap, fd: int) -> None:
     mapped.close()
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)

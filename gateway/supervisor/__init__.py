@@ -9,12 +9,12 @@ connection to one of them, and each delivers the queue, taking messages with a l
 register checkpoints and purges, the MX sweep), the metrics endpoint and the checkpoint
 at stop, so each job runs in exactly one place; the register's chain stays one line
 whichever worker appends, because an append reads the last entry inside its own
-``BEGIN IMMEDIATE`` transaction (SQLite's one writer at a time). Workers tell each other
-of every failed and successful login (:class:`gateway.throttle.Peers`, socket pairs made
-before the first fork), so the login throttle holds across them, and count their open
-connections in one table in shared memory (:mod:`gateway.smtp.slot_table`, made before
-the first fork too), so ``[limits] max_connections*`` hold across them; the supervisor
-gives a dead worker's rows back.
+``BEGIN IMMEDIATE`` transaction (SQLite's one writer at a time). Workers count their open
+connections in one table in shared memory (:mod:`gateway.smtp.slot_table`), so
+``[limits] max_connections*`` hold across them, and tell each other through one inbox
+each (:class:`gateway.throttle.Peers`) of every failed and successful login, so the
+login throttle holds across them, and of a connection's slot one took from another;
+both are made before the first fork, and the supervisor gives a dead worker's rows back.
 
 The supervisor does nothing else: it restarts a worker that dies (after 0.5 s, doubling
 up to 30 s while it keeps dying within 30 s of its start), forwards SIGHUP (the

@@ -47,11 +47,11 @@ class Supervisor:
         self.settings = settings
         self.listening = listening
         self.slots = [Slot(i) for i in range(count)]
-        # Every worker's inbox for the others' failed and successful logins, made before
-        # any worker so that each, and each restarted one, has them all.
+        # Every worker's inbox for the others' failed and successful logins and evictions,
+        # made before any worker so that each, and each restarted one, has them all.
         self.inboxes = Peers.pairs(count)
         # The open connections of every worker, counted against [limits] as one.
-        self.connections = SlotTable(settings.limits.max_connections, count)
+        self.connections = SlotTable(settings.limits.max_connections)
         self.stopping_since: float | None = None
         self.primary_told = False  # the first worker has been sent SIGTERM
 
@@ -158,10 +158,7 @@ class Supervisor:
                     primary=index == 0,
                     ready=ready,
                     parent=os.getppid(),
-                    peers=Peers(
-                        self.inboxes[index][0],
-                        [pair[1] for i, pair in enumerate(self.inboxes) if i != index],
-                    ),
+                    peers=Peers(self.inboxes, index),
                     connections=self.connections,
                 )
             )
