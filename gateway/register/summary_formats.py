@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
 
 from gateway.register.formats import table
 from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS
+from gateway.register.retention import local_day
 from gateway.register.summary import Summary
 from gateway.spreadsheet import safe_cell
 
@@ -26,14 +26,10 @@ TOTALS = (
 CSV_HEADER = ("section", "item", "category", "value")
 
 
-def _date(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d")
-
-
 def period_words(s: Summary) -> str:
     """ "2026-11-01 to 2026-11-30" (``until`` is the end of its last day, excluded)."""
-    start = _date(s.since) if s.since is not None else "the first entry"
-    end = _date(s.until - 1) if s.until is not None else "now"
+    start = local_day(s.since).isoformat() if s.since is not None else "the first entry"
+    end = local_day(s.until - 1).isoformat() if s.until is not None else "now"
     return f"{start} to {end}"
 
 
