@@ -15,7 +15,12 @@ import argparse
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg
 from gateway.cli.register_open import open_register_by
-from gateway.register.family_hold import hold_family, placed_words, release_family
+from gateway.register.family_hold import (
+    hold_family,
+    placed_words,
+    release_family,
+    released_words,
+)
 from gateway.register.ledger import RegisterError
 from gateway.register.retention import CATEGORIES
 
@@ -75,5 +80,5 @@ def cmd_release_family(args: argparse.Namespace) -> int:
         seq = release_family(register, args.family, actor=by, reason=args.reason)
     except RegisterError as exc:
         raise CLIError(str(exc)) from exc
-    print(f"Released the retention hold on family {args.family}: entry {seq}.")
+    print(released_words(args.family, seq))
     return 0

@@ -61,6 +61,11 @@ def placed_words(family: str, category: str, seq: int) -> str:
     return f"Family {family} is on a retention hold ({category}): entry {seq}."
 
 
+def released_words(family: str, seq: int) -> str:
+    """What the CLI and the console say once a family hold is released."""
+    return f"Released the retention hold on family {family}: entry {seq}."
+
+
 def release_family(register: Register, family: str, *, actor: str, reason: str) -> int:
     """Release the standing hold on ``family``; returns the release's entry number.
 

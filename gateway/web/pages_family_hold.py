@@ -22,6 +22,7 @@ from gateway.register.family_hold import (
     hold_family,
     placed_words,
     release_family,
+    released_words,
     standing_hold,
 )
 from gateway.register.ledger import RegisterError
@@ -90,7 +91,7 @@ def _hold(console: Console, v: Viewer, form: FormData, family: str) -> str:
 
 def _release(console: Console, v: Viewer, form: FormData, family: str) -> str:
     seq = release_family(console.register, family, actor=v.login, reason=text(form, "reason"))
-    return f"Released the retention hold on family {family}: entry {seq}."
+    return released_words(family, seq)
 
 
 async def hold(request: Request) -> Response:
