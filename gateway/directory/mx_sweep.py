@@ -70,9 +70,8 @@ class LookupFailed(Exception):
     pass
 
 
-def default_resolver(dns_settings: DnsSettings | None = None) -> MXResolver:
+def default_resolver(settings: DnsSettings) -> MXResolver:
     """dnspython's resolver as ``[dns]`` says: its nameservers in order, or the system's."""
-    settings = dns_settings or DnsSettings()
     servers = settings.servers
     resolver = dns.resolver.Resolver(configure=not servers)
     if servers:
