@@ -137,11 +137,9 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         tx: Transaction = envelope.tx
-        # The listener counted bare CR, LF and NUL as the blocks arrived; a caller that did
-        # not gets them counted here.
-        unclean = getattr(envelope, "unclean", None)
-        if unclean is None:
-            unclean = has_bare_line_end_or_nul(envelope.original_content)
+        # The listener counted bare CR, LF and NUL as the blocks arrived (its envelope is a
+        # gateway.smtp.data.GatewayEnvelope, the only one this hook is called with).
+        unclean: bool = envelope.unclean
         try:
             return await self._data(tx, _taken(envelope), unclean=unclean)
         except Refused as r:
