@@ -12,9 +12,10 @@ So the index holds no more than the list page shows a signed-in manager, and not
 personal in the clear.
 
 The row is written in the same transaction as every append (a follow-up rewrites its
-original's row), marked purged with its entries, and rebuilt from the register by
-``c4f-gateway upgrade`` and ``keys reseal register``. The register's MAC chain stays the
-source of truth: ``register verify`` never reads this.
+original's row; a delivery outcome changes nothing it keeps), marked purged with its
+entries, and rebuilt from the register by ``c4f-gateway upgrade`` and ``keys reseal
+register``. The register's MAC chain stays the source of truth: ``register verify``
+never reads this.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ SEALED_TERMS = ("organisation", "domain", "recipient")
 # A held message has not left yet; refused, withdrawn or expired, it never will.
 NOT_SENT = ("held", *NEVER_SENT)
 DECIDED = ("approved", "refused")  # a line manager's decision on a held message
+# Follow-ups that change nothing a row keeps: a delivery outcome sets only the record's
+# delivery status, which the list reads from the record itself.
+UNINDEXED_FOLLOWUPS = ("outcome",)
 # What the summary counts of a record: bits of register_index.facts, and for a
 # disclosure its consent status (the index in CONSENT_VALUES) from CONSENT_SHIFT.
 SENT, REFUSED, HELD, DISCLOSED, WITHOUT, OUTSTANDING, INCOMPLETE = (1 << k for k in range(7))

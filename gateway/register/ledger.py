@@ -189,7 +189,8 @@ class Register:
             f"INSERT INTO register ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
             (*dataclasses.astuple(fields), sealed, wrapped, mac),
         )
-        self.reindex(conn, [ref if ref and index.is_root(conn, ref) else seq])
+        if not (ref and kind in index.UNINDEXED_FOLLOWUPS):
+            self.reindex(conn, [ref if ref and index.is_root(conn, ref) else seq])
         return seq
 
     def reindex(self, conn: sqlite3.Connection, roots: list[int]) -> None:
