@@ -15,15 +15,13 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from gateway.events import HoldAction
+from gateway.queue.states import UNDECIDED_STATES
 from gateway.register import checkpoint
 from gateway.register.codec import open_entry
 from gateway.register.ledger import Register
 from gateway.store import Store
 
 QUEUE_STATES = ("queued", "held", "unapproved", "corrupt")
-
-
-UNDECIDED = ("held", "unapproved")  # awaiting a line manager (gateway.queue.states)
 
 
 OUTCOMES = ("delivered", "deferred", "bounced")
@@ -220,7 +218,7 @@ class Collector:
             n, age = found.get(state, (0, 0.0))
             depth.add_metric([state], n)
             oldest.add_metric([state], age)
-        undecided = [found[s] for s in UNDECIDED if s in found]
+        undecided = [found[s] for s in UNDECIDED_STATES if s in found]
         held = GaugeMetricFamily(
             "c4f_gateway_held_messages",
             "Messages awaiting a line manager's decision (held, or set aside unapproved)",

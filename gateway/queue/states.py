@@ -38,7 +38,8 @@ _MOVES = {
     ("queued", "unapproved"),
 }
 # Awaiting a line manager's decision: held, or released by hand and set aside (HOLD-1).
-UNDECIDED = "state IN ('held', 'unapproved')"
+UNDECIDED_STATES = ("held", "unapproved")
+UNDECIDED = f"state IN {UNDECIDED_STATES}"  # the SQL: state IN ('held', 'unapproved')
 UNAPPROVED = "was held, and released without a recorded approval"
 
 
