@@ -17,17 +17,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from support.register import DAY, T0, accepted, message, record
+from support.register import DAY, T0, accepted, message, open_register, record, register_config
 from support.subprocess_gateway import run_cli
 
 from gateway.events import HoldEvent
 from gateway.register import requests
 from gateway.register.client_copy import CLAUSE, WITHHELD
-from gateway.register.ledger import Register
-from gateway.settings import load
 from gateway.settings.policy import SHIPPED_FILE
-from gateway.settings.register import register_settings
-from gateway.store import Store
 
 FAMILY = "F-7"
 # What only the withheld entries hold: none of it may reach a client.
@@ -51,12 +47,8 @@ LATER = (b"Grandmother's view", b"nan@home.example", b"Nan Jones", b"nan-letter.
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text('[upstream]\nhost = "smtp.example"\n', encoding="utf-8")
-    settings = load(path)
-    rs = register_settings(settings)
-    Register.create_keys(rs)
-    reg = Register.from_settings(Store(settings.storage.database), rs)
+    path = register_config(tmp_path)
+    reg = open_register(path)
 
     def sent(n: int, to: str, name: str, org: str, subject: str, file: str, **d: object) -> None:
         record(
@@ -245,8 +237,7 @@ def test_client_files_child_protection_is_withheld_and_unsent_is_not_called_sent
     """A [child-protection] record is withheld like a safeguarding one (the person given the
     copy may be the one the concern is about); a message held for a line manager, or refused
     by one, was never sent, and neither report says it was."""
-    settings = load(config)
-    reg = Register.from_settings(Store(settings.storage.database), register_settings(settings))
+    reg = open_register(config)
     tagged = {"family": FAMILY, "external": True, "consent": "obtained"}
     for n, subject, extra in (
         (10, "Section 47 strategy meeting", {"child_protection": True}),

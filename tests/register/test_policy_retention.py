@@ -36,7 +36,6 @@ from gateway.register.fields import RegisterError
 from gateway.register.ledger import Register
 from gateway.register.purge import purge
 from gateway.register.retention import default_review_on
-from gateway.settings import load
 from gateway.settings.register import register_settings
 from gateway.store import Store
 
@@ -199,11 +198,8 @@ async def test_an_injury_tag_sent_through_the_gateway_sets_the_category(
 
 
 def test_cli_family_hold_purge_report_and_review_list(config: Path) -> None:
-    settings = load(config)
-    rs = register_settings(settings)
-    Register.create_keys(rs)
     old = time.time() - 1100 * DAY  # past the three years
-    reg = Register.from_settings(Store(settings.storage.database), rs, clock=lambda: old)
+    reg = open_register(config, clock=lambda: old)
     record(reg, accepted("KEEP", old, disclosure=_disc(family="F-9")))  # 1
     record(reg, accepted("GONE", old, disclosure=_disc(family="F-10")))  # 2
     record(reg, accepted("HURT", old, disclosure=_disc(injury=True)))  # 3

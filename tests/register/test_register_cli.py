@@ -17,9 +17,7 @@ from gateway.cli import COMMANDS, CLIError
 from gateway.cli import register as cli_register
 from gateway.register.export import CSV_COLUMNS, flat
 from gateway.register.ledger import Register
-from gateway.settings import load
-from gateway.settings.register import RegisterSettings, register_settings
-from gateway.store import Store
+from gateway.settings.register import RegisterSettings
 
 JULY = datetime(2024, 7, 1, 12, 0, tzinfo=UTC).timestamp()  # 13:00 in London (BST)
 CONTACT = {
@@ -221,10 +219,7 @@ def test_verify_needs_no_master_key(reg: Register, config: Path) -> None:
 
 
 def test_purge_dry_run_then_purge(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    settings = load(config)
-    rs = register_settings(settings)
-    Register.create_keys(rs)
-    reg = Register.from_settings(Store(settings.storage.database), rs)
+    reg = open_register(config)
     old = time.time() - 1100 * DAY
     record(reg, accepted("OLD", old))
     record(reg, accepted("HELD", old, disclosure={"consent": "obtained", "safeguarding": True}))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,9 +167,9 @@ def register_config(folder: Path) -> Path:
     return path
 
 
-def open_register(config: Path) -> Register:
+def open_register(config: Path, clock: Callable[[], float] = time.time) -> Register:
     """The register of the gateway ``config`` describes, its keys created first."""
     settings = load(config)
     rs = register_settings(settings)
     Register.create_keys(rs)
-    return Register.from_settings(Store(settings.storage.database), rs)
+    return Register.from_settings(Store(settings.storage.database), rs, clock=clock)
