@@ -44,7 +44,7 @@ def qr_svg(uri: str) -> Markup:
 
 
 async def _gone(request: Request) -> Response:
-    return await page(request, None, "enrol_gone.html", {"verify": None, "text": GONE}, 410)
+    return await page(request, None, "enrol_gone.html", {"text": GONE}, 410)
 
 
 async def _password_form(
@@ -55,7 +55,6 @@ async def _password_form(
         None,
         "enrol_password.html",
         {
-            "verify": None,
             "login": link.login,
             "action": f"/enrol/{token}",
             "flash": {"text": error, "error": True} if error else None,
@@ -74,7 +73,6 @@ async def _key_page(
         None,
         "enrol_key.html",
         {
-            "verify": None,
             "login": link.login,
             "qr": qr_svg(uri),
             # Grouped by four for typing by hand; authenticator apps ignore the spaces.
@@ -168,7 +166,7 @@ async def enrol_confirm(request: Request) -> Response:
         console.audit, link.login, "totp enrolled", {"login": link.login, "via": "link"}
     )
     log.info("web_totp_enrolled", login=link.login)
-    response = await page(request, None, "enrol_done.html", {"verify": None, "login": link.login})
+    response = await page(request, None, "enrol_done.html", {"login": link.login})
     response.delete_cookie(ENROL_COOKIE, path="/", secure=True, httponly=True)
     return response
 

@@ -149,7 +149,6 @@ async def _code_form(
         "signin_code.html",
         {
             "csrf": session.csrf,
-            "verify": None,
             "flash": {"text": error, "error": True} if error else None,
         },
         status,

@@ -45,8 +45,9 @@ async def page(
         "viewer": viewer,
         "csrf": viewer.session.csrf if viewer else "",
         "organisation": console.settings.organisation.name,
-        # The register's integrity is the reviewers' business; staff see only their holds.
-        "verify": console.verifier.status if viewer is None or viewer.is_reviewer else None,
+        # The register's integrity is the reviewers' business: not staff's, nor someone
+        # not yet signed in (the second-factor code, an enrolment link).
+        "verify": console.verifier.status if viewer is not None and viewer.is_reviewer else None,
         "held_count": await held_count(request, viewer),
         "policy_review": review_banner(request, viewer),
         "flash": None,

@@ -60,6 +60,7 @@ def test_enrol_through_the_link(site: Site) -> None:
         first = client.get(path)
         assert first.status_code == 200 and MANAGER in first.text
         assert "<svg" not in first.text  # nothing is shown before the password
+        assert 'id="verify-status"' not in first.text  # nor the register's state
         wrong = client.post(path, data={"password": "not-it"}, follow_redirects=False)
         assert wrong.status_code == 401 and "Wrong password." in wrong.text
         assert ENROL_COOKIE not in client.cookies

@@ -66,6 +66,7 @@ def test_password_then_code_then_the_console(
         # Password alone opens nothing.
         assert client.get("/register", follow_redirects=False).headers["location"] == "/signin"
         page = client.get("/signin/code")
+        assert 'id="verify-status"' not in page.text  # the register's state: not yet
         wrong = client.post("/signin/code", data={"csrf": csrf_of(page.text), "code": "000000"})
         assert wrong.status_code == 401 and "code is wrong" in wrong.text
         code = pyotp.TOTP(secret).at(site.clock())
