@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import signal
+import time
+from pathlib import Path
 from typing import Any
 
 from support.subprocess_gateway import GatewayProcess
@@ -46,11 +48,28 @@ class Workers:
             else:
                 os.kill(other, signal.SIGSTOP)
                 self.stopped.add(other)
-        await asyncio.sleep(0.2)
+        await self._settled()
 
     async def all(self) -> None:
         for pid in self.pids:
             with contextlib.suppress(ProcessLookupError):  # killed by the test
                 os.kill(pid, signal.SIGCONT)
         self.stopped.clear()
-        await asyncio.sleep(0.2)
+        await self._settled()
+
+    async def _settled(self) -> None:
+        """Until each worker is stopped, or running, as the test asked (signals arrive
+        when the kernel next schedules the process, not when they are sent)."""
+        deadline = time.monotonic() + 5
+        while any(stopped(pid) != (pid in self.stopped) for pid in self.pids):
+            assert time.monotonic() < deadline, "a worker did not stop or go on"
+            await asyncio.sleep(0.005)
+
+
+def stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (state T in /proc); a process gone is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
