@@ -22,6 +22,15 @@ def test_a_day_starts_at_local_midnight_and_until_takes_the_whole_day() -> None:
         parse_day("2026-13-01")
 
 
+@pytest.mark.usefixtures("london")
+def test_until_takes_the_whole_day_when_the_clocks_change() -> None:
+    # London: 2026-10-25 has 25 hours, 2026-03-29 has 23.
+    for day, hours in ((date(2026, 10, 25), 25), (date(2026, 3, 29), 23)):
+        end = day_start(day, end=True)
+        assert end - day_start(day) == hours * 3600.0
+        assert datetime.fromtimestamp(end) == datetime(day.year, day.month, day.day + 1)
+
+
 def test_the_console_filter_and_reports_page_read_a_period_alike() -> None:
     f = filters_of({"since": "2026-11-01", "until": "2026-11-30"})
     period = Period(date(2026, 11, 1), date(2026, 11, 30))
