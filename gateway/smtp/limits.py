@@ -92,6 +92,7 @@ class ConnectionLimiter:
         self.per_network_limit = per_network_limit
         self.table = table if table is not None else SlotTable(total_limit)
         self.peers = peers
+        self.worker = peers.index if peers is not None else 0  # the owner of our rows
         self._mine: dict[int, Slot] = {}  # row index -> this process's connection
 
     @classmethod
@@ -134,7 +135,7 @@ class ConnectionLimiter:
                     index = victim.index
                 else:
                     index = free[0].index
-                tag = self.table.put(index, self.table.worker, key, net, now)
+                tag = self.table.put(index, self.worker, key, net, now)
         except TableBusy:
             log.error("connection_table_busy", client=client)
             return None
@@ -158,7 +159,7 @@ class ConnectionLimiter:
 
     def _evicted(self, index: int, owner: int) -> None:
         """Row ``index`` went to a newcomer: close the connection that had it."""
-        if owner != self.table.worker:
+        if owner != self.worker:
             if self.peers is not None:
                 self.peers.wake(owner)
             return

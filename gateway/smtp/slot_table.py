@@ -59,7 +59,6 @@ class SlotTable:
         self._fd = os.memfd_create("c4f-connections", os.MFD_CLOEXEC)
         os.ftruncate(self._fd, max(capacity, 1) * _ROW.size)
         self._map = mmap.mmap(self._fd, max(capacity, 1) * _ROW.size)
-        self.worker = 0  # the worker this process is (set after the fork)
         weakref.finalize(self, _close, self._map, self._fd)
 
     # -- the lock ------------------------------------------------------------------------

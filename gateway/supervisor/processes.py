@@ -145,7 +145,6 @@ class Supervisor:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             structlog.contextvars.bind_contextvars(worker=index)
-            self.connections.worker = index
 
             def ready() -> None:
                 if report is not None:
