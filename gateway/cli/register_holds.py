@@ -14,7 +14,7 @@ import argparse
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg
-from gateway.cli.register_open import open_register_by
+from gateway.cli.register_open import add_staff_by, open_register_by
 from gateway.register.family_hold import (
     hold_family,
     placed_words,
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     hold.add_argument(
         "--review-on", metavar="YYYY-MM-DD", help="when it is reviewed (default: in a year)"
     )
-    hold.add_argument("--by", required=True, metavar="LOGIN", help="who places the hold")
+    add_staff_by(hold, "who places the hold")
     add_config_arg(hold)
     hold.set_defaults(func=cmd_hold_family)
 
@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     release.add_argument("family", metavar="REF", help="the family's reference")
     release.add_argument("--reason", required=True, metavar="TEXT", help="why it is released")
-    release.add_argument("--by", required=True, metavar="LOGIN", help="who releases it")
+    add_staff_by(release, "who releases it")
     add_config_arg(release)
     release.set_defaults(func=cmd_release_family)
 

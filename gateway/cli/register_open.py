@@ -47,6 +47,11 @@ def open_register(args: argparse.Namespace) -> Register:
     return Register.from_settings(store, rs)
 
 
+def add_staff_by(parser: argparse.ArgumentParser, who: str) -> None:
+    """``--by LOGIN``, required: the staff account that :func:`open_register_by` checks."""
+    parser.add_argument("--by", required=True, metavar="LOGIN", help=f"{who} (a staff login)")
+
+
 def open_register_by(args: argparse.Namespace) -> tuple[Register, str]:
     """The register, and the staff account ``--by`` names (an error if it names none)."""
     register = open_register(args)

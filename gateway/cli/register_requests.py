@@ -13,7 +13,7 @@ from datetime import date
 
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg
-from gateway.cli.register_open import open_register_by
+from gateway.cli.register_open import add_staff_by, open_register_by
 from gateway.directory.contacts import ContactRepository
 from gateway.register import requests
 from gateway.register.ledger import RegisterError
@@ -50,9 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add.add_argument("--nature", required=True, metavar="TEXT", help="the information requested")
     add.add_argument("--family", metavar="REF", help="the family's reference")
-    add.add_argument(
-        "--by", required=True, metavar="LOGIN", help="the staff member who took the request"
-    )
+    add_staff_by(add, "the staff member who took the request")
     add_config_arg(add)
     add.set_defaults(func=cmd_request_add)
 
