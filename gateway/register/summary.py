@@ -12,6 +12,7 @@ Months are local calendar months, as every time the register shows.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -201,15 +202,11 @@ def summarise(
     :func:`gateway.register.index.facts_of`) and first organisation, from the tally for
     whole months (:func:`gateway.register.index_counts.groups`). :func:`summarise_records`
     counts the same over folded records (the tests hold the two together)."""
-    found = where(register, Filters(since=since, until=until, include_notices=True), scope)
-    assert found is not None  # every filter used here is indexed
-    sql, args = found
-    query = register.store.query
-    counted = groups(register, Filters(since=since, until=until, include_notices=True), scope)
+    period = Filters(since=since, until=until, include_notices=True)
+    counted = groups(register, period, scope)
     assert counted is not None  # a period only
     total: Counter[int] = Counter()
     monthly: dict[str, dict[str, int]] = {}
-    orgs: Counter[int] = Counter()
     for month, facts, _, n in counted:
         for bit in (SENT, REFUSED, HELD, DISCLOSED, WITHOUT, OUTSTANDING, INCOMPLETE):
             if facts & bit:
@@ -218,53 +215,7 @@ def summarise(
             consent = CONSENT_VALUES[(facts >> CONSENT_SHIFT) & 3]
             cell = monthly.setdefault(month, dict.fromkeys(CONSENT_VALUES, 0))
             cell[consent] += n
-    ages = [0] * len(AGE_BANDS)
-    recent = (  # the incomplete records younger than the oldest band (the strip: none)
-        query(
-            "SELECT i.at FROM register_index i INDEXED BY register_index_incomplete"  # noqa: S608
-            f" WHERE i.at > ? AND i.incomplete = 1 AND {sql}",
-            (now - _BAND_DAYS[-1] * 86400.0, *args),
-        )
-        if charts
-        else []
-    )
-    for (at,) in recent:
-        ages[age_band(now - float(at))] += 1
-    ages[-1] = total[INCOMPLETE] - sum(ages[:-1])
-    first = min((g[0] for g in counted if g[3]), default=None)
-    oldest = None if first is None else month_start(first)
-    all_months = period_months(since, until, now, oldest) if charts else []
-    held_count: Counter[str] = Counter()
-    waits: dict[str, list[float]] = {}
-    if charts:
-        for month, held_at, decided_at in query(
-            "SELECT i.month, i.held_at, i.decided_at FROM register_index i"  # noqa: S608
-            f" INDEXED BY register_index_held WHERE i.held_at IS NOT NULL AND {sql}",
-            args,
-        ):
-            held_count[month] += 1
-            if decided_at is not None:
-                waits.setdefault(month, []).append(decided_at - held_at)
-        by_org = groups(
-            register, Filters(since=since, until=until, include_notices=True), scope, by_org=True
-        )
-        for _, _, org, n in by_org or []:
-            orgs[org] += n
-        # A record sent to several organisations counts once for each: the others.
-        for term, n in query(
-            "SELECT t.term, count(*) FROM register_index i INDEXED BY register_index_orgs"  # noqa: S608
-            " CROSS JOIN register_index_term t ON t.seq = i.seq"
-            " JOIN register_term w ON w.id = t.term AND w.what IN ('organisation', 'domain')"
-            f" WHERE i.orgs > 1 AND i.facts & {DISCLOSED} AND t.term != i.org AND {sql}"
-            " GROUP BY t.term",
-            args,
-        ):
-            orgs[int(term)] += int(n)
-    names_of = {**names(register, "organisation"), **names(register, "domain")} if orgs else {}
-    by_month = {m: monthly.get(m, dict.fromkeys(CONSENT_VALUES, 0)) for m in all_months}
-    if charts:
-        by_month.update(monthly)
-    return Summary(
+    strip = Summary(
         since=since,
         until=until,
         sent=total[SENT],
@@ -273,14 +224,62 @@ def summarise(
         without_consent=total[WITHOUT],
         incomplete=total[INCOMPLETE],
         inform_outstanding=total[OUTSTANDING],
+        by_month=[],
+        by_organisation=[],
+        holds_by_month=[],
+        incomplete_by_age=[],
+        disclosures=total[DISCLOSED],
+    )
+    if not charts:
+        return strip
+    found = where(register, period, scope)
+    assert found is not None  # every filter used here is indexed
+    sql, args = found
+    query = register.store.query
+    ages = [0] * len(AGE_BANDS)
+    for (at,) in query(  # the incomplete records younger than the oldest band
+        "SELECT i.at FROM register_index i INDEXED BY register_index_incomplete"  # noqa: S608
+        f" WHERE i.at > ? AND i.incomplete = 1 AND {sql}",
+        (now - _BAND_DAYS[-1] * 86400.0, *args),
+    ):
+        ages[age_band(now - float(at))] += 1
+    ages[-1] = total[INCOMPLETE] - sum(ages[:-1])
+    first = min((g[0] for g in counted if g[3]), default=None)
+    oldest = None if first is None else month_start(first)
+    all_months = period_months(since, until, now, oldest)
+    held_count: Counter[str] = Counter()
+    waits: dict[str, list[float]] = {}
+    for month, held_at, decided_at in query(
+        "SELECT i.month, i.held_at, i.decided_at FROM register_index i"  # noqa: S608
+        f" INDEXED BY register_index_held WHERE i.held_at IS NOT NULL AND {sql}",
+        args,
+    ):
+        held_count[month] += 1
+        if decided_at is not None:
+            waits.setdefault(month, []).append(decided_at - held_at)
+    orgs: Counter[int] = Counter()
+    for _, _, org, n in groups(register, period, scope, by_org=True) or []:
+        orgs[org] += n
+    # A record sent to several organisations counts once for each: the others.
+    for term, n in query(
+        "SELECT t.term, count(*) FROM register_index i INDEXED BY register_index_orgs"  # noqa: S608
+        " CROSS JOIN register_index_term t ON t.seq = i.seq"
+        " JOIN register_term w ON w.id = t.term AND w.what IN ('organisation', 'domain')"
+        f" WHERE i.orgs > 1 AND i.facts & {DISCLOSED} AND t.term != i.org AND {sql}"
+        " GROUP BY t.term",
+        args,
+    ):
+        orgs[int(term)] += int(n)
+    names_of = {**names(register, "organisation"), **names(register, "domain")} if orgs else {}
+    by_month = {m: dict.fromkeys(CONSENT_VALUES, 0) for m in all_months}
+    by_month.update(monthly)
+    return dataclasses.replace(
+        strip,
         by_month=sorted(by_month.items()),
-        by_organisation=top_organisations(dict(orgs), {k: names_of[k] for k in orgs})
-        if charts
-        else [],
+        by_organisation=top_organisations(dict(orgs), {k: names_of[k] for k in orgs}),
         holds_by_month=[
             (m, held_count[m], len(waits.get(m, [])), median_hours(waits.get(m, [])))
             for m in all_months
         ],
-        incomplete_by_age=list(zip(AGE_BANDS, ages, strict=True)) if charts else [],
-        disclosures=total[DISCLOSED],
+        incomplete_by_age=list(zip(AGE_BANDS, ages, strict=True)),
     )
