@@ -30,8 +30,9 @@ from support.upstream import Upstream
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_sealed import keyring_for
 from gateway.events import HoldEvent
-from gateway.register.ledger import Register
-from gateway.register.requests import CLAUSE, NewRequest
+from gateway.register.ledger import Register, RegisterError
+from gateway.register.purge import purge
+from gateway.register.requests import CLAUSE, NewRequest, family_of
 from gateway.register.requests import record as record_request
 from gateway.settings.register import register_settings
 from gateway.store import Store
@@ -251,3 +252,24 @@ def test_inter_agency_working_a_message_refused_by_a_manager_answers_nothing(
     sent = next(r for r in reg.records() if r.kind == "accepted" and r.entry.queue_id == "Q2")
     assert request.answers == [sent.seq]
     assert request.status == "answered"
+
+
+def test_family_of_reads_the_request_as_corrected_and_refuses_what_cannot_be_answered(
+    tmp_path: Path,
+) -> None:
+    # What the disclosure filter asks at DATA for [request:N]: the family the request is
+    # about now (a follow-up may have corrected it), or why nothing can answer N.
+    reg = make_register(tmp_path)
+    asked = NewRequest("Cafcass", "email", "2023-11-10", "Reports", STAFF, "F-1042")
+    number = record_request(reg, asked, date(2023, 11, 14))
+    assert family_of(reg, number) == "F-1042"
+    reg.annotate(number, "mona", family="F-1043")
+    assert family_of(reg, number) == "F-1043"
+    record(reg, accepted("Q1"))
+    [message_entry] = [r.seq for r in reg.records() if r.kind == "accepted"]
+    for not_one in (message_entry, number + 1, 999):  # a message, a follow-up, nothing
+        with pytest.raises(RegisterError, match=rf"^Request {not_one} is not a request"):
+            family_of(reg, not_one)
+    purge(reg, actor="mona", only=number)
+    with pytest.raises(RegisterError, match=rf"^Request {number} was purged from the register"):
+        family_of(reg, number)
