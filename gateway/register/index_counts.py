@@ -11,7 +11,7 @@ from typing import Any
 from gateway.register import index
 from gateway.register.criteria import Filters
 from gateway.register.index import month_of
-from gateway.register.index_read import in_list, named_terms, where
+from gateway.register.index_read import in_list, named_terms, scope_terms, where
 from gateway.register.ledger import Register
 from gateway.register.scope import RegisterScope
 
@@ -101,11 +101,8 @@ def groups(
     row_sql = " AND ".join(c.replace("t.", "i.") for c in clauses + common)
     row_args = list(args)
     if scope is not None and scope.reports is not None:
-        staff = [
-            i for login in sorted(scope.reports) for i in named_terms(register, "staff", login)
-        ]
+        staff, mine = scope_terms(register, scope)
         common.append(in_list("t.staff", staff, args))
-        mine = named_terms(register, "actor", scope.login)
         if mine:  # what the viewer acted on, sent by someone not among their reports
             acted = in_list("term", mine, row_args)
             others = in_list("i.staff", staff, row_args)

@@ -124,12 +124,18 @@ def where(
     return " AND ".join(clauses), args
 
 
+def scope_terms(register: Register, scope: RegisterScope) -> tuple[list[int], list[int]]:
+    """The staff terms of ``scope``'s reports, and the actor terms of its viewer."""
+    reports = sorted(scope.reports or ())
+    staff = [i for login in reports for i in named_terms(register, "staff", login)]
+    return staff, named_terms(register, "actor", scope.login)
+
+
 def scoped(register: Register, scope: RegisterScope | None, args: list[Any]) -> str:
     """The records ``scope`` shows: its reports' and those its viewer acted on."""
     if scope is None or scope.reports is None:
         return "1"
-    staff = [i for login in sorted(scope.reports) for i in named_terms(register, "staff", login)]
-    mine = named_terms(register, "actor", scope.login)
+    staff, mine = scope_terms(register, scope)
     own = in_list("i.staff", staff, args)
     acted = in_list("term", mine, args)
     return f"({own} OR i.seq IN (SELECT seq FROM register_index_term WHERE {acted}))"  # noqa: S608
