@@ -232,7 +232,8 @@ def test_index_keeps_no_name_address_or_reference_in_the_clear(tmp_path: Path) -
     reg = make_register(tmp_path)
     seqs = seed(reg)
     reg.annotate(seqs["Q12"], MONA, family="F-7742")
-    assert index_page.page(reg, Filters(family="f-7742"), None, offset=0, limit=5) is not None
+    found = index_page.page(reg, Filters(family="f-7742"), None, offset=0, limit=5)
+    assert found is not None and (found[0], [r.seq for r in found[1]]) == (1, [seqs["Q12"]])
     assert [r.seq for r in reg.records(Filters(family="F-7742"))] == [seqs["Q12"]]
     reg.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
     on_disk = file_bytes(tmp_path)
