@@ -86,6 +86,8 @@ CREATE INDEX IF NOT EXISTS register_queue ON register (queue_id);
 CREATE INDEX IF NOT EXISTS register_ref ON register (ref);
 """
 
+# The rows of one record: the entry that starts it and its follow-ups.
+_RECORD_ROWS = f"SELECT {COLUMNS} FROM register WHERE seq = ? OR ref = ? ORDER BY seq"  # noqa: S608
 # What contacts and staff administration call inside their own transactions.
 AdminAudit = Callable[[sqlite3.Connection, str, str, dict[str, Any]], int]
 
@@ -197,13 +199,9 @@ class Register:
         """Rewrite the index rows (:mod:`.index`) of the records ``roots`` start, folded
         from their own entries, inside the caller's transaction."""
         for root in roots:
-            rows = conn.execute(
-                f"SELECT {COLUMNS} FROM register WHERE seq = ? OR ref = ? ORDER BY seq",  # noqa: S608
-                (root, root),
-            ).fetchall()
-            found = build_records(self._entry(r) for r in rows)
-            if found and found[0].seq == root:
-                index.put(conn, self.keyring, found[0])
+            found = self._started_by(root, conn.execute(_RECORD_ROWS, (root, root)).fetchall())
+            if found is not None:
+                index.put(conn, self.keyring, found)
 
     def rebuild_index(self) -> int:
         """The whole index again from the register (upgrade, reseal); returns its rows."""
@@ -321,10 +319,10 @@ class Register:
     def thread_record(self, seq: int) -> Record | None:
         """The record that entry ``seq`` starts (with its follow-ups), reading only those
         entries: for the disclosure filter, once per reply in a conversation."""
-        rows = self.store.query(
-            f"SELECT {COLUMNS} FROM register WHERE seq = ? OR ref = ? ORDER BY seq",  # noqa: S608
-            (seq, seq),
-        )
+        return self._started_by(seq, self.store.query(_RECORD_ROWS, (seq, seq)))
+
+    def _started_by(self, seq: int, rows: Iterable[Any]) -> Record | None:
+        """The record entry ``seq`` starts, folded from ``rows`` (it and its follow-ups)."""
         found = self._build(self._entry(r) for r in rows)
         return found[0] if found and found[0].seq == seq else None
 
