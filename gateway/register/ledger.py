@@ -272,7 +272,7 @@ class Register:
         checked = check_changes(changes)
         target = self.record(seq)
         if target is None:
-            raise RegisterError(f"there is no register entry {seq}")
+            raise RegisterError(no_entry(seq))
         if target.purged:
             raise RegisterError(f"entry {target.seq} was purged; its details no longer exist")
         with self.store.transaction() as conn:
@@ -404,6 +404,12 @@ def _rebuild_index(conn: sqlite3.Connection, keyring: Keyring) -> int:
     """The index built again from every entry, inside the caller's transaction."""
     rows = conn.execute(f"SELECT {COLUMNS} FROM register ORDER BY seq").fetchall()  # noqa: S608
     return index.rebuild(conn, keyring, build_records(open_row(keyring, r) for r in rows))
+
+
+def no_entry(seq: int) -> str:
+    """The words for an entry that does not exist (the console: or that its viewer may
+    not read, which reads the same)."""
+    return f"there is no register entry {seq}"
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

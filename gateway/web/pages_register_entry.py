@@ -17,11 +17,11 @@ from gateway.register import formats as fmt
 from gateway.register import record_text
 from gateway.register.duty_words import hold_words, informed_words
 from gateway.register.export import flat
-from gateway.register.ledger import RegisterError
+from gateway.register.ledger import RegisterError, no_entry
 from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS, THIRD_PARTY_FIELDS, Record
 from gateway.register.retention import CATEGORIES
 from gateway.web.auth import checked_form, console_of, text, viewer
-from gateway.web.register_scope import missing_words, readable_record
+from gateway.web.register_scope import readable_record
 from gateway.web.render import flash, page, see_other
 
 _REQUEST_PARTS = ("requester", "nature")  # a request's parts; a message has the others
@@ -119,7 +119,7 @@ async def annotate(request: Request) -> Response:
     changes = changes_from(form)
     record = await readable_record(request, v, seq)
     if record is None:
-        await flash(request, v, missing_words(seq), error=True)
+        await flash(request, v, no_entry(seq), error=True)
         return see_other(f"/register/entry/{seq}")
     try:
         new = await asyncio.to_thread(

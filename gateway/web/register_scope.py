@@ -30,7 +30,6 @@ from gateway.web.console import Console
 
 __all__ = [
     "RegisterScope",
-    "missing_words",
     "readable_record",
     "readable_records",
     "scope_for",
@@ -75,8 +74,3 @@ async def readable_record(request: Request, v: Viewer, seq: int) -> Record | Non
         return found if found is not None and viewer_scope(console, v).shows(found) else None
 
     return await asyncio.to_thread(read)
-
-
-def missing_words(seq: int) -> str:
-    # The words of Register.annotate for a missing entry: out of scope reads the same.
-    return f"there is no register entry {seq}"
