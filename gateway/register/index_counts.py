@@ -11,7 +11,7 @@ from typing import Any
 from gateway.register import index
 from gateway.register.criteria import Filters
 from gateway.register.index import month_of
-from gateway.register.index_read import in_list, named_terms, scope_terms, where
+from gateway.register.index_read import in_list, named_terms, scope_terms, sets_only, where
 from gateway.register.ledger import Register
 from gateway.register.scope import RegisterScope
 
@@ -57,10 +57,7 @@ def groups(
     by month and facts (``by_org``: the disclosures, by month and first organisation): the
     tally for whole months, rows for the ends of the period and for records a manager
     acted on outside their reports. None when other filters are set (count rows then)."""
-    if not all(
-        f.name in PERIOD_ONLY or getattr(filters, f.name) == f.default
-        for f in dataclasses.fields(filters)
-    ):
+    if not sets_only(filters, PERIOD_ONLY):
         return None
     low, high, edges = whole_months(filters.since, filters.until)
     query = register.store.query

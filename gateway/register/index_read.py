@@ -74,9 +74,10 @@ def _containing(register: Register, what: str, text: str) -> list[int]:
     return [i for i, v in names(register, what).items() if text.lower() in v.lower()]
 
 
-def indexed(filters: Filters) -> bool:
+def sets_only(filters: Filters, allowed: frozenset[str]) -> bool:
+    """Whether every filter ``filters`` sets is one of ``allowed``."""
     return all(
-        f.name in INDEXED or getattr(filters, f.name) == f.default
+        f.name in allowed or getattr(filters, f.name) == f.default
         for f in dataclasses.fields(filters)
     )
 
@@ -86,7 +87,7 @@ def where(
 ) -> tuple[str, list[Any]] | None:
     """SQL over ``register_index i`` for what ``filters`` and ``scope`` let through; None
     when a filter is one the index does not answer."""
-    if not indexed(filters):
+    if not sets_only(filters, INDEXED):
         return None
     f, args = filters, list[Any]()
     kinds = list(f.kinds)
