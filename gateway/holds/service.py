@@ -34,7 +34,7 @@ from gateway.holds.notify import Notifier, organisations_of
 from gateway.holds.table import HoldRow, HoldsTable
 from gateway.queue.spool import Spool
 from gateway.register.fields import disclosure_fields, recipients_of
-from gateway.register.message import summarise
+from gateway.register.message import Summary, summarise
 from gateway.settings import Settings
 from gateway.settings.web import web_settings
 from gateway.store import Store
@@ -109,10 +109,13 @@ class Holds:
                 conn, HoldEvent(event.queue_id, event.received_at, "held", "", reasons=reasons)
             )
             row = self.one(conn, event.queue_id)
+            # The register's summary was read before the transaction (Accepted.summary);
+            # without a register nothing read it yet.
+            summary = event.summary if isinstance(event.summary, Summary) else None
             self.notify.held(
                 conn,
                 row,
-                subject=summarise(event.content).subject,
+                subject=(summary or summarise(event.content)).subject,
                 recipients=list(event.rcpt_tos),
                 hint=str(hold.get("hint") or ""),
                 console_url=self.console_url,
