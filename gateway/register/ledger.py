@@ -270,7 +270,9 @@ class Register:
     def annotate(self, seq: int, actor: str, **changes: Any) -> int:
         """A follow-up to entry ``seq``: informed, reason, concern, consent, hold, ..."""
         checked = check_changes(changes)
-        target = self.record(seq)
+        found = self.store.query("SELECT seq, ref FROM register WHERE seq = ?", (seq,))
+        # The record holding entry ``seq``, read alone: only its number and purge count here.
+        target = self.thread_record(found[0]["ref"] or seq) if found else None
         if target is None:
             raise RegisterError(no_entry(seq))
         if target.purged:
