@@ -271,7 +271,7 @@ class Register:
         """A follow-up to entry ``seq``: informed, reason, concern, consent, hold, ..."""
         checked = check_changes(changes)
         found = self.store.query("SELECT seq, ref FROM register WHERE seq = ?", (seq,))
-        # The record holding entry ``seq``, read alone: only its number and purge count here.
+        # The record holding entry ``seq``, read alone: only its number and purge matter here.
         target = self.thread_record(found[0]["ref"] or seq) if found else None
         if target is None:
             raise RegisterError(no_entry(seq))
