@@ -17,7 +17,8 @@ Labels carry only the gateway's own fixed words: queue states, outcomes, hold st
 codes and a refusal's reference when it names a rule (``DISC-TAG``, ``NOTICE-SIGNED``).
 A per-refusal trace code (``R-1A2B``) is counted as ``per-refusal``; addresses, logins,
 subjects and queue IDs are never labels. Scrapes are answered by prometheus_client's HTTP
-server in its own threads; the database is read through the gateway's one connection.
+server in its own threads; the database is read through the gateway's store, on its read
+connection (:meth:`gateway.store.Store.query`: a scrape never waits behind a commit).
 
 What one scrape reports is :mod:`.scrape`; the HTTP endpoint and the verify job are
 :mod:`.endpoint`.
