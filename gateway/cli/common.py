@@ -80,3 +80,11 @@ def logs_to_stderr() -> None:
             wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
             logger_factory=line_logger("stderr"),
         )
+
+
+def whoami() -> str:
+    """The operating-system user: the default ``--by`` of commands the register records."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -14,13 +14,12 @@ when it changes (:class:`gateway.crypto.Keyring`), so none needs a restart.
 from __future__ import annotations
 
 import argparse
-import getpass
 import time
 from collections import Counter
 
 from gateway.cli import CLIError
 from gateway.cli import keys_tables as tables
-from gateway.cli.common import add_config_arg, load_settings, logs_to_stderr
+from gateway.cli.common import add_config_arg, load_settings, logs_to_stderr, whoami
 from gateway.cli.common import table as render
 from gateway.cli.keys_tables import SEALING, Keys, Row
 from gateway.crypto import Keyring
@@ -108,15 +107,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for s in (rot, res, ret):
         add_config_arg(s)
         s.add_argument(
-            "--by", default=_whoami(), metavar="NAME", help="who does it (for the register)"
+            "--by", default=whoami(), metavar="NAME", help="who does it (for the register)"
         )
-
-
-def _whoami() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _needs_text(needs: Counter[str]) -> str:

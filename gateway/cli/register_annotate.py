@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg
-from gateway.cli.register_open import open_register, whoami
+from gateway.cli.common import add_config_arg, whoami
+from gateway.cli.register_open import open_register
 from gateway.register.ledger import RegisterError
 from gateway.register.record import CONSENT_VALUES, THIRD_PARTY_FIELDS
 from gateway.register.retention import CATEGORIES

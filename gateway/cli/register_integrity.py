@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg
+from gateway.cli.common import add_config_arg, whoami
 from gateway.cli.progress import add_quiet_arg, progress_for
-from gateway.cli.register_open import open_register, settings_of, whoami
+from gateway.cli.register_open import open_register, settings_of
 from gateway.directory.contacts import ContactRepository
 from gateway.directory.contacts_retention import purge_removed_history
 from gateway.register.codec import MacKey

@@ -5,7 +5,6 @@ and the staff account a ``--by`` names; where a report goes."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from pathlib import Path
 
@@ -16,14 +15,6 @@ from gateway.register.ledger import Register
 from gateway.settings import Settings
 from gateway.settings.register import RegisterSettings, register_settings
 from gateway.store import Store
-
-
-def whoami() -> str:
-    """The operating-system user, the default ``--by`` of a follow-up or a purge."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def staff_login(store: Store, login: str, option: str = "--by") -> str:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import getpass
 from typing import TYPE_CHECKING
 
 from gateway.cli import CLIError
-from gateway.cli.common import add_config_arg, load_settings
+from gateway.cli.common import add_config_arg, load_settings, whoami
 from gateway.logging import configure
 from gateway.settings import Settings
 from gateway.settings.web import WebSettings, web_settings
@@ -70,13 +69,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run, action="serve", login=None)
 
 
-def _whoami() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     if args.action == "serve":
@@ -86,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         configure(settings.log.format, settings.log.level)
         asyncio.run(serve(settings, web))
         return 0
-    return totp(settings, args.action, args.login.lower(), args.by or _whoami())
+    return totp(settings, args.action, args.login.lower(), args.by or whoami())
 
 
 def totp(settings: Settings, action: str, login: str, actor: str) -> int:
