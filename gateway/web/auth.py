@@ -78,6 +78,11 @@ def landing(role: str) -> str:
     return "/register" if role in REVIEW_ROLES else "/held"
 
 
+def client_address(request: Request) -> str:
+    """The connecting client's address, for the sign-in throttle and the admin trail."""
+    return request.client.host if request.client else "?"
+
+
 def console_of(request: Request) -> Console:
     found: Console = request.app.state.console
     return found

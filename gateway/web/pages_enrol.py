@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.web.auth import console_of, may_use_console, text
+from gateway.web.auth import client_address, console_of, may_use_console, text
 from gateway.web.render import page, see_other
 from gateway.web.totp import EnrolLink
 
@@ -28,10 +28,6 @@ log = structlog.get_logger("gateway.web")
 # "__Host-": sent only over HTTPS (or to localhost), only to this host (RFC 6265bis).
 ENROL_COOKIE = "__Host-c4f-enrol"
 GONE = "This enrolment link is unknown, used or expired. Ask an admin for a new one."
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "?"
 
 
 def qr_svg(uri: str) -> Markup:
@@ -106,7 +102,7 @@ async def enrol_password(request: Request) -> Response:
     if link is None:
         return await _gone(request)
     form = await request.form()
-    password, client = form.get("password"), _client(request)
+    password, client = form.get("password"), client_address(request)
     if not isinstance(password, str) or not password:
         return await _password_form(request, link, token, "Give your password.", 400)
     if console.throttle.blocked(client, link.login):
@@ -143,7 +139,7 @@ async def enrol_confirm(request: Request) -> Response:
     if secret is None:
         return see_other(f"/enrol/{token}")  # the password step first
     form = await request.form()
-    client = _client(request)
+    client = client_address(request)
     if console.throttle.blocked(client, link.login):
         return await _key_page(
             request, link, token, secret, "Too many failed attempts. Wait a while.", 429

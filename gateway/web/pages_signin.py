@@ -24,6 +24,7 @@ from gateway.web.auth import (
     CSRFRefused,
     SignInRequired,
     checked_form,
+    client_address,
     console_of,
     landing,
     may_use_console,
@@ -41,10 +42,6 @@ CODE_REFUSED = (
     "That code is wrong or was already used: wait for your app to show the next one "
     "(a new code comes every 30 seconds), then type that."
 )
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "?"
 
 
 def _set_cookie(response: Response, name: str, value: str) -> None:
@@ -90,7 +87,7 @@ async def signin(request: Request) -> Response:
     if not cookie or not hmac.compare_digest(cookie, posted):
         raise CSRFRefused
     login, password = text(form, "login", 320).lower(), form.get("password")
-    client = _client(request)
+    client = client_address(request)
     if not login or not isinstance(password, str) or not password:
         return _signin_form(request, "Give your login and password.", 400)
     blocked = console.throttle.blocked(client, login)
@@ -161,7 +158,7 @@ async def code(request: Request) -> Response:
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    client, login = _client(request), session.login
+    client, login = client_address(request), session.login
     if console.throttle.blocked(client, login):
         return await _code_form(
             request, session, "Too many failed attempts. Wait a while, then try again.", 429
@@ -189,7 +186,7 @@ async def signout(request: Request) -> Response:
     if session is not None:
         await checked_form(request, session)
         await asyncio.to_thread(console.sessions.end, token)
-        await _audit(console, session.login, "console sign-out", client=_client(request))
+        await _audit(console, session.login, "console sign-out", client=client_address(request))
     response = see_other("/signin")
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True)
     return response
