@@ -43,6 +43,14 @@ def charset_codec(charset: str) -> str | None:
 def encode_text(old: bytes, text: str, at: int, insert: str, codec: str) -> tuple[bytes, str]:
     """Bytes of ``text`` with ``insert`` at ``at``: the original bytes kept when the charset
     allows it, else re-encoded; ("utf-8" as the second value) when it cannot carry them."""
+    if at == len(text) and _stateless(codec):
+        # Appended in a charset without shift states or byte order marks: the old bytes
+        # (which decoded to ``text``) followed by the insert's are the text and the insert,
+        # with no decoding of the whole body again to prove it.
+        try:
+            return old + insert.encode(codec), ""
+        except UnicodeError:
+            pass  # the charset cannot carry the insert: as below
     want = text[:at] + insert + text[at:]
     try:
         p = len(old) if at == len(text) else len(text[:at].encode(codec))
@@ -58,6 +66,12 @@ def encode_text(old: bytes, text: str, at: int, insert: str, codec: str) -> tupl
     except UnicodeError:
         pass
     return want.encode("utf-8"), "utf-8"
+
+
+def _stateless(codec: str) -> bool:
+    """A codec name (``codecs.lookup``) whose encodings simply concatenate: US-ASCII, UTF-8
+    and the single-byte charsets mail uses."""
+    return codec in ("ascii", "utf-8") or codec.startswith(("iso8859-", "cp125", "koi8-"))
 
 
 def longest_line(data: bytes) -> int:
