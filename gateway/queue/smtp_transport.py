@@ -98,7 +98,10 @@ class SmtpTransport:
         except BaseException:
             self.pool.discard(kept)
             raise
-        self._keep_session(kept.client)
+        if kept.messages == 0:
+            # Once per connection: reading ``session`` copies it, peer certificate and
+            # all (CPython re-encodes it), a tenth of the loop's time if done per message.
+            self._keep_session(kept.client)
         self.pool.give_back(kept)
         return result
 
