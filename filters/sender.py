@@ -14,6 +14,7 @@ however its "@" is spelled (HDR-7).
 from __future__ import annotations
 
 import email.utils
+import functools
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.headerregistry import HeaderRegistry
@@ -85,6 +86,9 @@ class SenderFilter:
         return content
 
 
+# The same From: comes with every message of a staff member: read once (a field that is
+# refused raises, which functools does not keep).
+@functools.lru_cache(maxsize=512)
 def _single_mailbox(field: HeaderField, label: str) -> str:
     bad = Refused(550, "5.7.1", f"{label}: header must hold exactly one plain address")
     if field.name != field.name.strip() or field.key != label.lower():

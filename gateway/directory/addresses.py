@@ -165,21 +165,30 @@ def header_addresses(fields: Iterable[HeaderField]) -> list[str]:
     """
     found: list[str] = []
     for field in fields:
-        label = field.name.strip().decode("ascii", "replace")
-        try:
-            value = field.value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise AmbiguousHeader(f"{label}: header is not valid UTF-8") from None
-        if any(ord(c) < 32 and c != "\t" for c in value):
-            raise AmbiguousHeader(f"{label}: header contains control characters")
-        header = _registry(label, value)
-        first = [a.addr_spec for g in header.groups for a in g.addresses]  # type: ignore[attr-defined]
-        second = [a for _, a in email.utils.getaddresses([value]) if a]
-        bad = [d for d in header.defects if not isinstance(d, _HARMLESS)]
-        if bad or "<>" in first or [a.lower() for a in first] != [a.lower() for a in second]:
-            raise AmbiguousHeader(f"{label}: header cannot be read unambiguously")
-        found.extend(first)
+        found.extend(_field_addresses(field))
     return found
+
+
+# The same To: and Cc: fields come again and again (each message is read by the contacts
+# and the fax-route filters; staff write to the same people): the email package's parser
+# is a tenth of a small message's time, and what it reads depends on the field alone.
+# A field that raises is not kept (functools caches returns only).
+@functools.lru_cache(maxsize=512)
+def _field_addresses(field: HeaderField) -> tuple[str, ...]:
+    label = field.name.strip().decode("ascii", "replace")
+    try:
+        value = field.value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AmbiguousHeader(f"{label}: header is not valid UTF-8") from None
+    if any(ord(c) < 32 and c != "\t" for c in value):
+        raise AmbiguousHeader(f"{label}: header contains control characters")
+    header = _registry(label, value)
+    first = [a.addr_spec for g in header.groups for a in g.addresses]  # type: ignore[attr-defined]
+    second = [a for _, a in email.utils.getaddresses([value]) if a]
+    bad = [d for d in header.defects if not isinstance(d, _HARMLESS)]
+    if bad or "<>" in first or [a.lower() for a in first] != [a.lower() for a in second]:
+        raise AmbiguousHeader(f"{label}: header cannot be read unambiguously")
+    return tuple(first)
 
 
 # Characters a reader takes for "@" that NFKC does not fold to it (it makes "ⓐ" an "a").

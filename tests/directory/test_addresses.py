@@ -114,6 +114,17 @@ def test_header_addresses_flattens_names_and_groups() -> None:
 def test_ambiguous_recipient_headers_are_refused(header: str) -> None:
     with pytest.raises(AmbiguousHeader):
         header_addresses(_fields(header))
+    # Fields are read once and kept: a refusal is not kept as an answer.
+    with pytest.raises(AmbiguousHeader):
+        header_addresses(_fields(header))
+
+
+def test_a_field_read_again_gives_the_same_addresses_in_order() -> None:
+    header = "To: b@y.example, a@x.example\r\nCc: b@y.example\r\n"
+    first = header_addresses(_fields(header))
+    assert (
+        header_addresses(_fields(header)) == first == ["b@y.example", "a@x.example", "b@y.example"]
+    )
 
 
 def test_header_with_invalid_utf8_is_refused() -> None:
