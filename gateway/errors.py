@@ -40,10 +40,5 @@ class ConfigError(Exception):
     """Bad configuration: start-up stops with ``file: key: reason``."""
 
 
-class UncleanMessage(Exception):
-    """Content with a bare CR, a bare LF or a NUL was about to be queued: a fault in
-    what made it (a filter, a notice), never the sender's (MIME-7)."""
-
-
 class SpoolCorrupt(Exception):
     """A spooled message failed its integrity check (wrong key, truncated, altered)."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from gateway.errors import TempFailure
 from gateway.events import Evidence
+from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.queue.transports import AttemptResult
 
 # What may not appear in an address we put on a command line ourselves. Submission
@@ -91,9 +93,9 @@ async def send_data(
 
     What aiosmtplib's ``SMTP.data`` does, at C speed: it runs two regular expressions over
     the whole message and copies it three times on the event loop, most of the delivery
-    of a large message. What the queue holds has CRLF line ends and no NUL (the spool
-    takes nothing else, :meth:`gateway.queue.spool.Spool.sealed`), so one ``replace``
-    stuffs it.
+    of a large message. What we send has CRLF line ends already (submission refuses
+    anything else, MIME-7 checks what the filters made), so one ``replace`` stuffs it;
+    content that somehow is not clean still gets aiosmtplib's repair.
     Raises as ``SMTP.data`` does: SMTPDataError for a refusal, and after a lost connection
     or a timeout the client is closed (a connection that failed mid-message is not reused).
     """
@@ -103,6 +105,8 @@ async def send_data(
     protocol = client.protocol
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+    if has_bare_line_end_or_nul(content):
+        content = normalize_message_line_endings(content)
     stuffed = content.replace(b"\r\n.", b"\r\n..")
     try:
         if stuffed.startswith(b"."):

@@ -34,9 +34,8 @@ from typing import Any, NotRequired, TypedDict, Unpack
 import structlog
 
 from gateway.crypto import Keyring
-from gateway.errors import SpoolCorrupt, TempFailure, UncleanMessage
+from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Accepted, NullRecorder, Outcome, Recorder
-from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.queue import leases, release
 from gateway.queue.schema import SCHEMA
 from gateway.queue.sealed import open_message, seal_message, seal_note, seal_staff
@@ -125,16 +124,9 @@ class Spool(QueueStates):
 
     def sealed(self, **message: Unpack[Message]) -> Callable[[sqlite3.Connection], Accepted]:
         """The message sealed now, outside any transaction (the costly part); the function
-        returned writes it, its recipients and the register's record in a transaction.
-
-        Only CRLF-clean content enters the queue (UncleanMessage otherwise): whatever
-        made it, a submission after the filters, a bounce or a notice, what leaves is
-        held to the rule for what arrives (MIME-7), and delivery sends it as it is.
-        """
+        returned writes it, its recipients and the register's record in a transaction."""
         queue_id, staff, peer = message["queue_id"], message["staff"], message["peer"]
         mail_from, content = message["mail_from"], message["content"]
-        if has_bare_line_end_or_nul(content):
-            raise UncleanMessage(f"{queue_id}: bare CR, bare LF or NUL in what was to be queued")
         held, also = message.get("held", False), message.get("also")
         now = self.clock()
         rcpts = tuple(message["rcpt_tos"])

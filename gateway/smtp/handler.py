@@ -28,7 +28,7 @@ from typing import Any, Literal
 import structlog
 
 from gateway.envelope import Session, Transaction
-from gateway.errors import Refused, TempFailure, UncleanMessage
+from gateway.errors import Refused, TempFailure
 from gateway.events import RefusedEvent
 from gateway.holds.service import Holds
 from gateway.mail.headers import (
@@ -38,6 +38,7 @@ from gateway.mail.headers import (
     repeated_singletons,
     without,
 )
+from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.pipeline import Pipeline
 from gateway.queue.spool import Message, Spool, new_queue_id
 from gateway.settings import Settings
@@ -182,6 +183,10 @@ class Handler:
         del content  # the original is the filters' to free
         content = await self.pipeline.on_data(tx, taken.pop())
         content = self._finish_headers(tx, content)
+        if has_bare_line_end_or_nul(content):
+            # What leaves is held to the rule for what arrives (MIME-7): a filter fault.
+            log.error("unclean_output", queue_id=tx.queue_id)
+            raise TempFailure("Local policy check failed; try again later")
         if len(content) > self.settings.limits.max_message_size:
             raise Refused(552, "5.3.4", "Message too big after adding the required notice")
         held = bool(tx.annotations.get("hold"))
@@ -201,10 +206,6 @@ class Handler:
                 accepted = await self.spool.store.run(lambda: self.holds.accept(**message))
             else:
                 accepted = await self.spool.accept_async(**message)
-        except UncleanMessage as exc:
-            # The spool takes only what may leave (MIME-7): a filter made a bare line end.
-            log.error("unclean_output", queue_id=tx.queue_id)
-            raise TempFailure("Local policy check failed; try again later") from exc
         except Exception as exc:
             log.exception("spool_write_failed", queue_id=tx.queue_id, error=type(exc).__name__)
             raise TempFailure("Queue write error; try again later") from exc

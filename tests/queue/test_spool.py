@@ -12,14 +12,12 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 from conftest import StartGateway
 from support.harness import RunningGateway, message
 from support.subprocess_gateway import run_cli
 
 from gateway.crypto import Keyring
-from gateway.errors import UncleanMessage
 
 ALICE = "alice@c4f.example"
 BOB = "bob@c4f.example"
@@ -145,54 +143,3 @@ async def test_message_sealed_with_a_lost_key_comes_back_when_the_key_is_restore
     gw = await start_gateway(folder=folder)
     [delivered] = await gw.wait_maildir(1)
     assert b"SEALED-WITH-OLD-KEY" in delivered
-
-
-class BareLineFeed:
-    """A filter with a fault: it adds a line that ends in a bare LF."""
-
-    name = "bare-lf"
-
-    async def on_data(self, tx: object, content: bytes) -> bytes:
-        return content + b"added by a faulty filter\n"
-
-
-def queue_count(gw: RunningGateway) -> int:
-    return int(gw.gateway.store.query("SELECT count(*) AS n FROM queue")[0]["n"])
-
-
-@pytest.mark.parametrize(
-    "content",
-    [b"Subject: x\r\n\r\nline\nsmuggled\r\n", b"Subject: x\r\n\r\nends bare\r", b"a\x00b\r\n"],
-)
-async def test_mime7_the_spool_takes_no_bare_line_end_or_nul(
-    start_gateway: StartGateway, content: bytes
-) -> None:
-    """Whatever makes a message (a submission, a bounce, a notice), it enters the queue
-    CRLF-clean or not at all: delivery sends what the queue holds as it is."""
-    gw = await start_gateway(deliver=False)
-    with pytest.raises(UncleanMessage):
-        await gw.gateway.spool.accept_async(
-            queue_id="unclean1",
-            staff=ALICE,
-            peer="127.0.0.1",
-            mail_from=ALICE,
-            rcpt_tos=[BOB],
-            content=content,
-        )
-    assert queue_count(gw) == 0
-    assert gw.gateway.store.query("SELECT count(*) AS n FROM register")[0]["n"] == 0
-
-
-async def test_mime7_a_filter_that_makes_a_bare_lf_gets_451_and_nothing_is_queued(
-    start_gateway: StartGateway,
-) -> None:
-    gw = await start_gateway(deliver=False)
-    gw.add_staff(ALICE)
-    gw.gateway.pipeline.filters.append(BareLineFeed())
-    with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
-        await gw.send(ALICE, [BOB], message(ALICE, [BOB], subject="x", body="hi\n"))
-    assert (deferred.value.code, deferred.value.message) == (
-        451,
-        "4.3.0 Local policy check failed; try again later",
-    )
-    assert queue_count(gw) == 0

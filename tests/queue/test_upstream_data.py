@@ -4,8 +4,7 @@ stored, over verified TLS to a real aiosmtpd server.
 
 SMUG-13 covers the same through the whole gateway (test_relay); here the cases a submitted
 message cannot carry: a first line that begins with a dot, a lone dot line that would end
-the message early if it went out unstuffed, and a message without a final line end.
-(What the queue holds is CRLF-clean: the spool takes nothing else, test_spool.)
+the message early if it went out unstuffed, and content that is not CRLF-clean.
 """
 
 from __future__ import annotations
@@ -44,6 +43,8 @@ async def transfer(client: aiosmtplib.SMTP, content: bytes) -> aiosmtplib.SMTPRe
         (b".first\r\n.\r\n..\r\n.\r\nlast\r\n", b".first\r\n.\r\n..\r\n.\r\nlast\r\n"),
         (b"no final line end\r\n.", b"no final line end\r\n.\r\n"),
         (b"", b"\r\n"),  # as aiosmtplib sends it: one empty line
+        # Not CRLF-clean (never queued by submission): repaired as aiosmtplib would.
+        (b"bare\nline ends\r.\n", b"bare\r\nline ends\r\n.\r\n"),
     ],
 )
 async def test_smug13_what_was_stored_is_what_arrives(
