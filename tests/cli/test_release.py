@@ -89,10 +89,9 @@ def test_shipped_files_are_package_data_and_exist_once() -> None:
     assert Path(str(DEFAULT_FILE)) == SHIPPED / "disclaimer.txt"
     assert Path(str(DEFAULT_PROVIDERS_FILE)) == SHIPPED / "fax-providers.txt"
     assert DEFAULT_FILE.read_text(encoding="utf-8").startswith("This document is strictly")
-    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"
-    ]["gateway"]
-    assert "shipped/*.txt" in package_data
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "gateway.shipped" in setuptools["packages"]
+    assert "*.txt" in setuptools["package-data"]["gateway.shipped"]
     # One copy only: the config folder holds config files, not a second notice.
     for shipped in SHIPPED.iterdir():
         data = shipped.read_bytes()
