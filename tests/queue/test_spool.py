@@ -12,6 +12,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 from conftest import StartGateway
 from support.harness import RunningGateway, message
@@ -143,3 +144,29 @@ async def test_message_sealed_with_a_lost_key_comes_back_when_the_key_is_restore
     gw = await start_gateway(folder=folder)
     [delivered] = await gw.wait_maildir(1)
     assert b"SEALED-WITH-OLD-KEY" in delivered
+
+
+class BareLineFeed:
+    """A filter with a fault: it adds a line that ends in a bare LF."""
+
+    name = "bare-lf"
+
+    async def on_data(self, tx: object, content: bytes) -> bytes:
+        return content + b"added by a faulty filter\n"
+
+
+async def test_mime7_a_filter_that_makes_a_bare_lf_gets_451_and_nothing_is_queued(
+    start_gateway: StartGateway,
+) -> None:
+    """What leaves is held to the rule for what arrives: a filter's fault is a 451, never
+    a message in the queue with a line end a later hop could read as the end of data."""
+    gw = await start_gateway(deliver=False)
+    gw.add_staff(ALICE)
+    gw.gateway.pipeline.filters.append(BareLineFeed())
+    with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
+        await gw.send(ALICE, [BOB], message(ALICE, [BOB], subject="x", body="hi\n"))
+    assert (deferred.value.code, deferred.value.message) == (
+        451,
+        "4.3.0 Local policy check failed; try again later",
+    )
+    assert gw.gateway.store.query("SELECT count(*) AS n FROM queue")[0]["n"] == 0
