@@ -20,6 +20,7 @@ passed through twice), stops a second copy.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -78,8 +79,15 @@ class _Wrap(Exception):
         self.reason = reason
 
 
-def add_notice(content: bytes, notice: Notice, signed: str = "wrap") -> Result:
-    """Return ``content`` with the notice in every body text part. Raises Refused."""
+def add_notice(
+    content: bytes, notice: Notice, signed: str = "wrap", *, clean: bool = False
+) -> Result:
+    """Return ``content`` with the notice in every body text part. Raises Refused.
+
+    ``clean``: the caller found no bare CR, bare LF or NUL in ``content`` (the submission
+    handler refuses such a message before any filter), so of a body the notice was
+    appended to, only what was appended needs that check (``_bare_in_edit``).
+    """
     if b"\x00" in content:  # RFC 5322 2.3: NUL is never allowed; readers disagree on it
         raise _refused("the message contains NUL bytes", "nul")
     try:
@@ -94,7 +102,7 @@ def add_notice(content: bytes, notice: Notice, signed: str = "wrap") -> Result:
         if _behind_rfc2231(root, parts):
             raise _Wrap("rfc2231")  # a reader that does not know RFC 2231 sees no parts
         for part in parts:
-            edit = _edit_part(content, part, notice)
+            edit = _edit_part(content, part, notice, clean)
             if edit is not None:
                 edits.append(edit)
     except _Wrap as w:
@@ -181,7 +189,7 @@ def _behind_rfc2231(root: Entity, parts: list[Entity]) -> bool:
 # --- editing one body text part ---
 
 
-def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
+def _edit_part(buf: bytes, part: Entity, notice: Notice, clean: bool) -> Edit | None:
     body = buf[part.body_start : part.end]
     try:
         old = transfer.decode_body(body, part.cte)
@@ -222,7 +230,7 @@ def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
         cte = "quoted-printable"  # RFC 2045 2.7: 7bit data is ASCII only
     elif charset and cte in mime.IDENTITY and longest_line(new) > 998:
         cte = "quoted-printable"  # RFC 5322 2.1.1, after re-encoding as UTF-8
-    if cte in mime.IDENTITY and has_bare_line_end_or_nul(new):
+    if cte in mime.IDENTITY and _bare_in_edit(old, new, clean):
         # The charset's line breaks are not CR LF (UTF-16, UTF-32, EBCDIC): the notice in it
         # cannot travel as 7bit or 8bit (RFC 2045 2.7, 2.8); base64 as RFC 2781 4 advises.
         cte = "base64"
@@ -232,6 +240,19 @@ def _edit_part(buf: bytes, part: Entity, notice: Notice) -> Edit | None:
     head = mime_fields(part, charset, cte if cte != part.cte else None)
     new_body = transfer.encode_body(new, cte, transfer.b64_width(body))
     return (part.start, part.end, head + CRLF + new_body)
+
+
+def _bare_in_edit(old: bytes, new: bytes, clean: bool) -> bool:
+    """Whether ``new`` (``old`` edited) holds a bare CR, a bare LF or a NUL.
+
+    When ``old`` is known clean and ``new`` is ``old`` with something appended, a bare
+    line end can only be in what was appended, or where the two meet: a CR ending
+    ``old`` (or an LF starting it, cut from its CR) is looked at whole. One pass over a
+    few hundred octets instead of the whole body.
+    """
+    if clean and new.startswith(old) and not old.endswith(b"\r") and not old.startswith(b"\n"):
+        return has_bare_line_end_or_nul(new[len(old) :])
+    return has_bare_line_end_or_nul(new)
 
 
 # --- the filter ---
@@ -244,15 +265,16 @@ class DisclaimerFilter:
         self.notice = notice
         self.signed = signed
 
-    def apply(self, content: bytes) -> Result:
-        return add_notice(content, self.notice, self.signed)
+    def apply(self, content: bytes, *, clean: bool = False) -> Result:
+        return add_notice(content, self.notice, self.signed, clean=clean)
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
         try:
             if len(content) > _THREAD_THRESHOLD:
-                result = await asyncio.to_thread(self.apply, content)
+                result = await asyncio.to_thread(functools.partial(self.apply, clean=True), content)
             else:
-                result = self.apply(content)
+                # The pipeline gets only what the handler found CRLF-clean.
+                result = self.apply(content, clean=True)
         except Refused as r:
             log.info("disclaimer_refused", queue_id=tx.queue_id, reference=r.reference)
             raise

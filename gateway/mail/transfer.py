@@ -51,8 +51,7 @@ def splice_encoded(body: bytes, cte: str, old: bytes, new: bytes) -> bytes:
     """Encode ``new`` in ``cte`` reusing the encoded lines of ``body`` (which decodes to
     ``old``) up to the first change, so the diff shows only what changed."""
     if cte in IDENTITY:
-        same = common_prefix(old, new)
-        return body[:same] + new[same:]
+        return new  # the body is ``old`` itself: nothing of it to keep that ``new`` lacks
     width = b64_width(body) if cte == "base64" else 76
     same = common_prefix(old, new)
     keep, decoded = _reusable_lines(body, cte, same)

@@ -57,6 +57,7 @@ def test_mime7_notice_in_a_non_ascii_compatible_charset_adds_no_nul_or_bare_line
         + body
     )
     result = add_notice(src, NOTICE)
+    assert add_notice(src, NOTICE, clean=True) == result  # as the pipeline calls it
     assert result.action == "inserted"
     assert not UNCLEAN.search(result.content)
     [part] = [p for p in parse(result.content).walk() if p.get_content_maintype() == "text"]

@@ -205,6 +205,8 @@ def expected_text(subtype: str, old: str, part: EmailMessage, notice: Notice) ->
 def test_generated_trees(built: Built, which: int) -> None:
     notice = NOTICES[which]
     result = add_notice(built.content, notice)
+    # What the pipeline calls (the handler found the message clean): the same answer.
+    assert add_notice(built.content, notice, clean=True) == result
     out = result.content
     assert result.action == "inserted"
     assert b"\r" not in out.replace(b"\r\n", b"") and b"\n" not in out.replace(b"\r\n", b"")
@@ -291,6 +293,7 @@ def test_mutated_messages_are_refused_or_relayed_whole(content: bytes) -> None:
     except Refused as r:
         assert (r.code, r.enhanced) == (554, "5.6.0")
         return
+    assert add_notice(content, NOTICES[0], clean=True) == result  # content is CRLF-clean
     out = result.content
     assert b"\r" not in out.replace(b"\r\n", b"") and b"\n" not in out.replace(b"\r\n", b"")
     longest = max(len(line) for line in content.split(b"\r\n"))
