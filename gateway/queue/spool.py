@@ -301,14 +301,16 @@ class Spool(QueueStates):
         error: str,
         also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
-        """Record one attempt's results in one transaction with the register's records.
+        """Record one attempt's results in one transaction with the register's records
+        (shared with other writers': :meth:`Store.together`), returning once committed.
 
         ``retry_at`` None means nothing is left to try: the row is removed. ``also`` runs
         in the same transaction (the bounce to the sender).
         """
         done = [(msg.queue_id, i) for i in delivered]
         failed = [(msg.queue_id, i) for i in bounced]
-        with self.store.transaction() as conn:
+
+        def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE queue_rcpt SET state = 'delivered' WHERE queue_id = ? AND idx = ?", done
             )
@@ -328,6 +330,10 @@ class Spool(QueueStates):
                     " WHERE id = ?",
                     (retry_at, seal_note(self.keyring, msg.queue_id, error), msg.queue_id),
                 )
+
+        # Committed with other deliveries' and acceptances' writes (group commit): one
+        # fsync for all that finish together, rather than one each in turn.
+        self.store.together(write)
 
 
 def _was_held(envelope: dict[str, Any]) -> bool:
