@@ -22,10 +22,12 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 from conftest import StartGateway
+from support.delivery import until
 from support.harness import message
 from support.register import accepted as register_accepted
 from support.register import make_register
 from support.register import message as register_message
+from support.upstream import Upstream
 
 import gateway.store
 from gateway.events import Accepted, NullRecorder
@@ -216,7 +218,7 @@ def test_an_idle_commit_thread_ends_and_a_dropped_store_lets_go_of_the_database(
 async def test_concurrent_sessions_all_get_250_and_all_survive(
     start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    gw = await start_gateway(folder=tmp_path / "gw")
+    gw = await start_gateway(folder=tmp_path / "gw", deliver=False)  # acceptances only
     gw.add_staff(ALICE)
     replies = await asyncio.gather(
         *(gw.send(ALICE, [BOB], message(ALICE, [BOB], subject=f"m{i}")) for i in range(20))
@@ -233,6 +235,25 @@ async def test_concurrent_sessions_all_get_250_and_all_survive(
         assert sorted(r["queue_id"] for r in rows) == ids
     finally:
         reopened.close()
+
+
+async def test_delivery_outcomes_are_committed_with_the_group(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    """Each finished delivery's record (recipient states, the register's outcome, the row
+    removed) goes through group commit too, not a transaction and fsync of its own."""
+    gw = await start_gateway(upstream=upstream)
+    gw.add_staff(ALICE)
+    await asyncio.gather(
+        *(gw.send(ALICE, [BOB], message(ALICE, [BOB], subject=f"m{i}")) for i in range(5))
+    )
+    await upstream.wait_for(5)
+    # The counter moves just after the COMMIT: wait for it, not for the queue to empty.
+    await until(lambda: gw.gateway.store.group.writes >= 10)
+    assert gw.gateway.store.group.writes == 10  # five acceptances, five outcomes
+    assert gw.gateway.store.query("SELECT id FROM queue") == []
+    outcomes = gw.gateway.store.query("SELECT count(*) AS n FROM register WHERE kind = 'outcome'")
+    assert outcomes[0]["n"] == 5
 
 
 class CommitFails(NullRecorder):
