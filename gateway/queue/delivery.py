@@ -27,7 +27,7 @@ import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import structlog
@@ -63,7 +63,7 @@ class DeliveryWorker:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         # Outcomes the upstream gave that the store could not take yet (DUR-10), in the
         # order they happened: each a write that is retried until it commits.
-        self._unrecorded: dict[str, Callable[[], None]] = {}
+        self._unrecorded: dict[str, Callable[[], Awaitable[None]]] = {}
         self._stopping = False
         self.owner = leases.new_owner()  # whose leases are ours (gateway.queue.leases)
         self._renewing: asyncio.Task[None] | None = None
@@ -151,7 +151,7 @@ class DeliveryWorker:
         """Write the kept outcomes, oldest first; stop at the first the store refuses."""
         for qid, write in list(self._unrecorded.items()):
             try:
-                await self.spool.store.run(write)
+                await write()
             except Exception as exc:
                 log.debug("delivery_still_unrecorded", queue_id=qid, error=type(exc).__name__)
                 return
@@ -159,7 +159,7 @@ class DeliveryWorker:
             log.info("delivery_recorded_late", queue_id=qid)
         log.warning("delivery_resumed")
 
-    def _keep(self, qid: str, write: Callable[[], None], exc: Exception) -> None:
+    def _keep(self, qid: str, write: Callable[[], Awaitable[None]], exc: Exception) -> None:
         """The upstream has answered but the store refused our record: keep it, pause."""
         if not self._unrecorded:
             log.error(
@@ -243,7 +243,7 @@ class DeliveryWorker:
                 # The DSN is queued in the attempt's own transaction: it exists if and only
                 # if the failure is recorded, so a crash can neither lose nor repeat it.
                 bounce = (new_queue_id(), self._bounce(msg, failed))
-                await self.spool.store.run(self._write(msg, result, now, verdicts, bounce))
+                await self._write(msg, result, now, verdicts, bounce)()
                 self._log(msg, result, verdicts, bounce[0])
                 return
             except Exception as exc:
@@ -254,7 +254,7 @@ class DeliveryWorker:
                 verdicts.update({i: ("deferred", verdicts[i][1]) for i in failed})
         write = self._write(msg, result, now, verdicts, None)
         try:
-            await self.spool.store.run(write)
+            await write()
         except Exception as exc:
             # Rolled back whole, so writing it again later is safe (the register's chain
             # head is read inside the transaction).
@@ -268,7 +268,7 @@ class DeliveryWorker:
         now: float,
         verdicts: dict[int, tuple[Status, str]],
         bounce: tuple[str, bytes] | None,
-    ) -> Callable[[], None]:
+    ) -> Callable[[], Awaitable[None]]:
         """The one transaction that records this attempt (and queues its DSN, if any)."""
         attempt = msg.attempts + 1
         groups: dict[tuple[Status, str], list[int]] = {}
@@ -306,7 +306,7 @@ class DeliveryWorker:
                 )
 
         return functools.partial(
-            self.spool.finish,
+            self.spool.finish_async,
             msg,
             delivered=[i for i, (status, _) in verdicts.items() if status == "delivered"],
             bounced=[i for i, (status, _) in verdicts.items() if status == "bounced"],

@@ -50,6 +50,17 @@ def new_queue_id() -> str:
     return secrets.token_hex(6).upper()
 
 
+class Attempt(TypedDict):
+    """One delivery attempt's results, as :meth:`Spool.finish` records them."""
+
+    delivered: Iterable[int]
+    bounced: Iterable[int]
+    outcomes: Iterable[Outcome]
+    retry_at: float | None
+    error: str
+    also: NotRequired[Callable[[sqlite3.Connection], None] | None]
+
+
 class Message(TypedDict):
     """A message to accept, as :meth:`Spool.accept`, ``accept_async``, ``insert`` and
     ``sealed`` take it. ``held``: it waits for a line manager (state ``held``). ``also``
@@ -290,23 +301,26 @@ class Spool(QueueStates):
         file nor in the WAL (the sealed blob is already unreadable without the spool key)."""
         self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def finish(
-        self,
-        msg: Spooled,
-        *,
-        delivered: Iterable[int],
-        bounced: Iterable[int],
-        outcomes: Iterable[Outcome],
-        retry_at: float | None,
-        error: str,
-        also: Callable[[sqlite3.Connection], None] | None = None,
-    ) -> None:
+    def finish(self, msg: Spooled, **attempt: Unpack[Attempt]) -> None:
         """Record one attempt's results in one transaction with the register's records
         (shared with other writers': :meth:`Store.together`), returning once committed.
 
         ``retry_at`` None means nothing is left to try: the row is removed. ``also`` runs
         in the same transaction (the bounce to the sender).
         """
+        self.store.together(self._finished(msg, **attempt))
+
+    async def finish_async(self, msg: Spooled, **attempt: Unpack[Attempt]) -> None:
+        """:meth:`finish` from the event loop: committed with the other deliveries and
+        acceptances that finish together, with no thread waiting for the disk."""
+        await self.store.together_async(self._finished(msg, **attempt))
+
+    def _finished(
+        self, msg: Spooled, **attempt: Unpack[Attempt]
+    ) -> Callable[[sqlite3.Connection], None]:
+        delivered, bounced = attempt["delivered"], attempt["bounced"]
+        outcomes, retry_at, error = attempt["outcomes"], attempt["retry_at"], attempt["error"]
+        also = attempt.get("also")
         done = [(msg.queue_id, i) for i in delivered]
         failed = [(msg.queue_id, i) for i in bounced]
 
@@ -331,9 +345,7 @@ class Spool(QueueStates):
                     (retry_at, seal_note(self.keyring, msg.queue_id, error), msg.queue_id),
                 )
 
-        # Committed with other deliveries' and acceptances' writes (group commit): one
-        # fsync for all that finish together, rather than one each in turn.
-        self.store.together(write)
+        return write
 
 
 def _was_held(envelope: dict[str, Any]) -> bool:
