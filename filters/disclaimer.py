@@ -270,11 +270,12 @@ class DisclaimerFilter:
 
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
         try:
+            # The pipeline gets only what the handler found CRLF-clean.
+            apply = functools.partial(self.apply, clean=True)
             if len(content) > _THREAD_THRESHOLD:
-                result = await asyncio.to_thread(functools.partial(self.apply, clean=True), content)
+                result = await asyncio.to_thread(apply, content)
             else:
-                # The pipeline gets only what the handler found CRLF-clean.
-                result = self.apply(content, clean=True)
+                result = apply(content)
         except Refused as r:
             log.info("disclaimer_refused", queue_id=tx.queue_id, reference=r.reference)
             raise
