@@ -133,25 +133,40 @@ class Store:
             self._ensured.add(ddl)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed (and fsynced) on exit, rolled back on error.
         Other processes' writers wait their turn on the write lock first
-        (:mod:`gateway.store_lock`), so ``BEGIN IMMEDIATE`` rarely waits in SQLite."""
+        (:mod:`gateway.store_lock`), so ``BEGIN IMMEDIATE`` rarely waits in SQLite.
+
+        ``durable=False``: committed (every process sees it at once) but not fsynced; a
+        power cut may undo it, never a later durable commit (the next fsync of the
+        write-ahead log covers it). For state that is rebuilt at start anyway: delivery
+        leases, which ``serve`` clears when it starts."""
         with self._lock, self.write_lock.held():
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._owner = threading.get_ident()
+            if durable:
+                yield from self._transaction()
+                return
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                # A failed COMMIT leaves the transaction open: without this ROLLBACK the same
-                # connection would read the uncommitted rows (and deliver a message answered
-                # 451). SQLite may already have rolled back by itself (SQLITE_FULL).
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+                yield from self._transaction()
             finally:
-                self._owner = 0
+                self._conn.execute("PRAGMA synchronous=FULL")
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._owner = threading.get_ident()
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT leaves the transaction open: without this ROLLBACK the same
+            # connection would read the uncommitted rows (and deliver a message answered
+            # 451). SQLite may already have rolled back by itself (SQLITE_FULL).
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._owner = 0
 
     def together(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(conn)`` in a write transaction shared with others' (group commit); its

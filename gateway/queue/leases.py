@@ -18,6 +18,11 @@ message again at every claim and release (2 MB of write-ahead log for a 1 MB mes
 and a claim would need free pages when the disk is full (DUR-10). The table is new and
 needs no upgrade step (``CREATE TABLE IF NOT EXISTS``); deleting the message deletes its
 lease.
+
+Leases are written without an fsync of their own (``durable=False``): every worker sees
+a lease as soon as it is committed, and a power cut that undoes one loses nothing, since
+``serve`` ends every lease when it starts. A claim then holds the write lock for
+microseconds, not for a disk flush the acceptances behind it would wait for.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def claim(
     due = _due(len(skip))
     if not store.query(due, (now, now, *skip, limit)):
         return []
-    with store.transaction() as conn:
+    with store.transaction(durable=False) as conn:
         rows = conn.execute(
             f"INSERT INTO queue_lease (queue_id, owner, until) SELECT id, ?, ? FROM ({due})"  # noqa: S608
             " WHERE true ON CONFLICT (queue_id) DO UPDATE SET owner = excluded.owner,"
@@ -82,7 +87,7 @@ def renew(store: Store, owner: str, ids: Iterable[str], until: float) -> set[str
     if not wanted:
         return set()
     marks = ", ".join("?" * len(wanted))
-    with store.transaction() as conn:
+    with store.transaction(durable=False) as conn:
         kept = conn.execute(
             f"UPDATE queue_lease SET until = ? WHERE owner = ? AND queue_id IN ({marks})"  # noqa: S608
             " RETURNING queue_id",
@@ -98,7 +103,7 @@ def release(store: Store, owner: str, ids: Iterable[str]) -> int:
     if not wanted:
         return 0
     marks = ", ".join("?" * len(wanted))
-    with store.transaction() as conn:
+    with store.transaction(durable=False) as conn:
         return conn.execute(
             f"DELETE FROM queue_lease WHERE owner = ? AND queue_id IN ({marks})",  # noqa: S608
             (owner, *wanted),

@@ -104,3 +104,35 @@ def test_claim_skips_what_is_not_due_and_what_the_worker_keeps(tmp_path: Path) -
     assert leases.claim(store, "w", 5, NOW, 30.0) == [three]
     assert leases.clear_all(store) == 1
     assert row(store, three) == (None, None)
+
+
+def synchronous(store: Store) -> int:
+    return int(store.query("PRAGMA synchronous")[0][0])
+
+
+def test_leases_skip_the_fsync_and_every_other_commit_keeps_it(tmp_path: Path) -> None:
+    store, _spool, ids = queued(tmp_path, 2)
+    full = synchronous(store)
+    assert full == 2  # FULL: a commit is on disk before it returns
+    assert leases.claim(store, "w1", 1, NOW, 60) == ids[:1]
+    assert synchronous(store) == full
+    assert leases.renew(store, "w1", ids[:1], NOW + 120) == set()
+    assert leases.release(store, "w1", ids[:1]) == 1
+    assert synchronous(store) == full
+    # A lease transaction that fails puts it back too.
+    try:
+        with store.transaction(durable=False) as conn:
+            conn.execute("INSERT INTO queue_lease (queue_id, owner, until) VALUES ('nope', 'w', 0)")
+    except Exception as exc:  # no such message: the foreign key refuses it
+        assert "FOREIGN KEY" in str(exc)
+    else:
+        raise AssertionError("a lease for a message that does not exist was written")
+    assert synchronous(store) == full
+    # A second connection (another worker) sees a lease as soon as it is committed.
+    other = Store(tmp_path / "gateway.db")
+    try:
+        assert leases.claim(store, "w1", 2, NOW, 60) == ids
+        assert leases.claim(other, "w2", 2, NOW, 60) == []
+    finally:
+        other.close()
+        store.close()
