@@ -36,6 +36,7 @@ from gateway.settings import Settings
 from gateway.smtp.data import DataState, GatewayEnvelope, read_data
 from gateway.smtp.limits import ConnectionLimiter, Slot
 from gateway.smtp.lines import BareLineFeed, LineTooLong, guard_lines
+from gateway.smtp.paths import plain_path
 from gateway.smtp.replies import with_enhanced_code
 from gateway.throttle import LoginThrottle
 
@@ -186,6 +187,11 @@ class GatewaySMTP(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # MAIL FROM / RCPT TO: a plain path without the email package's parser.
+        plain = plain_path(arg, self.local_part_limit)
+        return plain if plain is not None else super()._getaddr(arg)
+
     async def push(self, status: Any) -> None:
         await super().push(with_enhanced_code(status) if isinstance(status, str) else status)
 
@@ -307,7 +313,10 @@ class GatewaySMTP(SMTP):
                 handled=False,
                 message="454 4.7.0 Too many failed logins; try again later",
             )
-        member = await asyncio.to_thread(self.ctx.staff.authenticate, login, password)
+        staff = self.ctx.staff
+        member = staff.recently_verified(login, password) or await asyncio.to_thread(
+            staff.authenticate, login, password
+        )
         if member is None:
             throttle.failed(self.client_ip, login)
             self._auth_failures += 1

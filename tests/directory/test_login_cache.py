@@ -67,6 +67,20 @@ def test_second_login_within_ttl_skips_the_hash(tmp_path: Path) -> None:
     assert again == first and hashes.calls == 1
 
 
+def test_recently_verified_answers_only_from_a_verified_login(tmp_path: Path) -> None:
+    # What the listener asks on the event loop before it hands a login to a thread.
+    staff, hashes = directory(tmp_path)
+    assert staff.recently_verified(ALICE, FIRST) is None  # never verified yet
+    assert staff.recently_verified("nobody@c4f.example", FIRST) is None
+    first = staff.authenticate(ALICE, FIRST)
+    assert first is not None
+    assert staff.recently_verified("Alice@C4F.example", FIRST) == first
+    assert staff.recently_verified(ALICE, SECOND) is None
+    assert staff.set_password(ALICE, SECOND)
+    assert staff.recently_verified(ALICE, FIRST) is None
+    assert hashes.calls == 1  # it never checks a hash itself
+
+
 def test_wrong_password_after_a_verified_login_is_checked_and_refused(tmp_path: Path) -> None:
     staff, hashes = directory(tmp_path)
     assert staff.authenticate(ALICE, FIRST) is not None
