@@ -13,6 +13,7 @@ out. When the idlest is another worker's, that worker is woken to close it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ IPV4_PREFIX = 24
 IPV6_PREFIX = 64
 
 
+@functools.lru_cache(maxsize=1024)
 def network_of(client: str) -> str:
     """The client's network as text ("192.0.2.0/24"); a non-IP peer is its own network."""
     try:
@@ -119,31 +121,43 @@ class ConnectionLimiter:
         key, net = digest(client), digest(network)
         try:
             with self.table.locked():
-                rows = self.table.rows()
-                used = [r for r in rows if r.tag]
-                if sum(r.client == key for r in used) >= self.per_client_limit:
+                index, victim = self._room(key, net)
+                if index is None:
                     return None
-                if sum(r.network == net for r in used) >= self.per_network_limit:
-                    return None
-                free = [r for r in rows[: self.total_limit] if not r.tag]
-                victim = None
-                if len(used) >= self.total_limit or not free:
-                    idle = [r for r in used if not r.logged_in]
-                    if not idle:
-                        return None
-                    victim = min(idle, key=lambda r: r.last_active)
-                    index = victim.index
-                else:
-                    index = free[0].index
                 tag = self.table.put(index, self.worker, key, net, now)
         except TableBusy:
             log.error("connection_table_busy", client=client)
             return None
         if victim is not None:
-            self._evicted(victim.index, victim.owner)
+            self._evicted(index, victim)
         slot = Slot(client, network, index, tag, evict, self.table)
         self._mine[index] = slot
         return slot
+
+    def _room(self, key: bytes, net: bytes) -> tuple[int | None, int | None]:
+        """The row a newcomer from ``key`` in ``net`` may take, and the owner of the
+        connection it evicts (None: a free row); ``(None, None)`` when it must be refused.
+        One pass over the table, under its lock."""
+        used = clients = networks = 0
+        free = None
+        idlest: tuple[float, int, int] | None = None  # last active, row, owner
+        for i, (tag, last, owner, logged_in, client, network) in enumerate(self.table.fields()):
+            if not tag:
+                if free is None and i < self.total_limit:
+                    free = i
+                continue
+            used += 1
+            clients += client == key
+            networks += network == net
+            if not logged_in and (idlest is None or last < idlest[0]):
+                idlest = (last, i, owner)
+        if clients >= self.per_client_limit or networks >= self.per_network_limit:
+            return None, None
+        if used < self.total_limit and free is not None:
+            return free, None
+        if idlest is None:
+            return None, None  # every connection is logged in: none is evicted
+        return idlest[1], idlest[2]
 
     def release(self, slot: Slot) -> None:
         """Give the slot back; a second release (evicted, then closed) does nothing."""

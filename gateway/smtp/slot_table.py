@@ -87,6 +87,12 @@ class SlotTable:
             for i, fields in enumerate(_ROW.iter_unpack(self._map[: self.capacity * _ROW.size]))
         ]
 
+    def fields(self) -> Iterator[tuple[int, float, int, int, bytes, bytes]]:
+        """Each row's fields in order (tag, last active, owner, logged in, client,
+        network), without building a :class:`Row` for each: admitting a connection reads
+        them all."""
+        return _ROW.iter_unpack(self._map[: self.capacity * _ROW.size])
+
     def put(self, index: int, owner: int, client: bytes, network: bytes, now: float) -> int:
         """Take row ``index`` for a new connection; its tag."""
         tag = secrets.randbits(63) | 1
