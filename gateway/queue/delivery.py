@@ -197,7 +197,7 @@ class DeliveryWorker:
             return False
         rcpts = [msg.rcpt_tos[i] for i in msg.pending]
         try:
-            result = await self.transport.send(msg.mail_from, rcpts, msg.content)
+            result = await self.transport.send(msg.mail_from, rcpts, msg.content, clean=msg.clean)
         except TempFailure as t:
             result = not_sent(rcpts, f"{t.enhanced} {t.text}")
         except Exception as exc:

@@ -30,6 +30,7 @@ async def transaction(
     evidence: Evidence,
     *,
     final_reply_timeout: float,
+    clean: bool = False,
 ) -> AttemptResult:
     """MAIL, RCPT per recipient, DATA: one reply per recipient (RFC 5321 3.3).
 
@@ -70,7 +71,7 @@ async def transaction(
     if not accepted:
         return AttemptResult(replies, "no recipient accepted", evidence)
     try:
-        reply = await send_data(client, content, reply_timeout=final_reply_timeout)
+        reply = await send_data(client, content, reply_timeout=final_reply_timeout, clean=clean)
     except aiosmtplib.SMTPDataError as exc:
         if 200 <= exc.code < 300:  # a 2xx where 354 belongs: the replies are out of step
             raise TempFailure(f"upstream answered DATA with {exc.code}", enhanced="4.5.0") from exc
@@ -87,7 +88,7 @@ def _path(address: str) -> bytes:
 
 
 async def send_data(
-    client: aiosmtplib.SMTP, content: bytes, *, reply_timeout: float
+    client: aiosmtplib.SMTP, content: bytes, *, reply_timeout: float, clean: bool = False
 ) -> aiosmtplib.SMTPResponse:
     """DATA, the content dot-stuffed (RFC 5321 4.5.2) and ended, and the final reply.
 
@@ -95,7 +96,9 @@ async def send_data(
     the whole message and copies it three times on the event loop, most of the delivery
     of a large message. What we send has CRLF line ends already (submission refuses
     anything else, MIME-7 checks what the filters made), so one ``replace`` stuffs it;
-    content that somehow is not clean still gets aiosmtplib's repair.
+    content that somehow is not clean still gets aiosmtplib's repair. ``clean``: the
+    spool checked it when it accepted it, so it is not read again here (SMUG-12: what
+    reached the spool by another path is checked there, and repaired here).
     Raises as ``SMTP.data`` does: SMTPDataError for a refusal, and after a lost connection
     or a timeout the client is closed (a connection that failed mid-message is not reused).
     """
@@ -105,7 +108,7 @@ async def send_data(
     protocol = client.protocol
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Server not connected")
-    if has_bare_line_end_or_nul(content):
+    if not clean and has_bare_line_end_or_nul(content):
         content = normalize_message_line_endings(content)
     stuffed = content.replace(b"\r\n.", b"\r\n..")
     try:

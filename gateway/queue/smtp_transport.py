@@ -81,7 +81,9 @@ class SmtpTransport:
             upstream.pool_idle_seconds, upstream.pool_max_messages, upstream.timeout
         )
 
-    async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult:
+    async def send(
+        self, mail_from: str, rcpt_tos: list[str], content: bytes, *, clean: bool = False
+    ) -> AttemptResult:
         up = self.upstream
         kept = await self.pool.take()
         if kept is None:
@@ -89,7 +91,7 @@ class SmtpTransport:
         # Read for every message, from the connection it goes over.
         evidence = _evidence(kept.client, f"{up.host}:{up.port}")
         try:
-            result = await self._session(kept, mail_from, rcpt_tos, content, evidence)
+            result = await self._session(kept, mail_from, rcpt_tos, content, evidence, clean)
         except TempFailure as t:
             # TLS was up: the record keeps how far the attempt got (TLS-6). The line is
             # in an unknown state (a reply may still be on its way): never used again.
@@ -140,6 +142,7 @@ class SmtpTransport:
         rcpt_tos: list[str],
         content: bytes,
         evidence: Evidence,
+        clean: bool,
     ) -> AttemptResult:
         """EHLO and AUTH on a new connection, then one transaction; TempFailure when the
         connection failed (it is not reused)."""
@@ -164,6 +167,7 @@ class SmtpTransport:
                 content,
                 evidence,
                 final_reply_timeout=up.final_reply_timeout,
+                clean=clean,
             )
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             raise TempFailure(f"upstream {up.host}: {_describe(exc)}", enhanced="4.4.2") from exc

@@ -36,6 +36,7 @@ import structlog
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Accepted, NullRecorder, Outcome, Recorder
+from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.queue import leases, release
 from gateway.queue.schema import SCHEMA
 from gateway.queue.sealed import open_message, seal_message, seal_note, seal_staff
@@ -68,7 +69,10 @@ class Attempt(TypedDict):
 class Message(TypedDict):
     """A message to accept, as :meth:`Spool.accept`, ``accept_async``, ``insert`` and
     ``sealed`` take it. ``held``: it waits for a line manager (state ``held``). ``also``
-    runs in the same transaction after the register's record (a hold and its notice)."""
+    runs in the same transaction after the register's record (a hold and its notice).
+    ``clean``: the caller has checked that the content has no bare CR, bare LF or NUL
+    (the submission handler, MIME-7); without it the spool checks. Sealed with the
+    message, so delivery checks it again only for content that was not clean (SMUG-12)."""
 
     queue_id: str
     staff: str
@@ -79,6 +83,7 @@ class Message(TypedDict):
     annotations: NotRequired[dict[str, Any] | None]
     held: NotRequired[bool]
     also: NotRequired[Callable[[sqlite3.Connection, Accepted], None] | None]
+    clean: NotRequired[bool]
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class Spooled:
     annotations: dict[str, Any]
     attempts: int
     pending: tuple[int, ...]  # indexes into rcpt_tos still to deliver
+    # Checked at acceptance: no bare CR, bare LF or NUL (else delivery repairs line ends).
+    clean: bool = False
 
 
 class Spool(QueueStates):
@@ -160,6 +167,7 @@ class Spool(QueueStates):
             # Sealed with the message: a message that was held needs a proof of approval
             # to be delivered, whatever its row says later (HOLD-1).
             "held": held,
+            "clean": message.get("clean") or not has_bare_line_end_or_nul(content),
         }
         # Read for the register here, not under the write lock; and before sealing, so the
         # parser's memory and the sealed copy are not needed at the same time.
@@ -270,6 +278,7 @@ class Spool(QueueStates):
             annotations=annotations,
             attempts=row["attempts"],
             pending=pending,
+            clean=env.get("clean") is True,
         )
         return msg, _was_held(env), row["proof"]
 

@@ -33,7 +33,12 @@ def not_sent(rcpts: list[str], reason: str, evidence: Evidence | None = None) ->
 
 
 class Transport(Protocol):
-    async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult: ...
+    async def send(
+        self, mail_from: str, rcpt_tos: list[str], content: bytes, *, clean: bool = False
+    ) -> AttemptResult:
+        """``clean``: the spool found no bare CR, bare LF or NUL in ``content`` when it
+        accepted it; otherwise the line ends are looked at (and repaired) again."""
+        ...
 
     async def close(self) -> None:
         """Let go of what is kept between messages (``serve`` stopping)."""
@@ -47,7 +52,9 @@ class MaildirTransport:
         for sub in ("tmp", "new", "cur"):
             (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    async def send(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> AttemptResult:
+    async def send(
+        self, mail_from: str, rcpt_tos: list[str], content: bytes, *, clean: bool = False
+    ) -> AttemptResult:
         name = f"{time.time_ns()}.{os.getpid()}.{os.urandom(4).hex()}.{socket.gethostname()}"
         tmp = self.path / "tmp" / name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

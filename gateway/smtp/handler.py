@@ -198,6 +198,7 @@ class Handler:
             "rcpt_tos": tx.rcpt_tos,
             "content": content,
             "annotations": tx.annotations,
+            "clean": True,  # checked just above (MIME-7)
         }
         try:
             # Committed together with other sessions' messages (group commit); 250 only

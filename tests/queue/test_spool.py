@@ -170,3 +170,36 @@ async def test_mime7_a_filter_that_makes_a_bare_lf_gets_451_and_nothing_is_queue
         "4.3.0 Local policy check failed; try again later",
     )
     assert gw.gateway.store.query("SELECT count(*) AS n FROM queue")[0]["n"] == 0
+
+
+async def test_what_was_checked_at_acceptance_is_sealed_with_the_message(
+    start_gateway: StartGateway,
+) -> None:
+    """Submission checked it (MIME-7): delivery does not read it again. What reached the
+    spool by another path is checked there, and unclean content is marked for repair at
+    delivery (SMUG-12)."""
+    gw = await start_gateway(deliver=False)
+    gw.add_staff(ALICE)
+    _errors, reply = await gw.send(ALICE, [BOB], message(ALICE, [BOB], subject="x", body="hi\n"))
+    direct = {
+        "CLEANDIRECT1": b"Subject: t\r\n\r\nclean\r\n",
+        "BARELFDIRECT": b"Subject: t\r\n\r\nbare\nline feed\r\n",
+        "BARECRDIRECT": b"Subject: t\r\n\r\nbare\rcarriage return\r\n",
+        "NULDIRECT001": b"Subject: t\r\n\r\nnul\x00\r\n",
+    }
+    spool = gw.gateway.spool
+    for qid, content in direct.items():
+        spool.accept(
+            queue_id=qid,
+            staff=ALICE,
+            peer="127.0.0.1",
+            mail_from=ALICE,
+            rcpt_tos=[BOB],
+            content=content,
+        )
+    marked = {}
+    for qid in (reply.split()[-1], *direct):
+        loaded = spool.load(qid)
+        assert loaded is not None
+        marked[qid] = loaded.clean
+    assert list(marked.values()) == [True, True, False, False, False]
