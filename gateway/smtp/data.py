@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import io
-import re
 
 from aiosmtpd.smtp import Envelope
 
@@ -74,9 +73,6 @@ class DataBlocks:
         # octets), or, once a line is too long, its last few octets.
         self._pending = b""
         self._at_line_start = True
-        # A run of line_limit octets without LF after an LF: with no bare CR or LF, a line
-        # of line_limit + 1 octets or more with its CRLF.
-        self._long_run = re.compile(b"\n[^\n]{%d}" % line_limit)
 
     def feed(self, chunk: bytes) -> bool:
         """Take the next bytes; True once the end of data is in (see ``rest``)."""
@@ -84,7 +80,8 @@ class DataBlocks:
         if self._at_line_start and buf.startswith(b".\r\n"):
             end = 0
         else:
-            found = buf.find(_END)
+            # A dot first (memchr): a block of base64 holds none, and then no end either.
+            found = buf.find(_END) if b"." in buf else -1
             end = found + 2 if found >= 0 else -1
         if end >= 0:
             self._take(buf[:end])
@@ -133,7 +130,7 @@ class DataBlocks:
             return
         if lines[:1] == b".":
             lines = lines[1:]
-        if b"\r\n." in lines:
+        if b"." in lines and b"\r\n." in lines:
             lines = lines.replace(b"\r\n.", b"\r\n")
         self._kept.write(lines)
 
@@ -142,11 +139,7 @@ class DataBlocks:
         if len(lines) <= self.line_limit:
             return -1
         if not unclean:
-            # Every LF ends a line (the block is clean), so a regex search finds it.
-            if lines.find(b"\n") >= self.line_limit:
-                return 0
-            run = self._long_run.search(lines)
-            return -1 if run is None else run.start() + 1
+            return _first_long_line(lines, self.line_limit)
         at = 0
         for line in lines.split(b"\r\n"):  # lines end at CRLF only, as aiosmtpd split them
             if len(line) + 2 > self.line_limit:
@@ -158,6 +151,30 @@ class DataBlocks:
         if self.state is DataState.NOMINAL:
             self.state = state
             self._kept = io.BytesIO()  # nothing more is kept
+
+
+def _first_long_line(lines: bytes, limit: int) -> int:
+    """Where the first line over ``limit`` octets with its CRLF starts in ``lines`` (clean:
+    every LF ends a line); -1: none.
+
+    Such a line is a run of ``limit`` octets or more without LF, and any such run holds a
+    whole window ``[k * step, (k + 1) * step)`` with ``step = limit // 2``: one ``find``
+    per window (it stops at the window's first LF) instead of a regex over every octet.
+    """
+    step = max(limit // 2, 1)
+    window = 0
+    while window < len(lines):
+        if lines.find(b"\n", window, window + step) >= 0:
+            window += step
+            continue
+        start = lines.rfind(b"\n", 0, window) + 1
+        end = lines.find(b"\n", window)
+        if end < 0:
+            end = len(lines)
+        if end - start >= limit:  # the line and its CR: with the LF, over the limit
+            return start
+        window = end - end % step + step  # the next window after this line's end
+    return -1
 
 
 async def read_data(

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.mail.wire import has_bare_line_end_or_nul
-from gateway.smtp.data import DataBlocks, DataState
+from gateway.smtp.data import DataBlocks, DataState, _first_long_line
 
 LINE_LIMIT = 1001
 
@@ -205,3 +205,20 @@ def test_same_as_line_by_line(
     stream = body + b"\r\n.\r\n" + tail
     pieces = cuts(stream, *(min(o, len(stream)) for o in offsets))
     assert in_blocks(pieces, size_limit) == line_by_line(stream, size_limit)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=40),
+    lengths=st.lists(st.integers(min_value=0, max_value=120), max_size=30),
+)
+def test_the_first_long_line_is_found_wherever_it_falls(limit: int, lengths: list[int]) -> None:
+    """The window search finds the line a line-by-line reading finds, at every limit."""
+    lines = b"".join(b"x" * n + b"\r\n" for n in lengths)
+    expected, at = -1, 0
+    for n in lengths:
+        if n + 2 > limit:
+            expected = at
+            break
+        at += n + 2
+    assert _first_long_line(lines, limit) == expected
