@@ -26,6 +26,7 @@ import structlog
 
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused, TempFailure
+from gateway.mail.wire import edit_is_clean
 
 log = structlog.get_logger("gateway.pipeline")
 
@@ -63,13 +64,20 @@ class Pipeline:
     async def on_data(self, tx: Transaction, content: bytes) -> bytes:
         """The message after every filter. Each filter's input is let go once its output
         is in, so a caller that keeps no reference of its own (``taken.pop()`` as the
-        argument) does not hold a large message once more for the whole chain."""
+        argument) does not hold a large message once more for the whole chain.
+
+        ``content`` is CRLF-clean (the handler refuses anything else), and what each filter
+        returns is held to the same rule where it differs from what it was given (MIME-7):
+        a bare CR, bare LF or NUL made by a filter is a fault (451), never queued."""
         for f in self.filters:
             hook = getattr(f, "on_data", None)
             if hook is not None:
                 result = await _guard(f, hook(tx, content), tx)
                 if not isinstance(result, bytes):
                     log.error("filter_bad_result", filter=f.name, queue_id=tx.queue_id)
+                    raise TempFailure("Local policy check failed; try again later")
+                if not edit_is_clean(content, result):
+                    log.error("unclean_output", filter=f.name, queue_id=tx.queue_id)
                     raise TempFailure("Local policy check failed; try again later")
                 content = result
         return content

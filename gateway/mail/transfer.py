@@ -99,10 +99,25 @@ def b64_width(body: bytes) -> int:
     return 76
 
 
-def common_suffix(a: bytes, b: bytes, limit: int) -> int:
-    """Length of the common suffix, at most ``limit``."""
+def common_suffix(a: bytes, b: bytes, limit: int, chunk: int = 65536) -> int:
+    """Length of the common suffix, at most ``limit``: as :func:`common_prefix`, from the
+    end (no reversed copies of the whole of ``a`` and ``b``)."""
     n = min(len(a), len(b), limit)
-    return common_prefix(a[len(a) - n :][::-1], b[len(b) - n :][::-1])
+    ea, eb = len(a), len(b)
+    pos = 0  # a[ea - pos :] == b[eb - pos :]
+    while pos < n:
+        step = min(chunk, n - pos)
+        if a[ea - pos - step : ea - pos] != b[eb - pos - step : eb - pos]:
+            break
+        pos += step
+    lo, hi = pos, min(pos + chunk, n)  # the last lo octets agree; the last hi may not
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[ea - mid : ea - lo] == b[eb - mid : eb - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def common_prefix(a: bytes, b: bytes, chunk: int = 65536) -> int:

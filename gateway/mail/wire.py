@@ -2,12 +2,15 @@
 
 RFC 5321 2.3.8 and RFC 5322 2.3: CR and LF occur only together, as CRLF; NUL never occurs
 (nor in 7bit and 8bit bodies, RFC 2045 2.7 and 2.8). A bare CR or LF is how SMTP smuggling
-ends a message early at a later hop (SMUG-1..11). The submission handler checks what arrives
-and, with the same function, what leaves after the filters; the disclaimer uses it to decide
-when an edited body needs a transfer encoding.
+ends a message early at a later hop (SMUG-1..11). The submission handler checks what arrives;
+what each filter makes of it is checked where it differs (:func:`edit_is_clean`), so what
+leaves is held to the same rule (MIME-7); the disclaimer uses it to decide when an edited
+body needs a transfer encoding.
 """
 
 from __future__ import annotations
+
+from gateway.mail.transfer import common_prefix, common_suffix
 
 
 def has_bare_line_end_or_nul(data: bytes) -> bool:
@@ -22,3 +25,25 @@ def has_bare_line_end_or_nul(data: bytes) -> bool:
         return True
     crlf = data.count(b"\r\n")
     return data.count(b"\r") != crlf or data.count(b"\n") != crlf
+
+
+def edit_is_clean(before: bytes, after: bytes) -> bool:
+    """Whether ``after`` holds no bare CR, bare LF or NUL, given that ``before`` (from which
+    it was made) holds none: :func:`has_bare_line_end_or_nul` of ``after``, reading only
+    where the two differ.
+
+    What ``after`` shares with ``before`` at its start and at its end is clean, and so is
+    every line end inside those; a fault can only be in what differs, or where it meets
+    them. So the span that differs is read widened to whole lines: from just after the
+    last CRLF before it, to the end of the first CRLF that reaches past it. A filter's
+    edit (a notice appended, a header changed) costs a few hundred octets, not the message.
+    """
+    if after is before:
+        return True
+    head = common_prefix(before, after)
+    tail = common_suffix(before, after, min(len(before), len(after)) - head)
+    found = after.rfind(b"\r\n", 0, head)
+    start = found + 2 if found >= 0 else 0
+    found = after.find(b"\r\n", max(len(after) - tail - 1, 0))
+    end = found + 2 if found >= 0 else len(after)
+    return not has_bare_line_end_or_nul(after[start:end])

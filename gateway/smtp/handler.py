@@ -38,7 +38,7 @@ from gateway.mail.headers import (
     repeated_singletons,
     without,
 )
-from gateway.mail.wire import has_bare_line_end_or_nul
+from gateway.mail.wire import edit_is_clean
 from gateway.pipeline import Pipeline
 from gateway.queue.spool import Message, Spool, new_queue_id
 from gateway.settings import Settings
@@ -181,12 +181,14 @@ class Handler:
             )
         taken = [content]
         del content  # the original is the filters' to free
-        content = await self.pipeline.on_data(tx, taken.pop())
-        content = self._finish_headers(tx, content)
-        if has_bare_line_end_or_nul(content):
-            # What leaves is held to the rule for what arrives (MIME-7): a filter fault.
+        # What leaves is held to the rule for what arrives (MIME-7): the pipeline checks
+        # each filter's edit, and here what the headers' edit changed.
+        filtered = await self.pipeline.on_data(tx, taken.pop())
+        content = self._finish_headers(tx, filtered)
+        if not edit_is_clean(filtered, content):
             log.error("unclean_output", queue_id=tx.queue_id)
             raise TempFailure("Local policy check failed; try again later")
+        del filtered
         if len(content) > self.settings.limits.max_message_size:
             raise Refused(552, "5.3.4", "Message too big after adding the required notice")
         held = bool(tx.annotations.get("hold"))
