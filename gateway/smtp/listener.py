@@ -105,6 +105,12 @@ class GatewaySMTP(SMTP):
         self._in_auth = False
         self._auth_failures = 0
 
+    def __dir__(self) -> list[str]:
+        # aiosmtpd finds each session's command and AUTH methods by listing every
+        # attribute of the new session (inspect.getmembers: a getattr per name), a tenth of
+        # a millisecond per connection. Those names are the class's: listed once.
+        return _COMMAND_NAMES
+
     def _create_envelope(self) -> GatewayEnvelope:
         return GatewayEnvelope()
 
@@ -339,3 +345,6 @@ class GatewaySMTP(SMTP):
             self._slot.logged_in = True  # never evicted from now on (LIM-8)
             self._reset_timeout()  # and the ordinary idle timeout from the login on
         return AuthResult(success=True, auth_data=member)
+
+
+_COMMAND_NAMES = sorted(n for n in dir(GatewaySMTP) if n.startswith(("smtp_", "auth_")))
