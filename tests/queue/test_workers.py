@@ -341,6 +341,12 @@ async def test_auth9_failed_logins_are_counted_across_workers(tmp_path: Path, ca
                 codes.append(exc.code)
             finally:
                 client.close()
+            # Not stopped while it frees the slot: a worker stopped inside the connection
+            # table's lock makes the other refuse connections (421), as it should.
+            await until(
+                lambda n=n: len(events(gw, "connection_closed")) == n + 1,
+                what="the gateway to close the connection",
+            )
     finally:
         await workers.all()
         assert await gw.stop() == 0
