@@ -8,6 +8,7 @@ Input is CRLF-terminated (the SMTP layer refuses bare CR and LF before this runs
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ class HeaderField:
     name: bytes  # as written, without the colon
     raw: bytes  # the whole field: first line, continuation lines, final CRLF
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The field name for comparisons: blanks removed, lower case."""
         return self.name.strip().decode("ascii", "replace").lower()
@@ -68,7 +69,23 @@ def _header_section(content: bytes) -> tuple[bytes, int]:
     return content[: end + 2], end + 4
 
 
+# Every filter reads the header fields of the same message: a header section up to this
+# size is split once (the fields are immutable; each caller gets its own list of them).
+_CACHED_HEAD = 64 * 1024
+
+
 def _fields(head: bytes) -> list[HeaderField]:
+    if len(head) <= _CACHED_HEAD:
+        return list(_split_cached(head))
+    return _split(head)
+
+
+@functools.lru_cache(maxsize=32)
+def _split_cached(head: bytes) -> tuple[HeaderField, ...]:
+    return tuple(_split(head))
+
+
+def _split(head: bytes) -> list[HeaderField]:
     fields: list[HeaderField] = []
     lines = head.split(CRLF)[:-1] if head else []
     current: list[bytes] = []

@@ -31,3 +31,23 @@ def test_a_body_given_in_place_is_joined_as_the_same_bytes() -> None:
     in_place = join_message(fields, memoryview(content)[body_start(content) :])
     assert in_place == join_message(*split_message(content))
     assert in_place == content
+
+
+def test_each_reader_gets_its_own_list_of_the_same_fields() -> None:
+    """The fields of a header section are split once and shared by every filter that
+    reads them; one filter changing its list changes no other's."""
+    content = LAYOUTS[0]
+    first, second = header_fields(content), header_fields(content)
+    assert first == second and first is not second
+    assert all(a is b for a, b in zip(first, second, strict=True))  # split once
+    first.pop()
+    assert len(header_fields(content)) == 2
+    assert [f.key for f in second] == ["subject", "from"]
+
+
+def test_a_large_header_section_is_split_every_time() -> None:
+    big = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 200) for i in range(400)) + b"\r\nbody\r\n"
+    assert len(big) > 64 * 1024
+    first, second = header_fields(big), header_fields(big)
+    assert first == second and len(first) == 400
+    assert first[0] is not second[0]  # not kept: a header this large is not cached
