@@ -104,6 +104,7 @@ class GatewaySMTP(SMTP):
         self._age_handle: asyncio.TimerHandle | None = None
         self._in_auth = False
         self._auth_failures = 0
+        self._continued: list[str] = []  # the lines of a multi-line reply so far
 
     def __dir__(self) -> list[str]:
         # aiosmtpd finds each session's command and AUTH methods by listing every
@@ -199,7 +200,17 @@ class GatewaySMTP(SMTP):
         return plain if plain is not None else super()._getaddr(arg)
 
     async def push(self, status: Any) -> None:
-        await super().push(with_enhanced_code(status) if isinstance(status, str) else status)
+        if isinstance(status, str):
+            status = with_enhanced_code(status)
+            if status[3:4] == "-":
+                # A line of a multi-line reply (EHLO's eight): held for its last line and
+                # sent with it, one write (one TLS record, one packet) instead of each.
+                self._continued.append(status)
+                return
+            if self._continued:
+                status = "\r\n".join([*self._continued, status])
+                self._continued.clear()
+        await super().push(status)
 
     # -- commands the library gets wrong for us ------------------------------------------
 
