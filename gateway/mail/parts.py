@@ -19,6 +19,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 
 from gateway.mail import mime
+from gateway.mail.headers import MalformedHeader, header_fields
 from gateway.mail.mime import Entity, MimeError
 
 MAX_NESTED = 10  # forwarded messages inside forwarded messages, opened in place
@@ -50,7 +51,17 @@ def leaves(content: bytes) -> tuple[Message, list[Leaf]]:
 
 def _headers(buf: bytes, e: Entity) -> Message:
     head = buf[e.start : e.body_start] if e.separated else buf[e.start : e.end]
-    return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
+    try:
+        fields = header_fields(head)
+    except MalformedHeader:
+        return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
+    # Well-formed fields (the split every filter shares): each given to the Message as
+    # email's parser gives it, without running the parser over the section again.
+    m = Message(policy=policy.compat32)
+    for f in fields:
+        lines = f.raw.decode("ascii", "surrogateescape").split("\r\n")[:-1]
+        m.set_raw(*policy.compat32.header_source_parse([line + "\r\n" for line in lines]))
+    return m
 
 
 def _visit(buf: bytes, e: Entity, default: str, nested: int, out: list[Leaf]) -> Message:

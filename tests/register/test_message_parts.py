@@ -14,13 +14,14 @@ import os
 import quopri
 from email import policy
 from email.message import Message
+from email.parser import BytesHeaderParser
 
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gateway.mail import chunked, parts, transfer
-from gateway.mail.mime import MimeError
+from gateway.mail.mime import Entity, MimeError
 from gateway.register import message
 from gateway.register.message import Summary, summarise, summary_parsed
 
@@ -271,3 +272,48 @@ def test_a_tally_keeps_the_first_bytes_size_and_digest() -> None:
     tally = chunked.tally(iter([data[:10], memoryview(data)[10:3000], data[3000:]]))
     assert (tally.size, tally.head) == (5000, data[: chunked.HEAD])
     assert tally.sha256 == hashlib.sha256(data).hexdigest()
+
+
+# -- a part's header section, read without the parser -------------------------------
+
+FIELD_LINES = st.sampled_from(
+    [
+        b"Content-Type: text/plain; charset=us-ascii",
+        b'Content-Type: multipart/mixed;\r\n\tboundary="=_b 1"',
+        b"Content-Type: application/pdf; name*=UTF-8''r%C3%A9sum%C3%A9.pdf",
+        b"content-type:image/png",
+        b'Content-Disposition: attachment;\r\n filename="a b.pdf"',
+        b"Content-Disposition: attachment; filename*0=lo; filename*1=ng.txt",
+        b"Content-Transfer-Encoding:  base64  ",
+        b"Subject: =?utf-8?q?caf=C3=A9?=\r\n  folded on",
+        b"Subject: caf\xc3\xa9 in eight bits",
+        b"X-Empty:",
+        b"X-Odd-Name_1: v",
+        b"From x",  # no colon: the parser reads on as it always did
+        b": no name",
+        b" continuation first",
+        b"Bad Name: v",
+    ]
+)
+
+
+@settings(max_examples=300)
+@given(lines=st.lists(FIELD_LINES, max_size=6), separated=st.booleans())
+def test_a_part_header_section_reads_as_the_parser_reads_it(
+    lines: list[bytes], separated: bool
+) -> None:
+    fields = b"".join(line + CRLF for line in lines)
+    # Separated: a blank line, then a body; else the part is all header section.
+    content = fields + CRLF + b"body\r\n" if separated else fields
+    span = len(fields) + 2 if separated else len(content)
+    e = Entity(
+        start=0, head_end=len(fields), body_start=span, end=len(content), separated=separated,
+        fields=[],
+    )  # fmt: skip
+    ours = parts._headers(content, e)
+    theirs = BytesHeaderParser(policy=policy.compat32).parsebytes(content[:span])
+    assert ours.items() == theirs.items()
+    assert ours.get_content_type() == theirs.get_content_type()
+    assert ours.get_params() == theirs.get_params()
+    assert ours.get_filename() == theirs.get_filename()
+    assert ours.get_boundary() == theirs.get_boundary()
