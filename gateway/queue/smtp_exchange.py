@@ -83,6 +83,10 @@ async def transaction(
     return AttemptResult(replies, f"{reply.code} {reply.message}", evidence)
 
 
+# DATA up to this size goes out in one write with its final dot.
+_ONE_WRITE = 64 * 1024
+
+
 def _path(address: str) -> bytes:
     return b"<" + address.encode("utf-8") + b">"
 
@@ -112,10 +116,14 @@ async def send_data(
         content = normalize_message_line_endings(content)
     stuffed = content.replace(b"\r\n.", b"\r\n..")
     try:
-        if stuffed.startswith(b"."):
-            protocol.write(b".")
-        protocol.write(stuffed)
-        protocol.write(b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
+        lead = b"." if stuffed.startswith(b".") else b""
+        end = b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n"
+        if len(stuffed) <= _ONE_WRITE:
+            protocol.write(lead + stuffed + end)  # one TLS record, one send
+        else:  # not copied again to save a write
+            for piece in (lead, stuffed, end):
+                if piece:
+                    protocol.write(piece)
         # No await between the writes and this read: the reply cannot arrive unasked.
         reply = await protocol.read_response(timeout=reply_timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
