@@ -34,6 +34,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, syntax
 from gateway.directory.staff import StaffDirectory
 from gateway.settings import Settings
 from gateway.smtp.data import DataState, GatewayEnvelope, read_data
+from gateway.smtp.hooks import NO_HOOKS, adopt
 from gateway.smtp.limits import ConnectionLimiter, Slot
 from gateway.smtp.lines import BareLineFeed, LineTooLong, guard_lines
 from gateway.smtp.paths import plain_path
@@ -79,7 +80,7 @@ class GatewaySMTP(SMTP):
             # "AUTH without requiring TLS" warning does not apply.
             warnings.simplefilter("ignore")
             super().__init__(
-                handler,
+                NO_HOOKS,  # the handler's hooks are adopted below, found once for all
                 hostname=ctx.settings.hostname,
                 ident="c4f-gateway ESMTP",
                 data_size_limit=lim.max_message_size,
@@ -97,6 +98,7 @@ class GatewaySMTP(SMTP):
                 },
                 **kw,
             )
+        adopt(self, handler)
         self.ctx = ctx
         self.implicit_tls = implicit_tls
         self.client_ip = ""
