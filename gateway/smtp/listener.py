@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import warnings
 from asyncio import sslproto
 from dataclasses import dataclass
@@ -75,10 +76,13 @@ class GatewaySMTP(SMTP):
     def __init__(self, handler: Any, ctx: ListenerContext, *, implicit_tls: bool, **kw: Any):
         lim = ctx.settings.limits
         noop = lim.max_noops
-        with warnings.catch_warnings():
-            # On the implicit-TLS listener the whole connection is TLS, so aiosmtpd's
-            # "AUTH without requiring TLS" warning does not apply.
-            warnings.simplefilter("ignore")
+        # On the implicit-TLS listener the whole connection is TLS, so aiosmtpd's "AUTH
+        # without requiring TLS" warning does not apply. (Only there: changing the warning
+        # filters for every connection would also throw away the warnings module's cache.)
+        quiet = warnings.catch_warnings() if implicit_tls else contextlib.nullcontext()
+        with quiet:
+            if implicit_tls:
+                warnings.simplefilter("ignore")
             super().__init__(
                 NO_HOOKS,  # the handler's hooks are adopted below, found once for all
                 hostname=ctx.settings.hostname,
