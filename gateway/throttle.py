@@ -81,9 +81,11 @@ class LoginThrottle:
             self.peers.tell("failed", client, account, now)
 
     def succeeded(self, client: str, account: str) -> None:
-        if self.peers is not None and not self._hearing:
-            self.peers.tell("succeeded", client, account, self.clock())
         key = account.lower()
+        if self.peers is not None and not self._hearing and self._counts(client, key):
+            # Every failure is told to every worker: when none is counted here for this
+            # login, there is none to clear there either (most logins), and no one is told.
+            self.peers.tell("succeeded", client, account, self.clock())
         self._accounts.pop(key, None)
         q = self._clients.get(client)
         if q is not None:
@@ -92,6 +94,10 @@ class LoginThrottle:
                 self._clients[client] = kept
             else:
                 del self._clients[client]
+
+    def _counts(self, client: str, key: str) -> bool:
+        """Whether a failure of login ``key`` (lower case) is counted, from any client."""
+        return key in self._accounts or any(e[1] == key for e in self._clients.get(client, ()))
 
     def heard(self, kind: str, client: str, account: str, at: float) -> None:
         """Another worker's failure or success at ``at`` (its clock: the system's
