@@ -38,9 +38,10 @@ from gateway.register.ledger import Register
 from gateway.register.purge import purge
 from gateway.settings import Settings
 from gateway.settings.web import web_settings
+from gateway.smtp.context import ListenerContext
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import ConnectionLimiter
-from gateway.smtp.listener import GatewaySMTP, ListenerContext
+from gateway.smtp.listener import GatewaySMTP
 from gateway.smtp.slot_table import SlotTable
 from gateway.throttle import LoginThrottle, Peers
 

@@ -5,9 +5,10 @@ What this subclass adds (reliability-tests.md §0 lists the library behaviour it
 - command lines must end in CRLF; a bare LF ends the session with 521 (SMUG-11), and
   an over-long line gets ``500 ... too long`` (AUTH-7; both in :mod:`gateway.smtp.lines`);
 - a second STARTTLS gets ``554 5.5.1`` instead of killing the session (INJ-4);
-- AUTH PLAIN refuses an authzid that differs from the authcid (AUTH-3); passwords are
-  checked in a worker thread (scrypt), throttled per client and per account (AUTH-1);
-- ``AUTH PLAIN =`` (an empty initial response) gets the empty continuation (AUTH-8);
+- AUTH PLAIN and LOGIN as :mod:`gateway.smtp.login` says (AUTH-1, -2, -3, -8);
+- a multi-line reply (EHLO) is written once, with its last line;
+- plain MAIL and RCPT paths are read without the email package (:mod:`.paths`), and the
+  handler's hooks are found once, not at every connection (:mod:`.hooks`);
 - DATA is read in blocks, not line by line (:mod:`gateway.smtp.data`), with the same
   replies as the library's (552 over the size limit, 500 for a line over 1,001 octets);
 - connection slots (:mod:`gateway.smtp.limits`: per client, per network, and the idlest
@@ -21,26 +22,22 @@ Policy is not here: :mod:`gateway.smtp.handler` turns MAIL/RCPT/DATA into filter
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import warnings
 from asyncio import sslproto
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiosmtpd.smtp import SMTP, AuthResult, syntax
+from aiosmtpd.smtp import syntax
 
-from gateway.directory.staff import StaffDirectory
-from gateway.settings import Settings
+from gateway.smtp.context import ListenerContext
 from gateway.smtp.data import DataState, GatewayEnvelope, read_data
 from gateway.smtp.hooks import NO_HOOKS, adopt
-from gateway.smtp.limits import ConnectionLimiter, Slot
+from gateway.smtp.limits import Slot
 from gateway.smtp.lines import BareLineFeed, LineTooLong, guard_lines
+from gateway.smtp.login import LoginSession
 from gateway.smtp.paths import plain_path
 from gateway.smtp.replies import with_enhanced_code
-from gateway.throttle import LoginThrottle
 
 log = structlog.get_logger("gateway.smtp")
 
@@ -49,30 +46,7 @@ log = structlog.get_logger("gateway.smtp")
 sslproto.SSLProtocol.max_size = 64 * 1024
 
 
-def _initial_response(arg: str) -> bytes | None:
-    """An AUTH initial response decoded; None if it is not base64."""
-    if arg == "=":
-        return b""  # RFC 4954 4: "=" is an initial response of zero length
-    try:
-        return base64.b64decode(arg.encode(), validate=True)
-    except binascii.Error:
-        return None
-
-
-_BAD_BASE64 = AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode base64")
-
-
-@dataclass
-class ListenerContext:
-    """Shared by every connection of every listener."""
-
-    settings: Settings
-    staff: StaffDirectory
-    throttle: LoginThrottle
-    limiter: ConnectionLimiter
-
-
-class GatewaySMTP(SMTP):
+class GatewaySMTP(LoginSession):
     def __init__(self, handler: Any, ctx: ListenerContext, *, implicit_tls: bool, **kw: Any):
         lim = ctx.settings.limits
         noop = lim.max_noops
@@ -196,10 +170,6 @@ class GatewaySMTP(SMTP):
         log.exception("smtp_session_error", client=self.client_ip, error=type(error).__name__)
         return "451 4.3.0 Local error; try again later"
 
-    def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # MAIL FROM / RCPT TO: a plain path without the email package's parser.
         plain = plain_path(arg, self.local_part_limit)
@@ -269,99 +239,6 @@ class GatewaySMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
-
-    async def _challenge(self, text: str) -> bytes | None:
-        """Send ``334`` + challenge, return the decoded answer; None if the library has
-        already answered (``*`` or bad base64)."""
-        self._in_auth = True
-        try:
-            answer = await self.challenge_auth(text)
-        finally:
-            self._in_auth = False
-        return answer if isinstance(answer, bytes) else None
-
-    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        blob = _initial_response(args[1]) if len(args) == 2 else b""
-        if blob is None:
-            return _BAD_BASE64
-        if not blob:
-            # No initial response, or an empty one: the empty challenge asks for it (RFC 4954 4).
-            blob = await self._challenge("")
-            if blob is None:
-                return AuthResult(success=False, handled=True)
-        parts = blob.split(b"\x00")
-        if len(parts) != 3:
-            return AuthResult(
-                success=False,
-                handled=False,
-                message="501 5.5.2 AUTH PLAIN needs authzid NUL authcid NUL password",
-            )
-        authzid, login, password = parts
-        if authzid and authzid != login:
-            # RFC 4616: acting as another identity is not something staff may do (AUTH-3).
-            return AuthResult(
-                success=False,
-                handled=False,
-                message="535 5.7.8 Authorization identity must match login",
-            )
-        return await self._check_login(login, password)
-
-    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        login = _initial_response(args[1]) if len(args) == 2 else b""
-        if login is None:
-            return _BAD_BASE64
-        if not login:
-            login = await self._challenge(self.AuthLoginUsernameChallenge)
-            if login is None:
-                return AuthResult(success=False, handled=True)
-        password = await self._challenge(self.AuthLoginPasswordChallenge)
-        if password is None:
-            return AuthResult(success=False, handled=True)
-        return await self._check_login(login, password)
-
-    async def _check_login(self, raw_login: bytes, raw_password: bytes) -> AuthResult:
-        try:
-            login = raw_login.decode("utf-8")
-            password = raw_password.decode("utf-8")
-        except UnicodeDecodeError:
-            return AuthResult(
-                success=False, handled=False, message="501 5.5.2 Login and password must be UTF-8"
-            )
-        throttle = self.ctx.throttle
-        blocked = throttle.blocked(self.client_ip, login)
-        if blocked:
-            log.warning("auth_throttled", client=self.client_ip, login=login, limit=blocked)
-            return AuthResult(
-                success=False,
-                handled=False,
-                message="454 4.7.0 Too many failed logins; try again later",
-            )
-        staff = self.ctx.staff
-        member = staff.recently_verified(login, password) or await asyncio.to_thread(
-            staff.authenticate, login, password
-        )
-        if member is None:
-            throttle.failed(self.client_ip, login)
-            self._auth_failures += 1
-            log.warning(
-                "auth_failed", client=self.client_ip, login=login, failures=self._auth_failures
-            )
-            if self._auth_failures >= self.ctx.settings.auth.max_failures_per_session:
-                self.loop.call_soon(self._close)
-                return AuthResult(
-                    success=False,
-                    handled=False,
-                    message="421 4.7.0 Too many failed logins; closing",
-                )
-            return AuthResult(
-                success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
-            )
-        throttle.succeeded(self.client_ip, login)
-        log.info("auth_ok", client=self.client_ip, login=member.login)
-        if self._slot is not None:
-            self._slot.logged_in = True  # never evicted from now on (LIM-8)
-            self._reset_timeout()  # and the ordinary idle timeout from the login on
-        return AuthResult(success=True, auth_data=member)
 
 
 _COMMAND_NAMES = sorted(n for n in dir(GatewaySMTP) if n.startswith(("smtp_", "auth_")))
