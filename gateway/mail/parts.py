@@ -21,6 +21,7 @@ from email.parser import BytesHeaderParser
 from gateway.mail import mime
 from gateway.mail.headers import MalformedHeader, header_fields
 from gateway.mail.mime import Entity, MimeError
+from gateway.mail.wire import has_bare_line_end_or_nul
 
 MAX_NESTED = 10  # forwarded messages inside forwarded messages, opened in place
 
@@ -51,6 +52,8 @@ def leaves(content: bytes) -> tuple[Message, list[Leaf]]:
 
 def _headers(buf: bytes, e: Entity) -> Message:
     head = buf[e.start : e.body_start] if e.separated else buf[e.start : e.end]
+    if has_bare_line_end_or_nul(head):  # not as submission takes it: the parser reads it
+        return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
     try:
         fields = header_fields(head)
     except MalformedHeader:

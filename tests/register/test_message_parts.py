@@ -298,14 +298,18 @@ FIELD_LINES = st.sampled_from(
 
 
 @settings(max_examples=300)
-@given(lines=st.lists(FIELD_LINES, max_size=6), separated=st.booleans())
+@given(
+    lines=st.lists(FIELD_LINES, max_size=6),
+    separated=st.booleans(),
+    newline=st.sampled_from([CRLF, b"\n"]),  # LF: a message queued other than by SMTP
+)
 def test_a_part_header_section_reads_as_the_parser_reads_it(
-    lines: list[bytes], separated: bool
+    lines: list[bytes], separated: bool, newline: bytes
 ) -> None:
-    fields = b"".join(line + CRLF for line in lines)
+    fields = b"".join(line + CRLF for line in lines).replace(CRLF, newline)
     # Separated: a blank line, then a body; else the part is all header section.
-    content = fields + CRLF + b"body\r\n" if separated else fields
-    span = len(fields) + 2 if separated else len(content)
+    content = fields + newline + b"body" + newline if separated else fields
+    span = len(fields) + len(newline) if separated else len(content)
     e = Entity(
         start=0, head_end=len(fields), body_start=span, end=len(content), separated=separated,
         fields=[],
