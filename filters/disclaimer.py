@@ -44,7 +44,7 @@ from gateway.mail.mime_edit import (
     minimal_edit,
     wrap_with_part,
 )
-from gateway.mail.wire import has_bare_line_end_or_nul
+from gateway.mail.wire import edit_is_clean, has_bare_line_end_or_nul
 from gateway.pipeline import FilterContext, checked_options
 
 log = structlog.get_logger("filters.disclaimer")
@@ -245,13 +245,13 @@ def _edit_part(buf: bytes, part: Entity, notice: Notice, clean: bool) -> Edit | 
 def _bare_in_edit(old: bytes, new: bytes, clean: bool) -> bool:
     """Whether ``new`` (``old`` edited) holds a bare CR, a bare LF or a NUL.
 
-    When ``old`` is known clean and ``new`` is ``old`` with something appended, a bare
-    line end can only be in what was appended, or where the two meet: a CR ending
-    ``old`` (or an LF starting it, cut from its CR) is looked at whole. One pass over a
-    few hundred octets instead of the whole body.
+    ``old`` is a body cut from a message known ``clean``: clean itself unless the cut
+    split a CRLF (an LF first, a CR last), so only where ``new`` differs from it is read
+    (:func:`edit_is_clean`, as the pipeline reads each filter's edit), a few hundred
+    octets instead of the whole body.
     """
-    if clean and new.startswith(old) and not old.endswith(b"\r") and not old.startswith(b"\n"):
-        return has_bare_line_end_or_nul(new[len(old) :])
+    if clean and not old.endswith(b"\r") and not old.startswith(b"\n"):
+        return not edit_is_clean(old, new)
     return has_bare_line_end_or_nul(new)
 
 
