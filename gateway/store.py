@@ -142,31 +142,34 @@ class Store:
         power cut may undo it, never a later durable commit (the next fsync of the
         write-ahead log covers it). For state that is rebuilt at start anyway: delivery
         leases, which ``serve`` clears when it starts."""
-        with self._lock, self.write_lock.held():
-            if durable:
-                yield from self._transaction()
-                return
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock, self.write_lock.held(), self._synchronous(durable):
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._owner = threading.get_ident()
             try:
-                yield from self._transaction()
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT leaves the transaction open: without this ROLLBACK the same
+                # connection would read the uncommitted rows (and deliver a message answered
+                # 451). SQLite may already have rolled back by itself (SQLITE_FULL).
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
             finally:
-                self._conn.execute("PRAGMA synchronous=FULL")
+                self._owner = 0
 
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._owner = threading.get_ident()
+    @contextmanager
+    def _synchronous(self, durable: bool) -> Iterator[None]:
+        """``synchronous=NORMAL`` for one transaction that need not be fsynced, FULL again
+        after it however it ends."""
+        if durable:
+            yield
+            return
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT leaves the transaction open: without this ROLLBACK the same
-            # connection would read the uncommitted rows (and deliver a message answered
-            # 451). SQLite may already have rolled back by itself (SQLITE_FULL).
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
+            yield
         finally:
-            self._owner = 0
+            self._conn.execute("PRAGMA synchronous=FULL")
 
     def together(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(conn)`` in a write transaction shared with others' (group commit); its

@@ -6,9 +6,12 @@ until the lease expires; a renewal keeps it; an outcome or a release gives it ba
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from gateway.crypto import Keyring
 from gateway.queue import leases
@@ -110,24 +113,37 @@ def synchronous(store: Store) -> int:
     return int(store.query("PRAGMA synchronous")[0][0])
 
 
+def _label(sql: str) -> str:
+    """A traced statement, by its kind (the pragmas and BEGIN as written)."""
+    return sql if sql.startswith(("PRAGMA", "BEGIN")) else sql.split()[0]
+
+
 def test_leases_skip_the_fsync_and_every_other_commit_keeps_it(tmp_path: Path) -> None:
     store, _spool, ids = queued(tmp_path, 2)
-    full = synchronous(store)
-    assert full == 2  # FULL: a commit is on disk before it returns
+    assert synchronous(store) == 2  # FULL: a commit is on disk before it returns
+    ran: list[str] = []
+    store._conn.set_trace_callback(ran.append)  # what the writing connection executes
     assert leases.claim(store, "w1", 1, NOW, 60) == ids[:1]
-    assert synchronous(store) == full
     assert leases.renew(store, "w1", ids[:1], NOW + 120) == set()
     assert leases.release(store, "w1", ids[:1]) == 1
-    assert synchronous(store) == full
-    # A lease transaction that fails puts it back too.
-    try:
-        with store.transaction(durable=False) as conn:
-            conn.execute("INSERT INTO queue_lease (queue_id, owner, until) VALUES ('nope', 'w', 0)")
-    except Exception as exc:  # no such message: the foreign key refuses it
-        assert "FOREIGN KEY" in str(exc)
-    else:
-        raise AssertionError("a lease for a message that does not exist was written")
-    assert synchronous(store) == full
+    # Each lease write between NORMAL and FULL again: committed without an fsync.
+    lease = ["PRAGMA synchronous=NORMAL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous=FULL"]
+    assert [_label(q) for q in ran] == [
+        *lease[:2], "INSERT", *lease[2:], *lease[:2], "UPDATE", *lease[2:],
+        *lease[:2], "DELETE", *lease[2:],
+    ]  # fmt: skip
+    ran.clear()
+    store.execute("DELETE FROM queue_lease")  # any other write: durable
+    assert [_label(q) for q in ran] == ["BEGIN IMMEDIATE", "DELETE", "COMMIT"]
+    assert synchronous(store) == 2
+    # A lease transaction that fails puts FULL back too.
+    with (
+        pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"),
+        store.transaction(durable=False) as conn,
+    ):
+        conn.execute("INSERT INTO queue_lease (queue_id, owner, until) VALUES ('nope', 'w', 0)")
+    assert synchronous(store) == 2
+    store._conn.set_trace_callback(None)
     # A second connection (another worker) sees a lease as soon as it is committed.
     other = Store(tmp_path / "gateway.db")
     try:
