@@ -42,7 +42,7 @@ async def run_worker(
     gateway = Gateway(settings, primary=primary, peers=peers, connections=connections)
     await gateway.start(listening=listening)
     # What start-up built lives as long as the worker: out of the collector's way, so
-    # every full collection does not walk it again (and copy-on-write pages stay shared).
+    # every full collection does not walk it again.
     gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
