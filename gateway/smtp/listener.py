@@ -53,10 +53,7 @@ class GatewaySMTP(LoginSession):
         # On the implicit-TLS listener the whole connection is TLS, so aiosmtpd's "AUTH
         # without requiring TLS" warning does not apply. (Only there: changing the warning
         # filters for every connection would also throw away the warnings module's cache.)
-        quiet = warnings.catch_warnings() if implicit_tls else contextlib.nullcontext()
-        with quiet:
-            if implicit_tls:
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings(action="ignore") if implicit_tls else contextlib.nullcontext():
             super().__init__(
                 NO_HOOKS,  # the handler's hooks are adopted below, found once for all
                 hostname=ctx.settings.hostname,
