@@ -19,7 +19,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 
 from gateway.mail import mime
-from gateway.mail.headers import MalformedHeader, header_fields
+from gateway.mail.headers import HeaderField, MalformedHeader, header_fields
 from gateway.mail.mime import Entity, MimeError
 from gateway.mail.wire import has_bare_line_end_or_nul
 
@@ -52,19 +52,27 @@ def leaves(content: bytes) -> tuple[Message, list[Leaf]]:
 
 def _headers(buf: bytes, e: Entity) -> Message:
     head = buf[e.start : e.body_start] if e.separated else buf[e.start : e.end]
-    if has_bare_line_end_or_nul(head):  # not as submission takes it: the parser reads it
+    fields = _shared_split(head)
+    if fields is None:
         return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
-    try:
-        fields = header_fields(head)
-    except MalformedHeader:
-        return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
-    # Well-formed fields (the split every filter shares): each given to the Message as
-    # email's parser gives it, without running the parser over the section again.
+    # Each field given to the Message as email's parser gives it, without running the
+    # parser over the section again.
     m = Message(policy=policy.compat32)
     for f in fields:
         lines = f.raw.decode("ascii", "surrogateescape").split("\r\n")[:-1]
         m.set_raw(*policy.compat32.header_source_parse([line + "\r\n" for line in lines]))
     return m
+
+
+def _shared_split(head: bytes) -> list[HeaderField] | None:
+    """The fields every filter shares (:func:`header_fields`), for a CRLF-clean, well-formed
+    section; None for any other, which email's parser reads."""
+    if has_bare_line_end_or_nul(head):  # not as SMTP takes it: a console's or a test's
+        return None
+    try:
+        return header_fields(head)
+    except MalformedHeader:
+        return None
 
 
 def _visit(buf: bytes, e: Entity, default: str, nested: int, out: list[Leaf]) -> Message:
