@@ -43,7 +43,7 @@ async def transfer(client: aiosmtplib.SMTP, content: bytes) -> aiosmtplib.SMTPRe
         (b".first\r\n.\r\n..\r\n.\r\nlast\r\n", b".first\r\n.\r\n..\r\n.\r\nlast\r\n"),
         (b"no final line end\r\n.", b"no final line end\r\n.\r\n"),
         (b"", b"\r\n"),  # as aiosmtplib sends it: one empty line
-        # Over 64 KiB: the dot, the message and the end written apart, not joined first.
+        # Over 64 KiB, the path that writes the dot, the message and the end apart.
         (b".big\r\n" + b"line\r\n.\r\n" * 8000, b".big\r\n" + b"line\r\n.\r\n" * 8000),
         (b"line\r\n" * 12000 + b"no end", b"line\r\n" * 12000 + b"no end\r\n"),
         # Not CRLF-clean (never queued by submission): repaired as aiosmtplib would.
