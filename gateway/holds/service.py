@@ -280,7 +280,7 @@ class Holds:
                 if action == "refused":
                     self.notify.refused(conn, held, member.login, note)
         if action != "approved":
-            self.spool.shred()
+            self.spool.shred(held.queue_id)
         log.info("hold_decided", queue_id=held.queue_id, action=action, actor=member.login)
         return held
 
@@ -303,7 +303,7 @@ class Holds:
             done.append(held.queue_id)
             log.info("hold_expired", queue_id=held.queue_id, staff=held.staff)
         if done:
-            self.spool.shred()
+            self.spool.shred(*done)
         return done
 
     def escalate(self, now: float | None = None) -> int:

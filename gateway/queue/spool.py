@@ -10,12 +10,16 @@ done before, outside the database's lock.
 
 Why SQLite rather than one file per message: the acceptance is then a single atomic
 step that includes the register entry, so there is no window where a message is on
-disk without its record or the other way round, no orphan temp files and no directory
-fsync to get right. The sealed blob is AES-256-GCM bound to its queue ID, so nothing
-of the body, subject or recipients is readable on disk, and a damaged or altered blob
-fails its tag: the message is then quarantined (state ``corrupt``), shown by
-``queue list``, never sent and never silently dropped (DUR-4). The states and the moves
-between them are :mod:`gateway.queue.states`, with what an admin sees and does.
+disk without its record or the other way round. Only a large body (over 64 KiB) is kept
+in a file of its own, written and made durable before its row, under a key that only
+the row's sealed envelope holds (:mod:`gateway.queue.bodies`): the row is still the one
+step that queues the message, and the whole body is no longer written under the
+database's write lock, into its log, its file and zeroed again. The sealed blob is
+AES-256-GCM bound to its queue ID, so nothing of the body, subject or recipients is
+readable on disk, and a damaged or altered blob (or body file) fails its tag: the
+message is then quarantined (state ``corrupt``), shown by ``queue list``, never sent and
+never silently dropped (DUR-4). The states and the moves between them are
+:mod:`gateway.queue.states`, with what an admin sees and does.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Accepted, NullRecorder, Outcome, Recorder
 from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.queue import leases, release
+from gateway.queue.bodies import IN_FILE_OVER, BodyFiles, bodies_folder
 from gateway.queue.schema import SCHEMA
 from gateway.queue.sealed import open_message, seal_message, seal_note, seal_staff
 from gateway.queue.states import UNDECIDED, QueueRow, QueueStates
@@ -115,6 +120,7 @@ class Spool(QueueStates):
         self.keyring = keyring
         self.recorder: Recorder = recorder or NullRecorder()
         self.clock = clock
+        self.bodies = BodyFiles(bodies_folder(store.path))
         store.ensure(SCHEMA)
         # Freed pages are zeroed: a refused or withdrawn held message leaves no ciphertext.
         store.query("PRAGMA secure_delete = ON")
@@ -131,26 +137,47 @@ class Spool(QueueStates):
         """Seal, then commit together with other sessions' acceptances (group commit:
         :meth:`Store.together`); returns only once the message is durable (then answer
         250), and raises if the commit that was to cover it failed (then 451)."""
-        return self.store.together(self.sealed(**message))
+        try:
+            return self.store.together(self.sealed(in_file=True, **message))
+        except Exception as exc:
+            self._not_accepted(message, exc)
+            raise
 
     async def accept_async(self, **message: Unpack[Message]) -> Accepted:
         """:meth:`accept` from the event loop: sealed (in a worker thread, unless it is
         small enough that the hop to one would cost more), then committed with no thread
         waiting for the disk."""
-        if len(message["content"]) <= SEAL_ON_LOOP:
-            write = self.sealed(**message)
-        else:
-            write = await asyncio.to_thread(functools.partial(self.sealed, **message))
-        return await self.store.together_async(write)
+        try:
+            if len(message["content"]) <= SEAL_ON_LOOP:
+                write = self.sealed(in_file=True, **message)
+            else:
+                seal = functools.partial(self.sealed, in_file=True, **message)
+                write = await asyncio.to_thread(seal)
+            return await self.store.together_async(write)
+        except Exception as exc:
+            self._not_accepted(message, exc)
+            raise
+
+    def _not_accepted(self, message: Message, exc: Exception) -> None:
+        """Its row was not committed: remove the body file it wrote, if it wrote one (a
+        file already there under its ID is another message's, and stays)."""
+        if len(message["content"]) > IN_FILE_OVER and not isinstance(exc, FileExistsError):
+            self.bodies.remove(message["queue_id"])
 
     def insert(self, conn: sqlite3.Connection, **message: Unpack[Message]) -> Accepted:
         """:meth:`accept` inside the caller's write transaction (a notice the gateway
-        sends as part of another change: it is queued if and only if that change is)."""
+        sends as part of another change: it is queued if and only if that change is).
+        Kept in its row whatever its size: a file would outlive a transaction rolled back."""
         return self.sealed(**message)(conn)
 
-    def sealed(self, **message: Unpack[Message]) -> Callable[[sqlite3.Connection], Accepted]:
+    def sealed(
+        self, *, in_file: bool = False, **message: Unpack[Message]
+    ) -> Callable[[sqlite3.Connection], Accepted]:
         """The message sealed now, outside any transaction (the costly part); the function
-        returned writes it, its recipients and the register's record in a transaction."""
+        returned writes it, its recipients and the register's record in a transaction.
+        ``in_file``: a body over IN_FILE_OVER is sealed into its own file, durable before
+        the row is written (:mod:`gateway.queue.bodies`); the caller removes the file if
+        the transaction fails."""
         queue_id, staff, peer = message["queue_id"], message["staff"], message["peer"]
         mail_from, content = message["mail_from"], message["content"]
         held, also = message.get("held", False), message.get("also")
@@ -172,7 +199,12 @@ class Spool(QueueStates):
         # Read for the register here, not under the write lock; and before sealing, so the
         # parser's memory and the sealed copy are not needed at the same time.
         summary = self.recorder.summarise(content)
-        blob = seal_message(self.keyring, queue_id, envelope, content)
+        if in_file and len(content) > IN_FILE_OVER:
+            # The file's key travels only in the sealed envelope: gone with the row.
+            envelope["body_key"] = self.bodies.write(queue_id, content).hex()
+            blob = seal_message(self.keyring, queue_id, envelope, b"")
+        else:
+            blob = seal_message(self.keyring, queue_id, envelope, content)
         event = Accepted(
             queue_id=queue_id,
             received_at=now,
@@ -257,7 +289,9 @@ class Spool(QueueStates):
             env, content = open_message(self.keyring, queue_id, row["blob"])
             staff, peer, mail_from = env["staff"], env["peer"], env["mail_from"]
             rcpt_tos, annotations = tuple(env["rcpt_tos"]), env["annotations"]
-        except (SpoolCorrupt, KeyError, TypeError) as exc:
+            if "body_key" in env:
+                content = self.bodies.read(queue_id, bytes.fromhex(env["body_key"]))
+        except (SpoolCorrupt, KeyError, TypeError, ValueError) as exc:
             self.quarantine(queue_id, str(exc))
             raise SpoolCorrupt(str(exc)) from exc
         pending = tuple(
@@ -305,17 +339,22 @@ class Spool(QueueStates):
 
     def discard(self, conn: sqlite3.Connection, queue_id: str) -> bool:
         """Remove a held message (inside the refusal's transaction); call :meth:`shred`
-        after the commit so no copy of its pages stays in the file or the log."""
+        with its ID after the commit so no copy of its pages stays in the file or the log,
+        and its body file, if it has one, goes."""
         cur = conn.execute(
             f"DELETE FROM queue WHERE id = ? AND {UNDECIDED}",  # noqa: S608
             (queue_id,),
         )
         return cur.rowcount == 1
 
-    def shred(self) -> None:
-        """Empty the write-ahead log into the file: with ``secure_delete`` the removed
-        message's pages are zeroed, so its ciphertext survives neither in the database
-        file nor in the WAL (the sealed blob is already unreadable without the spool key)."""
+    def shred(self, *queue_ids: str) -> None:
+        """After the commit that removed ``queue_ids``: unlink their body files, and empty
+        the write-ahead log into the database: with ``secure_delete`` the removed rows'
+        pages (a body file's key among them) are zeroed, so their ciphertext survives
+        neither in the database file nor in the WAL, and what stays of a body file on the
+        disk has no key left anywhere (the sealed values were already unreadable without
+        the spool key)."""
+        self.bodies.remove(*queue_ids)
         self.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def finish(self, msg: Spooled, **attempt: Unpack[Attempt]) -> None:
@@ -326,11 +365,15 @@ class Spool(QueueStates):
         in the same transaction (the bounce to the sender).
         """
         self.store.together(self._finished(msg, **attempt))
+        if attempt["retry_at"] is None:
+            self.bodies.remove(msg.queue_id)  # its key went with the row
 
     async def finish_async(self, msg: Spooled, **attempt: Unpack[Attempt]) -> None:
         """:meth:`finish` from the event loop: committed with the other deliveries and
         acceptances that finish together, with no thread waiting for the disk."""
         await self.store.together_async(self._finished(msg, **attempt))
+        if attempt["retry_at"] is None:
+            self.bodies.remove(msg.queue_id)  # its key went with the row
 
     def _finished(
         self, msg: Spooled, **attempt: Unpack[Attempt]

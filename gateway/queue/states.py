@@ -27,7 +27,8 @@ import structlog
 
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt
-from gateway.queue.sealed import open_note, open_staff, seal_note
+from gateway.queue.bodies import BodyFiles
+from gateway.queue.sealed import open_message, open_note, open_staff, seal_note
 from gateway.store import Store
 
 log = structlog.get_logger("gateway.spool")
@@ -62,6 +63,7 @@ class QueueStates:
 
     store: Store
     keyring: Keyring
+    bodies: BodyFiles
     clock: Callable[[], float]
 
     def quarantine(self, queue_id: str, reason: str) -> None:
@@ -86,8 +88,10 @@ class QueueStates:
         if not rows:
             return False
         try:
-            self.keyring.open(rows[0]["blob"], queue_id.encode())
-        except SpoolCorrupt:
+            envelope, _ = open_message(self.keyring, queue_id, rows[0]["blob"])
+            if "body_key" in envelope:  # and its body file (gateway.queue.bodies)
+                self.bodies.read(queue_id, bytes.fromhex(envelope["body_key"]))
+        except (SpoolCorrupt, TypeError, ValueError):
             return False
         self._move(queue_id, "corrupt", "queued", "passed its integrity check again")
         self.retry_now(queue_id)
@@ -136,7 +140,10 @@ class QueueStates:
     def delete(self, queue_id: str) -> bool:
         """Remove a queued or set-aside message; a held one only goes through a decision
         (gateway.holds.service), so that the register records who refused it."""
-        return (
+        deleted = (
             self.store.execute("DELETE FROM queue WHERE id = ? AND state != 'held'", (queue_id,))
             == 1
         )
+        if deleted:
+            self.bodies.remove(queue_id)  # its key went with the row
+        return deleted

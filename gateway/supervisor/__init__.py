@@ -42,7 +42,7 @@ from gateway.listening import bind_listeners, close_all
 from gateway.opening import open_parts
 from gateway.settings import Settings
 from gateway.supervisor.processes import Supervisor
-from gateway.supervisor.serve_lock import clear_leases, take_serve_lock
+from gateway.supervisor.serve_lock import clear_leases, sweep_bodies, take_serve_lock
 from gateway.supervisor.worker import run_worker
 
 __all__ = ["serve", "worker_count"]
@@ -60,6 +60,7 @@ def serve(settings: Settings) -> int:
     try:
         lock = take_serve_lock(settings.storage.database)
         clear_leases(store)
+        sweep_bodies(store)
     finally:
         store.close()
     try:

@@ -1,5 +1,6 @@
 """One ``serve`` per database: the lock its processes hold, and the delivery leases a new
-one clears (nobody can be holding one when it has the lock)."""
+one clears (nobody can be holding one when it has the lock), and the body files of
+acceptances a crash cut short, which it removes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import structlog
 
 from gateway.queue import leases
 from gateway.queue import schema as queue_schema
+from gateway.queue.bodies import BodyFiles, bodies_folder
 from gateway.schema_version import DatabaseRefused
 from gateway.store import Store
 
@@ -55,3 +57,13 @@ def clear_leases(store: Store) -> None:
     cleared = leases.clear_all(store)
     if cleared:
         log.info("delivery_leases_cleared", count=cleared)
+
+
+def sweep_bodies(store: Store) -> None:
+    """No earlier ``serve`` is accepting (we hold the lock): a body file with no queue row
+    is what a crash left between the file and its row's commit (gateway.queue.bodies)."""
+    store.ensure(queue_schema.SCHEMA)
+    bodies = BodyFiles(bodies_folder(store.path))
+    removed = bodies.sweep({r["id"] for r in store.query("SELECT id FROM queue")})
+    if removed:
+        log.info("orphan_bodies_removed", count=removed)

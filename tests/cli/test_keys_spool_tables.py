@@ -1,6 +1,7 @@
 """Every table the spool key seals, across ``keys rotate spool``, ``reseal`` and
 ``retire``: a held message (its sender found by keyed hash), an approved one with its
-proof, a delivery error, a console session's state and a TOTP secret. The readers are
+proof and a body large enough for a file of its own (its key is in the row's envelope,
+resealed with it), a delivery error, a console session's state and a TOTP secret. The readers are
 the gateway's own classes, opened before the rotation in this process; the key commands
 run in other processes, as an operator runs them while ``serve`` and ``web`` are up.
 """
@@ -53,7 +54,9 @@ def test_every_spool_sealed_table_survives_rotation_and_retire(tmp_path: Path, c
     sessions = SessionStore(store, ring, idle_timeout=3600, max_age=86400, clock=time.time)
     old = ring.current_id
 
-    def accept(qid: str, held: bool) -> None:
+    large = b"Subject: x\r\n\r\n" + b"SEALED-BODY in a file of its own\r\n" * 3000
+
+    def accept(qid: str, held: bool, content: bytes = b"Subject: x\r\n\r\nSEALED-BODY\r\n") -> None:
         def hold(conn: object, _event: object) -> None:
             holds.insert(
                 conn,  # type: ignore[arg-type]
@@ -71,13 +74,15 @@ def test_every_spool_sealed_table_survives_rotation_and_retire(tmp_path: Path, c
             peer="127.0.0.1",
             mail_from=ALICE,
             rcpt_tos=["bob@c4f.example"],
-            content=b"Subject: x\r\n\r\nSEALED-BODY\r\n",
+            content=content,
             held=held,
             also=hold if held else None,
         )
 
     accept("HELD00000001", held=True)
-    accept("APPR00000002", held=True)
+    accept("APPR00000002", held=True, content=large)
+    assert spool.bodies.names() == ["APPR00000002"]
+    body_file = spool.bodies.path("APPR00000002").read_bytes()
     with store.transaction() as conn:
         assert spool.release(conn, "APPR00000002", "manager@c4f.example")
         conn.execute(
@@ -124,7 +129,8 @@ def test_every_spool_sealed_table_survives_rotation_and_retire(tmp_path: Path, c
     assert holds.count_sent_by([ALICE]) == 2
     assert holds.count_sent_by(["bob@c4f.example"]) == 0
     loaded = spool.load("APPR00000002")  # a held message opens only with a valid proof
-    assert loaded is not None and b"SEALED-BODY" in loaded.content
+    assert loaded is not None and loaded.content == large
+    assert spool.bodies.path("APPR00000002").read_bytes() == body_file  # the file untouched
     (row,) = store.query("SELECT last_error FROM queue WHERE id = 'APPR00000002'")
     assert open_note(ring, "APPR00000002", row["last_error"]) == "451 greylisted"
     (proof,) = store.query("SELECT proof FROM queue_release")
