@@ -2,8 +2,9 @@
 
 :func:`open_parts` loads every key file, certificate and data file, opens the database,
 builds the filters and the transport, and makes sure each folder ``serve`` writes to is
-writable (the database's folder, the register's checkpoints, the MAC key's folder when it
-evolves, the development Maildir). What it cannot do stops start-up as one
+writable (the database's folder and its large bodies' folder, the register's
+checkpoints, the MAC key's folder when it evolves, the development Maildir). What it
+cannot do stops start-up as one
 ``FILE: KEY: REASON`` line naming the setting to fix, so ``serve`` is never the first to
 notice a problem ``check-config`` let through.
 """
@@ -26,6 +27,7 @@ from filters.fax_route import load_providers, providers_path
 from gateway.crypto import Keyring
 from gateway.errors import ConfigError
 from gateway.pipeline import Filter, FilterContext, load_filters
+from gateway.queue.bodies import bodies_folder
 from gateway.queue.smtp_transport import SmtpTransport
 from gateway.queue.transports import MaildirTransport, Transport
 from gateway.register.codec import MacKey
@@ -97,6 +99,7 @@ def open_parts(
         )
     db = settings.storage.database
     step("storage.database", lambda: writable_dir(db.parent))
+    step("storage.database", lambda: writable_dir(bodies_folder(db)))  # large messages
     store = step("storage.database", lambda: _open_store(db))
     try:
         keyring = step(
@@ -135,9 +138,9 @@ def open_parts(
 
 def writable_dir(path: Path) -> Path:
     """Create ``path`` (0700) if missing and prove a file can be written in it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.is_dir():
+    if path.exists() and not path.is_dir():
         raise ConfigError(f"{path}: not a folder")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd, probe = tempfile.mkstemp(prefix=".c4f-write-check-", dir=path)
     except OSError as exc:

@@ -123,7 +123,8 @@ class BodyFiles:
         nothing accepts (``serve``'s start, before its workers)."""
         removed = 0
         for name in self.names():
-            if name.startswith(_TEMP) or name not in queued:
+            # Only its own files: a name that is not a queue ID is not the spool's.
+            if name.startswith(_TEMP) or (name.isalnum() and name not in queued):
                 (self.folder / name).unlink(missing_ok=True)
                 removed += 1
         return removed

@@ -22,6 +22,8 @@ from support.harness import message
 from support.subprocess_gateway import GatewayProcess, run_cli
 
 from gateway.cli import build_parser, main
+from gateway.queue.bodies import bodies_folder
+from gateway.settings import load
 
 ALICE = "alice@c4f.example"
 PASSWORD = "a long password for alice"
@@ -309,3 +311,24 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(setup_copy: Path) -> None:
     assert f"listen.starttls: cannot listen on 127.0.0.1:{port}: " in done.stderr
     assert "(is another gateway running?)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_check_config_refuses_when_the_large_bodies_folder_cannot_be_written(
+    setup_copy: Path,
+) -> None:
+    """serve keeps large messages beside the database: a file in that folder's place (or
+    a folder it cannot write) stops check-config and serve, not the first large message."""
+    config = setup_copy
+    folder = bodies_folder(load(config).storage.database)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.is_dir():
+        folder.rmdir()
+    folder.write_bytes(b"")
+    for command in ("check-config", "serve"):
+        done = run_cli(command, "--config", config)
+        assert (command, done.returncode, done.stderr) == (
+            command,
+            1,
+            f"c4f-gateway {command}: config error: {config}: storage.database: "
+            f"{folder}: not a folder\n",
+        )
