@@ -3,7 +3,9 @@
 300 unique messages from 10 concurrent staff sessions while the real gateway process is
 SIGKILLed and restarted every 1-3 s of uptime, or after 20-60 more acceptances when that
 comes first (so a fast machine sees as many kills as a slow one). Every 10th message has
-a spoofed From: and must be refused. Invariants (reliability-tests.md DUR-2): every
+a spoofed From: and must be refused; another in ten is about 100 KB, kept in a body file
+beside the database (a kill between the file and its row leaves an orphan that the next
+start removes). Invariants (reliability-tests.md DUR-2): every
 message answered 250 arrives at the upstream at least once, byte-identical apart from our
 Received: field; nothing refused arrives; duplicates only from deliveries in flight at a
 kill; the queue drains; no orphan files; no message content in the log.

@@ -243,13 +243,15 @@ _EXPECTED_FILES = {
 }
 
 
-def soak_message(token: str, *, spoofed: bool) -> bytes:
+def soak_message(token: str, *, spoofed: bool, large: bool = False) -> bytes:
     """Unique bytes with dot lines (transparency) and a body whose length varies.
 
     A spoofed From: is refused at DATA (SPF-1), so the soak has refusals to check too.
+    A large one (about 100 KB) is kept in a body file of its own (gateway.queue.bodies).
     """
     sender = "ceo@elsewhere.example" if spoofed else SOAK_SENDER
-    body = [".", "..x", *(f"{token} line {i} " + "x" * (i * 7 % 70) for i in range(5 + len(token)))]
+    lines = 5 + len(token) + (2000 if large else 0)
+    body = [".", "..x", *(f"{token} line {i} " + "x" * (i * 7 % 70) for i in range(lines))]
     head = (
         f"From: {sender}\r\nTo: {SOAK_RCPT}\r\nSubject: soak {token}\r\n"
         f"Message-ID: <{token}@soak.test>\r\n\r\n"
@@ -379,7 +381,8 @@ async def soak(
                     index = batch[-1]
                     spoofed = index % spoof_every == spoof_every - 1
                     token = secrets.token_hex(8)
-                    content = soak_message(token, spoofed=spoofed)
+                    large = index % spoof_every == 2  # every tenth, in a body file
+                    content = soak_message(token, spoofed=spoofed, large=large)
                     result.sent[token] = content
                     try:
                         await smtp.sendmail(SOAK_SENDER, [SOAK_RCPT], content)
