@@ -1,4 +1,5 @@
-"""``c4f-gateway backup``: a consistent copy of the database and the register checkpoints.
+"""``c4f-gateway backup``: a consistent copy of the database, the register checkpoints and
+the body files of large queued messages.
 
 The database is copied with SQLite's online backup API while ``serve`` goes on: one read
 transaction, so the copy is the database as of one commit, and writers are not held up
@@ -6,6 +7,18 @@ transaction, so the copy is the database as of one commit, and writers are not h
 ``register verify`` of the copy against them passes. A manifest (``manifest.json``) says
 what was copied, when, by which version of the gateway and at which schema version, with
 each file's size and SHA-256; ``restore`` checks it before it replaces anything.
+
+A message over 64 KiB keeps its sealed body in a file of its own beside the database
+(:mod:`gateway.queue.bodies`), and the backup's ``bodies/`` holds the file of every queue
+row in the copy. A file is whole once it has its name and is unlinked only after its row's
+deletion is committed, so the files are copied in two passes around the database copy:
+every file there is before it, then, after it, the file of any row in the copy not yet
+taken, and those taken whose row is not in the copy are dropped again. A row in the copy
+can then lack its file only if its message was accepted and delivered while the backup
+ran (its file came after the first pass and went before the second): restored, that
+message is set aside as corrupt when delivery opens it, never sent, and it was delivered
+already. The files are sealed under keys kept only in their rows' sealed envelopes: they
+are no more readable without the key files than the database is.
 
 The key files go only where ``--keys-to`` says, a folder of their own (0700, files 0600)
 with its own manifest: whoever holds a copy of the database and its keys can read every
@@ -19,6 +32,8 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +43,7 @@ from typing import Any
 from gateway.cli import CLIError
 from gateway.cli.common import add_config_arg, existing_database, load_settings, logs_to_stderr
 from gateway.cli.progress import add_quiet_arg, progress_for
+from gateway.queue.bodies import bodies_folder
 from gateway.settings import Settings
 from gateway.settings.register import register_settings
 from gateway.store import Store
@@ -38,6 +54,7 @@ MANIFEST = "manifest.json"
 KEYS_MANIFEST = "keys-manifest.json"
 DATABASE = "gateway.db"
 CHECKPOINTS = "checkpoints"
+BODIES = "bodies"
 
 
 @dataclass(frozen=True)
@@ -88,12 +105,65 @@ def new_folder(path: Path) -> None:
 
 
 def copy_private(source: Path, target: Path) -> None:
-    """Copy a file that only its owner may read: created 0600, never readable by others."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(source.read_bytes())
-        f.flush()
-        os.fsync(f.fileno())
+    """Copy a file that only its owner may read: created 0600, never readable by others.
+    The source is opened first: if it is gone (FileNotFoundError), no target is made."""
+    with source.open("rb") as src:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(src, f, 1 << 20)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def is_body_name(name: str) -> bool:
+    """A queue ID, as body files are named: never a path, nor a file being written
+    (``.tmp-QUEUEID``, not a body until it is renamed)."""
+    return name.isalnum() and name.isascii()
+
+
+def _copy_body(source: Path, target: Path) -> bool:
+    """Copy one body file; False if it went first (its message was delivered)."""
+    try:
+        copy_private(source, target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _queue_ids(database: Path) -> set[str]:
+    """The queue IDs in a copy of the database (none if it has no queue yet)."""
+    conn = sqlite3.connect(f"file:{database}?immutable=1", uri=True)
+    try:
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'"
+        ).fetchone():
+            return set()
+        return {str(row[0]) for row in conn.execute("SELECT id FROM queue")}
+    finally:
+        conn.close()
+
+
+def _bodies_before(source: Path, copied: Path) -> set[str]:
+    """First pass, before the database copy: every body file there is."""
+    taken: set[str] = set()
+    if not source.is_dir():
+        return taken  # no message has been large enough yet
+    for path in sorted(source.iterdir()):
+        if is_body_name(path.name) and path.is_file() and _copy_body(path, copied / path.name):
+            taken.add(path.name)
+    return taken
+
+
+def _bodies_after(source: Path, copied: Path, taken: set[str], database: Path) -> None:
+    """Second pass, after the database copy: exactly the files of the copy's rows."""
+    rows = _queue_ids(database)
+    for name in sorted(rows - taken):
+        path = source / name
+        if is_body_name(name) and path.is_file() and _copy_body(path, copied / name):
+            taken.add(name)
+    for name in sorted(taken - rows):  # delivered before the copy, or a crash's leftover
+        (copied / name).unlink()
+        taken.discard(name)
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -128,10 +198,17 @@ def take(
     if source_cps.is_dir():
         for cp in sorted(source_cps.glob("head-*.json")):
             copy_private(cp, copied_cps / cp.name)
+    # Body files around the database copy: see the module's docstring.
+    copied_bodies = to / BODIES
+    copied_bodies.mkdir(mode=0o700)
+    source_bodies = bodies_folder(store.path)
+    taken = _bodies_before(source_bodies, copied_bodies)
     store.backup_to(to / DATABASE, progress)
     (to / DATABASE).chmod(0o600)
+    _bodies_after(source_bodies, copied_bodies, taken, to / DATABASE)
     files = [describe(to, to / DATABASE)]
     files += [describe(to, p) for p in sorted(copied_cps.iterdir())]
+    files += [describe(to, p) for p in sorted(copied_bodies.iterdir())]
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "created_at": when,
@@ -159,12 +236,13 @@ def take(
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "backup",
-        help="copy the database and register checkpoints (safe while serve runs)",
+        help="copy the database, its body files and register checkpoints (safe while serve runs)",
         description=(
             "Write a consistent copy of the database (SQLite online backup, safe while "
-            "serve runs) and the register checkpoints into a new folder, with a manifest "
-            "of sizes and SHA-256 digests. Key files are copied only with --keys-to, into "
-            "a separate folder: store the two apart, since the keys open the database."
+            "serve runs), the register checkpoints and the sealed body files of the large "
+            "messages it queues into a new folder, with a manifest of sizes and SHA-256 "
+            "digests. Key files are copied only with --keys-to, into a separate folder: "
+            "store the two apart, since the keys open the database."
         ),
     )
     add_config_arg(p)
@@ -196,9 +274,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     size = sum(f["size"] for f in manifest["files"])
+    counts = {CHECKPOINTS: 0, BODIES: 0}
+    for f in manifest["files"]:
+        folder = f["path"].partition("/")[0]
+        if folder in counts:
+            counts[folder] += 1
     print(
-        f"Backed up {db} (schema version {manifest['schema_version']}) and "
-        f"{len(manifest['files']) - 1} checkpoint(s) to {args.to}: {size} bytes."
+        f"Backed up {db} (schema version {manifest['schema_version']}), "
+        f"{counts[CHECKPOINTS]} checkpoint(s) and {counts[BODIES]} body file(s) to "
+        f"{args.to}: {size} bytes."
     )
     if args.keys_to is not None:
         print(f"Key files in {args.keys_to}: keep them apart from the backup.")

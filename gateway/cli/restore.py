@@ -1,18 +1,23 @@
 """``c4f-gateway restore``: put a backup back, after checking it, keeping what it replaces.
 
-Before anything is replaced: every file the backup's manifest lists has its size and
-SHA-256; the backup is not of a newer schema than this gateway; and ``register verify``
-of the backed-up database passes against the backed-up checkpoints, with the register
-MAC key the config names (or the one in ``--keys-from``). The check runs on a copy next
-to the database, which then takes its place by rename.
+Before anything is replaced: every file the backup's manifest lists (the database, the
+checkpoints, the body files of large messages) has its size and SHA-256, and nothing
+else is in the backup; the backup is not of a newer schema than this gateway; and
+``register verify`` of the backed-up database passes against the backed-up checkpoints,
+with the register MAC key the config names (or the one in ``--keys-from``). The check runs
+on a copy next to the database, which then takes its place by rename.
 
 A running gateway is detected by the database's lock (``DATABASE.lock``): ``serve``, the
 console and every command hold it shared while they have the database open, and restore
 takes it exclusively, or refuses. This works whatever the listeners are and wherever the
 console runs, and the lock goes with the process even when it is killed.
 
-The replaced database (with its write-ahead log), checkpoints and, with ``--keys-from``,
-key files are moved into ``DATABASE.replaced-TIME/`` next to the database.
+The replaced database (with its write-ahead log), its folder of body files, checkpoints
+and, with ``--keys-from``, key files are moved into ``DATABASE.replaced-TIME/`` next to
+the database. The backup's body files (none in a backup made before they were kept in
+files) are first copied into a folder of their own next to the live one and made durable,
+which then takes the live folder's place by rename: a failure leaves the old folder or
+the new one, never some of each.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 from gateway.cli import CLIError
 from gateway.cli.backup import (
+    BODIES,
     CHECKPOINTS,
     DATABASE,
     FORMAT,
@@ -37,9 +43,11 @@ from gateway.cli.backup import (
     MANIFEST,
     copy_private,
     digest,
+    is_body_name,
     key_files,
 )
 from gateway.cli.common import add_config_arg, load_settings, logs_to_stderr
+from gateway.queue.bodies import bodies_folder
 from gateway.register.codec import MacKey
 from gateway.register.verify import VerifyResult, verify
 from gateway.schema_version import CURRENT
@@ -55,9 +63,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=(
             "Check a backup made by 'c4f-gateway backup' (manifest digests, schema "
             "version, register verify against its checkpoints) and only then replace the "
-            "database and the register checkpoints with it. Refuses while serve, the "
-            "console or a command has the database open. What it replaces is kept in "
-            "DATABASE.replaced-TIME/ next to the database."
+            "database, the body files of its large messages and the register checkpoints "
+            "with it. Refuses while serve, the console or a command has the database "
+            "open. What it replaces is kept in DATABASE.replaced-TIME/ next to the "
+            "database."
         ),
     )
     add_config_arg(p)
@@ -123,6 +132,27 @@ def _confirm(args: argparse.Namespace, db: Path) -> None:
         raise CLIError("nothing replaced")
 
 
+def _sync(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stage_bodies(copied: Path, staged: Path) -> None:
+    """The backup's body files copied into the new folder ``staged`` (0700, files 0600,
+    all durable). A backup made before bodies were kept in files has no ``bodies/``: the
+    folder is then empty."""
+    staged.mkdir(mode=0o700)
+    if copied.is_dir():
+        for path in sorted(copied.iterdir()):
+            if not path.is_file() or not is_body_name(path.name):
+                raise CLIError(f"{path}: not a message's body file, nothing replaced")
+            copy_private(path, staged / path.name)
+    _sync(staged)
+
+
 def _move_aside(paths: list[Path], folder: Path) -> None:
     for p in paths:
         if p.exists():
@@ -154,21 +184,27 @@ def run(args: argparse.Namespace) -> int:
     db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = take_lock(db, exclusive=True)  # DatabaseRefused while a gateway has it open
     staged = db.with_name(f".{db.name}.restore")
+    bodies = bodies_folder(db)
+    staged_bodies = bodies.with_name(f".{bodies.name}.restore")
     # The staged copy and the files SQLite and the gateway make beside it: none outlives us.
     leftovers = (staged, *_companions(staged), lock_path(staged), write_lock_path(staged))
     try:
         for p in leftovers:
             p.unlink(missing_ok=True)
+        shutil.rmtree(staged_bodies, ignore_errors=True)
         shutil.copyfile(src / DATABASE, staged)
         staged.chmod(0o600)
         result = _verify(staged, src / CHECKPOINTS, mac_key_file)
         if not result.ok or not result.proven:
             first = result.first.text if result.first else "no checkpoint covers its entries"
             raise CLIError(f"{src}: register verify fails, nothing replaced: {first}")
+        _stage_bodies(src / BODIES, staged_bodies)
         _confirm(args, db)
         aside = db.with_name(f"{db.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        _move_aside([db, *_companions(db)], aside)
+        _move_aside([db, *_companions(db), bodies], aside)
         os.replace(staged, db)
+        os.replace(staged_bodies, bodies)
+        _sync(db.parent)
         cps = rs.checkpoint_dir
         if cps.is_dir():
             _move_aside(sorted(cps.glob("head-*.json")), aside / "checkpoints")
@@ -186,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for p in leftovers:
             p.unlink(missing_ok=True)
+        shutil.rmtree(staged_bodies, ignore_errors=True)
         os.close(lock)
     print(
         f"Restored {db} from {src} (taken {manifest['created_at']}, schema version "

@@ -288,10 +288,13 @@ def backed_up(name: str) -> Check:
         [folder] = walk.at(BACKUPS).glob(name)
         [keys] = walk.at(KEY_BACKUPS).glob(name)
         manifest = json.loads((folder / "manifest.json").read_text())
+        paths = [f["path"] for f in manifest["files"]]
+        checkpoints = sum(p.startswith("checkpoints/") for p in paths)
+        bodies = sum(p.startswith("bodies/") for p in paths)
         assert done.stdout.splitlines() == [
             f"Backed up {walk.at(STATE)}/gateway.db (schema version "
-            f"{manifest['schema_version']}) and {len(manifest['files']) - 1} checkpoint(s) "
-            f"to {folder}: {sum(f['size'] for f in manifest['files'])} bytes.",
+            f"{manifest['schema_version']}), {checkpoints} checkpoint(s) and {bodies} body "
+            f"file(s) to {folder}: {sum(f['size'] for f in manifest['files'])} bytes.",
             f"Key files in {keys}: keep them apart from the backup.",
         ]
         assert manifest["schema_version"] == CURRENT
