@@ -27,6 +27,10 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    # TLS 1.3: one session ticket per handshake, as Postfix issues: enough for a client
+    # to resume its next connection; OpenSSL's second is a record and a send more on
+    # every connection, for a ticket a mail client does not use.
+    ctx.num_tickets = 1
     try:
         ctx.load_cert_chain(cert_file, key_file)
     except (OSError, ssl.SSLError) as exc:

@@ -8,6 +8,7 @@ said.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 from conftest import StartGateway
@@ -66,3 +67,46 @@ async def test_ehlo_reply_lines_go_out_in_one_tls_record(start_gateway: StartGat
         assert b"250-AUTH LOGIN PLAIN" in reply
     finally:
         writer.close()
+
+
+def _starttls_session(
+    port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> tuple[ssl.SSLSession | None, bool]:
+    """One STARTTLS session up to EHLO's reply and QUIT: (its TLS session, resumed?)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        reply = raw.makefile("rb")
+        assert reply.readline().startswith(b"220 ")
+        raw.sendall(b"EHLO client.test\r\n")
+        while not reply.readline().startswith(b"250 "):
+            pass
+        raw.sendall(b"STARTTLS\r\n")
+        assert reply.readline().startswith(b"220 ")
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+            tls.sendall(b"EHLO client.test\r\n")
+            lines = tls.makefile("rb")
+            while not lines.readline().startswith(b"250 "):
+                pass
+            tls.sendall(b"QUIT\r\n")
+            assert lines.readline().startswith(b"221 ")
+            return tls.session, bool(tls.session_reused)
+
+
+async def test_one_session_ticket_per_handshake_and_the_next_connection_resumes(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway()
+    ctx = gw.client_tls()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    seen: list[object] = []
+
+    def watch(
+        _conn: object, direction: str, _v: object, _ct: object, kind: object, _d: bytes
+    ) -> None:
+        if direction == "read" and kind == ssl._TLSMessageType.NEWSESSION_TICKET:  # type: ignore[attr-defined]
+            seen.append(kind)
+
+    ctx._msg_callback = watch  # type: ignore[attr-defined]
+    session, resumed = await asyncio.to_thread(_starttls_session, gw.port, ctx)
+    assert (len(seen), resumed) == (1, False)
+    _session, resumed = await asyncio.to_thread(_starttls_session, gw.port, ctx, session)
+    assert resumed
