@@ -79,6 +79,7 @@ class GatewaySMTP(LoginSession):
         self.client_ip = ""
         self._slot: Slot | None = None  # None: refused at connect, or not yet connected
         self._age_handle: asyncio.TimerHandle | None = None
+        self._idle_deadline = 0.0  # loop time at which an idle session is closed
         self._in_auth = False
         self._auth_failures = 0
         self._continued: list[str] = []  # the lines of a multi-line reply so far
@@ -126,12 +127,28 @@ class GatewaySMTP(LoginSession):
     def _reset_timeout(self, duration: float | None = None) -> None:
         # The library calls this at connect, after STARTTLS and for every valid command:
         # the connection is active now. Until login the idle timeout is short (LIM-7).
+        now = self.loop.time()
         if self._slot is not None:
-            self._slot.last_active = self.loop.time()
+            self._slot.last_active = now
             if duration is None and not self._slot.logged_in:
                 lim = self.ctx.settings.limits
                 duration = min(lim.idle_timeout_before_login, lim.idle_timeout)
-        super()._reset_timeout(duration)
+        # The deadline moves; the timer is re-armed only when it would fire after it. A
+        # timer that fires before it finds the deadline moved and waits for what is left
+        # (_timeout_cb), instead of a timer cancelled and made again for every command.
+        self._idle_deadline = now + (duration or self._timeout_duration)
+        armed = self._timeout_handle
+        if armed is not None and not armed.cancelled() and armed.when() <= self._idle_deadline:
+            return
+        if armed is not None:
+            armed.cancel()
+        self._timeout_handle = self.loop.call_at(self._idle_deadline, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        if self.loop.time() < self._idle_deadline:  # a command came since it was armed
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._timeout_cb)
+            return
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
 
     def _evict(self) -> None:
         """Every slot is taken and this connection, not logged in, is the idlest (LIM-8)."""

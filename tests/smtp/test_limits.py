@@ -254,3 +254,20 @@ async def test_lim_6_many_commands_in_one_segment(start_gateway: StartGateway) -
     assert [r[:3] for r in replies] == ["250", "250", "354", "250"]
     assert await c.silent()
     await c.close()
+
+
+async def test_lim_4_each_command_moves_the_idle_deadline_and_silence_still_ends_it(
+    start_gateway: StartGateway,
+) -> None:
+    """The idle timeout counts from the last command: a session busy for three timeouts
+    stays open, one quiet for less than a timeout after its last command too, and one
+    quiet for longer is closed (RFC 5321 4.5.3.2)."""
+    gw = await start_gateway(config={"limits": {"idle_timeout": 0.6}})
+    gw.add_staff(ALICE)
+    c = await authenticated(gw.port, gw.client_tls(), ALICE, PASSWORD)
+    for _ in range(9):  # 1.8 s of commands 0.2 s apart
+        await asyncio.sleep(0.2)
+        assert (await c.cmd("NOOP")).startswith("250")
+    await asyncio.sleep(0.4)  # less than the timeout since the last command
+    assert (await c.cmd("NOOP")).startswith("250")
+    assert await c.closed(3)  # then silence
