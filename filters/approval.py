@@ -27,7 +27,7 @@ from typing import Any
 from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError
-from gateway.pipeline import FilterContext, checked_options
+from gateway.pipeline import Content, FilterContext, checked_options
 from gateway.register.record import CONSENT_VALUES, CONSENT_WORDS
 
 DEFAULT_HOLD_CONSENT = ("refused", "not-sought", "not-recorded")
@@ -122,7 +122,7 @@ class ApprovalFilter:
         self.policy = policy
         self.own_domains = addresses.own_domains(own_domains)
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content:
         reasons = self.reasons(tx)
         if reasons:
             consent = self._consent(tx)

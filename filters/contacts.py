@@ -35,7 +35,7 @@ from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail.headers import header_fields
-from gateway.pipeline import FilterContext, checked_options
+from gateway.pipeline import Content, FilterContext, checked_options
 
 log = structlog.get_logger("filters.contacts")
 
@@ -68,7 +68,7 @@ class ContactsFilter:
     async def on_rcpt(self, tx: Transaction, address: str) -> None:
         self.judge(tx, address)
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content:
         fields = header_fields(content)
         try:
             addresses = header_addresses(f for f in fields if f.key in RECIPIENT_HEADERS)

@@ -31,12 +31,11 @@ import structlog
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail import html_flow, mime, transfer
+from gateway.mail.content import bytes_of
 from gateway.mail.disclaimer_notice import DEFAULT_FILE, Notice
 from gateway.mail.headers import CRLF
 from gateway.mail.mime import Entity, MimeError
 from gateway.mail.mime_edit import (
-    Edit,
-    apply_edits,
     charset_codec,
     encode_text,
     longest_line,
@@ -44,8 +43,9 @@ from gateway.mail.mime_edit import (
     minimal_edit,
     wrap_with_part,
 )
+from gateway.mail.splices import Edit
 from gateway.mail.wire import edit_is_clean, has_bare_line_end_or_nul
-from gateway.pipeline import FilterContext, checked_options
+from gateway.pipeline import Content, FilterContext, Splices, checked_options
 
 log = structlog.get_logger("filters.disclaimer")
 
@@ -66,9 +66,16 @@ _THREAD_THRESHOLD = 1 << 20  # larger messages are edited off the event loop
 
 @dataclass(frozen=True)
 class Result:
-    content: bytes
+    original: Content
+    splices: Splices  # the notice's edits of ``original`` (none: it is there already)
     action: str  # "inserted", "wrapped" or "present"
     parts: int  # body text parts edited (1 for a wrap)
+
+    @property
+    def content(self) -> bytes:
+        """The message with the notice, as a new message (the filter has the pipeline make
+        the edits in the message's own buffer instead)."""
+        return self.splices.applied(self.original)
 
 
 class _Wrap(Exception):
@@ -80,7 +87,7 @@ class _Wrap(Exception):
 
 
 def add_notice(
-    content: bytes, notice: Notice, signed: str = "wrap", *, clean: bool = False
+    content: Content, notice: Notice, signed: str = "wrap", *, clean: bool = False
 ) -> Result:
     """Return ``content`` with the notice in every body text part. Raises Refused.
 
@@ -114,10 +121,10 @@ def add_notice(
                 "send it unsigned and unencrypted",
                 reference="NOTICE-SIGNED",
             ) from w
-        return Result(wrap_with_part(content, root, notice), "wrapped", 1)
+        return Result(content, Splices.of(wrap_with_part(content, root, notice)), "wrapped", 1)
     if not edits:
-        return Result(content, "present", 0)
-    return Result(apply_edits(content, edits), "inserted", len(edits))
+        return Result(content, Splices(()), "present", 0)
+    return Result(content, Splices.of(edits), "inserted", len(edits))
 
 
 def _refused(reason: str, slug: str) -> Refused:
@@ -189,8 +196,8 @@ def _behind_rfc2231(root: Entity, parts: list[Entity]) -> bool:
 # --- editing one body text part ---
 
 
-def _edit_part(buf: bytes, part: Entity, notice: Notice, clean: bool) -> Edit | None:
-    body = buf[part.body_start : part.end]
+def _edit_part(buf: Content, part: Entity, notice: Notice, clean: bool) -> Edit | None:
+    body = bytes_of(buf, part.body_start, part.end)
     try:
         old = transfer.decode_body(body, part.cte)
     except MimeError as exc:
@@ -265,10 +272,10 @@ class DisclaimerFilter:
         self.notice = notice
         self.signed = signed
 
-    def apply(self, content: bytes, *, clean: bool = False) -> Result:
+    def apply(self, content: Content, *, clean: bool = False) -> Result:
         return add_notice(content, self.notice, self.signed, clean=clean)
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content | Splices:
         try:
             # The pipeline gets only what the handler found CRLF-clean.
             apply = functools.partial(self.apply, clean=True)
@@ -281,7 +288,7 @@ class DisclaimerFilter:
             raise
         tx.annotations["disclaimer"] = result.action
         log.info("disclaimer", queue_id=tx.queue_id, action=result.action, parts=result.parts)
-        return result.content
+        return result.splices if result.splices.edits else content
 
 
 def create(options: dict[str, Any], context: FilterContext) -> DisclaimerFilter:

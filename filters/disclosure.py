@@ -43,8 +43,8 @@ import structlog
 from gateway.directory import addresses
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
-from gateway.mail.headers import CRLF, HeaderField, body_start, header_fields, join_message
-from gateway.pipeline import FilterContext, checked_options
+from gateway.mail.headers import CRLF, HeaderField, body_start, header_fields
+from gateway.pipeline import Content, FilterContext, Splices, checked_options
 from gateway.register import requests, threads
 from gateway.register.fields import FAMILY_REF
 from gateway.register.ledger import Register, RegisterError
@@ -131,7 +131,7 @@ class DisclosureFilter:
         self.requests = requests
         self.inherit_for = inherit_for_days * 86400.0
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content | Splices:
         fields = header_fields(content)
         found: list[tuple[str, str]] = []
         kept: list[HeaderField] = []
@@ -165,8 +165,8 @@ class DisclosureFilter:
         )
         if len(kept) == len(fields) and all(a is b for a, b in zip(kept, fields, strict=True)):
             return content  # nothing to remove: relay the very same bytes
-        # The body is not copied on its way into the new message.
-        return join_message(kept, memoryview(content)[body_start(content) :])
+        # The header section replaced in the message's own buffer: the body is not copied.
+        return Splices.of([(0, body_start(content), b"".join(f.raw for f in kept) + CRLF)])
 
     async def _request_family(self, details: dict[str, Any], register: Register) -> None:
         """An answer is about the family its request is about: without [family:...] it

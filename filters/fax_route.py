@@ -40,7 +40,7 @@ from gateway.directory.lookalike import mask
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail.headers import HeaderField, header_fields
-from gateway.pipeline import FilterContext, checked_options
+from gateway.pipeline import Content, FilterContext, checked_options
 
 log = structlog.get_logger("filters.fax_route")
 
@@ -228,7 +228,7 @@ class FaxRouteFilter:
     async def on_rcpt(self, tx: Transaction, address: str) -> None:
         self.check(tx, address, "")
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content:
         fields = header_fields(content)
         wanted: list[HeaderField] = [f for f in fields if f.key in RECIPIENT_HEADERS]
         try:

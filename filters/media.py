@@ -33,9 +33,10 @@ import structlog
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused
 from gateway.mail import chunked, mime, transfer
+from gateway.mail.content import bytes_of
 from gateway.mail.media import camera, is_media, sniff
 from gateway.mail.mime import Entity, MimeError
-from gateway.pipeline import FilterContext, checked_options
+from gateway.pipeline import Content, FilterContext, checked_options
 
 log = structlog.get_logger("filters.media")
 
@@ -98,7 +99,7 @@ class Found:
         }
 
 
-def find_media(content: bytes, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES) -> list[Found]:
+def find_media(content: Content, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES) -> list[Found]:
     """Every photograph or video in ``content`` that is not a small inline image.
 
     Raises MimeError when the structure cannot be read safely (no guessing).
@@ -106,7 +107,7 @@ def find_media(content: bytes, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES)
     return _scan(content, 0, len(content), inline_max_bytes, 0)
 
 
-def _scan(buf: bytes, start: int, end: int, limit: int, depth: int) -> list[Found]:
+def _scan(buf: Content, start: int, end: int, limit: int, depth: int) -> list[Found]:
     """The findings in the message ``buf[start:end]``, read in place."""
     root = mime.parse_span(buf, start, end)
     out: list[Found] = []
@@ -115,7 +116,7 @@ def _scan(buf: bytes, start: int, end: int, limit: int, depth: int) -> list[Foun
 
 
 def _visit(
-    buf: bytes, e: Entity, limit: int, depth: int, in_related: bool, out: list[Found]
+    buf: Content, e: Entity, limit: int, depth: int, in_related: bool, out: list[Found]
 ) -> None:
     if e.children:
         related = in_related or e.ctype == "multipart/related"
@@ -126,12 +127,14 @@ def _visit(
         # Read in place unless a transfer encoding must be undone first (rare).
         inner, start, end = buf, e.body_start, e.end
         if e.cte not in mime.IDENTITY:
-            inner = _decoded(buf[start:end], e.cte)
+            inner = _decoded(bytes_of(buf, start, end), e.cte)
             start, end = 0, len(inner)
         # Not a message we can read: it is judged by its bytes below.
         with contextlib.suppress(MimeError):
             out.extend(_scan(inner, start, end, limit, depth + 1))
-    found = _judge(e, _streamed(buf, e), lambda: _decoded(buf[e.body_start : e.end], e.cte))
+    found = _judge(
+        e, _streamed(buf, e), lambda: _decoded(bytes_of(buf, e.body_start, e.end), e.cte)
+    )
     if found is None:
         return
     small_inline = in_related and e.disposition != "attachment" and found.size <= limit
@@ -140,12 +143,12 @@ def _visit(
     out.append(found)
 
 
-def _streamed(buf: bytes, e: Entity) -> chunked.Tally:
+def _streamed(buf: Content, e: Entity) -> chunked.Tally:
     """Size, digest and first bytes of the decoded body, decoded in pieces in place."""
     try:
         return chunked.tally(chunked.strict_pieces(buf, e.body_start, e.end, e.cte))
     except chunked.Unstreamable:  # damaged or unusual: decoded whole, leniently
-        return chunked.tally([_decoded(buf[e.body_start : e.end], e.cte)])
+        return chunked.tally([_decoded(bytes_of(buf, e.body_start, e.end), e.cte)])
 
 
 def _judge(e: Entity, body: chunked.Tally, whole: Callable[[], bytes]) -> Found | None:
@@ -196,7 +199,7 @@ class MediaFilter:
         self.action = action
         self.inline_max_bytes = inline_max_bytes
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content:
         try:
             if len(content) > _THREAD_THRESHOLD:
                 found = await asyncio.to_thread(find_media, content, self.inline_max_bytes)

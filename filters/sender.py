@@ -25,7 +25,7 @@ from gateway.directory.staff import StaffDirectory
 from gateway.envelope import Transaction
 from gateway.errors import Refused
 from gateway.mail.headers import HeaderField, fields_named, header_fields
-from gateway.pipeline import FilterContext, checked_options
+from gateway.pipeline import Content, FilterContext, checked_options
 
 _registry = HeaderRegistry()
 
@@ -56,7 +56,7 @@ class SenderFilter:
                 "send from your own address",
             )
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content:
         fields = header_fields(content)
         froms = fields_named(fields, "from")
         if len(froms) != 1:

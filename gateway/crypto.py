@@ -227,7 +227,7 @@ class Keyring:
         ct = AESGCM(keys[current]).encrypt(nonce, plaintext, MAGIC + kid + aad)
         return MAGIC + bytes([len(kid)]) + kid + nonce + ct
 
-    def seal_pieces(self, pieces: Sequence[bytes], aad: bytes) -> bytearray:
+    def seal_pieces(self, pieces: Sequence[bytes | bytearray], aad: bytes) -> bytearray:
         """:meth:`seal` of the pieces joined, without joining them: each is encrypted in
         turn into the buffer returned (AES-GCM as a stream gives the same bytes), so a
         large message is not copied before it is sealed."""

@@ -20,7 +20,7 @@ class Accepted:
     peer: str
     mail_from: str
     rcpt_tos: tuple[str, ...]
-    content: bytes  # the exact bytes that will be relayed
+    content: bytes | bytearray  # the exact bytes that will be relayed
     sha256: str  # hex digest of content
     annotations: dict[str, Any] = field(default_factory=dict)
     # What the recorder notes of the content (Recorder.summarise), worked out before the
@@ -83,7 +83,7 @@ class HoldEvent:
 
 
 class Recorder(Protocol):
-    def summarise(self, content: bytes) -> Any:
+    def summarise(self, content: bytes | bytearray) -> Any:
         """What :meth:`accepted` will note of a message, worked out before its transaction
         (``Accepted.summary``): parsing a large message must not hold the database's write
         lock, which every other session's commit waits for."""
@@ -98,7 +98,7 @@ class Recorder(Protocol):
 class NullRecorder:
     """Records nothing (used until a register is configured, and in unit tests)."""
 
-    def summarise(self, content: bytes) -> Any:
+    def summarise(self, content: bytes | bytearray) -> Any:
         return None
 
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:

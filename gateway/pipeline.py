@@ -5,8 +5,10 @@ the phases it cares about:
 
 - ``on_mail(tx)``: judge the sender (``tx.mail_from`` is set);
 - ``on_rcpt(tx, address)``: judge one recipient before it is added to ``tx.rcpt_tos``;
-- ``on_data(tx, content) -> bytes``: read or change the message; return the bytes
-  that continue down the chain (return ``content`` unchanged to only observe).
+- ``on_data(tx, content) -> Content | Splices``: read or change the message: return
+  ``content`` itself to only observe, :class:`~gateway.mail.splices.Splices` to change a
+  few places of it (made in the message's own buffer: a large message is not held
+  twice), or a whole new message.
 
 A filter refuses by raising :class:`gateway.errors.Refused`. Any other exception is
 a fault we cannot judge: the pipeline turns it into ``451 4.3.0`` (fail closed),
@@ -26,7 +28,20 @@ import structlog
 
 from gateway.envelope import Transaction
 from gateway.errors import ConfigError, Refused, TempFailure
-from gateway.mail.wire import edit_is_clean
+from gateway.mail.content import Content
+from gateway.mail.splices import Splices
+from gateway.mail.wire import edit_is_clean, span_is_clean
+
+__all__ = [
+    "Content",
+    "Filter",
+    "FilterContext",
+    "Pipeline",
+    "Splices",
+    "checked_options",
+    "load_filters",
+    "spliced",
+]
 
 log = structlog.get_logger("gateway.pipeline")
 
@@ -61,26 +76,51 @@ class Pipeline:
             if hook is not None:
                 await _guard(f, hook(tx, address), tx)
 
-    async def on_data(self, tx: Transaction, content: bytes) -> bytes:
+    async def on_data(self, tx: Transaction, content: Content) -> Content:
         """The message after every filter. Each filter's input is let go once its output
         is in, so a caller that keeps no reference of its own (``taken.pop()`` as the
-        argument) does not hold a large message once more for the whole chain.
+        argument) does not hold a large message once more for the whole chain. Splices
+        are made in ``content`` itself when it is a ``bytearray`` (the handler's, as
+        received); given bytes, they are made in a copy.
 
         ``content`` is CRLF-clean (the handler refuses anything else), and what each filter
         returns is held to the same rule where it differs from what it was given (MIME-7):
         a bare CR, bare LF or NUL made by a filter is a fault (451), never queued."""
         for f in self.filters:
             hook = getattr(f, "on_data", None)
-            if hook is not None:
-                result = await _guard(f, hook(tx, content), tx)
-                if not isinstance(result, bytes):
-                    log.error("filter_bad_result", filter=f.name, queue_id=tx.queue_id)
-                    raise TempFailure("Local policy check failed; try again later")
-                if not edit_is_clean(content, result):
-                    log.error("unclean_output", filter=f.name, queue_id=tx.queue_id)
-                    raise TempFailure("Local policy check failed; try again later")
-                content = result
+            if hook is None:
+                continue
+            result = await _guard(f, hook(tx, content), tx)
+            if result is content:
+                continue
+            if isinstance(result, Splices):
+                content = spliced(f.name, tx, content, result)
+                continue
+            if not isinstance(result, bytes | bytearray):
+                log.error("filter_bad_result", filter=f.name, queue_id=tx.queue_id)
+                raise TempFailure("Local policy check failed; try again later")
+            if not edit_is_clean(content, result):
+                log.error("unclean_output", filter=f.name, queue_id=tx.queue_id)
+                raise TempFailure("Local policy check failed; try again later")
+            content = result
         return content
+
+
+def spliced(name: str, tx: Transaction, content: Content, splices: Splices) -> bytearray:
+    """``content`` with ``splices`` made (in it when it is a bytearray), each edit checked
+    as a filter's output is (MIME-7); TempFailure if they cannot be made or are unclean.
+    ``name`` (a filter's) is for the log."""
+    buf = content if isinstance(content, bytearray) else bytearray(content)
+    try:
+        written = splices.apply_in_place(buf)
+    except (ValueError, BufferError) as exc:
+        # Overlapping edits, or a view of the message still open: a bug, never a pass.
+        log.error("filter_bad_result", filter=name, queue_id=tx.queue_id, error=str(exc))
+        raise TempFailure("Local policy check failed; try again later") from exc
+    if not all(span_is_clean(buf, start, end) for start, end in written):
+        log.error("unclean_output", filter=name, queue_id=tx.queue_id)
+        raise TempFailure("Local policy check failed; try again later")
+    return buf
 
 
 async def _guard(f: Filter, awaitable: Any, tx: Transaction) -> Any:

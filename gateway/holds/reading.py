@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gateway.errors import SpoolCorrupt
 from gateway.holds.held import HeldMessage
+from gateway.mail.content import Content
 from gateway.mail.readable import Attachment, Readable, attachment, readable
 from gateway.queue.spool import Spool
 from gateway.register.ledger import AdminAudit
@@ -36,7 +37,7 @@ def read_attachment(
     return found
 
 
-def _content(spool: Spool, held: HeldMessage) -> bytes:
+def _content(spool: Spool, held: HeldMessage) -> Content:
     try:
         msg = spool.read(held.queue_id)
     except SpoolCorrupt:

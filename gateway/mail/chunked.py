@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 
 from gateway.mail import transfer
+from gateway.mail.content import Content, bytes_of
 from gateway.mail.mime import IDENTITY
 
 CHUNK = 1 << 20
@@ -60,7 +61,7 @@ def tally(pieces: Iterable[bytes | memoryview]) -> Tally:
     return out
 
 
-def lines(buf: bytes, start: int, end: int, chunk: int = CHUNK) -> Iterator[bytes]:
+def lines(buf: Content, start: int, end: int, chunk: int = CHUNK) -> Iterator[bytes]:
     """``buf[start:end]`` in copies of about ``chunk`` bytes, each ending after a LF
     (or at ``end``): line-local decoders give the same bytes piece by piece."""
     pos = start
@@ -69,12 +70,12 @@ def lines(buf: bytes, start: int, end: int, chunk: int = CHUNK) -> Iterator[byte
         if end - pos > chunk:
             lf = buf.find(b"\n", pos + chunk - 1, end)
             cut = end if lf < 0 else lf + 1
-        yield buf[pos:cut]
+        yield bytes_of(buf, pos, cut)
         pos = cut
 
 
 def strict_pieces(
-    buf: bytes, start: int, end: int, cte: str, chunk: int = CHUNK
+    buf: Content, start: int, end: int, cte: str, chunk: int = CHUNK
 ) -> Iterator[bytes | memoryview]:
     """:func:`gateway.mail.transfer.decode_body` of ``buf[start:end]``, in pieces."""
     if cte in IDENTITY:
@@ -89,7 +90,7 @@ def strict_pieces(
 
 
 def email_pieces(
-    buf: bytes, start: int, end: int, cte: str, chunk: int = CHUNK
+    buf: Content, start: int, end: int, cte: str, chunk: int = CHUNK
 ) -> Iterator[bytes | memoryview]:
     """``get_payload(decode=True)`` (compat32) of a leaf whose body is ``buf[start:end]``;
     ``cte`` is ``str(part.get("content-transfer-encoding", "")).lower()``."""
@@ -105,7 +106,7 @@ def email_pieces(
 
 
 def _base64(
-    buf: bytes, start: int, end: int, delete: bytes, pad: bool, chunk: int
+    buf: Content, start: int, end: int, delete: bytes, pad: bool, chunk: int
 ) -> Iterator[bytes]:
     """Strict base64 after deleting ``delete``, four characters at a time; with ``pad`` a
     short final group is padded with "=" as ``decode_b`` does."""

@@ -12,6 +12,8 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.mail.content import Content, bytes_of
+
 CRLF = b"\r\n"
 
 
@@ -36,37 +38,37 @@ class HeaderField:
         return rest.replace(CRLF + b" ", b" ").replace(CRLF + b"\t", b"\t").rstrip(b"\r\n")
 
 
-def split_message(content: bytes) -> tuple[list[HeaderField], bytes]:
+def split_message(content: Content) -> tuple[list[HeaderField], bytes]:
     """Split into header fields and the body (the bytes after the blank line).
 
     A message with no blank line is all header and has an empty body.
     """
     head, body_start = _header_section(content)
-    return _fields(head), content[body_start:]
+    return _fields(head), bytes_of(content, body_start, len(content))
 
 
-def header_fields(content: bytes) -> list[HeaderField]:
+def header_fields(content: bytes | bytearray) -> list[HeaderField]:
     """The header fields of :func:`split_message`, without copying the body (a filter that
     reads only header fields of a 25 MB message need not copy 25 MB)."""
     return _fields(_header_section(content)[0])
 
 
-def body_start(content: bytes) -> int:
+def body_start(content: bytes | bytearray) -> int:
     """Where :func:`split_message`'s body starts in ``content``."""
     return _header_section(content)[1]
 
 
-def _header_section(content: bytes) -> tuple[bytes, int]:
-    """The header section (CRLF-terminated) and where the body starts."""
+def _header_section(content: bytes | bytearray) -> tuple[bytes, int]:
+    """The header section (CRLF-terminated, always bytes) and where the body starts."""
     if content.startswith(CRLF):
         return b"", 2
     end = content.find(CRLF + CRLF)
     if end < 0:
-        head = content
+        head = bytes(content)
         if head and not head.endswith(CRLF):
             head += CRLF
         return head, len(content)
-    return content[: end + 2], end + 4
+    return bytes(content[: end + 2]), end + 4
 
 
 # Every filter reads the header fields of the same message: a header section up to this
@@ -115,10 +117,6 @@ def _field(lines: list[bytes]) -> HeaderField:
     if any(c < 33 or c > 126 for c in name):
         raise MalformedHeader("header field name with invalid characters")
     return HeaderField(name=name, raw=CRLF.join(lines) + CRLF)
-
-
-def join_message(fields: Iterable[HeaderField], body: bytes | memoryview) -> bytes:
-    return b"".join(f.raw for f in fields) + CRLF + body
 
 
 def fields_named(fields: Iterable[HeaderField], key: str) -> list[HeaderField]:

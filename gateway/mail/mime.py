@@ -15,6 +15,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 
+from gateway.mail.content import Content
 from gateway.mail.headers import HeaderField, MalformedHeader, fields_named, split_message
 
 CRLF = b"\r\n"
@@ -76,19 +77,19 @@ class Entity:
         return out
 
 
-def parse(content: bytes) -> Entity:
+def parse(content: Content) -> Entity:
     """Parse the MIME structure of a whole message (CRLF line ends). Raises MimeError."""
     return _Parser(content).entity(0, len(content), 0, "text/plain", ())
 
 
-def parse_span(buf: bytes, start: int, end: int) -> Entity:
+def parse_span(buf: Content, start: int, end: int) -> Entity:
     """Parse ``buf[start:end]`` as a whole message (a message/rfc822 part's body) in place:
     offsets index ``buf``. Raises MimeError."""
     return _Parser(buf).entity(start, end, 0, "text/plain", ())
 
 
 class _Parser:
-    def __init__(self, buf: bytes) -> None:
+    def __init__(self, buf: Content) -> None:
         self.buf = buf
         self.count = 0
 
@@ -270,7 +271,7 @@ def _decode_extended(raw: str, first: bool) -> str:
     return urllib.parse.unquote_to_bytes(raw).decode("latin-1")
 
 
-def _split(buf: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+def _split(buf: Content, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
     """Spans of the body parts of a multipart body (RFC 2046 5.1.1)."""
     delim = b"--" + boundary
     pattern = CRLF + delim

@@ -12,11 +12,11 @@ import hashlib
 import re
 
 from gateway.mail import mime, transfer
+from gateway.mail.content import Content
 from gateway.mail.disclaimer_notice import Notice
 from gateway.mail.headers import CRLF, HeaderField, fields_named
 from gateway.mail.mime import Entity, MimeError
-
-Edit = tuple[int, int, bytes]  # replace content[start:end] with the bytes
+from gateway.mail.splices import Edit
 
 # Python codecs no mail client knows: treat as unknown charsets (codecs.lookup names).
 _PSEUDO_CHARSETS = frozenset(
@@ -144,25 +144,10 @@ def mime_param(name: str, value: str) -> str:
     return '{}="{}"'.format(name, value.replace("\\", "\\\\").replace('"', '\\"'))
 
 
-def apply_edits(content: bytes, edits: list[Edit]) -> bytes:
-    # The unchanged stretches are views, not copies: only the result is new.
-    view = memoryview(content)
-    out: list[bytes | memoryview] = []
-    pos = 0
-    for start, end, data in sorted(edits, key=lambda e: (e[0], e[1])):
-        if start < pos:
-            raise RuntimeError("overlapping disclaimer edits")  # a bug: fail closed (451)
-        out += [view[pos:start], data]
-        pos = end
-    out.append(view[pos:])
-    return b"".join(out)
-
-
-# --- wrapping the whole message ---
-
-
-def wrap_with_part(content: bytes, root: Entity, notice: Notice) -> bytes:
-    """``multipart/mixed``: the original entity untouched, then the notice (RFC 2046 5.1.3)."""
+def wrap_with_part(content: Content, root: Entity, notice: Notice) -> list[Edit]:
+    """``multipart/mixed``: the original entity untouched, then the notice (RFC 2046 5.1.3).
+    Two edits: the header section becomes the new one and the first part's head; the
+    notice part and the closing delimiter follow the body."""
     boundary = new_boundary(content)
     mime_fields = [f for f in root.fields if f.key.startswith("content-")]
     top: list[bytes] = []
@@ -178,24 +163,14 @@ def wrap_with_part(content: bytes, root: Entity, notice: Notice) -> bytes:
         else:
             top.append(f.raw)
     top += new_type
-    body = memoryview(content)[root.body_start :] if root.separated else b""  # not copied
     delim = b"--" + boundary
-    return b"".join(
-        [
-            *top,
-            CRLF,
-            delim + CRLF,
-            *(f.raw for f in mime_fields),
-            CRLF,
-            body,
-            CRLF + delim + CRLF,
-            notice.part(),
-            CRLF + delim + b"--" + CRLF,
-        ]
-    )
+    # Without a blank line the whole message is its header section: the body is empty.
+    head = b"".join([*top, CRLF, delim + CRLF, *(f.raw for f in mime_fields), CRLF])
+    tail = b"".join([CRLF + delim + CRLF, notice.part(), CRLF + delim + b"--" + CRLF])
+    return [(0, root.body_start, head), (len(content), len(content), tail)]
 
 
-def new_boundary(content: bytes) -> bytes:
+def new_boundary(content: Content) -> bytes:
     """Derived from the content (so output is reproducible) and checked absent from it."""
     digest = hashlib.sha256(content).hexdigest()[:24]
     n = 0

@@ -19,6 +19,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 
 from gateway.mail import mime
+from gateway.mail.content import Content, bytes_of
 from gateway.mail.headers import HeaderField, MalformedHeader, header_fields
 from gateway.mail.mime import Entity, MimeError
 from gateway.mail.wire import has_bare_line_end_or_nul
@@ -37,7 +38,7 @@ class Leaf:
     end: int
 
 
-def leaves(content: bytes) -> tuple[Message, list[Leaf]]:
+def leaves(content: Content) -> tuple[Message, list[Leaf]]:
     """The message's own header fields and its leaf parts, in ``Message.walk`` order.
 
     Raises :class:`Differs`."""
@@ -50,8 +51,8 @@ def leaves(content: bytes) -> tuple[Message, list[Leaf]]:
     return top, out
 
 
-def _headers(buf: bytes, e: Entity) -> Message:
-    head = buf[e.start : e.body_start] if e.separated else buf[e.start : e.end]
+def _headers(buf: Content, e: Entity) -> Message:
+    head = bytes_of(buf, e.start, e.body_start if e.separated else e.end)
     fields = _shared_split(head)
     if fields is None:
         return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
@@ -75,7 +76,7 @@ def _shared_split(head: bytes) -> list[HeaderField] | None:
         return None
 
 
-def _visit(buf: bytes, e: Entity, default: str, nested: int, out: list[Leaf]) -> Message:
+def _visit(buf: Content, e: Entity, default: str, nested: int, out: list[Leaf]) -> Message:
     m = _headers(buf, e)
     if default != "text/plain":
         m.set_default_type(default)

@@ -17,6 +17,8 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from html.parser import HTMLParser
 
+from gateway.mail.content import Content
+
 MAX_TEXT = 200_000  # characters shown; the rest is cut with a note
 _BLOCK = frozenset("p div br li tr h1 h2 h3 h4 h5 h6 blockquote pre table ul ol hr".split())  # noqa: SIM905 (word list)
 _HIDDEN = frozenset(("script", "style", "head", "title", "template"))
@@ -37,7 +39,7 @@ class Readable:
     attachments: list[Attachment]
 
 
-def readable(content: bytes) -> Readable:
+def readable(content: Content) -> Readable:
     """The body as plain text and the list of attachments of ``content``."""
     msg = _parse(content)
     plain = html = None
@@ -55,7 +57,7 @@ def readable(content: bytes) -> Readable:
     return Readable(_cut(plain or ""), False, files)
 
 
-def attachment(content: bytes, number: int) -> tuple[Attachment, bytes] | None:
+def attachment(content: Content, number: int) -> tuple[Attachment, bytes] | None:
     """Attachment ``number`` (as :func:`readable` lists it) and its decoded bytes."""
     count = 0
     for part, payload in _leaves(_parse(content)):
@@ -98,7 +100,7 @@ class _TextOf(HTMLParser):
             self.out.append(data)
 
 
-def _parse(content: bytes) -> EmailMessage:
+def _parse(content: Content) -> EmailMessage:
     msg = BytesParser(policy=policy.default).parsebytes(content)
     assert isinstance(msg, EmailMessage)
     return msg

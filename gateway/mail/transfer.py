@@ -99,7 +99,9 @@ def b64_width(body: bytes) -> int:
     return 76
 
 
-def common_suffix(a: bytes, b: bytes, limit: int, chunk: int = 65536) -> int:
+def common_suffix(
+    a: bytes | bytearray, b: bytes | bytearray, limit: int, chunk: int = 65536
+) -> int:
     """Length of the common suffix, at most ``limit``: as :func:`common_prefix`, from the
     end (no reversed copies of the whole of ``a`` and ``b``)."""
     n = min(len(a), len(b), limit)
@@ -120,7 +122,7 @@ def common_suffix(a: bytes, b: bytes, limit: int, chunk: int = 65536) -> int:
     return lo
 
 
-def common_prefix(a: bytes, b: bytes, chunk: int = 65536) -> int:
+def common_prefix(a: bytes | bytearray, b: bytes | bytearray, chunk: int = 65536) -> int:
     """Length of the common prefix: chunk comparisons, then bisection (all at C speed)."""
     n = min(len(a), len(b))
     pos = 0

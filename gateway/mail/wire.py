@@ -10,10 +10,11 @@ body needs a transfer encoding.
 
 from __future__ import annotations
 
+from gateway.mail.content import Content
 from gateway.mail.transfer import common_prefix, common_suffix
 
 
-def has_bare_line_end_or_nul(data: bytes) -> bool:
+def has_bare_line_end_or_nul(data: Content) -> bool:
     """True when ``data`` holds a CR not followed by LF, an LF not preceded by CR, or a NUL.
 
     Counted, not searched: every CRLF holds one CR and one LF (and two CRLFs never
@@ -27,7 +28,7 @@ def has_bare_line_end_or_nul(data: bytes) -> bool:
     return data.count(b"\r") != crlf or data.count(b"\n") != crlf
 
 
-def edit_is_clean(before: bytes, after: bytes) -> bool:
+def edit_is_clean(before: Content, after: Content) -> bool:
     """Whether ``after`` holds no bare CR, bare LF or NUL, given that ``before`` (from which
     it was made) holds none: :func:`has_bare_line_end_or_nul` of ``after``, reading only
     where the two differ.
@@ -42,8 +43,14 @@ def edit_is_clean(before: bytes, after: bytes) -> bool:
         return True
     head = common_prefix(before, after)
     tail = common_suffix(before, after, min(len(before), len(after)) - head)
-    found = after.rfind(b"\r\n", 0, head)
-    start = found + 2 if found >= 0 else 0
-    found = after.find(b"\r\n", max(len(after) - tail - 1, 0))
-    end = found + 2 if found >= 0 else len(after)
-    return not has_bare_line_end_or_nul(after[start:end])
+    return span_is_clean(after, head, len(after) - tail)
+
+
+def span_is_clean(data: Content, start: int, end: int) -> bool:
+    """Whether ``data[start:end]``, a span written into a message that was clean around it,
+    left it clean: the span widened to whole lines holds no bare CR, bare LF or NUL."""
+    found = data.rfind(b"\r\n", 0, start)
+    lo = found + 2 if found >= 0 else 0
+    found = data.find(b"\r\n", max(end - 1, 0))
+    hi = found + 2 if found >= 0 else len(data)
+    return not has_bare_line_end_or_nul(data[lo:hi])

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import SpoolCorrupt
+from gateway.mail.content import Content
 
 # Bodies larger than this are kept in files. Below it the row is cheaper: one write under
 # the lock against a file, its fsync and its folder's fsync per message.
@@ -66,7 +67,7 @@ class BodyFiles:
             raise ValueError(f"not a queue ID: {queue_id!r}")
         return self.folder / queue_id
 
-    def write(self, queue_id: str, content: bytes) -> bytes:
+    def write(self, queue_id: str, content: Content) -> bytes:
         """Seal ``content`` into the message's file and make it durable (file and folder
         fsynced); returns its key, for the row's sealed envelope."""
         key = AESGCM.generate_key(bit_length=256)
@@ -91,21 +92,36 @@ class BodyFiles:
             temp.unlink(missing_ok=True)
         return key
 
-    def read(self, queue_id: str, key: bytes) -> bytes:
-        """The message's content; SpoolCorrupt if its file is missing or fails its check."""
+    def read(self, queue_id: str, key: bytes) -> bytearray:
+        """The message's content; SpoolCorrupt if its file is missing or fails its check.
+        Decrypted a MiB at a time into the one buffer returned (not the sealed file and
+        the message in memory together); nothing is returned before the tag is checked."""
         try:
-            sealed = self.path(queue_id).read_bytes()
+            f = self.path(queue_id).open("rb")
         except FileNotFoundError as exc:
             raise SpoolCorrupt("its body file is missing") from exc
-        if len(sealed) < _NONCE + _TAG:
-            raise SpoolCorrupt("its body file is truncated")
-        with memoryview(sealed) as view:
+        with f:
+            length = os.fstat(f.fileno()).st_size - _NONCE - _TAG
+            if length < 0:
+                raise SpoolCorrupt("its body file is truncated")
+            out = bytearray(length)
             try:
-                return AESGCM(key).decrypt(view[:_NONCE], view[_NONCE:], _aad(queue_id))
+                decryptor = Cipher(algorithms.AES(key), modes.GCM(f.read(_NONCE))).decryptor()
+                decryptor.authenticate_additional_data(_aad(queue_id))
+                with memoryview(out) as view:
+                    at = 0
+                    while at < length:
+                        segment = f.read(min(_SEGMENT, length - at))
+                        if not segment:
+                            raise SpoolCorrupt("its body file is truncated")
+                        view[at : at + len(segment)] = decryptor.update(segment)
+                        at += len(segment)
+                decryptor.finalize_with_tag(f.read(_TAG))
             except (InvalidTag, ValueError) as exc:
                 raise SpoolCorrupt(
                     "its body file failed its check (altered, truncated or another's)"
                 ) from exc
+        return out
 
     def remove(self, *queue_ids: str) -> None:
         """Unlink the files of messages whose rows are gone (committed): their keys went

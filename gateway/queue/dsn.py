@@ -17,6 +17,7 @@ import re
 import secrets
 from collections.abc import Mapping
 
+from gateway.mail.content import Content
 from gateway.mail.headers import header_fields
 
 # An RFC 3463 status code as the second word of a reply ("550 5.1.1 ...").
@@ -30,7 +31,7 @@ def build_bounce(
     queue_id: str,
     original_sender: str,
     failed: Mapping[str, tuple[str, str]],  # recipient -> (RFC 3463 status, diagnostic)
-    original: bytes,
+    original: Content,
     include_body: bool,
     arrival: float,
 ) -> bytes:
@@ -61,7 +62,7 @@ def build_bounce(
     else:
         fields = header_fields(original)
         returned, returned_type = b"".join(f.raw for f in fields), "text/rfc822-headers"
-    parts = [
+    parts: list[tuple[str, Content]] = [
         (f"text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {_cte(text)}", text),
         ("message/delivery-status", status),
         (returned_type, returned),
@@ -78,7 +79,7 @@ def build_bounce(
         f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
         "\r\n"
     ).encode()
-    out = [head]
+    out: list[Content] = [head]
     for content_type, body in parts:
         out.append(f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode())
         out.append(body if body.endswith(b"\r\n") else body + b"\r\n")
@@ -93,7 +94,7 @@ def permanent_status(reply: str) -> str:
     return f"5.{m[2]}" if m else "5.0.0"
 
 
-def _boundary(bodies: list[bytes]) -> str:
+def _boundary(bodies: list[Content]) -> str:
     while True:  # RFC 2046 5.1.1: the boundary must not occur in any part
         boundary = f"=_dsn_{secrets.token_hex(12)}"
         if not any(boundary.encode() in body for body in bodies):

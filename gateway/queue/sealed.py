@@ -13,10 +13,11 @@ from typing import Any
 
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt
+from gateway.mail.content import Content
 
 
 def seal_message(
-    keyring: Keyring, queue_id: str, envelope: dict[str, Any], content: bytes
+    keyring: Keyring, queue_id: str, envelope: dict[str, Any], content: Content
 ) -> bytearray:
     """The sealed row value, as a buffer the spool writes into the row in place."""
     head = json.dumps(envelope, separators=(",", ":")).encode()

@@ -7,12 +7,14 @@ message needs (SIZE, 8BITMIME, SMTPUTF8); the result is one reply per recipient.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import aiosmtplib
 from aiosmtplib.protocol import normalize_message_line_endings
 
 from gateway.errors import TempFailure
 from gateway.events import Evidence
+from gateway.mail.content import Content
 from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.queue.transports import AttemptResult
 
@@ -26,7 +28,7 @@ async def transaction(
     client: aiosmtplib.SMTP,
     mail_from: str,
     rcpt_tos: list[str],
-    content: bytes,
+    content: Content,
     evidence: Evidence,
     *,
     final_reply_timeout: float,
@@ -92,7 +94,7 @@ def _path(address: str) -> bytes:
 
 
 async def send_data(
-    client: aiosmtplib.SMTP, content: bytes, *, reply_timeout: float, clean: bool = False
+    client: aiosmtplib.SMTP, content: Content, *, reply_timeout: float, clean: bool = False
 ) -> aiosmtplib.SMTPResponse:
     """DATA, the content dot-stuffed (RFC 5321 4.5.2) and ended, and the final reply.
 
@@ -113,8 +115,9 @@ async def send_data(
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Server not connected")
     if not clean and has_bare_line_end_or_nul(content):
-        content = normalize_message_line_endings(content)
-    stuffed = content.replace(b"\r\n.", b"\r\n..")
+        content = normalize_message_line_endings(bytes(content))
+    # A bytearray's replace copies even when nothing matches: not a 25 MB message for that.
+    stuffed = content.replace(b"\r\n.", b"\r\n..") if b"\r\n." in content else content
     try:
         lead = b"." if stuffed.startswith(b".") else b""
         end = b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n"
@@ -123,7 +126,8 @@ async def send_data(
         else:  # not copied again to save a write
             for piece in (lead, stuffed, end):
                 if piece:
-                    protocol.write(piece)
+                    # Any bytes-like is written as it is (asyncio.WriteTransport.write).
+                    protocol.write(cast(bytes, piece))
         # No await between the writes and this read: the reply cannot arrive unasked.
         reply = await protocol.read_response(timeout=reply_timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):

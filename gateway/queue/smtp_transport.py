@@ -22,6 +22,7 @@ import aiosmtplib
 from gateway.crypto import read_secret_file
 from gateway.errors import ConfigError, TempFailure
 from gateway.events import Evidence
+from gateway.mail.content import Content
 from gateway.queue.smtp_exchange import transaction
 from gateway.queue.smtp_pool import ConnectionPool, Kept
 from gateway.queue.transports import AttemptResult, not_sent
@@ -82,7 +83,7 @@ class SmtpTransport:
         )
 
     async def send(
-        self, mail_from: str, rcpt_tos: list[str], content: bytes, *, clean: bool = False
+        self, mail_from: str, rcpt_tos: list[str], content: Content, *, clean: bool = False
     ) -> AttemptResult:
         up = self.upstream
         kept = await self.pool.take()
@@ -140,7 +141,7 @@ class SmtpTransport:
         kept: Kept,
         mail_from: str,
         rcpt_tos: list[str],
-        content: bytes,
+        content: Content,
         evidence: Evidence,
         clean: bool,
     ) -> AttemptResult:

@@ -40,6 +40,7 @@ import structlog
 from gateway.crypto import Keyring
 from gateway.errors import SpoolCorrupt, TempFailure
 from gateway.events import Accepted, NullRecorder, Outcome, Recorder
+from gateway.mail.content import Content
 from gateway.mail.wire import has_bare_line_end_or_nul
 from gateway.queue import leases, release
 from gateway.queue.bodies import IN_FILE_OVER, BodyFiles, bodies_folder
@@ -84,7 +85,7 @@ class Message(TypedDict):
     peer: str
     mail_from: str
     rcpt_tos: Iterable[str]
-    content: bytes
+    content: Content
     annotations: NotRequired[dict[str, Any] | None]
     held: NotRequired[bool]
     also: NotRequired[Callable[[sqlite3.Connection, Accepted], None] | None]
@@ -99,7 +100,7 @@ class Spooled:
     peer: str
     mail_from: str
     rcpt_tos: tuple[str, ...]
-    content: bytes
+    content: Content
     annotations: dict[str, Any]
     attempts: int
     pending: tuple[int, ...]  # indexes into rcpt_tos still to deliver
@@ -286,7 +287,8 @@ class Spool(QueueStates):
             return None
         row = rows[0]
         try:
-            env, content = open_message(self.keyring, queue_id, row["blob"])
+            env, inline = open_message(self.keyring, queue_id, row["blob"])
+            content: Content = inline
             staff, peer, mail_from = env["staff"], env["peer"], env["mail_from"]
             rcpt_tos, annotations = tuple(env["rcpt_tos"]), env["annotations"]
             if "body_key" in env:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.events import Evidence
+from gateway.mail.content import Content
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def not_sent(rcpts: list[str], reason: str, evidence: Evidence | None = None) ->
 
 class Transport(Protocol):
     async def send(
-        self, mail_from: str, rcpt_tos: list[str], content: bytes, *, clean: bool = False
+        self, mail_from: str, rcpt_tos: list[str], content: Content, *, clean: bool = False
     ) -> AttemptResult:
         """``clean``: the spool found no bare CR, bare LF or NUL in ``content`` when it
         accepted it; otherwise the line ends are looked at (and repaired) again."""
@@ -53,7 +54,7 @@ class MaildirTransport:
             (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
 
     async def send(
-        self, mail_from: str, rcpt_tos: list[str], content: bytes, *, clean: bool = False
+        self, mail_from: str, rcpt_tos: list[str], content: Content, *, clean: bool = False
     ) -> AttemptResult:
         name = f"{time.time_ns()}.{os.getpid()}.{os.urandom(4).hex()}.{socket.gethostname()}"
         tmp = self.path / "tmp" / name

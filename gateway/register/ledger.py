@@ -31,6 +31,7 @@ import structlog
 from gateway.crypto import Keyring
 from gateway.errors import ConfigError
 from gateway.events import Accepted, HoldEvent, Outcome, RefusedEvent
+from gateway.mail.content import Content
 from gateway.register import checkpoint, index, threads
 from gateway.register.codec import (
     GENESIS,
@@ -210,7 +211,7 @@ class Register:
 
     # -- gateway.events.Recorder -------------------------------------------------------
 
-    def summarise(self, content: bytes) -> Summary:
+    def summarise(self, content: Content) -> Summary:
         return summarise(content)
 
     def accepted(self, conn: sqlite3.Connection, event: Accepted) -> None:

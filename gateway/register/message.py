@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from gateway.mail import chunked, media, parts
+from gateway.mail.content import Content
 
 log = structlog.get_logger("gateway.register")
 
@@ -41,7 +42,7 @@ class Summary:
     attachments: list[dict[str, Any]] = field(default_factory=list)
 
 
-def summarise(content: bytes) -> Summary:
+def summarise(content: Content) -> Summary:
     try:
         try:
             return _summary_in_place(content)
@@ -52,7 +53,7 @@ def summarise(content: bytes) -> Summary:
         return Summary(message_id=UNREADABLE, subject=UNREADABLE)
 
 
-def _summary_in_place(content: bytes) -> Summary:
+def _summary_in_place(content: Content) -> Summary:
     """The parts found in place and their bodies decoded in pieces (a large attachment is
     never copied whole); the same values as :func:`summary_parsed`."""
     top, leaves = parts.leaves(content)
@@ -68,7 +69,7 @@ def _summary_in_place(content: bytes) -> Summary:
     )
 
 
-def _tally(content: bytes, leaf: parts.Leaf) -> chunked.Tally:
+def _tally(content: Content, leaf: parts.Leaf) -> chunked.Tally:
     cte = str(leaf.headers.get("content-transfer-encoding", "")).lower()
     try:
         return chunked.tally(chunked.email_pieces(content, leaf.start, leaf.end, cte))
@@ -78,7 +79,7 @@ def _tally(content: bytes, leaf: parts.Leaf) -> chunked.Tally:
         return chunked.tally([_data(part)])
 
 
-def summary_parsed(content: bytes) -> Summary:
+def summary_parsed(content: Content) -> Summary:
     """The summary read through ``email``'s parser: the whole message as a tree."""
     # compat32 is several times cheaper than policy.default here (no header objects);
     # the few values kept are decoded explicitly (RFC 2047).

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import io
 
 from aiosmtpd.smtp import Envelope
 
@@ -38,10 +37,13 @@ _KEEP = len(_END) - 1  # enough of a dropped long line to find an end of data it
 
 
 class GatewayEnvelope(Envelope):
-    """The library's envelope, and whether DATA held a bare CR, a bare LF or a NUL."""
+    """The library's envelope, the message as received (in place of the library's
+    ``content``: the buffer the filters edit) and whether DATA held a bare CR, a bare LF
+    or a NUL."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.received: bytearray | None = None
         self.unclean = False
 
 
@@ -68,7 +70,8 @@ class DataBlocks:
         self.done = False
         # The message grows in one buffer (realloc, no copy); content() hands it over
         # without another copy, where a list of blocks joined would be the message twice.
-        self._kept = io.BytesIO()
+        # A bytearray: the filters' edits are then made in it (gateway.mail.splices).
+        self._kept = bytearray()
         # Received, not yet taken: the start of a line not yet ended (at most line_limit
         # octets), or, once a line is too long, its last few octets.
         self._pending = b""
@@ -102,10 +105,9 @@ class DataBlocks:
             self._at_line_start = False
         return False
 
-    def content(self) -> bytes:
+    def content(self) -> bytearray:
         """The message, dot-unstuffed (once ``done`` in state NOMINAL), handed over."""
-        content = self._kept.getvalue()
-        self._kept = io.BytesIO()
+        content, self._kept = self._kept, bytearray()
         return content
 
     def _take(self, lines: bytes) -> None:
@@ -132,7 +134,7 @@ class DataBlocks:
             lines = lines[1:]
         if b"." in lines and b"\r\n." in lines:
             lines = lines.replace(b"\r\n.", b"\r\n")
-        self._kept.write(lines)
+        self._kept += lines
 
     def _long_line(self, lines: bytes, unclean: bool) -> int:
         """Where the first line longer than ``line_limit`` with its CRLF starts; -1: none."""
@@ -150,7 +152,7 @@ class DataBlocks:
     def _stop(self, state: DataState) -> None:
         if self.state is DataState.NOMINAL:
             self.state = state
-            self._kept = io.BytesIO()  # nothing more is kept
+            self._kept = bytearray()  # nothing more is kept
 
 
 def _first_long_line(lines: bytes, limit: int) -> int:

@@ -31,15 +31,17 @@ from gateway.envelope import Session, Transaction
 from gateway.errors import Refused, TempFailure
 from gateway.events import RefusedEvent
 from gateway.holds.service import Holds
+from gateway.mail.content import Content
 from gateway.mail.headers import (
+    CRLF,
     MalformedHeader,
     body_start,
     header_fields,
     repeated_singletons,
     without,
 )
-from gateway.mail.wire import edit_is_clean
-from gateway.pipeline import Pipeline
+from gateway.mail.splices import Splices
+from gateway.pipeline import Pipeline, spliced
 from gateway.queue.spool import Message, Spool, new_queue_id
 from gateway.settings import Settings
 
@@ -150,7 +152,7 @@ class Handler:
             )
             return t.reply()
 
-    async def _data(self, tx: Transaction, content: bytes, *, unclean: bool) -> str:
+    async def _data(self, tx: Transaction, content: Content, *, unclean: bool) -> str:
         if unclean:
             # SMUG-1..11: bare CR or LF (or NUL) could end the message early at a later hop.
             raise Refused(
@@ -183,12 +185,8 @@ class Handler:
         del content  # the original is the filters' to free
         # What leaves is held to the rule for what arrives (MIME-7): the pipeline checks
         # each filter's edit, and here what the headers' edit changed.
-        filtered = await self.pipeline.on_data(tx, taken.pop())
-        content = self._finish_headers(tx, filtered)
-        if not edit_is_clean(filtered, content):
-            log.error("unclean_output", queue_id=tx.queue_id)
-            raise TempFailure("Local policy check failed; try again later")
-        del filtered
+        content = await self.pipeline.on_data(tx, taken.pop())
+        content = spliced("headers", tx, content, self._finish_headers(tx, content))
         if len(content) > self.settings.limits.max_message_size:
             raise Refused(552, "5.3.4", "Message too big after adding the required notice")
         held = bool(tx.annotations.get("hold"))
@@ -233,7 +231,7 @@ class Handler:
             )
         return f"250 2.0.0 Queued as {tx.queue_id}"
 
-    def _finish_headers(self, tx: Transaction, content: bytes) -> bytes:
+    def _finish_headers(self, tx: Transaction, content: Content) -> Splices:
         cut = body_start(content)
         fields = header_fields(content)
         # Bcc: and Resent-Bcc: must not travel (RFC 5322 3.6.3, 3.6.6): their recipients are
@@ -246,8 +244,8 @@ class Handler:
             f"\tby {self.settings.hostname} (c4f-gateway) with ESMTPSA id {tx.queue_id};\r\n"
             f"\t{email.utils.formatdate(time.time())}\r\n"
         ).encode("ascii")
-        # As join_message, with the body joined from a view: one copy of it, not two.
-        return b"".join([received, *(f.raw for f in fields), b"\r\n", memoryview(content)[cut:]])
+        # The header section replaced in the message's own buffer: the body is not copied.
+        return Splices.of([(0, cut, b"".join([received, *(f.raw for f in fields), CRLF]))])
 
     async def _refuse(self, tx: Transaction, phase: Phase, r: Refused, address: str = "") -> str:
         reply = r.reply()
@@ -284,11 +282,11 @@ class Handler:
             self.spool.recorder.refused(conn, event)
 
 
-def _taken(envelope: Any) -> bytes:
-    """The message, no longer held by the envelope: once the filters have replaced it,
-    the bytes as received are freed (a message can be 25 MB)."""
-    content: bytes = envelope.original_content
-    envelope.content = envelope.original_content = None
+def _taken(envelope: Any) -> Content:
+    """The message, no longer held by the envelope: the filters edit it in place, or let
+    it go once they have replaced it (a message can be 25 MB)."""
+    content: Content = envelope.received
+    envelope.received = None
     return content
 
 

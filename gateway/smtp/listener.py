@@ -247,7 +247,7 @@ class GatewaySMTP(LoginSession):
             else:
                 await self.push("552 Error: Too much mail data")
             return
-        envelope.content = envelope.original_content = blocks.content()
+        envelope.received = blocks.content()
         # The handler refuses a message with bare CR, LF or NUL (counted as it arrived).
         envelope.unclean = blocks.unclean
         status = await self._call_handler_hook("DATA")

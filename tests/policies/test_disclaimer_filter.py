@@ -101,7 +101,7 @@ async def test_large_messages_give_the_same_result_off_the_event_loop() -> None:
     big = MESSAGE + b"".join(b"line %07d of a long report\r\n" % i for i in range(60_000))
     assert len(big) > 1 << 20
     t = tx()
-    out = await f.on_data(t, big)
+    out = await Pipeline([f]).on_data(t, big)
     assert out == f.apply(big).content
     assert out.startswith(big) and t.annotations["disclaimer"] == "inserted"
 

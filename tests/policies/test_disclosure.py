@@ -43,8 +43,8 @@ async def _run(
     content: bytes, tx: Transaction | None = None, missing: str = "accept-incomplete"
 ) -> tuple[bytes, dict[str, object]]:
     tx = tx or _tx()
-    out = await _filter(missing).on_data(tx, content)
-    return out, tx.annotations["disclosure"]
+    out = await Pipeline([_filter(missing)]).on_data(tx, content)
+    return bytes(out), tx.annotations["disclosure"]
 
 
 @pytest.mark.parametrize(

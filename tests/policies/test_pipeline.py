@@ -6,7 +6,7 @@ import pytest
 
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused, TempFailure
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Content, Pipeline, Splices
 
 
 class Crashes:
@@ -86,3 +86,78 @@ async def test_each_filters_input_is_let_go_once_its_output_is_in() -> None:
     assert out == b"3"
     # The message as received is gone before the second filter runs, and so on.
     assert seen == [(b"0", []), (b"1", [b"0"]), (b"2", [b"0", b"1"])]
+
+
+class Splicing:
+    """Returns the splices it was made with, and keeps a view of the message if asked."""
+
+    name = "splicing"
+
+    def __init__(self, *edits: tuple[int, int, bytes], keep_view: bool = False) -> None:
+        self.edits, self.keep_view = edits, keep_view
+        self.views: list[memoryview] = []
+
+    async def on_data(self, tx: Transaction, content: Content) -> Splices:
+        if self.keep_view:
+            self.views.append(memoryview(content))  # a bug: the buffer cannot be resized
+        return Splices(self.edits)
+
+
+MESSAGE = b"From: a@c4f.example\r\nSubject: [tag] Report\r\n\r\nbody line\r\n"
+
+
+async def test_splices_are_made_in_the_message_s_own_buffer() -> None:
+    received = bytearray(MESSAGE)
+    tag = MESSAGE.index(b"[tag] ")
+    end = len(MESSAGE) - 6  # after the first filter's edit
+    notice = (end, end, b"-- \r\nnotice\r\n")
+    p = Pipeline([Splicing((tag, tag + 6, b"")), Splicing(notice)])
+    out = await p.on_data(_tx(), received)
+    assert out is received  # no second message was made
+    assert out == MESSAGE.replace(b"[tag] ", b"") + b"-- \r\nnotice\r\n"
+
+
+async def test_splices_of_a_message_given_as_bytes_are_made_in_a_copy() -> None:
+    out = await Pipeline([Splicing((0, 0, b"X-A: 1\r\n"))]).on_data(_tx(), MESSAGE)
+    assert out == b"X-A: 1\r\n" + MESSAGE
+    assert MESSAGE.startswith(b"From:")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        (0, 0, b"X-A: 1\n"),  # a bare LF
+        (len(MESSAGE) - 2, len(MESSAGE) - 2, b"\r"),  # a CR before the final CR LF
+        (5, 5, b"\x00"),  # a NUL
+        (len(MESSAGE) - 1, len(MESSAGE), b""),  # the final LF removed: a bare CR is left
+    ],
+)
+async def test_a_splice_that_leaves_a_bare_line_end_or_nul_fails_closed(
+    edit: tuple[int, int, bytes],
+) -> None:
+    with pytest.raises(TempFailure):
+        await Pipeline([Splicing(edit)]).on_data(_tx(), bytearray(MESSAGE))
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        ((0, 10, b""), (5, 12, b"")),  # overlapping
+        ((10, 5, b""),),  # ending before it starts
+        ((0, len(MESSAGE) + 1, b""),),  # past the end
+    ],
+)
+async def test_splices_that_cannot_be_made_fail_closed(
+    edits: tuple[tuple[int, int, bytes], ...],
+) -> None:
+    received = bytearray(MESSAGE)
+    with pytest.raises(TempFailure):
+        await Pipeline([Splicing(*edits)]).on_data(_tx(), received)
+    assert received == MESSAGE  # checked before anything was changed
+
+
+async def test_a_view_left_open_on_the_message_fails_closed() -> None:
+    f = Splicing((0, 0, b"X-A: 1\r\n"), keep_view=True)
+    with pytest.raises(TempFailure):
+        await Pipeline([f]).on_data(_tx(), bytearray(MESSAGE))
+    f.views[0].release()

@@ -92,6 +92,17 @@ def test_end_of_data_split_in_three_at_every_pair_of_offsets() -> None:
             assert in_blocks(cuts(stream, a, b), None) == expected, (a, b)
 
 
+def test_the_message_is_handed_over_in_the_buffer_it_grew_in() -> None:
+    """A bytearray: the filters' edits are made in it (gateway.mail.splices), and taking it
+    leaves nothing behind in the reader."""
+    blocks = DataBlocks(size_limit=None, line_limit=LINE_LIMIT)
+    assert blocks.feed(b"Subject: x\r\n\r\n" + b"y" * 900 + b"\r\n.\r\n")
+    content = blocks.content()
+    assert type(content) is bytearray
+    assert content == b"Subject: x\r\n\r\n" + b"y" * 900 + b"\r\n"
+    assert blocks.content() == b""
+
+
 def test_one_byte_at_a_time() -> None:
     stream = b"x\r\n.y\r\n\r\n.\r\nQUIT\r\n"
     read = in_blocks([bytes([c]) for c in stream], None)
