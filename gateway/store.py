@@ -252,6 +252,21 @@ class _Write:
     done: concurrent.futures.Future[Any]
 
 
+def _each_in_a_savepoint(conn: sqlite3.Connection, writes: list[_Write]) -> list[tuple[bool, Any]]:
+    """Each write's (True, result) or (False, exception); a write that raises is undone.
+    A function of its own: no loop variable outlives it holding the last write."""
+    results: list[tuple[bool, Any]] = []
+    for write in writes:
+        conn.execute("SAVEPOINT together")
+        try:
+            results.append((True, write.fn(conn)))
+        except Exception as exc:
+            conn.execute("ROLLBACK TO together")
+            results.append((False, exc))
+        conn.execute("RELEASE together")
+    return results
+
+
 class GroupCommit:
     """A thread that commits the writes handed to it together: one transaction and one
     fsync for every write that arrived while the last commit was on its way to disk, or
@@ -318,34 +333,32 @@ class GroupCommit:
                 batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
             self._last_batch = len(batch)
             # A caller that gave up (its session ended) before its turn is left out.
-            self._commit([w for w in batch if w.done.set_running_or_notify_cancel()])
-            # Not kept while this thread waits for the next write: a write holds its
-            # sealed message and the message itself (50 MiB for a 25 MiB one).
+            taken = [w for w in batch if w.done.set_running_or_notify_cancel()]
             del batch
+            self._commit(taken)
 
-    def _commit(self, batch: list[_Write]) -> None:
-        if not batch:
+    def _commit(self, taken: list[_Write]) -> None:
+        """Commit the writes in ``taken`` in one transaction, then tell each caller.
+
+        ``taken`` is emptied before anyone is told: a write holds its message and its
+        sealed copy, and the first caller told may go on at once (this thread gives up the
+        GIL to wake it) to deliver that message, while this thread would still hold them:
+        the message twice in memory. What a write returns must not hold it either."""
+        if not taken:
             return
-        results: list[tuple[bool, Any]] = []
         try:
             with self.store.transaction() as conn:
-                for write in batch:
-                    conn.execute("SAVEPOINT together")
-                    try:
-                        results.append((True, write.fn(conn)))
-                    except Exception as exc:
-                        conn.execute("ROLLBACK TO together")
-                        results.append((False, exc))
-                    conn.execute("RELEASE together")
+                results = _each_in_a_savepoint(conn, taken)
         except BaseException as exc:
             # Nothing of this batch is on disk: every caller hears of it.
-            for write in batch:
-                write.done.set_exception(exc)
-            return
-        self.commits += 1
-        self.writes += sum(ok for ok, _ in results)
-        for write, (ok, value) in zip(batch, results, strict=True):
+            results = [(False, exc)] * len(taken)
+        else:
+            self.commits += 1
+            self.writes += sum(ok for ok, _ in results)
+        dones = [write.done for write in taken]
+        taken.clear()
+        for done, (ok, value) in zip(dones, results, strict=True):
             if ok:
-                write.done.set_result(value)
+                done.set_result(value)
             else:
-                write.done.set_exception(value)
+                done.set_exception(value)

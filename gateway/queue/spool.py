@@ -25,6 +25,7 @@ never silently dropped (DUR-4). The states and the moves between them are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import secrets
@@ -178,7 +179,8 @@ class Spool(QueueStates):
         returned writes it, its recipients and the register's record in a transaction.
         ``in_file``: a body over IN_FILE_OVER is sealed into its own file, durable before
         the row is written (:mod:`gateway.queue.bodies`); the caller removes the file if
-        the transaction fails."""
+        the transaction fails. The function returns the :class:`Accepted` the register
+        recorded, without its content."""
         queue_id, staff, peer = message["queue_id"], message["staff"], message["peer"]
         mail_from, content = message["mail_from"], message["content"]
         held, also = message.get("held", False), message.get("also")
@@ -246,7 +248,9 @@ class Spool(QueueStates):
             self.recorder.accepted(conn, event)
             if also is not None:
                 also(conn, event)
-            return event
+            # Returned without the message: the caller has it, and the commit thread
+            # should not hold it once the caller goes on (GroupCommit._commit).
+            return dataclasses.replace(event, content=b"")
 
         return write
 

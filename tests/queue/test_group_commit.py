@@ -187,6 +187,30 @@ def test_a_transaction_reads_its_own_writes_and_writes_inside_it(store: Store) -
     assert names(store.path) == ["mine", "nested"]
 
 
+class Message:
+    """Stands for a message a write holds (bytes take no weak reference)."""
+
+
+def test_the_writes_are_let_go_before_any_caller_hears(store: Store) -> None:
+    """A caller told its message is committed may deliver it at once (reading it again):
+    by then the commit thread must hold neither the write nor the message it closes over,
+    or the message is in memory twice."""
+    held = Message()
+    gone = weakref.ref(held)
+
+    def write(conn: sqlite3.Connection, message: Message = held) -> str:
+        conn.execute("INSERT INTO item (name) VALUES ('last')")
+        return "written"
+
+    seen: list[bool] = []
+    with Held(store):  # the commit thread is busy: the callback is in before the commit
+        done = store.group.submit(write)
+        del write, held
+        done.add_done_callback(lambda _: seen.append(gone() is None))  # in the commit thread
+    assert done.result(10) == "written"
+    assert seen == [True]
+
+
 async def test_together_async_waits_for_the_commit(store: Store) -> None:
     got = await asyncio.gather(*(store.together_async(insert(f"x{i}")) for i in range(5)))
     assert got == [f"x{i}" for i in range(5)]

@@ -9,6 +9,7 @@ the queue keeps flowing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -189,7 +190,7 @@ async def test_what_was_checked_at_acceptance_is_sealed_with_the_message(
     }
     spool = gw.gateway.spool
     for qid, content in direct.items():
-        spool.accept(
+        accepted = spool.accept(
             queue_id=qid,
             staff=ALICE,
             peer="127.0.0.1",
@@ -197,6 +198,9 @@ async def test_what_was_checked_at_acceptance_is_sealed_with_the_message(
             rcpt_tos=[BOB],
             content=content,
         )
+        # Told without the message, which the caller has (the commit thread lets go of it).
+        assert (accepted.queue_id, accepted.content) == (qid, b"")
+        assert accepted.sha256 == hashlib.sha256(content).hexdigest()
     marked = {}
     for qid in (reply.split()[-1], *direct):
         loaded = spool.load(qid)
