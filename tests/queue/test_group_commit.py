@@ -29,7 +29,7 @@ from support.register import make_register
 from support.register import message as register_message
 from support.upstream import Upstream
 
-import gateway.store
+import gateway.store_group
 from gateway.events import Accepted, NullRecorder
 from gateway.queue.spool import Spool
 from gateway.register.message import Summary
@@ -220,7 +220,7 @@ async def test_together_async_waits_for_the_commit(store: Store) -> None:
 def test_an_idle_commit_thread_ends_and_a_dropped_store_lets_go_of_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gateway.store, "GROUP_IDLE", 0.05)
+    monkeypatch.setattr(gateway.store_group, "GROUP_IDLE", 0.05)
     path = tmp_path / "dropped.db"
     dropped = Store(path)
     dropped.ensure(DDL)
