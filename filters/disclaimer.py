@@ -288,7 +288,7 @@ class DisclaimerFilter:
             raise
         tx.annotations["disclaimer"] = result.action
         log.info("disclaimer", queue_id=tx.queue_id, action=result.action, parts=result.parts)
-        return result.splices if result.splices.edits else content
+        return result.splices
 
 
 def create(options: dict[str, Any], context: FilterContext) -> DisclaimerFilter:

@@ -91,10 +91,11 @@ class Pipeline:
             if hook is None:
                 continue
             result = await _guard(f, hook(tx, content), tx)
-            if result is content:
-                continue
             if isinstance(result, Splices):
-                content = spliced(f.name, tx, content, result)
+                if result.edits:
+                    content = spliced(f.name, tx, content, result)
+                continue
+            if result is content:
                 continue
             if not isinstance(result, bytes | bytearray):
                 log.error("filter_bad_result", filter=f.name, queue_id=tx.queue_id)
