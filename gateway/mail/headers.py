@@ -47,28 +47,28 @@ def split_message(content: Content) -> tuple[list[HeaderField], bytes]:
     return _fields(head), bytes_of(content, body_start, len(content))
 
 
-def header_fields(content: bytes | bytearray) -> list[HeaderField]:
+def header_fields(content: Content) -> list[HeaderField]:
     """The header fields of :func:`split_message`, without copying the body (a filter that
     reads only header fields of a 25 MB message need not copy 25 MB)."""
     return _fields(_header_section(content)[0])
 
 
-def body_start(content: bytes | bytearray) -> int:
+def body_start(content: Content) -> int:
     """Where :func:`split_message`'s body starts in ``content``."""
     return _header_section(content)[1]
 
 
-def _header_section(content: bytes | bytearray) -> tuple[bytes, int]:
+def _header_section(content: Content) -> tuple[bytes, int]:
     """The header section (CRLF-terminated, always bytes) and where the body starts."""
     if content.startswith(CRLF):
         return b"", 2
     end = content.find(CRLF + CRLF)
     if end < 0:
-        head = bytes(content)
+        head = bytes_of(content, 0, len(content))
         if head and not head.endswith(CRLF):
             head += CRLF
         return head, len(content)
-    return bytes(content[: end + 2]), end + 4
+    return bytes_of(content, 0, end + 2), end + 4
 
 
 # Every filter reads the header fields of the same message: a header section up to this

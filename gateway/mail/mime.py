@@ -15,7 +15,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 
-from gateway.mail.content import Content
+from gateway.mail.content import Content, bytes_of
 from gateway.mail.headers import HeaderField, MalformedHeader, fields_named, split_message
 
 CRLF = b"\r\n"
@@ -112,7 +112,7 @@ class _Parser:
             else:
                 head_end, body_start, separated = blank + 2, blank + 4, True
         try:
-            fields, _ = split_message(buf[start:head_end] + CRLF)
+            fields, _ = split_message(bytes_of(buf, start, head_end) + CRLF)
         except MalformedHeader as exc:
             raise MimeError("bad-header", f"malformed header: {exc}") from exc
         e = Entity(start, head_end, body_start, end, separated, fields)

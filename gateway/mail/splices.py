@@ -32,15 +32,15 @@ class Splices:
     def applied(self, content: Content) -> bytes:
         """A new message with the edits made; ``content`` is left as it was."""
         self._check(len(content))
-        view = memoryview(content)
         out: list[bytes | memoryview] = []
         pos = 0
-        for start, end, data in self.edits:
-            out += [view[pos:start], data]  # the unchanged stretches are views
-            pos = end
-        out.append(view[pos:])
-        joined = b"".join(out)
-        view.release()
+        with memoryview(content) as view:
+            for start, end, data in self.edits:
+                out += [view[pos:start], data]  # the unchanged stretches are views
+                pos = end
+            out.append(view[pos:])
+            joined = b"".join(out)
+            out.clear()  # the views, before the buffer they show is released
         return joined
 
     def apply_in_place(self, buf: bytearray) -> list[tuple[int, int]]:

@@ -290,9 +290,9 @@ class Spool(QueueStates):
         if not rows:
             return None
         row = rows[0]
+        content: Content  # in the row, or (a large body) in a file of its own
         try:
-            env, inline = open_message(self.keyring, queue_id, row["blob"])
-            content: Content = inline
+            env, content = open_message(self.keyring, queue_id, row["blob"])
             staff, peer, mail_from = env["staff"], env["peer"], env["mail_from"]
             rcpt_tos, annotations = tuple(env["rcpt_tos"]), env["annotations"]
             if "body_key" in env:
