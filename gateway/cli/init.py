@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Kept the existing {path}")
     if args.demo:
         login = f"demo@{args.domain}"
-        password = secrets.token_urlsafe(12)
+        password = demo_password()
         staff.add(login, password)
         print(
             f"\nDemo staff account: {login}\nPassword: {password}\n\n"
@@ -127,6 +127,15 @@ def run(args: argparse.Namespace) -> int:
         )
     store.close()
     return 0
+
+
+def demo_password() -> str:
+    """A random password for the demo account that never starts with "-": the command
+    printed for it (swaks ``--auth-password '-x...'``) would read it as an option."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if not password.startswith("-"):
+            return password
 
 
 def create_missing(settings: Settings, names: list[str]) -> list[Path]:

@@ -22,6 +22,7 @@ from support.harness import message
 from support.subprocess_gateway import GatewayProcess, run_cli
 
 from gateway.cli import build_parser, main
+from gateway.cli.init import demo_password
 from gateway.queue.bodies import bodies_folder
 from gateway.settings import load
 
@@ -119,6 +120,13 @@ def test_init_demo_prints_an_account_that_exists(tmp_path: Path) -> None:
     assert "swaks --server 127.0.0.1:1587 --tls" in done.stdout
     listed = run_cli("staff", "list", "--config", tmp_path / "dev" / "gateway.toml")
     assert "demo@centre.example" in listed.stdout
+
+
+def test_the_demo_password_never_reads_as_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """swaks --auth-password '-x...' (the command init prints) stops: "Unknown option"."""
+    drawn = iter(["-RSMnleZ4pv-qpsw", "--abc", "Kq-9x_ab-cd1"])
+    monkeypatch.setattr("gateway.cli.init.secrets.token_urlsafe", lambda n: next(drawn))
+    assert demo_password() == "Kq-9x_ab-cd1"
 
 
 @pytest.mark.parametrize(
