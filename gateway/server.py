@@ -124,7 +124,12 @@ class Gateway:
                 clock=clock,
             )
         self.handler = Handler(
-            settings, self.pipeline, self.spool, self.holds, on_queued=self.worker.wake
+            settings,
+            self.pipeline,
+            self.spool,
+            self.holds,
+            on_queued=self.worker.wake,
+            delivery=self.worker,
         )
         self.server_tls = parts.tls
         self.tls = parts.tls.context  # the listeners keep it; reload_tls changes what it serves

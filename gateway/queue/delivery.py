@@ -66,6 +66,7 @@ class DeliveryWorker:
         self._unrecorded: dict[str, Callable[[], Awaitable[None]]] = {}
         self._stopping = False
         self.owner = leases.new_owner()  # whose leases are ours (gateway.queue.leases)
+        self._reserved = 0  # leases given for acceptances in progress (reserve, hand)
         self._renewing: asyncio.Task[None] | None = None
 
     @property
@@ -81,7 +82,7 @@ class DeliveryWorker:
         while not self._stopping:
             if self._unrecorded:
                 await self._record_kept()
-            free = self.delivery.concurrency - len(self._inflight)
+            free = self.delivery.concurrency - len(self._inflight) - self._reserved
             if free > 0 and not self.paused:
                 ids = await self.spool.store.run(
                     leases.claim,
@@ -96,12 +97,35 @@ class DeliveryWorker:
                     await self.spool.store.run(leases.release, self.spool.store, self.owner, ids)
                     break
                 for qid in ids:
-                    task = asyncio.create_task(self._attempt_guarded(qid))
-                    self._inflight[qid] = task
-                    task.add_done_callback(self._done)
+                    self._start(qid, None)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.delivery.poll_interval)
             self._wake.clear()
+
+    def reserve(self) -> tuple[str, float] | None:
+        """A lease (owner, until) for a message about to be accepted, if a delivery slot
+        is free: the acceptance takes it in its own transaction, then :meth:`hand` gives
+        the message over from memory, with no claim and no reading it back. None: the
+        message waits for a poll like any other."""
+        busy = len(self._inflight) + self._reserved
+        running = self._renewing is not None and not self._stopping  # run() is on
+        if not running or self.paused or busy >= self.delivery.concurrency:
+            return None
+        self._reserved += 1
+        return self.owner, self.clock() + self.delivery.lease
+
+    def hand(self, msg: Spooled | None) -> None:
+        """After the acceptance that took a :meth:`reserve` lease: ``msg`` is delivered
+        now; None, it was not accepted (nothing was leased). Once stopping, it is not
+        started: its lease expires and another worker, or the next start, sends it."""
+        self._reserved -= 1
+        if msg is not None and not self._stopping:
+            self._start(msg.queue_id, msg)
+
+    def _start(self, qid: str, msg: Spooled | None) -> None:
+        task = asyncio.create_task(self._attempt_guarded(qid, msg))
+        self._inflight[qid] = task
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         for qid, t in list(self._inflight.items()):
@@ -172,9 +196,9 @@ class DeliveryWorker:
             )
         self._unrecorded[qid] = write
 
-    async def _attempt_guarded(self, qid: str) -> None:
+    async def _attempt_guarded(self, qid: str, msg: Spooled | None = None) -> None:
         try:
-            recorded = await self.attempt(qid)
+            recorded = await self.attempt(qid, msg)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -186,13 +210,15 @@ class DeliveryWorker:
             with contextlib.suppress(Exception):  # else it expires
                 await self.spool.store.run(leases.release, self.spool.store, self.owner, [qid])
 
-    async def attempt(self, qid: str) -> bool:
-        """Deliver one leased message; True once its outcome is recorded (which ends the
-        lease) or kept to be recorded (which keeps it), False if nothing was sent."""
-        try:
-            msg = await self.spool.store.run(self.spool.load, qid)
-        except SpoolCorrupt:
-            return False  # quarantined and logged by the spool; other mail keeps flowing
+    async def attempt(self, qid: str, msg: Spooled | None = None) -> bool:
+        """Deliver one leased message (read from the queue, unless it is given: just
+        accepted, :meth:`hand`); True once its outcome is recorded (which ends the lease)
+        or kept to be recorded (which keeps it), False if nothing was sent."""
+        if msg is None:
+            try:
+                msg = await self.spool.store.run(self.spool.load, qid)
+            except SpoolCorrupt:
+                return False  # quarantined and logged by the spool; other mail keeps flowing
         if msg is None or not msg.pending:
             return False
         rcpts = [msg.rcpt_tos[i] for i in msg.pending]

@@ -110,6 +110,15 @@ def release(store: Store, owner: str, ids: Iterable[str]) -> int:
         ).rowcount
 
 
+def take(conn: sqlite3.Connection, queue_id: str, owner: str, until: float) -> None:
+    """Inside a message's acceptance: it is leased to the worker that accepted it, which
+    delivers it from memory at once (:meth:`gateway.queue.delivery.DeliveryWorker.hand`):
+    no claim and no reading it back. Committed (and fsynced) with the message, so a
+    worker killed before it delivers only delays the message until the lease expires."""
+    sql = "INSERT INTO queue_lease (queue_id, owner, until) VALUES (?, ?, ?)"
+    conn.execute(sql, (queue_id, owner, until))
+
+
 def end(conn: sqlite3.Connection, queue_id: str) -> None:
     """Inside an attempt's outcome transaction: whoever held it, the lease is over."""
     conn.execute("DELETE FROM queue_lease WHERE queue_id = ?", (queue_id,))

@@ -77,9 +77,11 @@ class Message(TypedDict):
     """A message to accept, as :meth:`Spool.accept`, ``accept_async``, ``insert`` and
     ``sealed`` take it. ``held``: it waits for a line manager (state ``held``). ``also``
     runs in the same transaction after the register's record (a hold and its notice).
-    ``clean``: the caller has checked that the content has no bare CR, bare LF or NUL
-    (the submission handler, MIME-7); without it the spool checks. Sealed with the
-    message, so delivery checks it again only for content that was not clean (SMUG-12)."""
+    ``lease``: (owner, until), taken in the same transaction by the worker that then
+    delivers it from memory (:func:`gateway.queue.leases.take`). ``clean``: the caller
+    has checked that the content has no bare CR, bare LF or NUL (the submission handler,
+    MIME-7); without it the spool checks. Sealed with the message, so delivery checks it
+    again only for content that was not clean (SMUG-12)."""
 
     queue_id: str
     staff: str
@@ -91,6 +93,7 @@ class Message(TypedDict):
     held: NotRequired[bool]
     also: NotRequired[Callable[[sqlite3.Connection, Accepted], None] | None]
     clean: NotRequired[bool]
+    lease: NotRequired[tuple[str, float] | None]
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ class Spool(QueueStates):
         recorded, without its content."""
         queue_id, staff, peer = message["queue_id"], message["staff"], message["peer"]
         mail_from, content = message["mail_from"], message["content"]
-        held, also = message.get("held", False), message.get("also")
+        held, also, lease = message.get("held", False), message.get("also"), message.get("lease")
         now = self.clock()
         rcpts = tuple(message["rcpt_tos"])
         notes = message.get("annotations") or {}
@@ -248,6 +251,8 @@ class Spool(QueueStates):
             self.recorder.accepted(conn, event)
             if also is not None:
                 also(conn, event)
+            if lease is not None:
+                leases.take(conn, queue_id, *lease)
             # Returned without the message: the caller has it, and the commit thread
             # should not hold it once the caller goes on (GroupCommit._commit).
             return dataclasses.replace(event, content=b"")
@@ -255,6 +260,25 @@ class Spool(QueueStates):
         return write
 
     # -- delivering --------------------------------------------------------------------
+
+    @staticmethod
+    def in_memory(message: Message, accepted: Accepted) -> Spooled:
+        """A message just accepted, as :meth:`load` would read it back: for the worker
+        that leased it in its acceptance (``lease``) to deliver it without reading it."""
+        rcpts = tuple(message["rcpt_tos"])
+        return Spooled(
+            queue_id=accepted.queue_id,
+            created=accepted.received_at,
+            staff=accepted.staff,
+            peer=accepted.peer,
+            mail_from=accepted.mail_from,
+            rcpt_tos=rcpts,
+            content=message["content"],
+            annotations=dict(accepted.annotations),
+            attempts=0,
+            pending=tuple(range(len(rcpts))),
+            clean=bool(message.get("clean")),
+        )
 
     def load(self, queue_id: str) -> Spooled | None:
         """The message, decrypted, for delivery; None if it is gone or may not be sent.

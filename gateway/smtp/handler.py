@@ -42,6 +42,8 @@ from gateway.mail.headers import (
 )
 from gateway.mail.splices import Splices
 from gateway.pipeline import Pipeline, spliced
+from gateway.queue.bodies import IN_FILE_OVER
+from gateway.queue.delivery import DeliveryWorker
 from gateway.queue.spool import Message, Spool, new_queue_id
 from gateway.settings import Settings
 
@@ -60,12 +62,14 @@ class Handler:
         spool: Spool,
         holds: Holds,
         on_queued: Callable[[], None] = lambda: None,
+        delivery: DeliveryWorker | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.spool = spool
         self.holds = holds
         self.on_queued = on_queued
+        self.delivery = delivery  # delivers what this process accepts, from memory
         limits = settings.limits
         self.min_free = limits.min_free_space or int(1.5 * limits.max_message_size)
 
@@ -200,6 +204,11 @@ class Handler:
             "annotations": tx.annotations,
             "clean": True,  # checked just above (MIME-7)
         }
+        # Delivered by this process from memory when it has a slot free (not a held
+        # message, nor a large one: its body stays on disk until delivery).
+        lease = None
+        if self.delivery is not None and not held and len(content) <= IN_FILE_OVER:
+            lease = message["lease"] = self.delivery.reserve()
         try:
             # Committed together with other sessions' messages (group commit); 250 only
             # after the commit that covers this one.
@@ -208,8 +217,12 @@ class Handler:
             else:
                 accepted = await self.spool.accept_async(**message)
         except Exception as exc:
+            if lease is not None and self.delivery is not None:
+                self.delivery.hand(None)
             log.exception("spool_write_failed", queue_id=tx.queue_id, error=type(exc).__name__)
             raise TempFailure("Queue write error; try again later") from exc
+        if lease is not None and self.delivery is not None:
+            self.delivery.hand(Spool.in_memory(message, accepted))
         log.info(
             "message_queued",
             queue_id=tx.queue_id,

@@ -1,0 +1,81 @@
+"""A message is delivered by the process that accepted it, from memory.
+
+When its delivery worker has a slot free, the acceptance's own transaction leases the
+message to that worker (``gateway.queue.leases.take``), and the worker sends what it holds
+instead of claiming the message and reading it back. The lease is committed with the
+message: no other worker can take it meanwhile, and the outcome ends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from conftest import StartGateway
+from support.delivery import until
+from support.harness import message
+from support.pki import TestCA
+from support.upstream import Upstream, UpstreamBehaviour
+
+from gateway.queue import leases
+
+ALICE = "alice@c4f.example"
+BOB = "bob@c4f.example"
+
+
+@pytest.fixture
+async def slow_upstream(ca: TestCA) -> AsyncIterator[Upstream]:
+    """Holds its reply to DATA for a second: the lease can be looked at meanwhile."""
+    cert = ca.issue("localhost", sans=["localhost", "127.0.0.1"])
+    up = await Upstream(cert, UpstreamBehaviour(data_delay=1.0)).start()
+    yield up
+    await up.stop()
+
+
+async def test_the_accepting_worker_holds_the_lease_from_the_250_and_sends_it_once(
+    start_gateway: StartGateway, slow_upstream: Upstream
+) -> None:
+    gw = await start_gateway(upstream=slow_upstream)
+    gw.add_staff(ALICE)
+    store, worker = gw.gateway.store, gw.gateway.worker
+    reads: list[str] = []
+    store._reader.set_trace_callback(reads.append)
+
+    _errors, reply = await gw.send(ALICE, [BOB], message(ALICE, [BOB], body="HANDED\n"))
+    qid = reply.split()[-1]
+    # Committed with the message, before the 250: this worker's, for [delivery] lease.
+    [row] = store.query("SELECT owner, until FROM queue_lease WHERE queue_id = ?", (qid,))
+    assert row["owner"] == worker.owner
+    # Another worker polling now gets nothing (DUR-11).
+    assert leases.claim(store, "other-worker", 10, row["until"] - 1.0, 60.0) == []
+
+    [arrived] = await slow_upstream.wait_for(1)
+    assert f"id {qid};".encode() in arrived.content and arrived.content.endswith(b"HANDED\r\n")
+    await until(lambda: not store.query("SELECT id FROM queue"))
+    assert store.query("SELECT * FROM queue_lease") == []
+    # Sent from memory: the sealed message was never read back for it.
+    assert not [sql for sql in reads if "SELECT created, attempts, blob" in sql]
+    assert len(slow_upstream.arrived) == 1
+
+
+async def test_with_no_slot_free_a_message_waits_for_a_poll_unleased(
+    start_gateway: StartGateway, slow_upstream: Upstream
+) -> None:
+    gw = await start_gateway(upstream=slow_upstream, config={"delivery": {"concurrency": 1}})
+    gw.add_staff(ALICE)
+    store = gw.gateway.store
+    _e, first = await gw.send(ALICE, [BOB], message(ALICE, [BOB], body="FIRST\n"))
+    _e, second = await gw.send(ALICE, [BOB], message(ALICE, [BOB], body="SECOND\n"))
+    # The one slot is the first message's: the second was queued without a lease.
+    leased = {r["queue_id"] for r in store.query("SELECT queue_id FROM queue_lease")}
+    assert leased == {first.split()[-1]} and second.split()[-1] not in leased
+    arrived = await slow_upstream.wait_for(2, timeout=20)
+    assert sorted(a.content[-8:] for a in arrived) == [b"\nFIRST\r\n", b"SECOND\r\n"]
+
+
+async def test_a_gateway_not_delivering_leases_nothing(start_gateway: StartGateway) -> None:
+    gw = await start_gateway(deliver=False)
+    gw.add_staff(ALICE)
+    _e, reply = await gw.send(ALICE, [BOB], message(ALICE, [BOB]))
+    assert reply.startswith("2.0.0 Queued as ")
+    assert gw.gateway.store.query("SELECT * FROM queue_lease") == []
