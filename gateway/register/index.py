@@ -201,15 +201,16 @@ def terms(r: Record) -> list[tuple[str, str]]:
     return [(w, v) for w, v in out if v]
 
 
-def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
-    """Write (or rewrite) the index row of ``r``, folded from its own entries."""
+def put(conn: sqlite3.Connection, keyring: Keyring, r: Record, *, new: bool = False) -> None:
+    """Write (or rewrite) the index row of ``r``, folded from its own entries. ``new``:
+    the entry was just appended, so it has no row, no count and no terms to replace."""
     held_at, decided_at = hold_times(r)
     staff = term_id(conn, keyring, "staff", r.staff) if r.staff else None
     family = term_id(conn, keyring, "family", r.family) if r.family else None
     orgs = [term_id(conn, keyring, what, name) for what, name in organisation_names(r).values()]
     org = orgs[0] if orgs else None
     month, facts = month_of(r.at), facts_of(r)
-    before = tally.key_of(conn, r.seq)
+    before = None if new else tally.key_of(conn, r.seq)
     conn.execute(
         "INSERT OR REPLACE INTO register_index (seq, at, month, kind, notice, purged,"
         " staff, family, consent, informed, approval, incomplete,"
@@ -239,7 +240,8 @@ def put(conn: sqlite3.Connection, keyring: Keyring, r: Record) -> None:
         ),
     )
     tally.move(conn, before, (month, r.kind, staff or 0, facts, org or 0))
-    conn.execute("DELETE FROM register_index_term WHERE seq = ?", (r.seq,))
+    if not new:
+        conn.execute("DELETE FROM register_index_term WHERE seq = ?", (r.seq,))
     ids = {*orgs, *(term_id(conn, keyring, what, value) for what, value in terms(r))}
     conn.executemany(
         "INSERT INTO register_index_term (seq, term) VALUES (?, ?)", [(r.seq, i) for i in ids]

@@ -20,6 +20,7 @@ sealed per entry (see :mod:`gateway.register.codec`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -173,7 +174,8 @@ class Register:
             self.mac_key = MacKey.load(self.mac_key_file)  # another process evolved the key
             if last_epoch > self.mac_key.epoch:
                 raise RegisterError("the register MAC key is older than the register")
-        sealed, wrapped = seal_entry(self.keyring, seq, canonical_json(personal).encode())
+        plain = canonical_json(personal)
+        sealed, wrapped = seal_entry(self.keyring, seq, plain.encode())
         fields = EntryFields(
             seq=seq,
             epoch=self.mac_key.epoch,
@@ -192,15 +194,34 @@ class Register:
             f"INSERT INTO register ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
             (*dataclasses.astuple(fields), sealed, wrapped, mac),
         )
-        if not (ref and kind in index.UNINDEXED_FOLLOWUPS):
-            self.reindex(conn, [ref if ref and index.is_root(conn, ref) else seq])
+        if not ref:
+            # A new record, whose only entry is this one: indexed from what was just
+            # sealed, not read back and opened again.
+            entry = Entry(
+                seq=seq,
+                at=fields.at_us / 1e6,
+                kind=kind,
+                ref=0,
+                queue_id=queue_id,
+                size=size,
+                sha256=sha256,
+                public=json.loads(fields.public),
+                data=json.loads(plain),
+                purged=False,
+            )
+            found = self._started_by(seq, [entry])
+            if found is not None:
+                index.put(conn, self.keyring, found, new=True)
+        elif kind not in index.UNINDEXED_FOLLOWUPS:
+            self.reindex(conn, [ref if index.is_root(conn, ref) else seq])
         return seq
 
     def reindex(self, conn: sqlite3.Connection, roots: list[int]) -> None:
         """Rewrite the index rows (:mod:`.index`) of the records ``roots`` start, folded
         from their own entries, inside the caller's transaction."""
         for root in roots:
-            found = self._started_by(root, conn.execute(_RECORD_ROWS, (root, root)).fetchall())
+            rows = conn.execute(_RECORD_ROWS, (root, root)).fetchall()
+            found = self._started_by(root, (self._entry(r) for r in rows))
             if found is not None:
                 index.put(conn, self.keyring, found)
 
@@ -322,11 +343,12 @@ class Register:
     def thread_record(self, seq: int) -> Record | None:
         """The record that entry ``seq`` starts (with its follow-ups), reading only those
         entries: for the disclosure filter, once per reply in a conversation."""
-        return self._started_by(seq, self.store.query(_RECORD_ROWS, (seq, seq)))
+        rows = self.store.query(_RECORD_ROWS, (seq, seq))
+        return self._started_by(seq, (self._entry(r) for r in rows))
 
-    def _started_by(self, seq: int, rows: Iterable[Any]) -> Record | None:
-        """The record entry ``seq`` starts, folded from ``rows`` (it and its follow-ups)."""
-        found = self._build(self._entry(r) for r in rows)
+    def _started_by(self, seq: int, entries: Iterable[Entry]) -> Record | None:
+        """The record entry ``seq`` starts, folded from ``entries`` (it and its follow-ups)."""
+        found = self._build(entries)
         return found[0] if found and found[0].seq == seq else None
 
     def record(self, seq: int) -> Record | None:
