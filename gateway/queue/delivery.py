@@ -1,5 +1,9 @@
 """The delivery worker: claim due messages, hand them to the transport, record outcomes.
 
+A message this process has just accepted is not claimed: when a slot is free, its
+acceptance takes the lease (:meth:`DeliveryWorker.reserve`) and the handler gives it over
+from memory (:meth:`DeliveryWorker.hand`).
+
 Per recipient: 2xx delivered; 4xx (or no connection, no TLS, bad certificate) deferred with
 exponential backoff; 5xx, or still deferred past ``max_queue_age``, bounced with a DSN to the
 staff sender (RFC 3464). Delivery is at-least-once: a crash after the upstream's 250 and
