@@ -71,6 +71,8 @@ class DeliveryWorker:
         self._stopping = False
         self.owner = leases.new_owner()  # whose leases are ours (gateway.queue.leases)
         self._reserved = 0  # leases given for acceptances in progress (reserve, hand)
+        # Due messages may be waiting for a slot: poll again as soon as a delivery ends.
+        self._behind = False
         self._renewing: asyncio.Task[None] | None = None
 
     @property
@@ -88,6 +90,7 @@ class DeliveryWorker:
                 await self._record_kept()
             free = self.delivery.concurrency - len(self._inflight) - self._reserved
             if free > 0 and not self.paused:
+                self._behind = False
                 ids = await self.spool.store.run(
                     leases.claim,
                     self.spool.store,
@@ -100,6 +103,8 @@ class DeliveryWorker:
                 if self._stopping:  # stop() came while we claimed: give them back
                     await self.spool.store.run(leases.release, self.spool.store, self.owner, ids)
                     break
+                if len(ids) >= free:  # as many as it could take: there may be more
+                    self._behind = True
                 for qid in ids:
                     self._start(qid, None)
             with contextlib.suppress(TimeoutError):
@@ -110,10 +115,13 @@ class DeliveryWorker:
         """A lease (owner, until) for a message about to be accepted, if a delivery slot
         is free: the acceptance takes it in its own transaction, then :meth:`hand` gives
         the message over from memory, with no claim and no reading it back. None: the
-        message waits for a poll like any other."""
-        busy = len(self._inflight) + self._reserved
+        message waits for a poll like any other (the next one ends a delivery, if every
+        slot is busy)."""
         running = self._renewing is not None and not self._stopping  # run() is on
-        if not running or self.paused or busy >= self.delivery.concurrency:
+        if not running or self.paused:
+            return None
+        if len(self._inflight) + self._reserved >= self.delivery.concurrency:
+            self._behind = True
             return None
         self._reserved += 1
         return self.owner, self.clock() + self.delivery.lease
@@ -135,7 +143,10 @@ class DeliveryWorker:
         for qid, t in list(self._inflight.items()):
             if t is task:
                 del self._inflight[qid]
-        self._wake.set()
+        # A slot is free: poll now if something may be waiting for one; else the next
+        # regular poll (a message accepted here with a slot free never waits for one).
+        if self._behind or self._unrecorded:
+            self._wake.set()
 
     async def _renew_leases(self) -> None:
         """Every third of the lease: extend the leases of the deliveries in progress."""

@@ -232,7 +232,8 @@ class Handler:
             sha256=accepted.sha256,
             held=held,
         )
-        self.on_queued()  # a held message's notice to its sender is queued too
+        if lease is None:  # for a poll to find (a held message's notice is queued too)
+            self.on_queued()
         if held:
             hold = tx.annotations["hold"]
             why = "; ".join(str(r) for r in hold.get("reasons", []))

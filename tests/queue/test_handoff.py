@@ -8,6 +8,7 @@ message: no other worker can take it meanwhile, and the outcome ends it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -35,9 +36,11 @@ async def slow_upstream(ca: TestCA) -> AsyncIterator[Upstream]:
 async def test_the_accepting_worker_holds_the_lease_from_the_250_and_sends_it_once(
     start_gateway: StartGateway, slow_upstream: Upstream
 ) -> None:
-    gw = await start_gateway(upstream=slow_upstream)
+    # No regular poll during the test: what is delivered was handed over.
+    gw = await start_gateway(upstream=slow_upstream, config={"delivery": {"poll_interval": 60}})
     gw.add_staff(ALICE)
     store, worker = gw.gateway.store, gw.gateway.worker
+    await asyncio.sleep(0.5)  # the worker's first poll, when it starts, is over
     reads: list[str] = []
     store._reader.set_trace_callback(reads.append)
 
@@ -48,20 +51,25 @@ async def test_the_accepting_worker_holds_the_lease_from_the_250_and_sends_it_on
     assert row["owner"] == worker.owner
     # Another worker polling now gets nothing (DUR-11).
     assert leases.claim(store, "other-worker", 10, row["until"] - 1.0, 60.0) == []
+    polled_by_us = len(reads)
 
     [arrived] = await slow_upstream.wait_for(1)
     assert f"id {qid};".encode() in arrived.content and arrived.content.endswith(b"HANDED\r\n")
     await until(lambda: not store.query("SELECT id FROM queue"))
     assert store.query("SELECT * FROM queue_lease") == []
-    # Sent from memory: the sealed message was never read back for it.
+    # Sent from memory: the sealed message was never read back for it, and no poll
+    # looked for it (neither at its acceptance nor when its delivery ended).
     assert not [sql for sql in reads if "SELECT created, attempts, blob" in sql]
+    assert [sql for sql in reads if "LEFT JOIN queue_lease" in sql] == [reads[polled_by_us - 1]]
     assert len(slow_upstream.arrived) == 1
 
 
-async def test_with_no_slot_free_a_message_waits_for_a_poll_unleased(
+async def test_with_no_slot_free_a_message_waits_unleased_for_the_slot(
     start_gateway: StartGateway, slow_upstream: Upstream
 ) -> None:
-    gw = await start_gateway(upstream=slow_upstream, config={"delivery": {"concurrency": 1}})
+    # The regular poll is a minute away: the second message is taken when the slot frees.
+    config = {"delivery": {"concurrency": 1, "poll_interval": 60}}
+    gw = await start_gateway(upstream=slow_upstream, config=config)
     gw.add_staff(ALICE)
     store = gw.gateway.store
     _e, first = await gw.send(ALICE, [BOB], message(ALICE, [BOB], body="FIRST\n"))
@@ -69,7 +77,7 @@ async def test_with_no_slot_free_a_message_waits_for_a_poll_unleased(
     # The one slot is the first message's: the second was queued without a lease.
     leased = {r["queue_id"] for r in store.query("SELECT queue_id FROM queue_lease")}
     assert leased == {first.split()[-1]} and second.split()[-1] not in leased
-    arrived = await slow_upstream.wait_for(2, timeout=20)
+    arrived = await slow_upstream.wait_for(2, timeout=8)
     assert sorted(a.content[-8:] for a in arrived) == [b"\nFIRST\r\n", b"SECOND\r\n"]
 
 
