@@ -6,8 +6,9 @@ from memory (:meth:`DeliveryWorker.hand`).
 
 Per recipient: 2xx delivered; 4xx (or no connection, no TLS, bad certificate) deferred with
 exponential backoff; 5xx, or still deferred past ``max_queue_age``, bounced with a DSN to the
-staff sender (RFC 3464). Delivery is at-least-once: a crash after the upstream's 250 and
-before our record means one more attempt, and the register shows both (DUR-7).
+staff sender (RFC 3464); :mod:`gateway.queue.verdicts` judges, this module records.
+Delivery is at-least-once: a crash after the upstream's 250 and before our record means
+one more attempt, and the register shows both (DUR-7).
 
 When the record itself cannot be written (the disk is full: DUR-10), the transfer has
 happened all the same. Its outcome is kept in memory and the message is never offered
@@ -32,21 +33,19 @@ import functools
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 import structlog
 
 from gateway.errors import SpoolCorrupt, TempFailure
-from gateway.events import Evidence, Outcome
+from gateway.events import Evidence
 from gateway.queue import leases
-from gateway.queue.dsn import build_bounce, permanent_status
+from gateway.queue.dsn import build_bounce
 from gateway.queue.spool import Spool, Spooled, new_queue_id
 from gateway.queue.transports import AttemptResult, Transport, not_sent
+from gateway.queue.verdicts import Verdicts, judge, outcomes, retry_at, with_status
 from gateway.settings import Settings
 
 log = structlog.get_logger("gateway.delivery")
-
-Status = Literal["delivered", "deferred", "bounced"]
 
 
 class DeliveryWorker:
@@ -249,36 +248,9 @@ class DeliveryWorker:
         await self._record(msg, result)
         return True
 
-    def _judge(
-        self, msg: Spooled, result: AttemptResult, now: float
-    ) -> tuple[dict[int, tuple[Status, str]], dict[int, tuple[str, str]]]:
-        """Per pending recipient: its status and the reply that decided it (the register's
-        evidence); and, for those that failed for good, the DSN's (status, diagnostic)."""
-        expired = now - msg.created >= self.delivery.max_queue_age
-        verdicts: dict[int, tuple[Status, str]] = {}
-        failed: dict[int, tuple[str, str]] = {}
-        for i in msg.pending:
-            code, text = result.replies.get(msg.rcpt_tos[i], (451, result.final_reply))
-            reply = f"{code} {text}"
-            if 200 <= code < 300:
-                verdicts[i] = ("delivered", reply)
-            elif code >= 500:
-                verdicts[i] = ("bounced", reply)
-                failed[i] = (permanent_status(reply), reply)
-            elif expired:
-                # RFC 5321 4.5.4.1: give up after the configured age; RFC 3463 5.4.7.
-                reply = (
-                    f"gave up after {_duration(self.delivery.max_queue_age)}; last reply: {reply}"
-                )
-                verdicts[i] = ("bounced", reply)
-                failed[i] = ("5.4.7", reply)
-            else:
-                verdicts[i] = ("deferred", reply)
-        return verdicts, failed
-
     async def _record(self, msg: Spooled, result: AttemptResult) -> None:
         now = self.clock()
-        verdicts, failed = self._judge(msg, result, now)
+        verdicts, failed = judge(msg, result, now, self.delivery.max_queue_age)
         if failed and msg.mail_from not in ("", "<>"):  # RFC 5321 4.5.5: no DSN of a DSN
             try:
                 # The DSN is queued in the attempt's own transaction: it exists if and only
@@ -307,31 +279,10 @@ class DeliveryWorker:
         msg: Spooled,
         result: AttemptResult,
         now: float,
-        verdicts: dict[int, tuple[Status, str]],
+        verdicts: Verdicts,
         bounce: tuple[str, bytes] | None,
     ) -> Callable[[], Awaitable[None]]:
         """The one transaction that records this attempt (and queues its DSN, if any)."""
-        attempt = msg.attempts + 1
-        groups: dict[tuple[Status, str], list[int]] = {}
-        for i, verdict in verdicts.items():
-            groups.setdefault(verdict, []).append(i)
-        outcomes = [
-            Outcome(
-                queue_id=msg.queue_id,
-                at=now,
-                attempt=attempt,
-                status=status,
-                recipients=tuple(msg.rcpt_tos[i] for i in idxs),
-                reply=reply,
-                evidence=result.evidence,
-            )
-            for (status, reply), idxs in groups.items()
-        ]
-        retry_at = None
-        if any(status == "deferred" for status, _ in verdicts.values()):
-            # Exponential backoff (exponent capped so the float cannot overflow).
-            backoff = self.delivery.retry_initial * 2 ** min(msg.attempts, 32)
-            retry_at = now + min(backoff, self.delivery.retry_max)
 
         def queue_bounce(conn: sqlite3.Connection) -> None:
             if bounce is not None:
@@ -349,10 +300,10 @@ class DeliveryWorker:
         return functools.partial(
             self.spool.finish_async,
             msg,
-            delivered=[i for i, (status, _) in verdicts.items() if status == "delivered"],
-            bounced=[i for i, (status, _) in verdicts.items() if status == "bounced"],
-            outcomes=outcomes,
-            retry_at=retry_at,
+            delivered=with_status(verdicts, "delivered"),
+            bounced=with_status(verdicts, "bounced"),
+            outcomes=outcomes(msg, result, now, verdicts),
+            retry_at=retry_at(msg, now, verdicts, self.delivery),
             error=result.final_reply,
             also=queue_bounce,
         )
@@ -361,7 +312,7 @@ class DeliveryWorker:
         self,
         msg: Spooled,
         result: AttemptResult,
-        verdicts: dict[int, tuple[Status, str]],
+        verdicts: Verdicts,
         bounce_id: str | None,
     ) -> None:
         if bounce_id is not None:
@@ -394,13 +345,6 @@ class DeliveryWorker:
             include_body=self.delivery.bounce_includes_body,
             arrival=msg.created,
         )
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} seconds"
 
 
 def _first_line(text: str) -> str:
