@@ -19,7 +19,9 @@ Every refusal goes to the recorder (the disclosure register). A fault we cannot 
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -29,7 +31,7 @@ import structlog
 
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused, TempFailure
-from gateway.events import RefusedEvent
+from gateway.events import Accepted, RefusedEvent
 from gateway.holds.service import Holds
 from gateway.mail.content import Content
 from gateway.mail.headers import (
@@ -214,15 +216,13 @@ class Handler:
             # after the commit that covers this one.
             if held:
                 accepted = await self.spool.store.run(lambda: self.holds.accept(**message))
+            elif lease is not None:
+                accepted = await self._accept_and_hand(message)
             else:
                 accepted = await self.spool.accept_async(**message)
         except Exception as exc:
-            if lease is not None and self.delivery is not None:
-                self.delivery.hand(None)
             log.exception("spool_write_failed", queue_id=tx.queue_id, error=type(exc).__name__)
             raise TempFailure("Queue write error; try again later") from exc
-        if lease is not None and self.delivery is not None:
-            self.delivery.hand(Spool.in_memory(message, accepted))
         log.info(
             "message_queued",
             queue_id=tx.queue_id,
@@ -244,6 +244,22 @@ class Handler:
                 + (f". Next time: {hint}" if hint else "")
             )
         return f"250 2.0.0 Queued as {tx.queue_id}"
+
+    async def _accept_and_hand(self, message: Message) -> Accepted:
+        """Accepted with its lease, then handed to this process's delivery however the
+        commit ends, even if the session does not wait for it (the client went away): a
+        message committed with our lease and never handed over would wait for the lease
+        to expire."""
+        accepting = asyncio.ensure_future(self.spool.accept_async(**message))
+        accepting.add_done_callback(functools.partial(self._hand, message))
+        return await asyncio.shield(accepting)
+
+    def _hand(self, message: Message, accepting: asyncio.Future[Accepted]) -> None:
+        assert self.delivery is not None
+        if accepting.cancelled() or accepting.exception() is not None:
+            self.delivery.hand(None)  # not accepted: nothing was leased
+        else:
+            self.delivery.hand(Spool.in_memory(message, accepting.result()))
 
     def _finish_headers(self, tx: Transaction, content: Content) -> Splices:
         cut = body_start(content)

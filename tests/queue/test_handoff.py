@@ -9,16 +9,19 @@ message: no other worker can take it meanwhile, and the outcome ends it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import AsyncIterator
 
 import pytest
 from conftest import StartGateway
 from support.delivery import until
-from support.harness import message
+from support.harness import PASSWORD, message
 from support.pki import TestCA
+from support.rawsmtp import authenticated
 from support.upstream import Upstream, UpstreamBehaviour
 
 from gateway.queue import leases
+from gateway.store_lock import write_lock_path
 
 ALICE = "alice@c4f.example"
 BOB = "bob@c4f.example"
@@ -87,3 +90,33 @@ async def test_a_gateway_not_delivering_leases_nothing(start_gateway: StartGatew
     _e, reply = await gw.send(ALICE, [BOB], message(ALICE, [BOB]))
     assert reply.startswith("2.0.0 Queued as ")
     assert gw.gateway.store.query("SELECT * FROM queue_lease") == []
+
+
+async def test_a_message_whose_client_leaves_during_the_commit_is_still_sent_at_once(
+    start_gateway: StartGateway, upstream: Upstream
+) -> None:
+    """The client hangs up while its message waits for the disk. The commit still happens
+    (with this worker's lease), so the message must be handed over all the same: else it
+    would wait for its lease to expire (two minutes), with a delivery slot lost for good."""
+    gw = await start_gateway(upstream=upstream, config={"delivery": {"poll_interval": 60}})
+    gw.add_staff(ALICE)
+    store, worker = gw.gateway.store, gw.gateway.worker
+    await asyncio.sleep(0.5)  # the worker's first poll, when it starts, is over
+    c = await authenticated(gw.port, gw.client_tls(), ALICE, PASSWORD)
+    assert (await c.cmd(f"MAIL FROM:<{ALICE}>")).startswith("250")
+    assert (await c.cmd(f"RCPT TO:<{BOB}>")).startswith("250")
+    assert (await c.cmd("DATA")).startswith("354")
+    # The database's writer lock is taken, as by another worker process in a long commit.
+    with open(write_lock_path(store.path), "rb") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        waited = store.write_lock.waits
+        body = f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: Visit notes\r\n\r\nLEFT\r\n.\r\n"
+        await c.send(body.encode())
+        await until(lambda: store.write_lock.waits > waited)  # its commit waits for the lock
+        await c.close()  # and the client goes away without its reply
+        await asyncio.sleep(0.3)
+        fcntl.flock(other, fcntl.LOCK_UN)
+    [arrived] = await upstream.wait_for(1, timeout=10)
+    assert arrived.content.endswith(b"LEFT\r\n")
+    await until(lambda: not store.query("SELECT id FROM queue"))
+    assert worker._reserved == 0
