@@ -123,14 +123,7 @@ class Gateway:
                 console_url=web_settings(settings).public_url,
                 clock=clock,
             )
-        self.handler = Handler(
-            settings,
-            self.pipeline,
-            self.spool,
-            self.holds,
-            on_queued=self.worker.wake,
-            delivery=self.worker,
-        )
+        self.handler = Handler(settings, self.pipeline, self.spool, self.holds, self.worker)
         self.server_tls = parts.tls
         self.tls = parts.tls.context  # the listeners keep it; reload_tls changes what it serves
         # [metrics] listen: the Prometheus endpoint (counts only); it counts failed logins.

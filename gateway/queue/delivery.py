@@ -1,8 +1,7 @@
 """The delivery worker: claim due messages, hand them to the transport, record outcomes.
 
-A message this process has just accepted is not claimed: when a slot is free, its
-acceptance takes the lease (:meth:`DeliveryWorker.reserve`) and the handler gives it over
-from memory (:meth:`DeliveryWorker.hand`).
+A message this process accepts (:meth:`DeliveryWorker.accept`) is not claimed: when a
+slot is free, its acceptance takes the lease and the message is delivered from memory.
 
 Per recipient: 2xx delivered; 4xx (or no connection, no TLS, bad certificate) deferred with
 exponential backoff; 5xx, or still deferred past ``max_queue_age``, bounced with a DSN to the
@@ -37,10 +36,11 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from gateway.errors import SpoolCorrupt, TempFailure
-from gateway.events import Evidence
+from gateway.events import Accepted, Evidence
 from gateway.queue import leases
+from gateway.queue.bodies import IN_FILE_OVER
 from gateway.queue.dsn import build_bounce
-from gateway.queue.spool import Spool, Spooled, new_queue_id
+from gateway.queue.spool import Message, Spool, Spooled, new_queue_id
 from gateway.queue.transports import AttemptResult, Transport, not_sent
 from gateway.queue.verdicts import Verdicts, judge, outcomes, retry_at, with_status
 from gateway.settings import Settings
@@ -110,12 +110,28 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), self.delivery.poll_interval)
             self._wake.clear()
 
-    def reserve(self) -> tuple[str, float] | None:
-        """A lease (owner, until) for a message about to be accepted, if a delivery slot
-        is free: the acceptance takes it in its own transaction, then :meth:`hand` gives
-        the message over from memory, with no claim and no reading it back. None: the
-        message waits for a poll like any other (the next one ends a delivery, if every
-        slot is busy)."""
+    async def accept(self, message: Message) -> Accepted:
+        """Accept ``message`` into the queue (:meth:`Spool.accept_async`) for delivery.
+
+        A message up to IN_FILE_OVER, when a delivery slot is free, is leased to this
+        worker in its acceptance's own transaction and delivered from memory as soon as
+        the commit ends (no claim, no reading it back), even if the caller stopped
+        waiting for it (the client went away): committed with our lease and never
+        handed over, it would wait for the lease to expire. Any other message is for a
+        poll to find, and one is asked for now."""
+        lease = self._reserve() if len(message["content"]) <= IN_FILE_OVER else None
+        if lease is None:
+            accepted = await self.spool.accept_async(**message)
+            self.wake()
+            return accepted
+        message["lease"] = lease
+        accepting = asyncio.ensure_future(self.spool.accept_async(**message))
+        accepting.add_done_callback(functools.partial(self._hand, message))
+        return await asyncio.shield(accepting)
+
+    def _reserve(self) -> tuple[str, float] | None:
+        """A lease (owner, until) if this worker runs and has a slot free; else None (and,
+        every slot busy, the next delivery to end polls for what waits)."""
         running = self._renewing is not None and not self._stopping  # run() is on
         if not running or self.paused:
             return None
@@ -125,13 +141,15 @@ class DeliveryWorker:
         self._reserved += 1
         return self.owner, self.clock() + self.delivery.lease
 
-    def hand(self, msg: Spooled | None) -> None:
-        """After the acceptance that took a :meth:`reserve` lease: ``msg`` is delivered
-        now; None, it was not accepted (nothing was leased). Once stopping, it is not
-        started: its lease expires and another worker, or the next start, sends it."""
+    def _hand(self, message: Message, accepting: asyncio.Future[Accepted]) -> None:
+        """The acceptance that took a :meth:`_reserve` lease has ended: deliver the
+        message now, unless it was not accepted (nothing was leased) or this worker is
+        stopping (its lease expires, and another worker or the next start sends it)."""
         self._reserved -= 1
-        if msg is not None and not self._stopping:
-            self._start(msg.queue_id, msg)
+        if accepting.cancelled() or accepting.exception() is not None or self._stopping:
+            return
+        msg = Spool.in_memory(message, accepting.result())
+        self._start(msg.queue_id, msg)
 
     def _start(self, qid: str, msg: Spooled | None) -> None:
         task = asyncio.create_task(self._attempt_guarded(qid, msg))

@@ -209,9 +209,8 @@ class Register:
                 data=json.loads(plain),
                 purged=False,
             )
-            found = self._started_by(seq, [entry])
-            if found is not None:
-                index.put(conn, self.keyring, found, new=True)
+            [record] = self._build([entry])
+            index.put(conn, self.keyring, record, new=True)
         elif kind not in index.UNINDEXED_FOLLOWUPS:
             self.reindex(conn, [ref if index.is_root(conn, ref) else seq])
         return seq

@@ -19,19 +19,16 @@ Every refusal goes to the recorder (the disclosure register). A fault we cannot 
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import functools
 import re
 import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 import structlog
 
 from gateway.envelope import Session, Transaction
 from gateway.errors import Refused, TempFailure
-from gateway.events import Accepted, RefusedEvent
+from gateway.events import RefusedEvent
 from gateway.holds.service import Holds
 from gateway.mail.content import Content
 from gateway.mail.headers import (
@@ -44,7 +41,6 @@ from gateway.mail.headers import (
 )
 from gateway.mail.splices import Splices
 from gateway.pipeline import Pipeline, spliced
-from gateway.queue.bodies import IN_FILE_OVER
 from gateway.queue.delivery import DeliveryWorker
 from gateway.queue.spool import Message, Spool, new_queue_id
 from gateway.settings import Settings
@@ -63,15 +59,13 @@ class Handler:
         pipeline: Pipeline,
         spool: Spool,
         holds: Holds,
-        on_queued: Callable[[], None] = lambda: None,
-        delivery: DeliveryWorker | None = None,
+        delivery: DeliveryWorker,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.spool = spool
         self.holds = holds
-        self.on_queued = on_queued
-        self.delivery = delivery  # delivers what this process accepts, from memory
+        self.delivery = delivery  # this process's: what it accepts, it delivers
         limits = settings.limits
         self.min_free = limits.min_free_space or int(1.5 * limits.max_message_size)
 
@@ -206,20 +200,14 @@ class Handler:
             "annotations": tx.annotations,
             "clean": True,  # checked just above (MIME-7)
         }
-        # Delivered by this process from memory when it has a slot free (not a held
-        # message, nor a large one: its body stays on disk until delivery).
-        lease = None
-        if self.delivery is not None and not held and len(content) <= IN_FILE_OVER:
-            lease = message["lease"] = self.delivery.reserve()
         try:
             # Committed together with other sessions' messages (group commit); 250 only
             # after the commit that covers this one.
             if held:
                 accepted = await self.spool.store.run(lambda: self.holds.accept(**message))
-            elif lease is not None:
-                accepted = await self._accept_and_hand(message)
+                self.delivery.wake()  # the notice to its sender is queued with it
             else:
-                accepted = await self.spool.accept_async(**message)
+                accepted = await self.delivery.accept(message)
         except Exception as exc:
             log.exception("spool_write_failed", queue_id=tx.queue_id, error=type(exc).__name__)
             raise TempFailure("Queue write error; try again later") from exc
@@ -232,8 +220,6 @@ class Handler:
             sha256=accepted.sha256,
             held=held,
         )
-        if lease is None:  # for a poll to find (a held message's notice is queued too)
-            self.on_queued()
         if held:
             hold = tx.annotations["hold"]
             why = "; ".join(str(r) for r in hold.get("reasons", []))
@@ -244,22 +230,6 @@ class Handler:
                 + (f". Next time: {hint}" if hint else "")
             )
         return f"250 2.0.0 Queued as {tx.queue_id}"
-
-    async def _accept_and_hand(self, message: Message) -> Accepted:
-        """Accepted with its lease, then handed to this process's delivery however the
-        commit ends, even if the session does not wait for it (the client went away): a
-        message committed with our lease and never handed over would wait for the lease
-        to expire."""
-        accepting = asyncio.ensure_future(self.spool.accept_async(**message))
-        accepting.add_done_callback(functools.partial(self._hand, message))
-        return await asyncio.shield(accepting)
-
-    def _hand(self, message: Message, accepting: asyncio.Future[Accepted]) -> None:
-        assert self.delivery is not None
-        if accepting.cancelled() or accepting.exception() is not None:
-            self.delivery.hand(None)  # not accepted: nothing was leased
-        else:
-            self.delivery.hand(Spool.in_memory(message, accepting.result()))
 
     def _finish_headers(self, tx: Transaction, content: Content) -> Splices:
         cut = body_start(content)
