@@ -89,7 +89,9 @@ class _Wrap(Exception):
 def add_notice(
     content: Content, notice: Notice, signed: str = "wrap", *, clean: bool = False
 ) -> Result:
-    """Return ``content`` with the notice in every body text part. Raises Refused.
+    """The edits that put the notice in every body text part of ``content`` (the
+    Result's ``splices``; ``Result.content`` is the message with them made). Raises
+    Refused.
 
     ``clean``: the caller found no bare CR, bare LF or NUL in ``content`` (the submission
     handler refuses such a message before any filter), so of a body the notice was
@@ -254,8 +256,8 @@ def _bare_in_edit(old: bytes, new: bytes, clean: bool) -> bool:
 
     ``old`` is a body cut from a message known ``clean``: clean itself unless the cut
     split a CRLF (an LF first, a CR last), so only where ``new`` differs from it is read
-    (:func:`edit_is_clean`, as the pipeline reads each filter's edit), a few hundred
-    octets instead of the whole body.
+    (:func:`edit_is_clean`; the pipeline reads each filter's edits the same way, with
+    ``span_is_clean``), a few hundred octets instead of the whole body.
     """
     if clean and not old.endswith(b"\r") and not old.startswith(b"\n"):
         return not edit_is_clean(old, new)
@@ -275,7 +277,7 @@ class DisclaimerFilter:
     def apply(self, content: Content, *, clean: bool = False) -> Result:
         return add_notice(content, self.notice, self.signed, clean=clean)
 
-    async def on_data(self, tx: Transaction, content: Content) -> Content | Splices:
+    async def on_data(self, tx: Transaction, content: Content) -> Splices:
         try:
             # The pipeline gets only what the handler found CRLF-clean.
             apply = functools.partial(self.apply, clean=True)

@@ -3,9 +3,10 @@
 RFC 5321 2.3.8 and RFC 5322 2.3: CR and LF occur only together, as CRLF; NUL never occurs
 (nor in 7bit and 8bit bodies, RFC 2045 2.7 and 2.8). A bare CR or LF is how SMTP smuggling
 ends a message early at a later hop (SMUG-1..11). The submission handler checks what arrives;
-what each filter makes of it is checked where it differs (:func:`edit_is_clean`), so what
-leaves is held to the same rule (MIME-7); the disclaimer uses it to decide when an edited
-body needs a transfer encoding.
+what each filter makes of it is checked where it differs (the pipeline reads each edited
+span with :func:`span_is_clean`), so what leaves is held to the same rule (MIME-7); the
+disclaimer uses :func:`edit_is_clean` to decide when an edited body needs a transfer
+encoding.
 """
 
 from __future__ import annotations
